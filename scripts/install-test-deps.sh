@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what the escalefs test suite needs on Debian 12: fuse3, the relay
+# servers it starts on 127.0.0.1 (pure-ftpd, vsftpd, proftpd, Apache with
+# mod_dav, nginx with dav_ext), age and rclone. Run as root.
+#
+# pure-ftpd, vsftpd and proftpd-core conflict in Debian ("Provides:
+# ftp-server"), so only pure-ftpd is installed; the other two are unpacked
+# without their maintainer scripts into $ESCALEFS_TESTBIN
+# (default /opt/escalefs-testbin), where the test harness looks for them.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+extra=${ESCALEFS_TESTBIN:-/opt/escalefs-testbin}
+
+# No service may start during installation: the tests start their own.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+	printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+	chmod 755 /usr/sbin/policy-rc.d
+	trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+
+apt-get update -q
+apt-get install -y -q --no-install-recommends \
+	ca-certificates curl openssl fuse3 age rclone lftp \
+	pure-ftpd apache2 apache2-utils nginx libnginx-mod-http-dav-ext \
+	libpam-pwdfile libwrap0 libhiredis0.14 libmemcached11 libmemcachedutil2 libpcre2-posix3
+
+if [ ! -x "$extra/usr/sbin/vsftpd" ] || [ ! -x "$extra/usr/sbin/proftpd" ]; then
+	work=$(mktemp -d)
+	(cd "$work" && apt-get download vsftpd proftpd-core proftpd-mod-crypto)
+	mkdir -p "$extra"
+	for d in "$work"/*.deb; do dpkg-deb -x "$d" "$extra"; done
+	rm -rf "$work"
+fi
+echo "test dependencies installed; vsftpd and proftpd are in $extra/usr/sbin"
