@@ -1,0 +1,63 @@
+package file_test
+
+import (
+	"context"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/escalefs/escalefs/internal/testserver"
+	"github.com/escalefs/escalefs/relay"
+	"github.com/escalefs/escalefs/relay/file"
+	"github.com/escalefs/escalefs/relay/relaytest"
+)
+
+func TestConformance(t *testing.T) {
+	relaytest.Run(t, relaytest.Config{New: func(t *testing.T) relaytest.Fixture {
+		dir := t.TempDir()
+		r, err := file.New(context.Background(), dir, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		return relaytest.Fixture{Relay: r, Raw: func(t testing.TB) []string { return testserver.ListFiles(t, dir) }}
+	}})
+}
+
+func TestOpenErrors(t *testing.T) {
+	notDir := filepath.Join(t.TempDir(), "plain")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ url, want string }{
+		{"file://server/share", "has no host"},
+		{"file://" + notDir, "not a directory"},
+	} {
+		u, err := url.Parse(tc.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = file.Open(context.Background(), u, relay.Options{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("open %s: %v, want an error containing %q", tc.url, err, tc.want)
+		}
+	}
+}
+
+func TestQuota(t *testing.T) {
+	dir := t.TempDir()
+	r, err := file.New(context.Background(), dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	relaytest.MustPut(t, r, "a/b", make([]byte, 12345))
+	u, err := r.Quota(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Used != 12345 || u.Total < u.Used {
+		t.Errorf("quota = %+v, want used 12345 and total >= used", u)
+	}
+}
