@@ -48,7 +48,8 @@ func (p *readerAtPayload) Seek(offset int64, whence int) (int64, error) {
 
 // CheckedReader wraps a payload so that a payload yielding more or fewer
 // bytes than its Length is reported as an error instead of storing a short
-// or long object. Backends that stream a payload to a server use it.
+// or long object. Such errors are permanent. Backends that stream a payload
+// to a server use it.
 func CheckedReader(p Payload) io.Reader {
 	return &checkedReader{p: p, left: p.Length()}
 }
@@ -65,10 +66,10 @@ func (c *checkedReader) Read(b []byte) (int, error) {
 	n, err := c.p.Read(b)
 	c.left -= int64(n)
 	if c.left < 0 {
-		return n, fmt.Errorf("payload is longer than its declared length %d", c.p.Length())
+		return n, Permanent(fmt.Errorf("payload is longer than its declared length %d", c.p.Length()))
 	}
 	if err == io.EOF && c.left > 0 {
-		return n, fmt.Errorf("payload ended %d bytes before its declared length %d: %w", c.left, c.p.Length(), io.ErrUnexpectedEOF)
+		return n, Permanent(fmt.Errorf("payload ended %d bytes before its declared length %d: %w", c.left, c.p.Length(), io.ErrUnexpectedEOF))
 	}
 	return n, err
 }

@@ -1,0 +1,51 @@
+package all_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/escalefs/escalefs/internal/testserver"
+	"github.com/escalefs/escalefs/relay"
+	"github.com/escalefs/escalefs/relay/all"
+	"github.com/escalefs/escalefs/relay/relaytest"
+)
+
+// The full wrapper stack passes the conformance suite.
+func TestConformanceStack(t *testing.T) {
+	relaytest.Run(t, relaytest.Config{New: func(t *testing.T) relaytest.Fixture {
+		dir := t.TempDir()
+		r, err := all.Open(context.Background(), "file://"+dir, relay.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		return relaytest.Fixture{Relay: r, Raw: func(t testing.TB) []string { return testserver.ListFiles(t, dir) }}
+	}})
+}
+
+func TestBadURLs(t *testing.T) {
+	for _, tc := range []struct{ url, want string }{
+		{"", "relay URL is empty"},
+		{"nosuch://host/x", `unknown scheme "nosuch"`},
+		{"ftp//host", "has no scheme"},
+		{"ftp://user:s3cret@ho st/x", "malformed"},
+		{"file://otherhost/x", "has no host"},
+	} {
+		_, err := all.Open(context.Background(), tc.url, relay.Options{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("open %q: %v, want an error containing %q", tc.url, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("open %q: error shows the password: %v", tc.url, err)
+		}
+	}
+	_, err := all.Open(context.Background(), "nosuch://u:s3cret@host/x", relay.Options{})
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("unknown scheme with a password: %v", err)
+	}
+	if errors.Is(err, relay.ErrAuth) {
+		t.Errorf("unknown scheme reported as an auth failure: %v", err)
+	}
+}
