@@ -1,0 +1,58 @@
+package main
+
+import (
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/escalefs/escalefs/relay"
+)
+
+// relayFlags are the options that say how to reach a relay. Every command
+// that talks to a relay takes them.
+type relayFlags struct {
+	passwordFile    string
+	netrcFile       string
+	credentialsFile string
+	verifySSL       bool
+	pinSHA256       string
+	caFile          string
+	certFile        string
+	keyFile         string
+	sslVersion      string
+	maxConns        int
+	timeout         time.Duration
+}
+
+func (f *relayFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.passwordFile, "password-file", "", "file holding the relay password (or user:password lines); also $"+relay.PasswordEnv+" or ~/.netrc")
+	fs.StringVar(&f.netrcFile, "netrc", "", "netrc file to read the relay password from (default ~/.netrc)")
+	fs.StringVar(&f.credentialsFile, "credentials", "", "Google Drive credentials: OAuth token file or service-account JSON")
+	fs.BoolVar(&f.verifySSL, "verify-ssl", true, "verify the server's TLS certificate (ftps, https)")
+	fs.StringVar(&f.pinSHA256, "pin-sha256", "", "trust exactly the server certificate with this SHA-256 fingerprint")
+	fs.StringVar(&f.caFile, "ca-file", "", "PEM file of certificates to trust instead of the system's")
+	fs.StringVar(&f.certFile, "certificate", "", "PEM client certificate for TLS")
+	fs.StringVar(&f.keyFile, "key-file", "", "PEM key of the client certificate")
+	fs.StringVar(&f.sslVersion, "ssl-version", "", "highest TLS version to use: 1.0, 1.1, 1.2 or 1.3")
+	fs.IntVar(&f.maxConns, "max-connections", 0, "connections to the relay at most (default 4)")
+	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "how long to wait for the relay to answer")
+}
+
+func (f *relayFlags) options(g *globals) relay.Options {
+	return relay.Options{
+		Logger:          g.logger(),
+		PasswordFile:    f.passwordFile,
+		NetrcFile:       f.netrcFile,
+		CredentialsFile: f.credentialsFile,
+		TLS: relay.TLSOptions{
+			InsecureSkipVerify: !f.verifySSL,
+			PinSHA256:          f.pinSHA256,
+			CAFile:             f.caFile,
+			CertFile:           f.certFile,
+			KeyFile:            f.keyFile,
+			MaxVersion:         f.sslVersion,
+		},
+		MaxConns: f.maxConns,
+		Timeout:  f.timeout,
+	}
+}
