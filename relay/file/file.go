@@ -135,7 +135,12 @@ func (r *Relay) List(ctx context.Context, dir string, fn func(relay.ObjectInfo) 
 		if err != nil {
 			return err
 		}
-		if err := fn(relay.ObjectInfo{Name: filepath.ToSlash(rel), Size: info.Size(), ModTime: info.ModTime()}); err != nil {
+		name := filepath.ToSlash(rel)
+		if err := relay.ValidName(name); err != nil {
+			r.log.Warn("skipping a relay file whose name escalefs never writes", "err", err)
+			return nil
+		}
+		if err := fn(relay.ObjectInfo{Name: name, Size: info.Size(), ModTime: info.ModTime()}); err != nil {
 			fnErr = err
 			return err
 		}

@@ -61,3 +61,21 @@ func TestQuota(t *testing.T) {
 		t.Errorf("quota = %+v, want used 12345 and total >= used", u)
 	}
 }
+
+// Files that escalefs never writes (names it would refuse) are not listed.
+func TestListSkipsInvalidNames(t *testing.T) {
+	dir := t.TempDir()
+	r, err := file.New(context.Background(), dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	relaytest.MustPut(t, r, "ok/name", []byte("x"))
+	for _, bad := range []string{"ok/back\\slash", "ok/ctl\x01char", "ok/" + relay.TempPrefix + "0123"} {
+		if err := os.WriteFile(filepath.Join(dir, bad), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := relaytest.ListNames(t, r, ""); len(got) != 1 || got[0] != "ok/name" {
+		t.Errorf("list = %q, want only ok/name", got)
+	}
+}
