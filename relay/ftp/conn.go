@@ -3,6 +3,7 @@ package ftp
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -84,7 +85,28 @@ func (r *Relay) dialError(err error) error {
 		return relay.Permanent(fmt.Errorf("%w: the server refused AUTH TLS (%d %s); it may not offer FTPS: use ftp:// or enable TLS on the server",
 			relay.ErrTLS, te.Code, te.Msg))
 	}
-	return translate(err, false)
+	return tlsHint(translate(err, false), err)
+}
+
+// tlsHint adds to a failed certificate verification the fingerprint of
+// the certificate that the server presented, so that the user can check it
+// and pin it.
+func tlsHint(err, orig error) error {
+	var (
+		ua x509.UnknownAuthorityError
+		cv *tls.CertificateVerificationError
+	)
+	var cert *x509.Certificate
+	switch {
+	case errors.As(orig, &ua) && ua.Cert != nil:
+		cert = ua.Cert
+	case errors.As(orig, &cv) && len(cv.UnverifiedCertificates) > 0:
+		cert = cv.UnverifiedCertificates[0]
+	default:
+		return err
+	}
+	return fmt.Errorf("%w (the server's certificate has SHA-256 fingerprint %s: trust it with a CA file, or pin that fingerprint if you have checked it)",
+		err, relay.CertFingerprint(cert.Raw))
 }
 
 // loginError explains a failed login. The password never appears: servers
@@ -95,7 +117,8 @@ func (r *Relay) loginError(err error) error {
 	case errors.As(err, &te):
 		return fmt.Errorf("logging in as %q: %w", r.user, translate(err, false))
 	case isNetError(err):
-		return fmt.Errorf("logging in as %q: %w", r.user, translate(err, false))
+		// The TLS handshake happens here too, on the first command.
+		return tlsHint(translate(err, false), err)
 	default:
 		// jlaffaye/ftp returns the bare reply text when USER gets an
 		// unexpected answer, such as vsftpd's "530 This FTP server is

@@ -51,6 +51,10 @@ func TestPureFTPd(t *testing.T) {
 	s := testserver.StartPureFTPd(t)
 	t.Run("FTP", conformance(s, "ftp", relay.Options{}))
 	t.Run("FTPS", conformance(s, "ftps", relay.Options{TLS: relay.TLSOptions{PinSHA256: s.Cert.Fingerprint}}))
+	// One connection: nothing may hold a connection while waiting for
+	// another (List calls fn between directories, Put cleans up after
+	// releasing its connection).
+	t.Run("FTPOneConnection", conformance(s, "ftp", relay.Options{MaxConns: 1}))
 	t.Run("FTPSTLS13", func(t *testing.T) {
 		// pure-ftpd is the one server tested that handles TLS 1.3
 		// uploads from Go; asking for it explicitly lifts the 1.2 cap.
@@ -73,6 +77,7 @@ func TestVsftpd(t *testing.T) {
 	t.Run("FTPSWithoutTLS", func(t *testing.T) {
 		u, _ := s.NewRelayDir(t, "ftps")
 		_, err := ftp.Open(context.Background(), u, relay.Options{Password: s.Password, TLS: relay.TLSOptions{InsecureSkipVerify: true}})
+		t.Logf("ftps to a server without TLS: %v", err)
 		if !errors.Is(err, relay.ErrTLS) || !strings.Contains(err.Error(), "AUTH TLS") {
 			t.Errorf("ftps to a server without TLS: %v; want relay.ErrTLS saying that AUTH TLS was refused", err)
 		}
@@ -97,6 +102,7 @@ func testWrongPassword(t *testing.T, s *testserver.FTPServer, scheme string) {
 		t.Fatalf("open with a wrong password: %v; want relay.ErrAuth", err)
 	}
 	msg := err.Error()
+	t.Logf("wrong password: %v", err)
 	if strings.Contains(msg, wrong) {
 		t.Errorf("error shows the password: %s", msg)
 	}
@@ -114,6 +120,7 @@ func testTLS(t *testing.T, s *testserver.FTPServer) {
 	try := func(opts relay.TLSOptions) error {
 		u, _ := s.NewRelayDir(t, "ftps")
 		r, err := ftp.Open(context.Background(), u, relay.Options{Password: s.Password, TLS: opts})
+		t.Logf("open with %+v: %v", opts, err)
 		if err == nil {
 			defer r.Close()
 			relaytest.MustPut(t, r, "x", []byte("over TLS"))
@@ -125,8 +132,8 @@ func testTLS(t *testing.T, s *testserver.FTPServer) {
 	}
 	t.Run("Untrusted", func(t *testing.T) {
 		err := try(relay.TLSOptions{})
-		if !errors.Is(err, relay.ErrTLS) || !strings.Contains(err.Error(), "certificate") {
-			t.Errorf("self-signed certificate without a pin: %v; want relay.ErrTLS naming the certificate", err)
+		if !errors.Is(err, relay.ErrTLS) || !strings.Contains(err.Error(), "certificate") || !strings.Contains(err.Error(), s.Cert.Fingerprint) {
+			t.Errorf("self-signed certificate without a pin: %v; want relay.ErrTLS naming the certificate and its fingerprint", err)
 		}
 	})
 	t.Run("WrongPin", func(t *testing.T) {
@@ -153,10 +160,12 @@ func testTLS(t *testing.T, s *testserver.FTPServer) {
 }
 
 func TestUnreachable(t *testing.T) {
+	t.Parallel()
 	port := testserver.FreePort(t) // closed again: connections are refused
 	u := &url.URL{Scheme: "ftp", User: url.UserPassword("u", "p-secret"), Host: "127.0.0.1:" + strconv.Itoa(port), Path: "/x"}
 	start := time.Now()
 	_, err := ftp.Open(context.Background(), u, relay.Options{})
+	t.Logf("closed port: %v", err)
 	if !errors.Is(err, relay.ErrUnreachable) {
 		t.Fatalf("open of a closed port: %v; want relay.ErrUnreachable", err)
 	}
@@ -172,6 +181,7 @@ func TestUnreachable(t *testing.T) {
 }
 
 func TestBadURLs(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ url, want string }{
 		{"ftp:///dir", "no host"},
 		{"ftp://user:hunter2@/dir", "no host"},
@@ -185,6 +195,7 @@ func TestBadURLs(t *testing.T) {
 			t.Fatalf("%s: %v", tc.url, err)
 		}
 		_, err = ftp.Open(context.Background(), u, relay.Options{})
+		t.Logf("%s: %v", tc.url, err)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("open %s: %v; want an error saying %q", tc.url, err, tc.want)
 		}
@@ -195,6 +206,7 @@ func TestBadURLs(t *testing.T) {
 }
 
 func TestBackend(t *testing.T) {
+	t.Parallel()
 	b := ftp.Backend()
 	if len(b.Schemes) != 2 || b.Schemes[0] != "ftp" || b.Schemes[1] != "ftps" || b.Open == nil || !strings.Contains(b.Usage, "ftps://") {
 		t.Errorf("backend = %+v", b)

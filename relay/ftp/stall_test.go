@@ -1,0 +1,243 @@
+package ftp_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"strings"
+	gosync "sync"
+	"testing"
+	"time"
+
+	"github.com/escalefs/escalefs/relay"
+	"github.com/escalefs/escalefs/relay/ftp"
+)
+
+// stallServer is a minimal FTP server that starts uploads and downloads and
+// then stops moving data and answering, as a hung server or a dead network
+// would. Real servers cannot be made to do that on demand.
+type stallServer struct {
+	ln    net.Listener
+	greet bool // send the 220 greeting
+
+	mu    gosync.Mutex
+	cmds  []string
+	conns []net.Conn
+}
+
+func startStallServer(t *testing.T, greet bool) *stallServer {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &stallServer{ln: ln, greet: greet}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.track(c)
+			go s.session(c)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, c := range s.conns {
+			c.Close()
+		}
+	})
+	return s
+}
+
+func (s *stallServer) url() *url.URL {
+	return &url.URL{Scheme: "ftp", User: url.UserPassword("u", "p"), Host: s.ln.Addr().String(), Path: "/dir"}
+}
+
+func (s *stallServer) track(c net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.conns = append(s.conns, c)
+}
+
+func (s *stallServer) commands() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.cmds...)
+}
+
+func (s *stallServer) session(c net.Conn) {
+	if !s.greet {
+		return // never say anything
+	}
+	reply := func(format string, args ...any) { fmt.Fprintf(c, format+"\r\n", args...) }
+	reply("220 stall server")
+	rd := bufio.NewReader(c)
+	var pasv net.Listener
+	for {
+		line, err := rd.ReadString('\n')
+		if err != nil {
+			return
+		}
+		line = strings.TrimRight(line, "\r\n")
+		s.mu.Lock()
+		s.cmds = append(s.cmds, line)
+		s.mu.Unlock()
+		cmd, arg, _ := strings.Cut(line, " ")
+		switch cmd {
+		case "USER":
+			reply("331 password please")
+		case "PASS":
+			reply("230 logged in")
+		case "FEAT":
+			reply("211-Features:\r\n SIZE\r\n211 End")
+		case "TYPE", "NOOP":
+			reply("200 ok")
+		case "PWD":
+			reply(`257 "/" is the current directory`)
+		case "CWD", "DELE":
+			reply("250 ok")
+		case "MKD":
+			reply(`257 "%s" created`, arg)
+		case "SIZE":
+			reply("213 %d", 1<<20)
+		case "EPSV":
+			if pasv, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+				reply("425 %v", err)
+				continue
+			}
+			reply("229 Entering Extended Passive Mode (|||%d|)", pasv.Addr().(*net.TCPAddr).Port)
+		case "STOR", "RETR":
+			reply("150 go ahead")
+			d, err := pasv.Accept()
+			pasv.Close()
+			if err != nil {
+				return
+			}
+			s.track(d)
+			if cmd == "RETR" {
+				d.Write(make([]byte, 1000))
+			}
+			// Then nothing more on either connection: no data, no reply.
+		case "QUIT":
+			reply("221 bye")
+			return
+		default:
+			reply("502 not implemented")
+		}
+	}
+}
+
+// zeros is a large payload that is never exhausted in these tests.
+type zeros struct{ n int64 }
+
+func (z *zeros) Read(b []byte) (int, error) { clear(b); return len(b), nil }
+func (z *zeros) Length() int64              { return z.n }
+func (z *zeros) Rewind() error              { return nil }
+
+func TestCancelStalledPut(t *testing.T) {
+	t.Parallel()
+	s := startStallServer(t, true)
+	r, err := ftp.Open(context.Background(), s.url(), relay.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err = r.Put(ctx, "a/b", &zeros{n: 1 << 40})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("put to a stalled server with a context that ends: %v; want context.DeadlineExceeded", err)
+	}
+	// The upload is cut at once; the server then gets a few seconds to
+	// answer (it does not), and the temporary file is deleted.
+	if d := time.Since(start); d > 6*time.Second {
+		t.Errorf("put returned after %v", d)
+	}
+	var stor, dele string
+	for _, c := range s.commands() {
+		switch {
+		case strings.HasPrefix(c, "STOR "):
+			stor = strings.TrimPrefix(c, "STOR ")
+		case strings.HasPrefix(c, "DELE "):
+			dele = strings.TrimPrefix(c, "DELE ")
+		}
+	}
+	if !strings.HasPrefix(stor, "/dir/a/"+relay.TempPrefix) || dele != stor {
+		t.Errorf("stored %q and deleted %q; want a temporary name under /dir/a deleted after the failure", stor, dele)
+	}
+}
+
+func TestCancelStalledGet(t *testing.T) {
+	t.Parallel()
+	s := startStallServer(t, true)
+	r, err := ftp.Open(context.Background(), s.url(), relay.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	var got int
+	err = r.Get(ctx, "obj", 0, -1, func(rd io.Reader) error {
+		b, err := io.ReadAll(rd)
+		got = len(b)
+		return err
+	})
+	if !errors.Is(err, context.DeadlineExceeded) || got != 1000 {
+		t.Fatalf("get from a stalled server: %d bytes, %v; want 1000 bytes, then context.DeadlineExceeded", got, err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("get returned after %v", d)
+	}
+	// The relay still works: a new connection replaces the closed one.
+	if st, err := r.Stat(context.Background(), "obj"); err != nil || st.Size != 1<<20 {
+		t.Errorf("stat after a cancelled get: %+v, %v", st, err)
+	}
+}
+
+func TestStalledGetTimesOut(t *testing.T) {
+	t.Parallel()
+	s := startStallServer(t, true)
+	r, err := ftp.Open(context.Background(), s.url(), relay.Options{Timeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	start := time.Now()
+	err = r.Get(context.Background(), "obj", 0, -1, func(rd io.Reader) error {
+		_, err := io.ReadAll(rd)
+		return err
+	})
+	if err == nil || relay.IsPermanent(err) || !strings.Contains(err.Error(), "timeout") {
+		t.Fatalf("get from a stalled server: %v; want a transient timeout", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("get returned after %v", d)
+	}
+}
+
+func TestSilentServer(t *testing.T) {
+	t.Parallel()
+	s := startStallServer(t, false)
+	start := time.Now()
+	_, err := ftp.Open(context.Background(), s.url(), relay.Options{Timeout: 300 * time.Millisecond})
+	if !errors.Is(err, relay.ErrUnreachable) || time.Since(start) > 3*time.Second {
+		t.Errorf("open of a server that never greets, after %v: %v; want relay.ErrUnreachable (timeout)", time.Since(start), err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	_, err = ftp.Open(ctx, s.url(), relay.Options{})
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 3*time.Second {
+		t.Errorf("open of a server that never greets with a context that ends, after %v: %v; want context.DeadlineExceeded", time.Since(start), err)
+	}
+}
