@@ -188,7 +188,7 @@ func (r *davRelay) do(ctx context.Context, rq request) (*http.Response, error) {
 		resp, err := r.hc.Do(req)
 		if err != nil {
 			r.log.Debug("webdav request failed", "method", rq.method, "path", req.URL.EscapedPath(), "err", err)
-			return nil, netError(rq.method, err)
+			return nil, netError(ctx, rq.method, err)
 		}
 		r.log.Debug("webdav request", "method", rq.method, "path", req.URL.EscapedPath(),
 			"status", resp.StatusCode, "elapsed", time.Since(start))
@@ -214,13 +214,19 @@ func discard(resp *http.Response) {
 
 // netError turns a transport error into one that names the method and
 // carries the relay sentinel, without the request URL that url.Error adds.
-func netError(method string, err error) error {
+func netError(ctx context.Context, method string, err error) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if ctx.Err() != nil {
 		return err
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		// The transport's own timeouts (response headers, TLS handshake)
+		// claim to be context.DeadlineExceeded, which would make them
+		// permanent; the server may well answer next time.
+		return relay.Transient(fmt.Errorf("%w: %s: %v", relay.ErrUnreachable, method, err))
 	}
 	var rhe tls.RecordHeaderError
 	if errors.As(err, &rhe) || strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") {

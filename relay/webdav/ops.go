@@ -19,9 +19,9 @@ import (
 // which runs after the caller's context may have ended.
 const cleanupTimeout = 10 * time.Second
 
-// lingerDelay is how long a server gets to finish storing an upload whose
+// lingerDelay is how long a server gets to finish handling an upload whose
 // answer was lost before the temporary object is deleted again.
-const lingerDelay = 500 * time.Millisecond
+const lingerDelay = time.Second
 
 // Stat implements relay.Relay with a PROPFIND of depth 0. A collection is
 // not an object, so statting one yields fs.ErrNotExist.
@@ -73,11 +73,21 @@ func (r *davRelay) info(name string, e entry) relay.ObjectInfo {
 // redirects a GET of a directory to the URL with a trailing slash; that
 // means the name is a collection, so no object.
 func (r *davRelay) objectStatusError(method string, resp *http.Response) error {
-	if resp.StatusCode >= 300 && resp.StatusCode < 400 && strings.HasSuffix(resp.Header.Get("Location"), "/") {
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 && redirectsToSlash(resp) {
 		return relay.Permanent(fmt.Errorf("is a collection (directory), not an object (server answered %s to %s): %w",
 			resp.Status, method, fs.ErrNotExist))
 	}
 	return r.statusError(method, resp)
+}
+
+// redirectsToSlash reports whether resp redirects to its request's URL
+// with a slash appended.
+func redirectsToSlash(resp *http.Response) bool {
+	if resp.Request == nil {
+		return false
+	}
+	loc, err := resp.Request.URL.Parse(resp.Header.Get("Location"))
+	return err == nil && loc.Host == resp.Request.URL.Host && loc.Path == resp.Request.URL.Path+"/"
 }
 
 // listStop carries an error returned by the List callback, which List
@@ -355,9 +365,7 @@ func (r *davRelay) put(ctx context.Context, name string, p relay.Payload) error 
 		err = r.move(ctx, tmp, name)
 	}
 	if err != nil {
-		// If the whole body went out but no answer came back, the server
-		// may still be storing it.
-		r.removeTemp(ctx, tmp, up.sent && statusCode(err) == 0)
+		r.removeTemp(ctx, tmp, statusCode(err) == 0)
 	}
 	return err
 }
@@ -367,7 +375,6 @@ func (r *davRelay) put(ctx context.Context, name string, p relay.Payload) error 
 type upload struct {
 	p       relay.Payload
 	started bool // the payload has been read from: rewind before reuse
-	sent    bool // the last request read the payload to its end
 }
 
 // body returns a reader over the payload for one request. It checks the
@@ -381,9 +388,8 @@ func (up *upload) body(ctx context.Context) (io.Reader, int64, error) {
 		}
 	}
 	up.started = true
-	up.sent = false
 	n := up.p.Length()
-	rd := &ctxReader{ctx: ctx, r: relay.CheckedReader(up.p), eof: &up.sent}
+	rd := &ctxReader{ctx: ctx, r: relay.CheckedReader(up.p)}
 	if n == 0 {
 		// Make sure an empty payload really is empty.
 		if _, err := rd.Read(make([]byte, 1)); err != io.EOF {
@@ -396,22 +402,17 @@ func (up *upload) body(ctx context.Context) (io.Reader, int64, error) {
 	return rd, n, nil
 }
 
-// ctxReader fails reads once ctx has ended and records reaching EOF.
+// ctxReader fails reads once ctx has ended.
 type ctxReader struct {
 	ctx context.Context
 	r   io.Reader
-	eof *bool
 }
 
 func (c *ctxReader) Read(b []byte) (int, error) {
 	if err := c.ctx.Err(); err != nil {
 		return 0, err
 	}
-	n, err := c.r.Read(b)
-	if err == io.EOF {
-		*c.eof = true
-	}
-	return n, err
+	return c.r.Read(b)
 }
 
 // upload PUTs the payload with its length, streaming it: gowebdav's
@@ -457,23 +458,42 @@ func (r *davRelay) move(ctx context.Context, from, to string) error {
 	return r.statusError("MOVE", resp)
 }
 
-// removeTemp deletes the temporary object of a failed Put, with a fresh
-// context since the caller's may have ended. When the server may still be
-// finishing the upload (the body was sent, the answer lost), a DELETE that
-// arrives first finds nothing, so it is repeated a little later.
-func (r *davRelay) removeTemp(ctx context.Context, tmp string, mayLinger bool) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(cleanupTimeout, r.timeout))
-	defer cancel()
-	err := r.delete(ctx, tmp)
-	if err == nil && mayLinger {
-		select {
-		case <-time.After(lingerDelay):
-			err = r.delete(ctx, tmp)
-		case <-ctx.Done():
+// removeTemp deletes the temporary object of a failed Put. It runs with a
+// fresh context, since the caller's may have ended, and in the background
+// when it has: a cancelled Put returns at once, even if the server has
+// stopped answering. When the outcome of the upload is unknown (no answer
+// came back), the server may still be storing it and a DELETE that arrives
+// first finds nothing, so it is repeated a little later, in the background.
+// Close waits for these.
+func (r *davRelay) removeTemp(ctx context.Context, tmp string, uncertain bool) {
+	bg := context.WithoutCancel(ctx)
+	remove := func(delay time.Duration) {
+		ctx, cancel := context.WithTimeout(bg, delay+min(cleanupTimeout, r.timeout))
+		defer cancel()
+		if delay > 0 {
+			select {
+			case <-time.After(delay):
+			case <-r.closing: // Close is waiting: delete now
+			}
+		}
+		if err := r.delete(ctx, tmp); err != nil {
+			r.log.Warn("could not remove the temporary object of a failed put", "name", tmp, "err", err)
 		}
 	}
-	if err != nil {
-		r.log.Warn("could not remove the temporary object of a failed put", "name", tmp, "err", err)
+	background := func(delay time.Duration) {
+		r.cleanups.Add(1)
+		go func() {
+			defer r.cleanups.Done()
+			remove(delay)
+		}()
+	}
+	if ctx.Err() != nil {
+		background(0)
+	} else {
+		remove(0)
+	}
+	if uncertain {
+		background(lingerDelay)
 	}
 }
 

@@ -76,6 +76,12 @@ type davRelay struct {
 	// exist, so that a Put into a known directory issues no MKCOL.
 	dirsMu gosync.Mutex
 	dirs   map[string]bool
+
+	// cleanups counts background removals of temporary objects; closing
+	// tells them to stop waiting.
+	cleanups  gosync.WaitGroup
+	closing   chan struct{}
+	closeOnce gosync.Once
 }
 
 var (
@@ -130,6 +136,7 @@ func Open(ctx context.Context, u *url.URL, opts relay.Options) (relay.Relay, err
 		host:    u.Host,
 		root:    root,
 		dirs:    map[string]bool{},
+		closing: make(chan struct{}),
 		props: relay.Properties{
 			Scheme:           u.Scheme,
 			Location:         loc,
@@ -213,8 +220,11 @@ func (r *davRelay) checkRoot(ctx context.Context) error {
 // Properties implements relay.Relay.
 func (r *davRelay) Properties() relay.Properties { return r.props }
 
-// Close implements relay.Relay.
+// Close implements relay.Relay. It waits for the removal of temporary
+// objects of failed puts that is still under way.
 func (r *davRelay) Close() error {
+	r.closeOnce.Do(func() { close(r.closing) })
+	r.cleanups.Wait()
 	r.tr.CloseIdleConnections()
 	return nil
 }
