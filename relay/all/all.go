@@ -8,9 +8,12 @@ import (
 
 	"github.com/escalefs/escalefs/relay"
 	"github.com/escalefs/escalefs/relay/file"
+	"github.com/escalefs/escalefs/relay/ftp"
+	"github.com/escalefs/escalefs/relay/gdrive"
 	"github.com/escalefs/escalefs/relay/limit"
 	"github.com/escalefs/escalefs/relay/logging"
 	"github.com/escalefs/escalefs/relay/retry"
+	"github.com/escalefs/escalefs/relay/webdav"
 )
 
 // DefaultMaxConns is the number of relay calls that may run at once when
@@ -21,6 +24,9 @@ const DefaultMaxConns = 4
 func Backends() relay.Registry {
 	return relay.Registry{
 		file.Backend(),
+		ftp.Backend(),
+		webdav.Backend(),
+		gdrive.Backend(),
 	}
 }
 
