@@ -362,7 +362,7 @@ func (r *davRelay) put(ctx context.Context, name string, p relay.Payload) error 
 		}
 	}
 	if err == nil {
-		err = r.move(ctx, tmp, name)
+		err = r.moveIntoPlace(ctx, tmp, name)
 	}
 	if err != nil {
 		r.removeTemp(ctx, tmp, statusCode(err) == 0)
@@ -435,14 +435,42 @@ func (r *davRelay) upload(ctx context.Context, name string, up *upload) error {
 	return r.statusError("PUT", resp)
 }
 
-// move renames from to to with MOVE and Overwrite: T (x/net/webdav, and so
-// rclone, replaces an existing target only when told explicitly).
-func (r *davRelay) move(ctx context.Context, from, to string) error {
-	dest := r.objectURL(to)
+// moveIntoPlace moves from onto to, replacing an object there but never a
+// collection that holds objects. A MOVE with "Overwrite: T" onto a
+// collection deletes the whole collection first (RFC 4918 9.9.3; Apache
+// does so, nginx refuses with 409), so the first MOVE says "Overwrite: F".
+// Only when the server answers that something is in the way (412, or 409
+// from nginx) is that something looked at: an object is replaced with a
+// second MOVE, a leftover collection with no objects in it is removed
+// first (Delete leaves empty collections behind), and a collection with
+// objects is an error wrapping fs.ErrExist.
+func (r *davRelay) moveIntoPlace(ctx context.Context, from, to string) error {
+	err := r.move(ctx, from, to, false)
+	code := statusCode(err)
+	if code != http.StatusPreconditionFailed && code != http.StatusConflict {
+		return err
+	}
+	if r.isCollection(ctx, to) {
+		if err := r.removeEmptyCollection(ctx, to); err != nil {
+			return err
+		}
+	} else if code == http.StatusConflict {
+		return err
+	}
+	return r.move(ctx, from, to, true)
+}
+
+// move sends a MOVE. "Overwrite" is always explicit: x/net/webdav (and so
+// rclone) takes a missing header as F, unlike the RFC.
+func (r *davRelay) move(ctx context.Context, from, to string, overwrite bool) error {
+	ow := "F"
+	if overwrite {
+		ow = "T"
+	}
 	resp, err := r.do(ctx, request{
 		method: "MOVE",
 		url:    r.objectURL(from),
-		header: map[string]string{"Destination": dest.String(), "Overwrite": "T"},
+		header: map[string]string{"Destination": r.objectURL(to).String(), "Overwrite": ow},
 	})
 	if err != nil {
 		return err
@@ -456,6 +484,32 @@ func (r *davRelay) move(ctx context.Context, from, to string) error {
 		return relay.Transient(fmt.Errorf("MOVE to %q failed on the server (207 Multi-Status)", to))
 	}
 	return r.statusError("MOVE", resp)
+}
+
+// removeEmptyCollection deletes the collection name if no object lies
+// anywhere below it, and fails with fs.ErrExist otherwise.
+func (r *davRelay) removeEmptyCollection(ctx context.Context, name string) error {
+	errFound := errors.New("found an object")
+	err := r.list(ctx, name, func(relay.ObjectInfo) error { return &listStop{errFound} })
+	var stop *listStop
+	if errors.As(err, &stop) {
+		return relay.Permanent(fmt.Errorf("%w: a collection (directory) holding objects is in the way", fs.ErrExist))
+	}
+	if err != nil {
+		return err
+	}
+	resp, err := r.do(ctx, request{method: "DELETE", url: r.collURL(name)})
+	if err != nil {
+		return err
+	}
+	defer discard(resp)
+	r.forgetTree(name)
+	switch resp.StatusCode {
+	case http.StatusOK, http.StatusNoContent, http.StatusNotFound:
+		r.log.Debug("removed an empty collection in the way of an object", "name", name)
+		return nil
+	}
+	return fmt.Errorf("removing the empty collection in the way: %w", r.statusError("DELETE", resp))
 }
 
 // removeTemp deletes the temporary object of a failed Put. It runs with a
@@ -548,12 +602,12 @@ func (r *davRelay) rename(ctx context.Context, from, to string) error {
 	if err := r.ensureParents(ctx, to); err != nil {
 		return err
 	}
-	err := r.move(ctx, from, to)
+	err := r.moveIntoPlace(ctx, from, to)
 	if c := statusCode(err); c == http.StatusConflict || c == http.StatusInternalServerError {
 		// Perhaps a cached parent collection was removed meanwhile.
 		r.forgetDirs(to)
 		if err = r.ensureParents(ctx, to); err == nil {
-			err = r.move(ctx, from, to)
+			err = r.moveIntoPlace(ctx, from, to)
 		}
 	}
 	if err != nil && statusCode(err) == http.StatusNotFound {

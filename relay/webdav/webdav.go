@@ -341,6 +341,17 @@ func (r *davRelay) knownDir(dir string) bool {
 	return r.dirs[dir]
 }
 
+// forgetTree drops dir and every collection below it from the cache.
+func (r *davRelay) forgetTree(dir string) {
+	r.dirsMu.Lock()
+	defer r.dirsMu.Unlock()
+	for d := range r.dirs {
+		if d == dir || strings.HasPrefix(d, dir+"/") {
+			delete(r.dirs, d)
+		}
+	}
+}
+
 // forgetDirs drops the root and every ancestor of name from the cache,
 // after the server said one of them is gone.
 func (r *davRelay) forgetDirs(name string) {

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -260,6 +261,44 @@ func quirks(t *testing.T, s *testserver.DAVServer) {
 		relaytest.MustPut(t, r, "d/inner", []byte("x"))
 		err := r.(relay.Renamer).Rename(ctxT(t), "d", "e")
 		checkErr(t, "rename of a directory", err, fs.ErrNotExist, "collection")
+	})
+	t.Run("PutOverDirectory", func(t *testing.T) {
+		// A MOVE onto a collection replaces it with all its contents on
+		// Apache; objects below the name must survive.
+		r, dir := openRelay(t, s, relay.Options{})
+		ctx := ctxT(t)
+		relaytest.MustPut(t, r, "a/b", []byte("x"))
+		err := r.Put(ctx, "a", relay.BytesPayload([]byte("y")))
+		checkErr(t, "put over a directory holding objects", err, fs.ErrExist, "collection")
+		relaytest.MustPut(t, r, "e", []byte("e"))
+		err = r.(relay.Renamer).Rename(ctx, "e", "a")
+		checkErr(t, "rename over a directory holding objects", err, fs.ErrExist, "collection")
+		if files := testserver.ListFiles(t, dir); !slices.Equal(files, []string{"a/b", "e"}) {
+			t.Errorf("storage holds %q, want a/b and e", files)
+		}
+		// A directory that Delete left empty is no obstacle.
+		if err := r.Delete(ctx, "a/b"); err != nil {
+			t.Fatal(err)
+		}
+		relaytest.MustPut(t, r, "a", []byte("now a file"))
+		if got := relaytest.MustGet(t, r, "a"); string(got) != "now a file" {
+			t.Errorf("a = %q", got)
+		}
+		relaytest.MustPut(t, r, "c/d/e", []byte("x"))
+		if err := r.Delete(ctx, "c/d/e"); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.(relay.Renamer).Rename(ctx, "e", "c"); err != nil {
+			t.Errorf("rename over an empty directory: %v", err)
+		}
+		// And the names can become directories again.
+		if err := r.Delete(ctx, "a"); err != nil {
+			t.Fatal(err)
+		}
+		relaytest.MustPut(t, r, "a/again", []byte("x"))
+		if got := relaytest.ListNames(t, r, ""); !slices.Equal(got, []string{"a/again", "c"}) {
+			t.Errorf("list = %q", got)
+		}
 	})
 	t.Run("GetDirectory", func(t *testing.T) {
 		r, _ := openRelay(t, s, relay.Options{})
