@@ -33,12 +33,11 @@ func New(inner relay.Relay, log *slog.Logger) *Relay {
 }
 
 func (r *Relay) done(ctx context.Context, op, name string, start time.Time, err error, attrs ...any) {
-	level := slog.LevelDebug
-	attrs = append(attrs, "op", op, "name", name, "took", time.Since(start).Round(time.Microsecond))
+	attrs = append([]any{"op", op, "name", name, "took", time.Since(start).Round(time.Microsecond)}, attrs...)
 	if err != nil {
 		attrs = append(attrs, "err", err)
 	}
-	r.log.Log(ctx, level, "relay call", attrs...)
+	r.log.DebugContext(ctx, "relay call", attrs...)
 }
 
 // Stat implements relay.Relay.
