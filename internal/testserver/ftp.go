@@ -32,12 +32,9 @@ type FTPServer struct {
 	// it is set to the shared test Password so that leak checks still work.
 	User, Password string
 	// TLS tells whether the server offers explicit FTPS (AUTH TLS). When it
-	// does, Cert is the server's self-signed certificate and
-	// TLSMaxVersion the highest protocol version it speaks well ("" for
-	// no limit).
-	TLS           bool
-	Cert          Cert
-	TLSMaxVersion string
+	// does, Cert is the server's self-signed certificate.
+	TLS  bool
+	Cert Cert
 	// Process is the running server.
 	Process *Process
 }
@@ -200,6 +197,100 @@ func StartVsftpd(t testing.TB) *FTPServer {
 	return s
 }
 
+var vsftpdUserConf = template.Must(template.New("vsftpd.conf").Parse(`listen=YES
+listen_ipv6=NO
+listen_address=127.0.0.1
+listen_port={{.Port}}
+background=NO
+anonymous_enable=NO
+local_enable=YES
+write_enable=YES
+guest_enable=YES
+guest_username=daemon
+virtual_use_local_privs=YES
+local_root={{.Root}}
+chroot_local_user=YES
+allow_writeable_chroot=YES
+pam_service_name={{.PAMService}}
+local_umask=022
+pasv_min_port={{.PasvLo}}
+pasv_max_port={{.PasvHi}}
+pasv_address=127.0.0.1
+secure_chroot_dir={{.Empty}}
+seccomp_sandbox=NO
+mdtm_write=YES
+max_per_ip=0
+max_clients=0
+ssl_enable=YES
+allow_anon_ssl=NO
+force_local_logins_ssl=NO
+force_local_data_ssl=NO
+require_ssl_reuse=YES
+ssl_ciphers=HIGH
+rsa_cert_file={{.CertFile}}
+rsa_private_key_file={{.KeyFile}}
+xferlog_enable=YES
+vsftpd_log_file={{.Log}}
+`))
+
+// StartVsftpdUser starts vsftpd with a virtual user (PAM pam_pwdfile) whose
+// root is Root, offering explicit FTPS that works with TLS 1.2 at most and
+// requires data connections to resume the control connection's TLS session
+// (require_ssl_reuse=YES, vsftpd's default). It needs one file outside its
+// TempDir: a PAM service in /etc/pam.d, removed on cleanup, so it needs
+// root and libpam-pwdfile.
+func StartVsftpdUser(t testing.TB) *FTPServer {
+	t.Helper()
+	bin := LookBinary(t, "vsftpd")
+	found := false
+	for _, d := range []string{"/lib/x86_64-linux-gnu/security", "/usr/lib/x86_64-linux-gnu/security", "/lib/security", "/usr/lib/security"} {
+		if _, err := os.Stat(filepath.Join(d, "pam_pwdfile.so")); err == nil {
+			found = true
+		}
+	}
+	if !found {
+		Unavailable(t, "pam_pwdfile.so (libpam-pwdfile) is not installed")
+	}
+	if os.Geteuid() != 0 {
+		Unavailable(t, "vsftpd with a password needs root, to add a PAM service")
+	}
+	dir := TempDir(t)
+	root := filepath.Join(dir, "root")
+	empty := filepath.Join(dir, "empty")
+	mkdirs(t, root, empty)
+	Chown(t, root, "daemon:daemon")
+	s := &FTPServer{Kind: "vsftpd", Root: root, User: User, Password: Password, TLS: true,
+		Cert: NewCert(t, dir)}
+	users := filepath.Join(dir, "users.pwd")
+	if err := os.WriteFile(users, []byte(User+":"+cryptPassword(t, Password)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Linux-PAM lower-cases service names: an upper-case letter would
+	// make every login fail with "530 Login incorrect".
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	service := "escalefs-test-" + hex.EncodeToString(b[:])
+	pamFile := filepath.Join("/etc/pam.d", service)
+	pam := fmt.Sprintf("auth required pam_pwdfile.so pwdfile=%s\naccount required pam_permit.so\n", users)
+	if err := os.WriteFile(pamFile, []byte(pam), 0o644); err != nil {
+		Unavailable(t, "cannot add a PAM service for vsftpd: %v", err)
+	}
+	t.Cleanup(func() { os.Remove(pamFile) })
+	port := FreePort(t)
+	lo := FreePortRange(t, passivePorts)
+	conf := filepath.Join(dir, "vsftpd.conf")
+	writeTemplate(t, conf, vsftpdUserConf, map[string]any{
+		"Port": port, "Root": root, "PasvLo": lo, "PasvHi": lo + passivePorts - 1, "Empty": empty,
+		"PAMService": service, "CertFile": s.Cert.CertFile, "KeyFile": s.Cert.KeyFile,
+		"Log": filepath.Join(dir, "xfer.log"),
+	})
+	s.Addr = fmt.Sprintf("127.0.0.1:%d", port)
+	s.Process = Start(t, port, bin, conf)
+	return s
+}
+
 var proftpdConf = template.Must(template.New("proftpd.conf").Parse(`ServerName "relaytest"
 ServerType standalone
 DefaultAddress 127.0.0.1
@@ -260,7 +351,7 @@ func StartProFTPd(t testing.TB) *FTPServer {
 	mkdirs(t, root, run)
 	Chown(t, root, "nobody:nogroup")
 	s := &FTPServer{Kind: "proftpd", Root: root, User: User, Password: Password, TLS: true,
-		Cert: NewCert(t, dir), TLSMaxVersion: "1.2"}
+		Cert: NewCert(t, dir)}
 	passwd := filepath.Join(dir, "passwd")
 	line := fmt.Sprintf("%s:%s:65534:65534::%s:/bin/false\n", User, cryptPassword(t, Password), root)
 	if err := os.WriteFile(passwd, []byte(line), 0o600); err != nil {

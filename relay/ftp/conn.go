@@ -300,7 +300,6 @@ func (r *Relay) release(c *conn, ok bool) {
 		r.mu.Unlock()
 		c.quit()
 	} else {
-		r.log.Debug("ftp: discarding a connection after an error or an interrupted transfer")
 		c.abort()
 	}
 	<-r.slots
@@ -325,7 +324,13 @@ func (r *Relay) doWith(ctx context.Context, op, name string, onCancel func(*conn
 	stop := context.AfterFunc(ctx, func() { onCancel(c) })
 	err = fn(c)
 	cancelled := !stop()
-	r.release(c, err == nil && !cancelled)
+	if !c.reusable() || cancelled {
+		r.log.Debug("ftp: closing a connection after a network error, a timeout or an interrupted transfer",
+			"op", op, "name", name, "cancelled", cancelled, "err", err)
+	}
+	// A refusal from the server (a missing object, say) leaves the
+	// connection usable; check has marked it broken otherwise.
+	r.release(c, !cancelled)
 	if err == nil {
 		return nil
 	}

@@ -84,6 +84,15 @@ func TestVsftpd(t *testing.T) {
 	})
 }
 
+func TestVsftpdUser(t *testing.T) {
+	t.Parallel()
+	s := testserver.StartVsftpdUser(t)
+	// vsftpd requires data connections to resume the control
+	// connection's TLS session, and fails TLS 1.3 uploads.
+	t.Run("FTPS", conformance(s, "ftps", relay.Options{TLS: relay.TLSOptions{CAFile: s.Cert.CertFile}}))
+	t.Run("WrongPassword", func(t *testing.T) { testWrongPassword(t, s, "ftps") })
+}
+
 func TestProFTPd(t *testing.T) {
 	t.Parallel()
 	s := testserver.StartProFTPd(t)

@@ -137,21 +137,35 @@ func (r *Relay) readDir(c *conn, dir string) ([]*ftp.Entry, error) {
 	r.mu.Lock()
 	plain := r.listPlain
 	r.mu.Unlock()
-	if !plain {
-		// Without MLSD, vsftpd (force_dot_files=NO, its default) and
-		// others hide dotfiles from LIST unless asked with -a.
-		entries, err := c.sc.List("-a")
-		err = c.check(err, false)
-		if err == nil || !isReply(err) || replyCode(err) == 550 {
-			return entries, err
-		}
-		r.log.Debug("ftp: the server refuses LIST -a; dotfiles may be missing from listings", "err", err)
+	if plain {
+		entries, err := c.sc.List("")
+		return entries, c.check(err, false)
+	}
+	// Without MLSD, vsftpd (force_dot_files=NO, its default) and others
+	// hide dotfiles from LIST unless asked with -a. A server that does not
+	// know -a may refuse it, or take it for a file name and list nothing:
+	// an empty or refused LIST -a is checked with a plain LIST (which
+	// costs a round trip only for empty directories, since LIST -a shows
+	// "." and "..").
+	entries, err := c.sc.List("-a")
+	if err == nil && len(entries) > 0 {
+		return entries, nil
+	}
+	if err != nil && !cleanReply(err) {
+		return nil, c.check(err, false)
+	}
+	plainEntries, perr := c.sc.List("")
+	if perr != nil {
+		return nil, c.check(perr, false)
+	}
+	if err != nil || len(plainEntries) > 0 {
+		r.log.Warn("ftp: the server does not understand LIST -a; files whose names start with a dot may be missing from listings",
+			"location", r.loc, "err", err)
 		r.mu.Lock()
 		r.listPlain = true
 		r.mu.Unlock()
 	}
-	entries, err := c.sc.List("")
-	return entries, c.check(err, false)
+	return plainEntries, nil
 }
 
 // skipEntry reports whether a directory entry is not an object.

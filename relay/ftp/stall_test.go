@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/url"
 	"strings"
@@ -106,6 +107,10 @@ func (s *stallServer) session(c net.Conn) {
 		case "MKD":
 			reply(`257 "%s" created`, arg)
 		case "SIZE":
+			if strings.Contains(arg, "missing") {
+				reply("550 %s: No such file or directory", arg)
+				continue
+			}
 			reply("213 %d", 1<<20)
 		case "EPSV":
 			if pasv, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
@@ -113,6 +118,21 @@ func (s *stallServer) session(c net.Conn) {
 				continue
 			}
 			reply("229 Entering Extended Passive Mode (|||%d|)", pasv.Addr().(*net.TCPAddr).Port)
+		case "LIST":
+			// A server that takes LIST's -a for a file name.
+			if arg == "-a" {
+				reply("550 -a: No such file or directory")
+				continue
+			}
+			reply("150 here it comes")
+			d, err := pasv.Accept()
+			pasv.Close()
+			if err != nil {
+				return
+			}
+			fmt.Fprintf(d, "-rw-r--r--    1 0        0               5 Nov 24 17:26 file\r\n")
+			d.Close()
+			reply("226 done")
 		case "STOR", "RETR":
 			reply("150 go ahead")
 			d, err := pasv.Accept()
@@ -239,5 +259,61 @@ func TestSilentServer(t *testing.T) {
 	_, err = ftp.Open(ctx, s.url(), relay.Options{})
 	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 3*time.Second {
 		t.Errorf("open of a server that never greets with a context that ends, after %v: %v; want context.DeadlineExceeded", time.Since(start), err)
+	}
+}
+
+func TestPoolReuse(t *testing.T) {
+	t.Parallel()
+	s := startStallServer(t, true)
+	r, err := ftp.Open(context.Background(), s.url(), relay.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for range 5 {
+		if _, err := r.Stat(context.Background(), "obj"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Stat(context.Background(), "missing"); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("stat of a missing object: %v", err)
+		}
+	}
+	logins := 0
+	for _, c := range s.commands() {
+		if strings.HasPrefix(c, "USER ") {
+			logins++
+		}
+	}
+	if logins != 1 {
+		t.Errorf("%d logins for sequential calls; want 1: the connection, refusals included, should be reused", logins)
+	}
+}
+
+func TestListWithoutDashA(t *testing.T) {
+	t.Parallel()
+	s := startStallServer(t, true)
+	r, err := ftp.Open(context.Background(), s.url(), relay.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for range 2 {
+		var names []string
+		err := r.List(context.Background(), "", func(oi relay.ObjectInfo) error {
+			names = append(names, oi.Name)
+			return nil
+		})
+		if err != nil || len(names) != 1 || names[0] != "file" {
+			t.Errorf("list from a server that refuses LIST -a: %q, %v; want [file]", names, err)
+		}
+	}
+	n := 0
+	for _, c := range s.commands() {
+		if c == "LIST -a" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("LIST -a sent %d times; want once, then plain LIST", n)
 	}
 }
