@@ -55,7 +55,7 @@ func (s *FTPServer) NewRelayDir(t testing.TB, scheme string) (*url.URL, string) 
 	return u, filepath.Join(s.Root, filepath.FromSlash(rel))
 }
 
-// Log returns the server's own log files and output, for failure messages.
+// Log returns what the server printed, for failure messages.
 func (s *FTPServer) Log() string {
 	return s.Process.Output()
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/textproto"
 	gosync "sync"
@@ -252,7 +253,7 @@ func (r *Relay) acquire(ctx context.Context) (*conn, error) {
 		if r.closed {
 			r.mu.Unlock()
 			<-r.slots
-			return nil, errors.New("relay is closed")
+			return nil, relay.Permanent(fmt.Errorf("relay is closed: %w", fs.ErrClosed))
 		}
 		var c *conn
 		if n := len(r.idle); n > 0 {

@@ -23,6 +23,7 @@ type ReplyError struct {
 	Kind error
 }
 
+// Error returns the sentinel's text, if any, and the server's reply.
 func (e *ReplyError) Error() string {
 	if e.Kind == nil {
 		return fmt.Sprintf("server replied %d %s", e.Code, e.Msg)

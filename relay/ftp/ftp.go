@@ -16,21 +16,37 @@
 // (pure-ftpd, vsftpd, proftpd). A failed or cancelled Put removes the
 // temporary object.
 //
+// Object names go to the server as they are, with one exception: pure-ftpd
+// turns trailing spaces of STOR, MKD and RNTO arguments into underscores,
+// so a name component ending with a space is stored with that space written
+// as U+2420 (see names.go).
+//
 // Server quirks handled here, found with real servers (see
 // internal/testserver):
 //   - vsftpd and proftpd fail uploads over TLS 1.3 from Go clients
 //     ("426 Failure reading network stream"), so ftps is capped at TLS 1.2
 //     unless the user sets a maximum version.
-//   - pure-ftpd over TLS never answers once a download is closed before its
-//     end; such a connection is dropped instead of waited on (and short
-//     remainders are drained so that the connection can be kept).
+//   - vsftpd (require_ssl_reuse=YES, its default) refuses data connections
+//     that do not resume the control connection's TLS session ("522 SSL
+//     connection failed: session reuse required"): the TLS configuration
+//     has a session cache.
+//   - A download closed before its end is answered differently: pure-ftpd
+//     with "150 … (measured here)" or, over TLS 1.3, not at all; proftpd
+//     with 426; vsftpd with 226. Short remainders are therefore read to the
+//     end, and otherwise the connection is dropped rather than waited on.
 //   - MLSD on pure-ftpd and proftpd lists "." and ".." and the servers' own
 //     upload staging files (pure-ftpd ".pureftpd-upload.*", proftpd
 //     HiddenStores ".in.NAME."); these are not objects and are skipped.
 //   - vsftpd has no MLSD/MLST and hides dotfiles from LIST by default
-//     (force_dot_files=NO); LIST -a shows them. Stat then uses SIZE + MDTM.
+//     (force_dot_files=NO); LIST -a shows them. It also takes a LIST
+//     argument for a glob pattern, so directories are entered with CWD and
+//     listed without an argument. Stat then uses SIZE + MDTM.
+//   - Servers answer 550 both to a missing object and to a refused write,
+//     and pure-ftpd 451 to RNTO into a missing directory; Delete and Rename
+//     tell the cases apart with a Stat.
 //   - jlaffaye/ftp never clears the deadline that its shut timeout sets on
-//     the control connection, so instead every read and write on every
+//     the control connection (later commands fail with "i/o timeout"), so
+//     that option is not used; instead every read and write on every
 //     connection gets its own deadline (Options.Timeout).
 package ftp
 
@@ -204,7 +220,7 @@ func (r *Relay) connect(ctx context.Context, urlPath string) error {
 	stop := context.AfterFunc(ctx, c.abort)
 	err = r.setup(c, urlPath)
 	if !stop() {
-		err = ctxErr(ctx, err)
+		err = ctx.Err()
 	}
 	r.release(c, err == nil)
 	return err

@@ -55,16 +55,10 @@ func TestPureFTPd(t *testing.T) {
 	// another (List calls fn between directories, Put cleans up after
 	// releasing its connection).
 	t.Run("FTPOneConnection", conformance(s, "ftp", relay.Options{MaxConns: 1}))
-	t.Run("FTPSTLS13", func(t *testing.T) {
-		// pure-ftpd is the one server tested that handles TLS 1.3
-		// uploads from Go; asking for it explicitly lifts the 1.2 cap.
-		r, _ := open(t, s, "ftps", relay.Options{TLS: relay.TLSOptions{CAFile: s.Cert.CertFile, MinVersion: "1.3"}})
-		data := relaytest.RandomBytes(1 << 20)
-		relaytest.MustPut(t, r, "a/b", data)
-		if got := relaytest.MustGet(t, r, "a/b"); string(got) != string(data) {
-			t.Errorf("read back %d bytes that differ", len(got))
-		}
-	})
+	// pure-ftpd is the one server tested that takes TLS 1.3 uploads from
+	// Go; asking for 1.3 lifts the 1.2 cap. Over 1.3 it never answers a
+	// download closed early (StopListing).
+	t.Run("FTPSTLS13", conformance(s, "ftps", relay.Options{TLS: relay.TLSOptions{CAFile: s.Cert.CertFile, MinVersion: "1.3"}}))
 	t.Run("WrongPassword", func(t *testing.T) { testWrongPassword(t, s, "ftp") })
 	t.Run("WrongPasswordFTPS", func(t *testing.T) { testWrongPassword(t, s, "ftps") })
 	t.Run("TLS", func(t *testing.T) { testTLS(t, s) })

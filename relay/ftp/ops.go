@@ -35,7 +35,10 @@ func (r *Relay) Stat(ctx context.Context, name string) (relay.ObjectInfo, error)
 		info, err = r.stat(c, name)
 		return err
 	})
-	return info, err
+	if err != nil {
+		return relay.ObjectInfo{}, err
+	}
+	return info, nil
 }
 
 func (r *Relay) stat(c *conn, name string) (relay.ObjectInfo, error) {
@@ -307,8 +310,8 @@ func (r *Relay) Put(ctx context.Context, name string, p relay.Payload) error {
 	tmp := relay.TempName(name)
 	stored := false
 	err := r.doWith(ctx, "put", name, (*conn).abortTransfer, func(c *conn) error {
-		err := r.stor(ctx, c, tmp, p)
-		if mayLackParents(err) && strings.Contains(name, "/") {
+		refused, err := r.stor(ctx, c, tmp, p)
+		if refused && mayLackParents(err) && strings.Contains(name, "/") {
 			// The likely cause is a missing parent directory. Creating
 			// directories first on every put would cost a round trip
 			// per level.
@@ -318,10 +321,12 @@ func (r *Relay) Put(ctx context.Context, name string, p relay.Payload) error {
 			if rerr := p.Rewind(); rerr != nil {
 				return fmt.Errorf("rewinding the payload: %w", rerr)
 			}
-			err = r.stor(ctx, c, tmp, p)
+			refused, err = r.stor(ctx, c, tmp, p)
 		}
 		if err != nil {
-			stored = !isReply(err) // a refused STOR stores nothing
+			// An upload that failed once started may have left a
+			// partial file, e.g. after "452 quota exceeded".
+			stored = !refused
 			return err
 		}
 		stored = true
@@ -333,17 +338,21 @@ func (r *Relay) Put(ctx context.Context, name string, p relay.Payload) error {
 	return err
 }
 
-// stor uploads p to name.
-func (r *Relay) stor(ctx context.Context, c *conn, name string, p relay.Payload) error {
+// stor uploads p to name. refused reports that the server turned the upload
+// down before any data went, so that nothing was created.
+func (r *Relay) stor(ctx context.Context, c *conn, name string, p relay.Payload) (refused bool, err error) {
 	src := &payloadReader{ctx: ctx, r: relay.CheckedReader(p)}
-	err := c.sc.Stor(r.abs(name), src)
-	if src.err != nil {
+	err = c.sc.Stor(r.abs(name), src)
+	switch {
+	case src.err != nil:
 		// The payload failed (or ctx ended); the server has
 		// nevertheless closed the file, which removeTemp deletes.
 		c.taint()
-		return ctxErr(ctx, fmt.Errorf("reading the payload: %w", src.err))
+		return false, ctxErr(ctx, fmt.Errorf("reading the payload: %w", src.err))
+	case err == nil:
+		return false, nil
 	}
-	return ctxErr(ctx, c.check(err, true))
+	return cleanReply(err), ctxErr(ctx, c.check(err, true))
 }
 
 // payloadReader stops an upload once ctx is done and remembers the
