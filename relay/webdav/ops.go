@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -127,37 +128,53 @@ func (r *davRelay) list(ctx context.Context, top string, fn func(relay.ObjectInf
 }
 
 // listDir lists one collection, calls fn for its objects and returns its
-// subcollections.
+// subcollections. The answer is read completely before fn is called, so
+// that fn may use the relay even when it has a single connection.
 func (r *davRelay) listDir(ctx context.Context, dir string, fn func(relay.ObjectInfo) error) ([]string, error) {
 	u := r.collURL(dir)
 	resp, err := r.propfind(ctx, u, "1")
 	if err != nil {
 		return nil, err
 	}
-	defer discard(resp)
 	switch resp.StatusCode {
 	case http.StatusMultiStatus:
 	case http.StatusNotFound, http.StatusGone:
 		// A missing directory lists nothing; a subdirectory may also have
 		// been removed since its parent was listed.
+		discard(resp)
 		return nil, nil
 	default:
 		// Apache answers 400 to a collection URL (trailing slash) that
 		// names a file, nginx 409 or a redirect: an object has nothing
 		// under it.
+		err := r.statusError("PROPFIND", resp)
+		discard(resp)
 		if r.isFile(ctx, dir) {
 			return nil, nil
 		}
-		return nil, r.statusError("PROPFIND", resp)
+		return nil, err
 	}
+	objects, subdirs, err := r.parseListing(resp.Body, dir, u)
+	discard(resp)
+	if err != nil {
+		return nil, relay.Transient(fmt.Errorf("reading the PROPFIND answer for %q: %w", "/"+dir, err))
+	}
+	for _, oi := range objects {
+		if err := fn(oi); err != nil {
+			return nil, &listStop{err}
+		}
+	}
+	return subdirs, nil
+}
+
+// parseListing reads the PROPFIND answer for the collection dir at u.
+func (r *davRelay) parseListing(body io.Reader, dir string, u *url.URL) (objects []relay.ObjectInfo, subdirs []string, err error) {
 	self, _ := splitEscaped(u.EscapedPath())
 	var alias []string // the server's own spelling of self, if it differs
 	first := true
-	var subdirs []string
-	err = parseMultistatus(resp.Body, func(e entry) error {
+	err = parseMultistatus(body, func(e entry) error {
 		isFirst := first
 		first = false
-		var name string
 		switch {
 		case slices.Equal(e.segs, self):
 			if !e.isDir {
@@ -184,7 +201,7 @@ func (r *davRelay) listDir(ctx context.Context, dir string, fn func(relay.Object
 			// are not ours (Apache's .DAV property store, .htaccess).
 			return nil
 		}
-		name = base
+		name := base
 		if dir != "" {
 			name = dir + "/" + base
 		}
@@ -197,19 +214,13 @@ func (r *davRelay) listDir(ctx context.Context, dir string, fn func(relay.Object
 			r.markDir(name)
 			return nil
 		}
-		if err := fn(r.info(name, e)); err != nil {
-			return &listStop{err}
-		}
+		objects = append(objects, r.info(name, e))
 		return nil
 	})
-	if err != nil && !errors.Is(err, errStopParse) {
-		var stop *listStop
-		if errors.As(err, &stop) {
-			return nil, err
-		}
-		return nil, relay.Transient(fmt.Errorf("reading the PROPFIND answer for %q: %w", "/"+dir, err))
+	if errors.Is(err, errStopParse) {
+		return nil, nil, nil
 	}
-	return subdirs, nil
+	return objects, subdirs, err
 }
 
 // isFile reports whether name ("" for the root) is a resource that is not
@@ -574,9 +585,12 @@ func (r *davRelay) delete(ctx context.Context, name string) error {
 	case http.StatusBadRequest, http.StatusConflict:
 		// Apache: 400 "Depth must be infinity" for a collection; nginx: 409
 		// for a collection URL without its slash. No object by that name.
-		if _, err := r.stat(ctx, name); errors.Is(err, fs.ErrNotExist) {
+		err := r.statusError("DELETE", resp)
+		discard(resp)
+		if _, serr := r.stat(ctx, name); errors.Is(serr, fs.ErrNotExist) {
 			return nil
 		}
+		return err
 	}
 	return r.statusError("DELETE", resp)
 }
@@ -660,10 +674,13 @@ func (r *davRelay) mkcol(ctx context.Context, dir string) error {
 	default:
 		// Apache answers 403 to the loser of two concurrent MKCOLs of one
 		// collection: fine if the collection is there now.
+		err := r.statusError("MKCOL", resp)
+		discard(resp)
 		if r.isCollection(ctx, dir) {
 			r.markDir(dir)
 			return nil
 		}
+		return err
 	}
 	return r.statusError("MKCOL", resp)
 }

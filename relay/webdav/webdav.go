@@ -1,16 +1,26 @@
 // Package webdav is the relay backend for WebDAV servers: Apache mod_dav,
 // nginx with dav_ext, lighttpd, rclone serve webdav, Nextcloud and the like.
 //
-// The URL path names the relay's root collection; object names map to paths
-// below it, one collection per directory. A Put uploads to a temporary name
-// in the target's collection and then MOVEs it over the final name, so
-// readers never see a partial object even on servers that write PUT bodies
-// in place.
+// The URL path names the relay's root collection, which Open creates if its
+// parent exists. Object names map to paths below it, one collection per
+// directory, each component percent-encoded except for RFC 3986 unreserved
+// characters. A component that starts with a dot is stored with a "_" in
+// front (and one that starts with underscores and a dot gets one more),
+// because nginx's dav_ext module leaves dot files out of listings.
+//
+// A Put uploads to a temporary name in the target's collection and then
+// MOVEs it over the final name, so readers never see a partial object even
+// on servers that write PUT bodies in place (x/net/webdav, rclone). Moves
+// never replace a collection that holds objects: with "Overwrite: T" Apache
+// would delete it whole.
 //
 // Requests are built with net/http so that every one of them carries the
-// caller's context (gowebdav's client has no context support and buffers
-// unseekable upload bodies in memory). gowebdav still does the Basic and
-// Digest authentication handshake through its Authorizer.
+// caller's context: gowebdav's client has no context support, buffers
+// unseekable upload bodies in memory and cannot tell why a request failed.
+// gowebdav still does the Basic and Digest authentication handshake, through
+// its Authorizer. Listings parse PROPFIND answers here, taking names from
+// hrefs (Apache sends no displayname) and walking one level at a time
+// (Apache refuses "Depth: infinity").
 package webdav
 
 import (
@@ -188,6 +198,7 @@ func (r *davRelay) checkRoot(ctx context.Context) error {
 			return fmt.Errorf("%w: the relay URL names a file, not a collection (directory)", relay.ErrUnsupported)
 		}
 	case http.StatusNotFound:
+		discard(resp) // frees the connection for the MKCOL
 		if err := r.mkcol(ctx, ""); err != nil {
 			var he *httpError
 			if errors.As(err, &he) && he.code == http.StatusConflict {
@@ -202,6 +213,7 @@ func (r *davRelay) checkRoot(ctx context.Context) error {
 	case http.StatusBadRequest:
 		// Apache's answer when the URL names a file (it was asked with a
 		// trailing slash).
+		discard(resp)
 		if r.isFile(ctx, "") {
 			return fmt.Errorf("%w: the relay URL names a file, not a collection (directory)", relay.ErrUnsupported)
 		}

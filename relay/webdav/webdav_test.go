@@ -75,8 +75,12 @@ func noOpts() relay.Options { return relay.Options{} }
 func TestApache(t *testing.T) {
 	s := testserver.StartApache(t, testserver.DAVOptions{})
 	t.Run("Conformance", func(t *testing.T) { conformance(t, s, noOpts) })
-	t.Run("BadInput", func(t *testing.T) { badInput(t, s) })
-	t.Run("Quirks", func(t *testing.T) { quirks(t, s) })
+	t.Run("BadInput", func(t *testing.T) { badInput(t, s, relay.Options{}) })
+	t.Run("Quirks", func(t *testing.T) { quirks(t, s, relay.Options{}) })
+	// Follow-up requests made while an answer is still open would wait
+	// forever for a second connection.
+	t.Run("QuirksOneConn", func(t *testing.T) { quirks(t, s, relay.Options{MaxConns: 1}) })
+	t.Run("BadInputOneConn", func(t *testing.T) { badInput(t, s, relay.Options{MaxConns: 1}) })
 }
 
 func TestApacheHTTPS(t *testing.T) {
@@ -85,20 +89,21 @@ func TestApacheHTTPS(t *testing.T) {
 		conformance(t, s, func() relay.Options { return relay.Options{TLS: relay.TLSOptions{PinSHA256: s.Cert.Fingerprint}} })
 	})
 	t.Run("TLS", func(t *testing.T) { tlsChecks(t, s) })
-	t.Run("BadInput", func(t *testing.T) { badInput(t, s) })
+	t.Run("BadInput", func(t *testing.T) { badInput(t, s, relay.Options{}) })
 }
 
 func TestApacheDigest(t *testing.T) {
 	s := testserver.StartApache(t, testserver.DAVOptions{Digest: true})
 	t.Run("Conformance", func(t *testing.T) { conformance(t, s, noOpts) })
-	t.Run("BadInput", func(t *testing.T) { badInput(t, s) })
+	t.Run("BadInput", func(t *testing.T) { badInput(t, s, relay.Options{}) })
 }
 
 func TestNginx(t *testing.T) {
 	s := testserver.StartNginx(t, testserver.DAVOptions{})
 	t.Run("Conformance", func(t *testing.T) { conformance(t, s, noOpts) })
-	t.Run("BadInput", func(t *testing.T) { badInput(t, s) })
-	t.Run("Quirks", func(t *testing.T) { quirks(t, s) })
+	t.Run("BadInput", func(t *testing.T) { badInput(t, s, relay.Options{}) })
+	t.Run("Quirks", func(t *testing.T) { quirks(t, s, relay.Options{}) })
+	t.Run("QuirksOneConn", func(t *testing.T) { quirks(t, s, relay.Options{MaxConns: 1}) })
 }
 
 func TestNginxHTTPS(t *testing.T) {
@@ -130,16 +135,17 @@ func checkErr(t *testing.T, what string, err, want error, mention ...string) {
 	}
 }
 
-func badInput(t *testing.T, s *testserver.DAVServer) {
+func badInput(t *testing.T, s *testserver.DAVServer, base relay.Options) {
 	tlsOpts := relay.TLSOptions{}
 	if s.Cert != nil {
 		tlsOpts.PinSHA256 = s.Cert.Fingerprint
 	}
+	opts := func() relay.Options { o := base; o.TLS = tlsOpts; return o }
 	t.Run("WrongPassword", func(t *testing.T) {
 		raw, _ := s.Subdir(t)
 		u := davURL(t, raw, false)
 		u.User = url.UserPassword(testserver.User, "wrong-"+testserver.Password)
-		_, err := Open(ctxT(t), u, relay.Options{TLS: tlsOpts})
+		_, err := Open(ctxT(t), u, opts())
 		checkErr(t, "open with a wrong password", err, relay.ErrAuth, "401", testserver.User)
 		if err != nil && strings.Contains(err.Error(), "wrong-") {
 			t.Errorf("error reveals the password: %q", err)
@@ -152,26 +158,31 @@ func badInput(t *testing.T, s *testserver.DAVServer) {
 		raw, _ := s.Subdir(t)
 		u := davURL(t, raw, false)
 		u.User = nil
-		_, err := Open(ctxT(t), u, relay.Options{TLS: tlsOpts, Getenv: func(string) string { return "" }, NetrcFile: "/dev/null"})
+		_, err := Open(ctxT(t), u, func() relay.Options {
+			o := opts()
+			o.Getenv = func(string) string { return "" }
+			o.NetrcFile = "/dev/null"
+			return o
+		}())
 		checkErr(t, "open without credentials", err, relay.ErrAuth, "no credentials")
 	})
 	t.Run("MissingParent", func(t *testing.T) {
 		u := davURL(t, s.URL+"/no-such-parent/relay", true)
-		_, err := Open(ctxT(t), u, relay.Options{TLS: tlsOpts})
+		_, err := Open(ctxT(t), u, opts())
 		checkErr(t, "open below a missing collection", err, fs.ErrNotExist, "not found", "/dav/no-such-parent/relay")
 	})
 	t.Run("RootIsAFile", func(t *testing.T) {
-		r, _ := openRelay(t, s, relay.Options{TLS: tlsOpts})
+		r, _ := openRelay(t, s, opts())
 		relaytest.MustPut(t, r, "file", []byte("x"))
 		u, _ := url.Parse(r.Properties().Location) // the user but no password
 		u.Path += "/file"
-		_, err := Open(ctxT(t), u, relay.Options{TLS: tlsOpts, Password: s.Password})
+		_, err := Open(ctxT(t), u, func() relay.Options { o := opts(); o.Password = s.Password; return o }())
 		checkErr(t, "open on a file", err, relay.ErrUnsupported, "not a collection")
 	})
 	t.Run("CreatesRoot", func(t *testing.T) {
 		raw, dir := s.Subdir(t)
 		u := davURL(t, raw, true)
-		r, err := Open(ctxT(t), u, relay.Options{TLS: tlsOpts})
+		r, err := Open(ctxT(t), u, opts())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -245,9 +256,9 @@ func TestTLSToPlainServer(t *testing.T) {
 }
 
 // quirks checks server behaviour the conformance suite does not reach.
-func quirks(t *testing.T, s *testserver.DAVServer) {
+func quirks(t *testing.T, s *testserver.DAVServer, opts relay.Options) {
 	t.Run("DeleteDirectoryKeepsContents", func(t *testing.T) {
-		r, dir := openRelay(t, s, relay.Options{})
+		r, dir := openRelay(t, s, opts)
 		relaytest.MustPut(t, r, "d/inner", []byte("x"))
 		if err := r.Delete(ctxT(t), "d"); err != nil {
 			t.Errorf("delete of a directory name: %v, want success (no such object)", err)
@@ -257,7 +268,7 @@ func quirks(t *testing.T, s *testserver.DAVServer) {
 		}
 	})
 	t.Run("RenameDirectory", func(t *testing.T) {
-		r, _ := openRelay(t, s, relay.Options{})
+		r, _ := openRelay(t, s, opts)
 		relaytest.MustPut(t, r, "d/inner", []byte("x"))
 		err := r.(relay.Renamer).Rename(ctxT(t), "d", "e")
 		checkErr(t, "rename of a directory", err, fs.ErrNotExist, "collection")
@@ -265,7 +276,7 @@ func quirks(t *testing.T, s *testserver.DAVServer) {
 	t.Run("PutOverDirectory", func(t *testing.T) {
 		// A MOVE onto a collection replaces it with all its contents on
 		// Apache; objects below the name must survive.
-		r, dir := openRelay(t, s, relay.Options{})
+		r, dir := openRelay(t, s, opts)
 		ctx := ctxT(t)
 		relaytest.MustPut(t, r, "a/b", []byte("x"))
 		err := r.Put(ctx, "a", relay.BytesPayload([]byte("y")))
@@ -301,22 +312,42 @@ func quirks(t *testing.T, s *testserver.DAVServer) {
 		}
 	})
 	t.Run("GetDirectory", func(t *testing.T) {
-		r, _ := openRelay(t, s, relay.Options{})
+		r, _ := openRelay(t, s, opts)
 		relaytest.MustPut(t, r, "d/inner", []byte("x"))
 		_, err := relaytest.ReadAll(ctxT(t), r, "d", 0, -1)
 		if err == nil {
 			t.Errorf("get of a directory succeeded")
 		}
 	})
+	t.Run("ListCallsRelay", func(t *testing.T) {
+		r, _ := openRelay(t, s, opts)
+		for _, n := range []string{"a", "d/b", "d/e/c"} {
+			relaytest.MustPut(t, r, n, []byte(n))
+		}
+		ctx := ctxT(t)
+		var got []string
+		err := r.List(ctx, "", func(oi relay.ObjectInfo) error {
+			if _, err := r.Stat(ctx, oi.Name); err != nil {
+				return err
+			}
+			b, err := relaytest.ReadAll(ctx, r, oi.Name, 0, -1)
+			got = append(got, string(b))
+			return err
+		})
+		slices.Sort(got)
+		if err != nil || !slices.Equal(got, []string{"a", "d/b", "d/e/c"}) {
+			t.Errorf("list calling the relay: %q, %v", got, err)
+		}
+	})
 	t.Run("ListFile", func(t *testing.T) {
-		r, _ := openRelay(t, s, relay.Options{})
+		r, _ := openRelay(t, s, opts)
 		relaytest.MustPut(t, r, "f", []byte("x"))
 		if names := relaytest.ListNames(t, r, "f"); len(names) != 0 {
 			t.Errorf("list of an object name: %q, want nothing", names)
 		}
 	})
 	t.Run("ParentRemovedBehindCache", func(t *testing.T) {
-		r, dir := openRelay(t, s, relay.Options{})
+		r, dir := openRelay(t, s, opts)
 		relaytest.MustPut(t, r, "a/b/one", []byte("1"))
 		// Someone removes the collection the cache knows about.
 		if err := os.RemoveAll(dir + "/a"); err != nil {
