@@ -468,6 +468,20 @@ func TestHostileListing(t *testing.T) {
 	}
 }
 
+// TestDeleteDirectory checks that a Delete of a directory's name keeps
+// its contents on a server that ignores "Depth: 0" on DELETE.
+func TestDeleteDirectory(t *testing.T) {
+	f := startFake(t)
+	r := f.open(t, "deldir", relay.Options{})
+	relaytest.MustPut(t, r, "d/inner", []byte("x"))
+	if err := r.Delete(ctxT(t), "d"); err != nil {
+		t.Errorf("delete of a directory name: %v", err)
+	}
+	if got := relaytest.ListNames(t, r, ""); !slices.Equal(got, []string{"d/inner"}) {
+		t.Errorf("after deleting the directory name: %q", got)
+	}
+}
+
 // TestDotNames checks how names with leading dots are stored: with a "_"
 // in front, so that servers hiding dot files still list them.
 func TestDotNames(t *testing.T) {

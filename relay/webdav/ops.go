@@ -562,13 +562,18 @@ func (r *davRelay) removeTemp(ctx context.Context, tmp string, uncertain bool) {
 	}
 }
 
-// Delete implements relay.Relay. A missing object is no error. The request
-// carries Depth: 0, which Apache and nginx refuse for a collection: a
-// Delete of a name that happens to be a directory must not remove the
-// whole subtree.
+// Delete implements relay.Relay. A missing object is no error. A Delete of
+// a name that happens to be a directory must not remove the whole subtree,
+// which a WebDAV DELETE of a collection does. So the request carries
+// "Depth: 0", which Apache and nginx refuse for a collection; servers
+// built on x/net/webdav (rclone) ignore it, so a name known to be a
+// collection is also checked first.
 func (r *davRelay) Delete(ctx context.Context, name string) error {
 	if err := relay.ValidName(name); err != nil {
 		return relay.WrapOp("delete", name, err)
+	}
+	if r.knownDir(name) && r.isCollection(ctx, name) {
+		return nil
 	}
 	return finish(ctx, "delete", name, r.delete(ctx, name))
 }
