@@ -102,8 +102,9 @@ const passivePorts = 40
 
 // StartPureFTPd starts pure-ftpd with a virtual user (puredb) whose root is
 // Root, offering explicit FTPS with a self-signed certificate (TLS optional,
-// any version).
-func StartPureFTPd(t testing.TB) *FTPServer {
+// any version). extra are more pure-ftpd options, e.g. "-n", "1000:1" for
+// a quota of 1000 files and 1 MB.
+func StartPureFTPd(t testing.TB, extra ...string) *FTPServer {
 	t.Helper()
 	bin := LookBinary(t, "pure-ftpd")
 	pw := LookBinary(t, "pure-pw")
@@ -125,9 +126,9 @@ func StartPureFTPd(t testing.TB) *FTPServer {
 	port := FreePort(t)
 	lo := FreePortRange(t, passivePorts)
 	s.Addr = fmt.Sprintf("127.0.0.1:%d", port)
-	s.Process = Start(t, port, bin,
+	args := []string{
 		"-S", fmt.Sprintf("127.0.0.1,%d", port),
-		"-l", "puredb:"+pdb,
+		"-l", "puredb:" + pdb,
 		"-E",         // no anonymous logins
 		"-A",         // chroot everyone
 		"-H",         // no reverse DNS
@@ -136,7 +137,8 @@ func StartPureFTPd(t testing.TB) *FTPServer {
 		"-P", "127.0.0.1",
 		"-Y", "1", // TLS optional
 		"-2", s.Cert.CombinedFile,
-	)
+	}
+	s.Process = Start(t, port, bin, append(args, extra...)...)
 	return s
 }
 

@@ -42,8 +42,8 @@ func (e *ReplyError) Unwrap() error { return e.Kind }
 //   - 530 (not logged in): relay.ErrAuth.
 //   - 552 and 452 (storage exceeded), or a reply that speaks of a quota or
 //     a full disk: relay.ErrQuota.
-//   - 550: fs.ErrNotExist, or fs.ErrPermission for writes and for replies
-//     that say "permission denied"; 553 (name not allowed): fs.ErrPermission.
+//   - 550: fs.ErrNotExist, or fs.ErrPermission for writes; 553 (name not
+//     allowed) and any reply that says "permission denied": fs.ErrPermission.
 //   - other 4xx replies: transient; other 5xx replies: permanent.
 //   - network errors: relay.ClassifyNetError.
 func translate(err error, write bool) error {
@@ -57,7 +57,12 @@ func translate(err error, write bool) error {
 		}
 		return relay.ClassifyNetError(err)
 	}
-	msg := strings.TrimSpace(te.Msg)
+	// Multi-line replies (pure-ftpd's quota report) become one line.
+	lines := strings.Split(strings.TrimSpace(te.Msg), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimSpace(l)
+	}
+	msg := strings.Join(lines, "; ")
 	lower := strings.ToLower(msg)
 	re := &ReplyError{Code: te.Code, Msg: msg}
 	switch {
@@ -66,7 +71,9 @@ func translate(err error, write bool) error {
 	case te.Code == 552 || te.Code == 452 || strings.Contains(lower, "quota") ||
 		strings.Contains(lower, "disk full") || strings.Contains(lower, "no space left"):
 		re.Kind = relay.ErrQuota
-	case te.Code == 553, te.Code == 550 && (write || strings.Contains(lower, "permission denied")):
+	case te.Code == 553, te.Code == 550 && write, strings.Contains(lower, "permission denied"):
+		// pure-ftpd answers "451 Rename/move failure: Permission
+		// denied", which no retry will change.
 		re.Kind = fs.ErrPermission
 	case te.Code == 550:
 		re.Kind = fs.ErrNotExist

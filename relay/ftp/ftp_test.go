@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io/fs"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -213,5 +215,52 @@ func TestBackend(t *testing.T) {
 	b := ftp.Backend()
 	if len(b.Schemes) != 2 || b.Schemes[0] != "ftp" || b.Schemes[1] != "ftps" || b.Open == nil || !strings.Contains(b.Usage, "ftps://") {
 		t.Errorf("backend = %+v", b)
+	}
+}
+
+func TestQuota(t *testing.T) {
+	t.Parallel()
+	s := testserver.StartPureFTPd(t, "-n", "1000:1") // 1 MB
+	r, disk := open(t, s, "ftp", relay.Options{})
+	relaytest.MustPut(t, r, "small", make([]byte, 1000))
+	err := r.Put(context.Background(), "big", relay.BytesPayload(make([]byte, 3<<20)))
+	t.Logf("put over quota: %v", err)
+	if !errors.Is(err, relay.ErrQuota) {
+		t.Fatalf("put over the quota: %v; want relay.ErrQuota", err)
+	}
+	if got := relaytest.ListNames(t, r, ""); len(got) != 1 || got[0] != "small" {
+		t.Errorf("after a put over the quota: list = %q, want [small]", got)
+	}
+	if raw := testserver.ListFiles(t, disk); len(raw) != 1 {
+		t.Errorf("after a put over the quota, the server holds %q", raw)
+	}
+}
+
+func TestReadOnly(t *testing.T) {
+	t.Parallel()
+	s := testserver.StartPureFTPd(t)
+	r, disk := open(t, s, "ftp", relay.Options{})
+	relaytest.MustPut(t, r, "d/old", []byte("old"))
+	for _, d := range []string{disk, filepath.Join(disk, "d")} {
+		if err := os.Chmod(d, 0o555); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	for _, name := range []string{"new", "d/new", "d/old", "e/new"} {
+		err := r.Put(ctx, name, relay.BytesPayload([]byte("x")))
+		t.Logf("put %s into a read-only directory: %v", name, err)
+		if !errors.Is(err, fs.ErrPermission) || relay.IsPermanent(err) == false {
+			t.Errorf("put %q into a read-only directory: %v; want a permanent fs.ErrPermission", name, err)
+		}
+	}
+	if err := r.Delete(ctx, "d/old"); !errors.Is(err, fs.ErrPermission) {
+		t.Errorf("delete in a read-only directory: %v; want fs.ErrPermission", err)
+	}
+	if err := r.(relay.Renamer).Rename(ctx, "d/old", "d/new"); !errors.Is(err, fs.ErrPermission) {
+		t.Errorf("rename in a read-only directory: %v; want fs.ErrPermission", err)
+	}
+	if got := relaytest.MustGet(t, r, "d/old"); string(got) != "old" {
+		t.Errorf("d/old = %q", got)
 	}
 }
