@@ -264,7 +264,7 @@ func (r *Relay) acquire(ctx context.Context) (*conn, error) {
 			break
 		}
 		c.ctx = ctx
-		if time.Since(c.used) > idleCheck {
+		if time.Since(c.used) > r.idleCheck {
 			stop := context.AfterFunc(ctx, c.abort)
 			err := c.sc.NoOp()
 			stop()

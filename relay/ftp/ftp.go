@@ -90,7 +90,10 @@ type Relay struct {
 	tlsCfg *tls.Config // nil for plain FTP
 	// timeout bounds connecting and every single read or write.
 	timeout time.Duration
-	log     *slog.Logger
+	// idleCheck is how long a pooled connection may idle before it is
+	// checked (the idleCheck constant; shorter in tests).
+	idleCheck time.Duration
+	log       *slog.Logger
 
 	// Set once by Open from the first connection; every connection to the
 	// same server has the same features.
@@ -170,13 +173,14 @@ func newRelay(u *url.URL, opts relay.Options) (*Relay, error) {
 		pass = "anonymous@"
 	}
 	r := &Relay{
-		scheme:  u.Scheme,
-		loc:     loc,
-		addr:    net.JoinHostPort(host, port),
-		user:    user,
-		pass:    pass,
-		timeout: opts.ConnTimeout(),
-		log:     opts.Log(),
+		scheme:    u.Scheme,
+		loc:       loc,
+		addr:      net.JoinHostPort(host, port),
+		user:      user,
+		pass:      pass,
+		timeout:   opts.ConnTimeout(),
+		idleCheck: idleCheck,
+		log:       opts.Log(),
 	}
 	if u.Scheme == "ftps" {
 		cfg, err := opts.TLS.Config(host)

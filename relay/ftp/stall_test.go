@@ -317,3 +317,49 @@ func TestListWithoutDashA(t *testing.T) {
 		t.Errorf("LIST -a sent %d times; want once, then plain LIST", n)
 	}
 }
+
+func TestDroppedIdleConnection(t *testing.T) {
+	t.Parallel()
+	s := startStallServer(t, true)
+	r, err := ftp.Open(context.Background(), s.url(), relay.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ftp.SetIdleCheck(r, 0)
+	// The server drops the idle connection, as servers do after their
+	// idle timeout.
+	s.mu.Lock()
+	for _, c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	if _, err := r.Stat(context.Background(), "obj"); err != nil {
+		t.Fatalf("stat after the server dropped the idle connection: %v", err)
+	}
+	noops, logins := 0, 0
+	for _, c := range s.commands() {
+		switch {
+		case c == "NOOP":
+			noops++
+		case strings.HasPrefix(c, "USER "):
+			logins++
+		}
+	}
+	if noops != 0 || logins != 2 {
+		// The NOOP went to a closed connection, so the server never saw it.
+		t.Errorf("%d NOOPs and %d logins seen; want 0 and 2", noops, logins)
+	}
+	if _, err := r.Stat(context.Background(), "obj"); err != nil {
+		t.Fatal(err)
+	}
+	noops = 0
+	for _, c := range s.commands() {
+		if c == "NOOP" {
+			noops++
+		}
+	}
+	if noops != 1 {
+		t.Errorf("%d NOOPs before reusing an idle connection; want 1", noops)
+	}
+}
