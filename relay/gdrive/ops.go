@@ -115,20 +115,14 @@ func (r *Relay) lookupFiles(ctx context.Context, dirIDs []string, name string) (
 	return out, err
 }
 
-// resolve finds the file that the object name reads from: by the cached ID
-// if that still holds the name, else by listing its directory.
+// resolve finds the file that the object name reads from: the best of
+// the files of that name in its directory. Every read lists them, rather
+// than trusting a cached ID, so that all nodes pick the same one even
+// while duplicates exist. The cached ID only stands in when the listing
+// shows nothing, since Drive's listings may lag behind this node's own
+// puts.
 func (r *Relay) resolve(ctx context.Context, name string) (*drive.File, error) {
 	dir, base := splitName(name)
-	if id := r.cachedFile(name); id != "" {
-		f, err := r.getMeta(ctx, id)
-		switch {
-		case err == nil && f.Name == base && !f.Trashed && r.cachedDirHas(dir, f.Parents):
-			return f, nil
-		case err != nil && !isNotExist(err):
-			return nil, err
-		}
-		r.forgetFile(name) // deleted, renamed, moved or trashed meanwhile
-	}
 	for fresh := false; ; fresh = true {
 		ids, stale, err := r.folders(ctx, dir, false, fresh)
 		if errors.Is(err, errNoDir) && stale && !fresh {
@@ -145,10 +139,35 @@ func (r *Relay) resolve(ctx context.Context, name string) (*drive.File, error) {
 			r.cacheFile(name, files[0].Id)
 			return files[0], nil
 		}
+		if !fresh {
+			f, err := r.cachedStill(ctx, name)
+			if f != nil || err != nil {
+				return f, err
+			}
+		}
 		if fresh || !stale {
 			return nil, fs.ErrNotExist
 		}
 	}
+}
+
+// cachedStill returns the file last seen for name if it still has that
+// name and place, and forgets it otherwise.
+func (r *Relay) cachedStill(ctx context.Context, name string) (*drive.File, error) {
+	id := r.cachedFile(name)
+	if id == "" {
+		return nil, nil
+	}
+	dir, base := splitName(name)
+	f, err := r.getMeta(ctx, id)
+	switch {
+	case err == nil && f.Name == base && !f.Trashed && r.cachedDirHas(dir, f.Parents):
+		return f, nil
+	case err != nil && !isNotExist(err):
+		return nil, err
+	}
+	r.forgetFile(name) // deleted, renamed, moved or trashed meanwhile
+	return nil, nil
 }
 
 // Stat implements relay.Relay.
@@ -437,10 +456,12 @@ func (r *Relay) Delete(ctx context.Context, name string) error {
 		}
 		if len(files) == 0 {
 			// A listing may lag behind this node's own put.
-			if id := r.cachedFile(name); id != "" {
-				if f, err := r.getMeta(ctx, id); err == nil && f.Name == base && !f.Trashed && r.cachedDirHas(dir, f.Parents) {
-					files = append(files, f)
-				}
+			f, err := r.cachedStill(ctx, name)
+			if err != nil {
+				return relay.WrapOp("delete", name, err)
+			}
+			if f != nil {
+				files = append(files, f)
 			}
 		}
 		if len(files) == 0 && stale && !fresh {

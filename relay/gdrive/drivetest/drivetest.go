@@ -72,6 +72,7 @@ type Server struct {
 	quota    int64 // 0: unlimited
 	stats    Stats
 	auth     authState
+	hook     func(kind string, r *http.Request)
 }
 
 // file is a stored file or folder.
@@ -317,7 +318,8 @@ type Fault struct {
 	// Count is how many matching requests fail (at least 1).
 	Count int
 	// Match selects the requests; nil matches every API and upload request
-	// (never the token endpoint).
+	// (never the token endpoint). It runs under the server's lock, so it
+	// must not block; see OnRequest for that.
 	Match func(r *http.Request) bool
 }
 
@@ -334,6 +336,16 @@ func (s *Server) Inject(f Fault) {
 // FailNext makes the next n API requests answer status with reason.
 func (s *Server) FailNext(n, status int, reason string) {
 	s.Inject(Fault{Status: status, Reason: reason, Count: n})
+}
+
+// OnRequest sets a function that is called with every API and upload
+// request (and its kind, as RequestKind names it) before the server
+// handles it, outside the server's lock: a test may block in it to stage
+// a race, or cancel a client's context. It must not read the body.
+func (s *Server) OnRequest(fn func(kind string, r *http.Request)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.hook = fn
 }
 
 // PendingFaults is the number of injected failures not yet used.
@@ -496,4 +508,17 @@ func (f *file) json() map[string]any {
 		m["md5Checksum"] = f.md5
 	}
 	return m
+}
+
+// Delete removes a file, or a folder with everything in it, as another
+// client would; it reports whether id existed.
+func (s *Server) Delete(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id = s.resolveAliasLocked(id)
+	if _, ok := s.files[id]; !ok || id == s.rootID {
+		return false
+	}
+	s.deleteTreeLocked(id)
+	return true
 }

@@ -39,6 +39,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeError(w, apiError{Code: 404, Reason: "notFound", Message: "Not Found: " + r.Method + " " + p})
 		return
 	}
+	s.mu.Lock()
+	hook := s.hook
+	s.mu.Unlock()
+	if hook != nil {
+		hook(kind, r)
+	}
 	if e, ok := s.takeFault(r); ok {
 		drain(r)
 		writeError(w, e)
