@@ -4,8 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/escalefs/escalefs/internal/testserver"
 )
 
 func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
@@ -73,5 +79,41 @@ func TestRelayCheckErrors(t *testing.T) {
 		if code == 0 || !strings.Contains(out+errOut, tc.want) {
 			t.Errorf("%q: exit %d, output %q, want a failure mentioning %q", tc.args, code, out+errOut, tc.want)
 		}
+	}
+}
+
+// relay check against a real FTP server: it works with the right password,
+// and with a wrong one it names the step and the likely cause without
+// showing the password.
+func TestRelayCheckFTP(t *testing.T) {
+	s := testserver.StartPureFTPd(t)
+	u, _ := s.NewRelayDir(t, "ftp")
+	pw := filepath.Join(t.TempDir(), "pw")
+	if err := os.WriteFile(pw, []byte(s.Password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := run(t, "relay", "check", "--password-file", pw, u.String())
+	if code != 0 || !strings.Contains(out, "relay works") {
+		t.Fatalf("relay check with the right password: exit %d\n%s%s", code, out, errOut)
+	}
+	wrong := "wrong-Secret-42"
+	bad := *u
+	bad.User = url.UserPassword(s.User, wrong)
+	out, errOut, code = run(t, "relay", "check", bad.String())
+	if code != 1 {
+		t.Fatalf("relay check with a wrong password: exit %d\n%s%s", code, out, errOut)
+	}
+	if !strings.Contains(out, "FAIL connect") || !strings.Contains(errOut, "likely cause: wrong user name or password") {
+		t.Errorf("wrong password: output does not name the step and cause:\n%s%s", out, errOut)
+	}
+	if strings.Contains(out+errOut, wrong) {
+		t.Errorf("the output shows the password:\n%s%s", out, errOut)
+	}
+	// A port where nothing listens.
+	dead := *u
+	dead.Host = fmt.Sprintf("127.0.0.1:%d", testserver.FreePort(t))
+	out, errOut, code = run(t, "relay", "check", "--timeout", "5s", "--password-file", pw, dead.String())
+	if code != 1 || !strings.Contains(errOut, "likely cause: host unreachable") {
+		t.Errorf("closed port: exit %d\n%s%s", code, out, errOut)
 	}
 }
