@@ -4,6 +4,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/jlaffaye/ftp"
 
 	"github.com/escalefs/escalefs/internal/testserver"
 	"github.com/escalefs/escalefs/relay"
@@ -34,6 +37,9 @@ type target struct {
 	putFile func(b *testing.B, local, name string)
 	getFile func(b *testing.B, name string)
 	putMany func(b *testing.B, locals []string, dir string)
+	// plainMany, if set, stores the small objects with the protocol's
+	// plain Go client on one connection: no temporary names, no retries.
+	plainMany func(b *testing.B, data []byte, n int, dir string)
 }
 
 func BenchmarkRelay(b *testing.B) {
@@ -107,6 +113,14 @@ func BenchmarkRelay(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N*smallOps)/b.Elapsed().Seconds(), "ops/s")
 		})
+		if tg.plainMany != nil {
+			b.Run(tg.name+"/put-1KiB/plain-client", func(b *testing.B) {
+				for i := range b.N {
+					tg.plainMany(b, small, smallOps, fmt.Sprintf("small/p%d", i))
+				}
+				b.ReportMetric(float64(b.N*smallOps)/b.Elapsed().Seconds(), "ops/s")
+			})
+		}
 	}
 }
 
@@ -182,7 +196,28 @@ func curlTarget(b *testing.B, name, base, user, pass string, extra ...string) ta
 func pureFTPdTarget(b *testing.B) target {
 	s := testserver.StartPureFTPd(b)
 	u, _ := s.NewRelayDir(b, "ftp")
-	return curlTarget(b, "pure-ftpd", u.String(), s.User, s.Password)
+	tg := curlTarget(b, "pure-ftpd", u.String(), s.User, s.Password)
+	tg.plainMany = func(b *testing.B, data []byte, n int, dir string) {
+		c, err := ftp.Dial(s.Addr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Quit()
+		if err := c.Login(s.User, s.Password); err != nil {
+			b.Fatal(err)
+		}
+		d := u.Path + "/" + dir
+		c.MakeDir(u.Path + "/small")
+		if err := c.MakeDir(d); err != nil {
+			b.Fatal(err)
+		}
+		for i := range n {
+			if err := c.Stor(fmt.Sprintf("%s/%03d", d, i), bytes.NewReader(data)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	return tg
 }
 
 func apacheTarget(b *testing.B) target {
