@@ -152,3 +152,27 @@ func checkPrivateKey(pemKey []byte) error {
 	}
 	return nil
 }
+
+// namedSource labels the errors of a token source with the credentials
+// file, so that a refused refresh says which file holds the bad token.
+type namedSource struct {
+	file string
+	ts   oauth2.TokenSource
+}
+
+func (n namedSource) Token() (*oauth2.Token, error) {
+	t, err := n.ts.Token()
+	if err != nil {
+		return nil, &tokenError{file: n.file, err: err}
+	}
+	return t, nil
+}
+
+// tokenError is a token source's failure, with its credentials file.
+type tokenError struct {
+	file string
+	err  error
+}
+
+func (e *tokenError) Error() string { return "credentials file " + e.file + ": " + e.err.Error() }
+func (e *tokenError) Unwrap() error { return e.err }

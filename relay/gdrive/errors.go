@@ -93,10 +93,21 @@ func classify(err error) error {
 	}
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
+		from := ""
+		var te *tokenError
+		if errors.As(err, &te) {
+			from = " from " + te.file
+		}
 		if re.Response != nil && re.Response.StatusCode >= 500 {
 			return relay.Transient(fmt.Errorf("the OAuth token endpoint failed: %v", re))
 		}
-		return relay.Permanent(fmt.Errorf("%w: Google refused the credentials: %v", relay.ErrAuth, re))
+		return relay.Permanent(fmt.Errorf("%w: the token endpoint refused the credentials%s: %v", relay.ErrAuth, from, re))
+	}
+	var te *tokenError
+	if errors.As(err, &te) {
+		// Reaching the token endpoint failed: a network error, classified
+		// as such, labelled with the file.
+		return fmt.Errorf("getting an access token with %s: %w", te.file, relay.ClassifyNetError(te.err))
 	}
 	return relay.ClassifyNetError(err)
 }

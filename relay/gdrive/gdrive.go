@@ -236,7 +236,7 @@ func OpenWithConfig(ctx context.Context, u *url.URL, opts relay.Options, cfg Con
 			baseTransport = http.DefaultTransport
 		}
 		hc = &http.Client{
-			Transport: &oauth2.Transport{Source: oauth2.ReuseTokenSource(nil, ts), Base: baseTransport},
+			Transport: &oauth2.Transport{Source: oauth2.ReuseTokenSource(nil, namedSource{file, ts}), Base: baseTransport},
 			Timeout:   base.Timeout,
 		}
 	}
@@ -313,6 +313,10 @@ func (r *Relay) rootIDs() []string {
 	defer r.mu.Unlock()
 	return r.dirs[r.dirKey("")].ids
 }
+
+// FolderID is the Drive ID of the relay folder (of the oldest one, should
+// there be several of its name), for diagnostics and tests.
+func (r *Relay) FolderID() string { return r.rootIDs()[0] }
 
 // newHTTPClient builds the client for Google's service from the options.
 func newHTTPClient(opts relay.Options) (*http.Client, error) {
