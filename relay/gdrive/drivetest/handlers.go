@@ -590,6 +590,9 @@ func (s *Server) readUpload(w http.ResponseWriter, r *http.Request, base int64) 
 		}
 		s.mu.Unlock()
 		if claimed {
+			// Count before the client can notice the reset and ask.
+			s.addUploadBytes(cr.n)
+			cr.n = 0
 			resetConnection(w)
 			return nil, false
 		}
