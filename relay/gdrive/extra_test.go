@@ -597,3 +597,25 @@ func openRelay(t *testing.T, srv *drivetest.Server, rawURL string) *gdrive.Relay
 	t.Cleanup(func() { r.Close() })
 	return r
 }
+
+// TestOwnHTTPClient: without Config.HTTPClient the backend builds its
+// client from relay.Options.
+func TestOwnHTTPClient(t *testing.T) {
+	srv := drivetest.New()
+	t.Cleanup(srv.Close)
+	u, _ := url.Parse("gdrive:///own")
+	cfg := gdrive.Config{Endpoint: srv.Endpoint(), NoAuth: true}
+	r, err := gdrive.OpenWithConfig(context.Background(), u, relay.Options{Timeout: 5 * time.Second, MaxConns: 2}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	relaytest.MustPut(t, r, "x", []byte("x"))
+	if got := relaytest.MustGet(t, r, "x"); string(got) != "x" {
+		t.Errorf("got %q", got)
+	}
+	_, err = gdrive.OpenWithConfig(context.Background(), u, relay.Options{TLS: relay.TLSOptions{CAFile: "/nonexistent/ca.pem"}}, cfg)
+	if err == nil || !contains(err.Error(), "CA file") {
+		t.Errorf("open with a missing CA file: %v", err)
+	}
+}

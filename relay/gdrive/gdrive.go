@@ -30,10 +30,15 @@
 //     file only once its upload is complete, and a rename makes it the
 //     newest, so readers see either the old or the complete new content.
 //
-// Folder IDs and file IDs are cached; an ID that turns out stale (404, or
-// a file that was renamed or trashed meanwhile) is dropped and the path is
-// looked up again, and a failed lookup refreshes cached folders that are
-// more than a few seconds old, in case another node created a duplicate.
+// Folder IDs are cached, so a read is one listing of the object's folder
+// plus the download, whatever its depth. A lookup that finds nothing
+// re-reads cached folders older than a few seconds (another node may have
+// made a duplicate, or removed one), and a put whose folder has gone (404)
+// looks it up again. File IDs are cached too, but only stand in when a
+// listing shows nothing, as Drive's listings may lag behind this node's
+// own puts: reads list the folder so that every node picks the same file
+// among duplicates. A cached file ID that is gone, renamed, moved or
+// trashed is dropped.
 //
 // Drive's rate-limit answers (403 rateLimitExceeded and
 // userRateLimitExceeded, 429) and 5xx answers are retried here with

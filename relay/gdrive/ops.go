@@ -606,7 +606,7 @@ func (r *Relay) List(ctx context.Context, dir string, fn func(relay.ObjectInfo) 
 		}
 		names := make([]string, 0, len(subdirs))
 		for n := range subdirs {
-			if n != "" && n != "." && n != ".." && !strings.Contains(n, "/") {
+			if relay.ValidName(n) == nil && !strings.Contains(n, "/") {
 				names = append(names, n)
 			}
 		}
