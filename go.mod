@@ -6,8 +6,9 @@ require (
 	filippo.io/age v1.3.2
 	github.com/jlaffaye/ftp v0.2.4
 	github.com/spf13/cobra v1.10.2
-	github.com/spf13/pflag v1.0.9
+	github.com/spf13/pflag v1.0.10
 	github.com/studio-b12/gowebdav v0.13.0
+	go.etcd.io/bbolt v1.5.0
 	golang.org/x/crypto v0.59.0
 	golang.org/x/net v0.62.0
 	golang.org/x/oauth2 v0.38.0

@@ -1,0 +1,164 @@
+package cache_test
+
+import (
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/escalefs/escalefs/cache"
+)
+
+type vv = cache.VersionVector
+
+func TestCompare(t *testing.T) {
+	tests := []struct {
+		name string
+		a, b vv
+		want cache.Order
+	}{
+		{"both nil", nil, nil, cache.Equal},
+		{"nil and empty", nil, vv{}, cache.Equal},
+		{"zero counter is missing", vv{"a": 0}, nil, cache.Equal},
+		{"zero counter both sides", vv{"a": 0}, vv{"b": 0}, cache.Equal},
+		{"same", vv{"a": 1, "b": 2}, vv{"b": 2, "a": 1}, cache.Equal},
+		{"nil before", nil, vv{"a": 1}, cache.Before},
+		{"nil after", vv{"a": 1}, nil, cache.After},
+		{"one counter behind", vv{"a": 1, "b": 2}, vv{"a": 2, "b": 2}, cache.Before},
+		{"one counter ahead", vv{"a": 3, "b": 2}, vv{"a": 2, "b": 2}, cache.After},
+		{"missing key behind", vv{"a": 1}, vv{"a": 1, "b": 1}, cache.Before},
+		{"extra key ahead", vv{"a": 1, "b": 1}, vv{"a": 1}, cache.After},
+		{"disjoint keys", vv{"a": 1}, vv{"b": 1}, cache.Concurrent},
+		{"crossed counters", vv{"a": 2, "b": 1}, vv{"a": 1, "b": 2}, cache.Concurrent},
+		{"ahead and missing", vv{"a": 2}, vv{"a": 1, "b": 1}, cache.Concurrent},
+		{"explicit zero vs one", vv{"a": 0, "b": 1}, vv{"a": 1}, cache.Concurrent},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.a.Compare(tt.b); got != tt.want {
+				t.Errorf("%v.Compare(%v) = %v, want %v", tt.a, tt.b, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestBumpMergeClone(t *testing.T) {
+	var nilV vv
+	b := nilV.Bump("n1")
+	if want := (vv{"n1": 1}); !maps.Equal(b, want) {
+		t.Errorf("nil.Bump = %v, want %v", b, want)
+	}
+	if nilV != nil {
+		t.Errorf("Bump changed its nil receiver")
+	}
+	orig := vv{"n1": 4, "n2": 1}
+	b2 := orig.Bump("n2")
+	if want := (vv{"n1": 4, "n2": 2}); !maps.Equal(b2, want) {
+		t.Errorf("Bump = %v, want %v", b2, want)
+	}
+	if orig["n2"] != 1 {
+		t.Errorf("Bump changed its receiver: %v", orig)
+	}
+	if got := b2.Compare(orig); got != cache.After {
+		t.Errorf("bumped.Compare(orig) = %v, want after", got)
+	}
+
+	m := vv{"a": 3, "b": 1}.Merge(vv{"b": 5, "c": 2})
+	if want := (vv{"a": 3, "b": 5, "c": 2}); !maps.Equal(m, want) {
+		t.Errorf("Merge = %v, want %v", m, want)
+	}
+
+	c := vv{"a": 1, "z": 0}.Clone()
+	if want := (vv{"a": 1}); !maps.Equal(c, want) {
+		t.Errorf("Clone = %v, want %v (zero counters dropped)", c, want)
+	}
+	if got := (vv{"z": 0}).Clone(); got != nil {
+		t.Errorf("Clone of all-zero vector = %v, want nil", got)
+	}
+	src := vv{"a": 1}
+	c = src.Clone()
+	c["a"] = 9
+	if src["a"] != 1 {
+		t.Errorf("Clone shares storage with its source")
+	}
+}
+
+func TestVersionString(t *testing.T) {
+	for _, tt := range []struct {
+		v    vv
+		want string
+	}{
+		{nil, "{}"},
+		{vv{"x": 0}, "{}"},
+		{vv{"b": 2, "a": 10}, "a:10,b:2"},
+	} {
+		if got := tt.v.String(); got != tt.want {
+			t.Errorf("String(%#v) = %q, want %q", tt.v, got, tt.want)
+		}
+	}
+	for o, want := range map[cache.Order]string{cache.Equal: "equal", cache.Before: "before",
+		cache.After: "after", cache.Concurrent: "concurrent", 9: "Order(9)"} {
+		if got := o.String(); got != want {
+			t.Errorf("Order(%d).String() = %q, want %q", int(o), got, want)
+		}
+	}
+}
+
+// randomVV draws a small vector over few nodes, so that equal, ordered and
+// concurrent pairs all occur, with occasional explicit zero counters.
+func randomVV(r *rand.Rand) vv {
+	if r.IntN(8) == 0 {
+		return nil
+	}
+	v := vv{}
+	for i := range 4 {
+		if r.IntN(2) == 0 {
+			v[fmt.Sprintf("n%d", i)] = uint64(r.IntN(3))
+		}
+	}
+	return v
+}
+
+// leq reports whether a has seen nothing b has not.
+func leq(a, b vv) bool {
+	o := a.Compare(b)
+	return o == cache.Before || o == cache.Equal
+}
+
+func TestVersionProperties(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	seen := map[cache.Order]int{}
+	for i := range 5000 {
+		a, b, c := randomVV(r), randomVV(r), randomVV(r)
+		ab, ba := a.Merge(b), b.Merge(a)
+		ord := a.Compare(b)
+		seen[ord]++
+		mirror := map[cache.Order]cache.Order{cache.Equal: cache.Equal, cache.Before: cache.After,
+			cache.After: cache.Before, cache.Concurrent: cache.Concurrent}
+		switch {
+		case ab.Compare(ba) != cache.Equal:
+			t.Fatalf("#%d: Merge not commutative: %v, %v", i, ab, ba)
+		case a.Merge(a).Compare(a) != cache.Equal:
+			t.Fatalf("#%d: Merge not idempotent on %v", i, a)
+		case ab.Merge(b).Compare(ab) != cache.Equal:
+			t.Fatalf("#%d: merging again changed %v", i, ab)
+		case ab.Merge(c).Compare(a.Merge(b.Merge(c))) != cache.Equal:
+			t.Fatalf("#%d: Merge not associative on %v %v %v", i, a, b, c)
+		case !leq(a, ab) || !leq(b, ab):
+			t.Fatalf("#%d: %v and %v not both ≤ their merge %v", i, a, b, ab)
+		case b.Compare(a) != mirror[ord]:
+			t.Fatalf("#%d: %v.Compare(%v) = %v but reverse = %v", i, a, b, ord, b.Compare(a))
+		case (ord == cache.Before || ord == cache.Equal) && ab.Compare(b) != cache.Equal:
+			t.Fatalf("#%d: a ≤ b but Merge(a, b) = %v ≠ b = %v", i, ab, b)
+		case a.Bump("n1").Compare(a) != cache.After:
+			t.Fatalf("#%d: Bump of %v is not after it", i, a)
+		case ord == cache.Concurrent && (ab.Compare(a) != cache.After || ab.Compare(b) != cache.After):
+			t.Fatalf("#%d: merge %v of concurrent %v, %v is not after both", i, ab, a, b)
+		}
+	}
+	for _, o := range []cache.Order{cache.Equal, cache.Before, cache.After, cache.Concurrent} {
+		if seen[o] == 0 {
+			t.Errorf("random vectors never produced %v pairs", o)
+		}
+	}
+}
