@@ -173,7 +173,26 @@ func (v *verifier) Read(p []byte) (int, error) {
 		}
 	}
 	if err != nil && err != io.EOF {
-		v.err = err
+		v.err = &readError{err}
+		return n, v.err
+	}
+	return n, err
+}
+
+// readError marks an error of the reader or ReaderAt a blob is read from,
+// so that blobError passes it on instead of calling the blob corrupt.
+type readError struct{ err error }
+
+func (e *readError) Error() string { return e.err.Error() }
+func (e *readError) Unwrap() error { return e.err }
+
+// markErrorsAt marks the errors of a ReaderAt other than io.EOF.
+type markErrorsAt struct{ ra io.ReaderAt }
+
+func (m markErrorsAt) ReadAt(p []byte, off int64) (int, error) {
+	n, err := m.ra.ReadAt(p, off)
+	if err != nil && err != io.EOF {
+		err = &readError{err}
 	}
 	return n, err
 }
@@ -197,9 +216,12 @@ func (m *errMapper) Read(p []byte) (int, error) {
 // ErrBlobTruncated with what went wrong.
 func blobError(id BlobID, err error) error {
 	var noMatch *age.NoIdentityMatchError
+	var re *readError
 	switch {
 	case errors.Is(err, ErrBlobTruncated), errors.Is(err, ErrBlobCorrupt):
 		return err
+	case errors.As(err, &re):
+		return fmt.Errorf("reading blob %s: %w", id, re.err)
 	case errors.As(err, &noMatch):
 		return fmt.Errorf("%w: blob %s was not encrypted for this repository", ErrBlobCorrupt, id)
 	case errors.Is(err, io.ErrUnexpectedEOF):
@@ -219,7 +241,7 @@ func BlobReaderAt(k *Keys, id BlobID, src io.ReaderAt, encryptedSize int64) (io.
 	if !k.encrypting() {
 		return src, encryptedSize, nil
 	}
-	ra, size, err := age.DecryptReaderAt(src, encryptedSize, k.identity)
+	ra, size, err := age.DecryptReaderAt(markErrorsAt{src}, encryptedSize, k.identity)
 	if err != nil {
 		return nil, 0, blobError(id, err)
 	}

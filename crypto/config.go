@@ -106,6 +106,9 @@ func NewConfig(rnd io.Reader, secret Secret, enc Encryption, kdf KDFParams) (*Co
 	if enc != EncryptionAge && enc != EncryptionOff {
 		return nil, nil, fmt.Errorf("encryption %q: expected %q or %q", enc, EncryptionAge, EncryptionOff)
 	}
+	if secret.kind == SecretPassphrase && len(secret.material()) == 0 {
+		return nil, nil, errors.New("the passphrase is empty")
+	}
 	c := &Config{Version: FormatVersion, Encryption: enc, Secret: secret.kind}
 	if _, err := io.ReadFull(rnd, c.Repository[:]); err != nil {
 		return nil, nil, fmt.Errorf("generating the repository ID: %w", err)
@@ -142,9 +145,9 @@ func NewConfig(rnd io.Reader, secret Secret, enc Encryption, kdf KDFParams) (*Co
 // masterKey turns the secret into the 32-byte master key.
 func (c *Config) masterKey(s Secret) []byte {
 	if s.kind == SecretPassphrase {
-		return argon2.IDKey(s.bytes, c.Salt, c.KDF.Time, c.KDF.MemoryKiB, c.KDF.Threads, KeySize)
+		return argon2.IDKey(s.material(), c.Salt, c.KDF.Time, c.KDF.MemoryKiB, c.KDF.Threads, KeySize)
 	}
-	return s.bytes
+	return s.material()
 }
 
 // macInput is the canonical text the MAC covers: every field but the MAC,
@@ -288,7 +291,7 @@ func checkKDF(p KDFParams) error {
 // repository without a secret gives nil keys.
 func (c *Config) Unlock(secret Secret) (*Keys, error) {
 	if c.Secret != secret.kind {
-		return nil, fmt.Errorf("this repository is protected by a %s, but a %s was given", describe(c.Secret), describe(secret.kind))
+		return nil, fmt.Errorf("%w: this repository is protected by %s, but %s was given", ErrWrongSecret, describe(c.Secret), describe(secret.kind))
 	}
 	if c.Secret == SecretNone {
 		return nil, nil
@@ -309,13 +312,13 @@ func (c *Config) Unlock(secret Secret) (*Keys, error) {
 func describe(k SecretKind) string {
 	switch k {
 	case SecretPassphrase:
-		return "passphrase"
+		return "a passphrase"
 	case SecretKey:
-		return "key file"
+		return "a key file"
 	case SecretNone:
 		return "nothing (no secret)"
 	}
-	return strconv.Quote(string(k))
+	return "a secret of unknown kind " + strconv.Quote(string(k))
 }
 
 // NewRepoID returns a random repository ID.

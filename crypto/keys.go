@@ -4,6 +4,7 @@ import (
 	"crypto/hkdf"
 	"crypto/sha256"
 	"fmt"
+	"io"
 	"log/slog"
 
 	"filippo.io/age"
@@ -34,10 +35,12 @@ func deriveKey(master []byte, repo RepoID, purpose string) []byte {
 type Keys struct {
 	repo       RepoID
 	encryption Encryption
-	records    []byte // XChaCha20-Poly1305 key; nil without a secret
-	names      []byte // HMAC key for opaque names; nil without a secret
-	identity   *age.X25519Identity
-	recipient  *age.X25519Recipient
+	// The subkeys are behind pointers, which fmt prints as addresses in
+	// the cases that bypass Format (a *Keys in an unexported field).
+	records   *[KeySize]byte // XChaCha20-Poly1305 key
+	names     *[KeySize]byte // HMAC key for opaque names
+	identity  *age.X25519Identity
+	recipient *age.X25519Recipient
 }
 
 // deriveKeys derives every subkey from the master key.
@@ -45,8 +48,8 @@ func deriveKeys(master []byte, repo RepoID, enc Encryption) (*Keys, error) {
 	k := &Keys{
 		repo:       repo,
 		encryption: enc,
-		records:    deriveKey(master, repo, purposeRecords),
-		names:      deriveKey(master, repo, purposeNames),
+		records:    (*[KeySize]byte)(deriveKey(master, repo, purposeRecords)),
+		names:      (*[KeySize]byte)(deriveKey(master, repo, purposeNames)),
 	}
 	id, err := age.ParseX25519Identity(ageIdentityString(deriveKey(master, repo, purposeAge)))
 	if err != nil {
@@ -86,6 +89,10 @@ func (k *Keys) String() string { return "[repository keys redacted]" }
 
 // GoString implements fmt.GoStringer without revealing any key.
 func (k *Keys) GoString() string { return k.String() }
+
+// Format implements fmt.Formatter: every verb, %d and %x included, prints
+// String.
+func (k *Keys) Format(f fmt.State, _ rune) { io.WriteString(f, k.String()) }
 
 // LogValue implements slog.LogValuer without revealing any key.
 func (k *Keys) LogValue() slog.Value { return slog.StringValue(k.String()) }

@@ -35,6 +35,11 @@ func ParseLogName(name string) (NodeID, uint64, error) {
 	if err != nil {
 		return NodeID{}, 0, fmt.Errorf("%q is not a log record name: bad sequence number", name)
 	}
+	// Only the spelling LogName writes: with upper-case hex, one record
+	// could be listed under two names.
+	if LogName(node, seq) != name {
+		return NodeID{}, 0, fmt.Errorf("%q is not a log record name: expected lower-case hex", name)
+	}
 	return node, seq, nil
 }
 
@@ -63,7 +68,7 @@ func (k *Keys) KeyedName(namespace string, data []byte) string {
 		h.Write(data)
 		sum = h.Sum(nil)
 	} else {
-		m := hmac.New(sha256.New, k.names)
+		m := hmac.New(sha256.New, k.names[:])
 		m.Write([]byte(namespace + "\x00"))
 		m.Write(data)
 		sum = m.Sum(nil)

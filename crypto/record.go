@@ -91,7 +91,7 @@ func NewRecordSealer(keys *Keys, repo RepoID, rnd io.Reader) *RecordSealer {
 	s := &RecordSealer{repo: repo, rand: rnd}
 	if keys != nil {
 		s.repo = keys.repo
-		aead, err := chacha20poly1305.NewX(keys.records)
+		aead, err := chacha20poly1305.NewX(keys.records[:])
 		if err != nil {
 			panic(err) // the key has the right size by construction
 		}
@@ -155,6 +155,9 @@ func (s *RecordSealer) Open(rc RecordContext, record []byte) ([]byte, error) {
 	case mode == recordPlain && s.aead == nil:
 		if len(body) < sha256.Size {
 			return nil, bad("truncated: %d bytes", len(record))
+		}
+		if len(body)-sha256.Size > MaxRecordSize {
+			return nil, bad("larger than the %d-byte limit", MaxRecordSize)
 		}
 		pt, sum := body[:len(body)-sha256.Size], body[len(body)-sha256.Size:]
 		want := sha256.Sum256(append(ad, pt...))

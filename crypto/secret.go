@@ -29,22 +29,38 @@ const (
 // KeySize is the size of the master key and of every subkey.
 const KeySize = 32
 
-// Secret is what a user holds to open a repository. Its String and
-// LogValue never show the secret.
+// Secret is what a user holds to open a repository. Its String, Format
+// and LogValue never show the secret.
 type Secret struct {
-	kind  SecretKind
-	bytes []byte // the passphrase, or the key
+	kind SecretKind
+	// material returns the passphrase or the key. It is held in a closure
+	// because fmt and slog print a Secret in an unexported struct field
+	// field by field, without calling its methods, and show a func only
+	// as an address.
+	m func() []byte
+}
+
+func newSecret(kind SecretKind, b []byte) Secret {
+	return Secret{kind: kind, m: func() []byte { return b }}
+}
+
+// material returns the passphrase or the key.
+func (s Secret) material() []byte {
+	if s.m == nil {
+		return nil
+	}
+	return s.m()
 }
 
 // Passphrase returns a passphrase secret.
-func Passphrase(p string) Secret { return Secret{kind: SecretPassphrase, bytes: []byte(p)} }
+func Passphrase(p string) Secret { return newSecret(SecretPassphrase, []byte(p)) }
 
 // Key returns a key secret; key must be KeySize bytes.
 func Key(key []byte) (Secret, error) {
 	if len(key) != KeySize {
 		return Secret{}, fmt.Errorf("a repository key is %d bytes, got %d", KeySize, len(key))
 	}
-	return Secret{kind: SecretKey, bytes: bytes.Clone(key)}, nil
+	return newSecret(SecretKey, bytes.Clone(key)), nil
 }
 
 // NoSecret is the absent secret of a repository with encryption off.
@@ -59,6 +75,10 @@ func (s Secret) String() string { return "[" + string(s.kind) + " secret redacte
 // GoString implements fmt.GoStringer without revealing the secret.
 func (s Secret) GoString() string { return s.String() }
 
+// Format implements fmt.Formatter: every verb, %d and %x included, prints
+// String.
+func (s Secret) Format(f fmt.State, _ rune) { io.WriteString(f, s.String()) }
+
 // keyFilePrefix starts the key line of a key file.
 const keyFilePrefix = "escalefs-key-1:"
 
@@ -68,7 +88,7 @@ func GenerateKey() Secret {
 	if _, err := rand.Read(k); err != nil {
 		panic(err) // crypto/rand does not fail on supported platforms
 	}
-	return Secret{kind: SecretKey, bytes: k}
+	return newSecret(SecretKey, k)
 }
 
 // MarshalKeyFile returns the text of a key file holding s.
@@ -80,7 +100,7 @@ func MarshalKeyFile(s Secret, now time.Time) ([]byte, error) {
 	fmt.Fprintf(&b, "# escalefs repository key, created %s.\n", now.UTC().Format(time.RFC3339))
 	b.WriteString("# Anyone holding this file can read and forge the repository's data.\n")
 	b.WriteString("# Copy it to each node of the repository (mode 0600) and nowhere else.\n")
-	b.WriteString(keyFilePrefix + base64.RawURLEncoding.EncodeToString(s.bytes) + "\n")
+	b.WriteString(keyFilePrefix + base64.RawURLEncoding.EncodeToString(s.material()) + "\n")
 	return b.Bytes(), nil
 }
 
@@ -103,7 +123,7 @@ func ParseKeyFile(data []byte) (Secret, error) {
 	if err != nil || len(k) != KeySize {
 		return Secret{}, fmt.Errorf("not an escalefs key file: the key after %q must be %d bytes in unpadded base64url", keyFilePrefix, KeySize)
 	}
-	return Secret{kind: SecretKey, bytes: k}, nil
+	return newSecret(SecretKey, k), nil
 }
 
 // WriteKeyFile creates path (which must not exist) holding s, with mode 0600.
@@ -154,7 +174,7 @@ func ReadPassphraseFile(path string) (Secret, error) {
 	if len(line) == 0 {
 		return Secret{}, fmt.Errorf("passphrase file %s: the first line is empty; it must hold the passphrase", path)
 	}
-	return Secret{kind: SecretPassphrase, bytes: line}, nil
+	return newSecret(SecretPassphrase, line), nil
 }
 
 // ReadPassphrase reads a passphrase from r up to the first newline.
