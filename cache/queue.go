@@ -104,7 +104,9 @@ func (t *Tx) Enqueue(path string, payload []byte) (uint64, error) {
 }
 
 // Peek returns up to n items from the front of the queue, oldest first,
-// without removing them; n <= 0 returns them all.
+// without removing them; n <= 0 returns them all. If an item cannot be
+// decoded, Peek returns the items before it and an error wrapping
+// ErrCorrupt that names the item's ID, which Remove still accepts.
 func (t *Tx) Peek(n int) ([]QueueItem, error) {
 	q, err := t.bucket(bucketQueue)
 	if err != nil {

@@ -45,7 +45,8 @@ type Options struct {
 	// discards them.
 	Logger *slog.Logger
 	// Timeout is how long Open waits for another process to release the
-	// cache before failing with ErrInUse; zero means DefaultTimeout.
+	// cache before failing with ErrInUse; zero or less means
+	// DefaultTimeout. Open never waits without limit.
 	Timeout time.Duration
 	// Now returns the current time, stamped on queue items; nil means
 	// time.Now. Tests inject a clock here.
