@@ -53,7 +53,7 @@ Without -o the key goes to $XDG_CONFIG_HOME/escalefs/key (by default
 
 A key file replaces a passphrase: it is stronger (no passphrase to guess) and
 needs no key stretching, but every node needs a copy of it. Give it to
-commands with --repo-key-file FILE.`,
+commands with --key-file FILE.`,
 		Example: "  escalefs key generate\n  escalefs key generate -o /media/usb/escalefs.key",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -100,14 +100,13 @@ repository, and to nothing else:
 Keep one more copy offline (a USB stick in a drawer, a password manager): if
 every copy is lost, nothing on the relay can be decrypted, not even with age.
 
-Commands take it with --repo-key-file %[1]s
+Commands take it with --key-file %[1]s
 `, path)
 	return nil
 }
 
 // secretFlags say where a repository's secret comes from. Every command
-// that opens a repository takes them. The key file flag is not called
-// --key-file: that name is the relay flag for the TLS client key.
+// that opens a repository takes them.
 type secretFlags struct {
 	passphraseFile string
 	keyFile        string
@@ -115,16 +114,16 @@ type secretFlags struct {
 
 func (f *secretFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.passphraseFile, "passphrase-file", "", "file whose first line is the repository passphrase (mode 0600)")
-	fs.StringVar(&f.keyFile, "repo-key-file", "", "repository key file, from escalefs key generate (mode 0600)")
+	fs.StringVar(&f.keyFile, "key-file", "", "repository key file, from escalefs key generate (mode 0600)")
 }
 
 // read reads the secret from the one file given.
 func (f *secretFlags) read() (crypto.Secret, error) {
-	const which = "exactly one of --passphrase-file FILE and --repo-key-file FILE is required " +
+	const which = "exactly one of --passphrase-file FILE and --key-file FILE is required " +
 		"(a repository is protected by either a passphrase or a key file)"
 	switch {
 	case f.passphraseFile != "" && f.keyFile != "":
-		return crypto.Secret{}, errors.New("both --passphrase-file and --repo-key-file given: " + which)
+		return crypto.Secret{}, errors.New("both --passphrase-file and --key-file given: " + which)
 	case f.passphraseFile != "":
 		return crypto.ReadPassphraseFile(f.passphraseFile)
 	case f.keyFile != "":
@@ -141,7 +140,7 @@ func newKeyAgeIdentityCmd(g *globals) *cobra.Command {
 		recipient bool
 	)
 	cmd := &cobra.Command{
-		Use:   "age-identity --relay URL (--passphrase-file FILE | --repo-key-file FILE)",
+		Use:   "age-identity --relay URL (--passphrase-file FILE | --key-file FILE)",
 		Short: "Print the age identity that decrypts the repository's blobs",
 		Long: `Age-identity reads the repository's escale.json from the relay at URL, unlocks
 it with the passphrase or key file, and prints the repository's age identity
@@ -159,11 +158,6 @@ repository but decrypts nothing.`,
 			"  age -d -i id.txt blobs/<node>/<id> > file",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if rf.keyFile != "" && sf.keyFile == "" && sf.passphraseFile == "" {
-				// The likely mix-up: --key-file is a relay flag.
-				return errors.New("no secret given: --key-file is the key of the TLS client certificate; " +
-					"give the repository key file with --repo-key-file FILE, or the passphrase with --passphrase-file FILE")
-			}
 			return runKeyAgeIdentity(cmd.Context(), g, relayURL, &sf, recipient, rf.options(g))
 		},
 	}

@@ -69,7 +69,7 @@ func TestKeyGenerate(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("key generate: exit %d\n%s%s", code, out, errOut)
 	}
-	for _, want := range []string{path, "chmod 600", "scp", "never put it on the relay", "--repo-key-file " + path} {
+	for _, want := range []string{path, "chmod 600", "scp", "never put it on the relay", "--key-file " + path} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the output does not mention %q:\n%s", want, out)
 		}
@@ -146,7 +146,7 @@ func TestKeyAgeIdentity(t *testing.T) {
 		flags  []string
 	}{
 		{"passphrase", crypto.Passphrase(testPassphrase), []string{"--passphrase-file", passphraseFile(t, testPassphrase)}},
-		{"key file", ks, []string{"--repo-key-file", kf}},
+		{"key file", ks, []string{"--key-file", kf}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			u, keys := newTestRepo(t, tc.secret, crypto.EncryptionAge)
@@ -197,9 +197,9 @@ func TestKeyAgeIdentityErrors(t *testing.T) {
 	}{
 		{"wrong passphrase", []string{"--relay", passURL, "--passphrase-file", wrong},
 			[]string{"wrong passphrase or key", "wrong passphrase for repository"}},
-		{"wrong key file", []string{"--relay", keyURL, "--repo-key-file", otherKey},
+		{"wrong key file", []string{"--relay", keyURL, "--key-file", otherKey},
 			[]string{"wrong passphrase or key", "is not the key of repository"}},
-		{"key file for a passphrase repository", []string{"--relay", passURL, "--repo-key-file", kf},
+		{"key file for a passphrase repository", []string{"--relay", passURL, "--key-file", kf},
 			[]string{"protected by a passphrase, but a key file was given"}},
 		{"passphrase for a key repository", []string{"--relay", keyURL, "--passphrase-file", good},
 			[]string{"protected by a key file, but a passphrase was given"}},
@@ -209,12 +209,10 @@ func TestKeyAgeIdentityErrors(t *testing.T) {
 			[]string{"escale.json is corrupt", "truncated"}},
 		{"encryption off", []string{"--relay", offURL, "--passphrase-file", good},
 			[]string{"encryption off", "need no age identity"}},
-		{"both secrets", []string{"--relay", passURL, "--passphrase-file", good, "--repo-key-file", kf},
-			[]string{"both --passphrase-file and --repo-key-file given", "exactly one of"}},
+		{"both secrets", []string{"--relay", passURL, "--passphrase-file", good, "--key-file", kf},
+			[]string{"both --passphrase-file and --key-file given", "exactly one of"}},
 		{"no secret", []string{"--relay", passURL},
-			[]string{"no secret given", "exactly one of --passphrase-file FILE and --repo-key-file FILE is required"}},
-		{"TLS key flag for the repository key", []string{"--relay", keyURL, "--key-file", kf},
-			[]string{"--key-file is the key of the TLS client certificate", "--repo-key-file FILE"}},
+			[]string{"no secret given", "exactly one of --passphrase-file FILE and --key-file FILE is required"}},
 		{"no relay", []string{"--passphrase-file", good},
 			[]string{`required flag(s) "relay" not set`}},
 		{"insecure passphrase file", []string{"--relay", passURL, "--passphrase-file", loose},
@@ -277,7 +275,7 @@ func TestKeyAgeIdentityRecovery(t *testing.T) {
 		flags  []string
 	}{
 		{"passphrase", crypto.Passphrase(testPassphrase), []string{"--passphrase-file", passphraseFile(t, testPassphrase)}},
-		{"key file", ks, []string{"--repo-key-file", kf}},
+		{"key file", ks, []string{"--key-file", kf}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			u, keys := newTestRepo(t, tc.secret, crypto.EncryptionAge)

@@ -32,7 +32,7 @@ func (f *relayFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.pinSHA256, "pin-sha256", "", "trust exactly the server certificate with this SHA-256 fingerprint")
 	fs.StringVar(&f.caFile, "ca-file", "", "PEM file of certificates to trust instead of the system's")
 	fs.StringVar(&f.certFile, "certificate", "", "PEM client certificate for TLS")
-	fs.StringVar(&f.keyFile, "key-file", "", "PEM key of the client certificate")
+	fs.StringVar(&f.keyFile, "certificate-key", "", "PEM key of the TLS client certificate")
 	fs.StringVar(&f.sslVersion, "ssl-version", "", "highest TLS version to use: 1.0, 1.1, 1.2 or 1.3")
 	fs.IntVar(&f.maxConns, "max-connections", 0, "connections to the relay at most (default 4)")
 	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "how long to wait for the relay to answer")
