@@ -5,8 +5,12 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -X main.version=$(VERSION)
 # The test run must end well within CI's time; servers start per package.
 TESTFLAGS ?= -race -count=1 -timeout 25m
+# How long `make fuzz` (and so `make test`) runs each fuzz target.
+FUZZTIME ?= 5s
+# The packages with fuzz targets; go test fuzzes one target per run.
+FUZZPKGS ?= ./crypto/
 
-.PHONY: all build test check bench demo deps clean
+.PHONY: all build test check fuzz bench demo deps clean
 
 all: build
 
@@ -14,9 +18,21 @@ all: build
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/escalefs
 
-## test: everything CI runs — the static checks, then every test with -race
+## test: everything CI runs — the static checks, every test with -race, then each fuzz target
 test: check
 	$(GO) test $(TESTFLAGS) ./...
+	@$(MAKE) --no-print-directory fuzz
+
+## fuzz: run each fuzz target for $(FUZZTIME); a failing input is saved under testdata/fuzz
+fuzz:
+	@set -e; for pkg in $(FUZZPKGS); do \
+		targets=$$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); \
+		if [ -z "$$targets" ]; then echo "no fuzz targets in $$pkg"; exit 1; fi; \
+		for f in $$targets; do \
+			echo "$(GO) test -run '^$$' -fuzz '^$$f$$' -fuzztime $(FUZZTIME) $$pkg"; \
+			$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
 
 ## check: gofmt, go vet and staticcheck must be clean
 check:

@@ -119,7 +119,7 @@ func ParseKeyFile(data []byte) (Secret, error) {
 	if len(found) != 1 || !strings.HasPrefix(found[0], keyFilePrefix) {
 		return Secret{}, fmt.Errorf("not an escalefs key file: expected one line %q followed by the key in base64", keyFilePrefix+"…")
 	}
-	k, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(found[0], keyFilePrefix))
+	k, err := base64.RawURLEncoding.Strict().DecodeString(strings.TrimPrefix(found[0], keyFilePrefix))
 	if err != nil || len(k) != KeySize {
 		return Secret{}, fmt.Errorf("not an escalefs key file: the key after %q must be %d bytes in unpadded base64url", keyFilePrefix, KeySize)
 	}

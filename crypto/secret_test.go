@@ -194,6 +194,9 @@ func TestParseKeyFile(t *testing.T) {
 		{"short key", "escalefs-key-1:" + b64[:40], "must be 32 bytes"},
 		{"long key", "escalefs-key-1:" + b64 + "AAAA", "must be 32 bytes"},
 		{"hex", "escalefs-key-1:" + hex.EncodeToString(key), "must be 32 bytes"},
+		// 43 characters carry 258 bits: the last two must be zero, or two
+		// spellings would hold one key.
+		{"non-canonical last character", "escalefs-key-1:" + strings.Repeat("0", 42) + "1", "must be 32 bytes"},
 		{"space inside", "escalefs-key-1:" + b64[:20] + " " + b64[20:], "must be 32 bytes"},
 		{"empty key", "escalefs-key-1:", "must be 32 bytes"},
 		{"binary", "\x00\xff\xfe", "expected one line"},
