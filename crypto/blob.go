@@ -58,6 +58,7 @@ type BlobWriter struct {
 	out *hashCounter
 	enc io.WriteCloser
 	ref *BlobRef
+	err error // the first Write error: the blob can no longer be finished
 }
 
 // NewBlobWriter returns a writer that encrypts what is written to it into
@@ -79,13 +80,25 @@ func NewBlobWriter(k *Keys, id BlobID, dst io.Writer) (*BlobWriter, error) {
 }
 
 // Write encrypts p.
-func (w *BlobWriter) Write(p []byte) (int, error) { return w.enc.Write(p) }
+func (w *BlobWriter) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	n, err := w.enc.Write(p)
+	if err != nil {
+		w.err = err
+	}
+	return n, err
+}
 
 // Close finishes the blob (the authenticated last chunk) and computes its
 // reference.
 func (w *BlobWriter) Close() error {
 	if w.ref != nil {
 		return nil
+	}
+	if w.err != nil {
+		return fmt.Errorf("finishing blob: %w", w.err)
 	}
 	if err := w.enc.Close(); err != nil {
 		return fmt.Errorf("finishing blob: %w", err)

@@ -712,3 +712,50 @@ func TestBlobOtherRepository(t *testing.T) {
 	_, err = openAll(mine, plain, pref)
 	wantErr(t, err, errs(ErrBlobCorrupt), pref.ID.String())
 }
+
+// failWriter accepts limit bytes, then fails.
+type failWriter struct{ limit int }
+
+var errDiskFull = errors.New("disk full")
+
+func (w *failWriter) Write(p []byte) (int, error) {
+	if len(p) > w.limit {
+		n := w.limit
+		w.limit = 0
+		return n, errDiskFull
+	}
+	w.limit -= len(p)
+	return len(p), nil
+}
+
+// TestBlobWriteError: a failing destination fails the blob, which then has
+// no ref.
+func TestBlobWriteError(t *testing.T) {
+	for _, m := range blobModes(t) {
+		for _, limit := range []int{0, 100, ageChunk + 500} {
+			t.Run(fmt.Sprintf("%s/%d", m.name, limit), func(t *testing.T) {
+				w, err := NewBlobWriter(m.keys, NewBlobID(), &failWriter{limit: limit})
+				if err != nil {
+					if !errors.Is(err, errDiskFull) {
+						t.Fatalf("NewBlobWriter: %v", err)
+					}
+					return
+				}
+				_, werr := w.Write(prngBytes(1, 3*ageChunk))
+				cerr := w.Close()
+				if !errors.Is(werr, errDiskFull) && !errors.Is(cerr, errDiskFull) {
+					t.Fatalf("Write: %v, Close: %v", werr, cerr)
+				}
+				if cerr == nil {
+					t.Fatal("Close succeeded after a failed write")
+				}
+				defer func() {
+					if recover() == nil {
+						t.Error("a failed blob has a ref")
+					}
+				}()
+				w.Ref()
+			})
+		}
+	}
+}

@@ -340,6 +340,26 @@ func TestNoKeyMaterialPrinted(t *testing.T) {
 	}
 	verbs := []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "% x", "%d", "%o", "%b", "%c", "%U", "%e", "%t", "%p", "%T", "%10.3v", "%-x"}
 
+	// A Secret or *Keys printed directly shows its redacted form and
+	// nothing else, whatever the verb.
+	for _, verb := range verbs {
+		if verb == "%T" || verb == "%p" {
+			continue
+		}
+		for _, c := range []struct {
+			v    any
+			want string
+		}{
+			{passSecret, "[passphrase secret redacted]"}, {keySecret, "[key secret redacted]"},
+			{NoSecret(), "[none secret redacted]"}, {passKeys, "[repository keys redacted]"},
+			{keyKeys, "[repository keys redacted]"},
+		} {
+			if got := fmt.Sprintf(verb, c.v); got != c.want {
+				t.Errorf("Sprintf(%q, %s) = %q", verb, c.want, got)
+			}
+		}
+	}
+
 	var out strings.Builder
 	for _, v := range values {
 		for _, verb := range verbs {
