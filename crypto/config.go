@@ -214,7 +214,8 @@ func ParseConfig(data []byte) (*Config, error) {
 		}
 		return nil, bad("not valid JSON: %v", err)
 	}
-	if dec.More() {
+	// Not dec.More, which is false before a stray ']' or '}'.
+	if len(bytes.TrimSpace(data[dec.InputOffset():])) > 0 {
 		return nil, bad("data after the JSON object")
 	}
 	if j.Format != "escalefs" {

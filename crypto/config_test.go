@@ -331,6 +331,8 @@ func TestConfigMalformed(t *testing.T) {
 		{"null", "null", []string{`"format" is ""`}},
 		{"trailing object", string(r.json) + "{}", []string{"data after the JSON object"}},
 		{"trailing garbage", string(r.json) + "x", []string{"data after the JSON object"}},
+		{"trailing brace", string(r.json) + "}", []string{"data after the JSON object"}},
+		{"trailing bracket", string(r.json) + " ]\n", []string{"data after the JSON object"}},
 		{"binary", "\x00\x01\x02", []string{"not valid JSON"}},
 		{"too large", string(r.json) + strings.Repeat(" ", maxConfigSize), []string{"more than the 16384"}},
 		{"threads out of range", strings.Replace(string(r.json), `"threads": 1`, `"threads": 256`, 1), []string{"not valid JSON"}},
