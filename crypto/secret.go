@@ -119,8 +119,11 @@ func ParseKeyFile(data []byte) (Secret, error) {
 	if len(found) != 1 || !strings.HasPrefix(found[0], keyFilePrefix) {
 		return Secret{}, fmt.Errorf("not an escalefs key file: expected one line %q followed by the key in base64", keyFilePrefix+"…")
 	}
-	k, err := base64.RawURLEncoding.Strict().DecodeString(strings.TrimPrefix(found[0], keyFilePrefix))
-	if err != nil || len(k) != KeySize {
+	// Only the one spelling MarshalKeyFile writes: the decoder alone
+	// would skip a CR inside the key and accept non-zero trailing bits.
+	enc := strings.TrimPrefix(found[0], keyFilePrefix)
+	k, err := base64.RawURLEncoding.Strict().DecodeString(enc)
+	if err != nil || len(k) != KeySize || base64.RawURLEncoding.EncodeToString(k) != enc {
 		return Secret{}, fmt.Errorf("not an escalefs key file: the key after %q must be %d bytes in unpadded base64url", keyFilePrefix, KeySize)
 	}
 	return newSecret(SecretKey, k), nil

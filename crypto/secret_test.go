@@ -197,6 +197,7 @@ func TestParseKeyFile(t *testing.T) {
 		// 43 characters carry 258 bits: the last two must be zero, or two
 		// spellings would hold one key.
 		{"non-canonical last character", "escalefs-key-1:" + strings.Repeat("0", 42) + "1", "must be 32 bytes"},
+		{"CR inside", "escalefs-key-1:" + b64[:20] + "\r" + b64[20:], "must be 32 bytes"},
 		{"space inside", "escalefs-key-1:" + b64[:20] + " " + b64[20:], "must be 32 bytes"},
 		{"empty key", "escalefs-key-1:", "must be 32 bytes"},
 		{"binary", "\x00\xff\xfe", "expected one line"},
