@@ -1,0 +1,17 @@
+package localdir
+
+// Hooks for the tests of package localdir_test.
+
+// SetHashHook makes d call f for each file it has opened for hashing,
+// before reading it.
+func SetHashHook(d *Dir, f func(rel string)) { d.onHash = f }
+
+// WithEventHook returns o with f called after each event a Watcher handles.
+func WithEventHook(o WatchOptions, f func(rel string)) WatchOptions {
+	o.onEvent = f
+	return o
+}
+
+// FSNotifyErrors is the error channel of w's fsnotify watcher, into which
+// tests inject errors such as an overflow.
+func (w *Watcher) FSNotifyErrors() chan error { return w.fsw.Errors }
