@@ -59,8 +59,8 @@ var DefaultKDF = KDFParams{Time: 3, MemoryKiB: 64 << 10, Threads: 4}
 // to make a node allocate gigabytes or spin for hours, nor weaken the KDF.
 const (
 	minKDFMemoryKiB = 8 << 10
-	maxKDFMemoryKiB = 4 << 20 // 4 GiB
-	maxKDFTime      = 64
+	maxKDFMemoryKiB = 1 << 20 // 1 GiB
+	maxKDFTime      = 16
 	minSaltLen      = 16
 	maxSaltLen      = 64
 	maxConfigSize   = 16 << 10
@@ -296,6 +296,13 @@ func (c *Config) Unlock(secret Secret) (*Keys, error) {
 	}
 	if c.Secret == SecretNone {
 		return nil, nil
+	}
+	if c.Secret == SecretPassphrase {
+		// A Config built by hand, not by ParseConfig, is checked too: the
+		// bounds keep a hostile relay from making Argon2id take gigabytes.
+		if err := checkKDF(c.KDF); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrConfigCorrupt, err)
+		}
 	}
 	master := c.masterKey(secret)
 	if subtle.ConstantTimeCompare(deriveKey(master, c.Repository, purposeKeyCheck), c.KeyCheck) != 1 {

@@ -383,12 +383,12 @@ func TestConfigHostileKDF(t *testing.T) {
 		words []string
 	}{
 		{"memory 1 TiB", []mutation{set("kdf.memory_kib", 1<<30)}, []string{"kdf memory 1073741824 KiB"}},
-		{"memory 4 GiB + 1 KiB", []mutation{set("kdf.memory_kib", maxKDFMemoryKiB+1)}, []string{"kdf memory"}},
+		{"memory 1 GiB + 1 KiB", []mutation{set("kdf.memory_kib", maxKDFMemoryKiB+1)}, []string{"kdf memory 1048577 KiB"}},
 		{"memory max uint32", []mutation{set("kdf.memory_kib", uint32(1<<32-1))}, []string{"kdf memory"}},
 		{"memory too small", []mutation{set("kdf.memory_kib", minKDFMemoryKiB-1)}, []string{"kdf memory 8191 KiB"}},
 		{"memory zero", []mutation{set("kdf.memory_kib", 0)}, []string{"kdf memory 0"}},
 		{"time 1e6", []mutation{set("kdf.time", 1000000)}, []string{"kdf time 1000000"}},
-		{"time 65", []mutation{set("kdf.time", maxKDFTime+1)}, []string{"kdf time 65"}},
+		{"time 17", []mutation{set("kdf.time", maxKDFTime+1)}, []string{"kdf time 17: expected 1 to 16"}},
 		{"time zero", []mutation{set("kdf.time", 0)}, []string{"kdf time 0"}},
 		{"threads zero", []mutation{set("kdf.threads", 0)}, []string{"kdf threads 0"}},
 		{"memory beyond uint32", []mutation{set("kdf.memory_kib", uint64(1<<40))}, []string{"not valid JSON"}},
