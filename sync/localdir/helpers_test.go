@@ -237,16 +237,6 @@ func (f *fixture) apply(changes []localdir.Change) {
 	}
 }
 
-// entry returns the cache's entry at rel.
-func (f *fixture) entry(rel string) cache.Entry {
-	f.t.Helper()
-	e, ok, err := f.store.Get(rel)
-	if err != nil || !ok {
-		f.t.Fatalf("cache entry %q: %v, %v", rel, ok, err)
-	}
-	return e
-}
-
 // describe renders changes one per line as "op path" or "rename from -> to".
 func describe(changes []localdir.Change) string {
 	var b strings.Builder
@@ -317,4 +307,25 @@ func tempFiles(t *testing.T, root string) []string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// syscallUmask sets the process's umask and returns the old one. Tests
+// that use it must not run in parallel.
+func syscallUmask(m int) int { return syscall.Umask(m) }
+
+// fsWalk calls fn with the relative path and Lstat of everything below
+// root, in lexical order, without following symlinks.
+func fsWalk(root string, fn func(rel string, fi fs.FileInfo)) error {
+	return filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
+		if err != nil || p == root {
+			return err
+		}
+		fi, err := e.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		fn(filepath.ToSlash(rel), fi)
+		return nil
+	})
 }

@@ -45,7 +45,19 @@ func (c *Clock) NewTimer(d time.Duration) localdir.Timer {
 func (c *Clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
+	c.set(c.now.Add(d))
+}
+
+// Set moves the clock to t, forward or back, and fires the timers that are
+// then due, as Advance does.
+func (c *Clock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.set(t)
+}
+
+func (c *Clock) set(t time.Time) {
+	c.now = t
 	kept := c.timers[:0]
 	var due []*timer
 	for _, t := range c.timers {
