@@ -38,12 +38,15 @@ func TestInstallAtomicForReaders(t *testing.T) {
 	// Versions of different sizes, each one repeated byte: a reader that
 	// sees a mix or a short file has seen a partial install.
 	const versions = 40
-	content := func(i int) []byte {
-		return bytes.Repeat([]byte{byte('A' + i%26)}, 64<<10+(i%7)*100<<10)
+	all := make([][]byte, versions)
+	for i := range all {
+		all[i] = bytes.Repeat([]byte{byte('A' + i%26)}, 64<<10+(i%7)*100<<10)
 	}
+	content := func(i int) []byte { return all[i] }
 	ls := f.install("f", string(content(0)), nil)
 	stop := make(chan struct{})
 	var reads int
+	seen := map[byte]bool{}
 	var wg gosync.WaitGroup
 	wg.Go(func() {
 		for {
@@ -58,6 +61,7 @@ func TestInstallAtomicForReaders(t *testing.T) {
 				return
 			}
 			reads++
+			seen[b[0]] = true
 			ok := false
 			for i := range versions {
 				if c := content(i); c[0] == b[0] && bytes.Equal(b, c) {
@@ -83,6 +87,10 @@ func TestInstallAtomicForReaders(t *testing.T) {
 	if reads == 0 {
 		t.Error("the reader never ran")
 	}
+	if len(seen) < 2 {
+		t.Errorf("the reader saw %d version(s): it did not overlap the installs", len(seen))
+	}
+	t.Logf("%d reads of %d versions during %d installs", reads, len(seen), versions)
 	if got := f.read("f"); got != string(content(versions-1)) {
 		t.Errorf("final content is %d bytes", len(got))
 	}

@@ -334,13 +334,17 @@ func (s *scanner) walkScope(root *os.Root, scope string) error {
 // walkDir records the entries of the directory dir, at rel, and below.
 func (s *scanner) walkDir(dir *os.Root, rel string) error {
 	f, err := dir.Open(".")
-	if err != nil {
-		s.fail(rel, err)
-		return nil
+	var names []string
+	if err == nil {
+		names, err = f.Readdirnames(-1)
+		f.Close()
 	}
-	names, err := f.Readdirnames(-1)
-	f.Close()
 	if err != nil {
+		if rel == "" {
+			// Never guess about the whole folder: everything would look
+			// deleted.
+			return fmt.Errorf("listing the root: %w", err)
+		}
 		s.fail(rel, err)
 		return nil
 	}
@@ -522,7 +526,7 @@ func (s *scanner) unstable(rel string) {
 // hidden reports whether nothing may be said about the cache's entry at p:
 // p or an ancestor is opaque or skipped.
 func (s *scanner) hidden(p string, k cache.Kind) bool {
-	if s.opaque[p] || s.d.skip(p, k == cache.KindDir) {
+	if s.opaque[p] || s.opaque[""] || s.d.skip(p, k == cache.KindDir) {
 		return true
 	}
 	for q := p; ; {

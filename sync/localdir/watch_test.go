@@ -343,3 +343,35 @@ func TestWatchStops(t *testing.T) {
 		}
 	}
 }
+
+// TestWatchScanInstallLoop runs the engine's local loop in miniature: a
+// batch from the watcher is scanned, the changes recorded; a file the
+// engine installs comes back as a batch whose scan finds nothing.
+func TestWatchScanInstallLoop(t *testing.T) {
+	wf := newWatch(t, opts(), nil)
+	wf.write("doc/a.txt", "draft")
+	wf.settle()
+	b := wf.flush()
+	res := wf.scan(localdir.ScanOptions{Paths: b.Paths})
+	if got := summaries(res.Changes); !slices.Equal(got, []string{"mkdir doc", "create doc/a.txt"}) {
+		t.Fatalf("changes:\n%s", describe(res.Changes))
+	}
+	wf.apply(res.Changes)
+
+	// A remote version arrives and is installed over the recorded one.
+	e := res.Changes[1]
+	ls, err := wf.d.Install(bg, "doc/a.txt", strings.NewReader("remote edit"),
+		localdir.Meta{Kind: e.Kind, Mode: e.Mode, ModTime: e.ModTime.Add(time.Hour)}, &e.Local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wf.apply([]localdir.Change{{Op: localdir.OpModify, Path: "doc/a.txt", Kind: e.Kind, Size: 11,
+		Hash: sum("remote edit"), ModTime: e.ModTime.Add(time.Hour), Mode: e.Mode, Local: ls}})
+	wf.settle()
+	b = wf.flush()
+	wantPaths(t, b, "doc/a.txt")
+	res = wf.scan(localdir.ScanOptions{Paths: b.Paths})
+	if len(res.Changes) != 0 || res.HashedFiles != 0 {
+		t.Errorf("own install reported: %d hashed, changes:\n%s", res.HashedFiles, describe(res.Changes))
+	}
+}
