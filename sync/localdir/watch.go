@@ -208,7 +208,7 @@ func (w *Watcher) run(ctx context.Context) {
 		first, last  time.Time
 		debounce     Timer
 		periodic     Timer
-		readyToFlush bool
+		accumulating bool
 		batch        *Batch // ready.batch(), made once per change of ready
 	)
 	if w.every > 0 {
@@ -226,8 +226,8 @@ func (w *Watcher) run(ctx context.Context) {
 	}()
 	touch := func() {
 		now := clock.Now()
-		if !readyToFlush {
-			first, readyToFlush = now, true
+		if !accumulating {
+			first, accumulating = now, true
 		}
 		last = now
 		if debounce == nil {
@@ -286,7 +286,7 @@ func (w *Watcher) run(ctx context.Context) {
 				continue
 			}
 			ready.merge(&acc)
-			readyToFlush, batch = false, nil
+			accumulating, batch = false, nil
 		case <-timerC(periodic):
 			periodic = clock.NewTimer(w.every)
 			ready.fullScan(ReasonPeriodic)
