@@ -1,0 +1,361 @@
+package proto
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/escalefs/escalefs/cache"
+	"github.com/escalefs/escalefs/crypto"
+)
+
+// ErrMalformed is wrapped by every error of decoding, encoding or
+// validating a plaintext that breaks the format.
+var ErrMalformed = errors.New("malformed record plaintext")
+
+// FormatVersion is the version of the plaintext format this package reads
+// and writes. A plaintext with a larger version is refused as newer than
+// this escalefs.
+const FormatVersion = 1
+
+// Bounds on what a plaintext may hold. A record is at most
+// crypto.MaxRecordSize bytes anyway; these keep single fields sane.
+const (
+	MaxChanges      = 1_000_000 // changes in a Log, entries in a Snapshot
+	MaxRequests     = 1_000_000 // requests in a Log
+	MaxPathLen      = 4096      // bytes of a path, rename source or symlink target
+	MaxVersionNodes = 10_000    // nodes in one version vector
+	MaxAcks         = 10_000    // nodes in Acks
+	MaxParts        = 1_000_000 // blobs of one file
+	MaxNodeNameLen  = 1024      // bytes of NodeName
+)
+
+// Op is what a change does.
+type Op string
+
+// The operations of a change.
+const (
+	OpPut     Op = "put"     // create or replace a file's content
+	OpDelete  Op = "delete"  // delete a file or symlink (a tombstone in a snapshot)
+	OpMkdir   Op = "mkdir"   // create a directory
+	OpRmdir   Op = "rmdir"   // delete an empty directory
+	OpRename  Op = "rename"  // move From to Path
+	OpMeta    Op = "meta"    // change mode, mtime or access modifiers only
+	OpSymlink Op = "symlink" // create or replace a symlink to Target
+)
+
+// PermMask is the part of a mode a change carries: Unix permission bits,
+// sticky, setuid and setgid. Setuid and setgid are stripped by Encode and
+// Decode (they are never propagated), so Mode holds at most 0o1777 after
+// either.
+const (
+	PermMask     = 0o7777
+	setidBits    = 0o6000
+	maxTimeNanos = math.MaxInt64
+)
+
+// PackRef locates a small file inside a pack blob: the file's plaintext is
+// bytes [Offset, Offset+Length) of the pack's plaintext.
+type PackRef struct {
+	Blob   crypto.BlobRef
+	Offset int64 // ≥ 0
+	Length int64 // > 0, equal to the change's Size; Offset+Length does not overflow
+}
+
+// Change is one change of one path, as a log records it; a snapshot uses
+// the same type for its entries.
+//
+// Which fields an op may carry (a field not listed must be zero):
+//
+//	put      Path, Version, Hash (required); Size, ModTime, Mode, Access;
+//	         Pack or Parts (exactly one when Size > 0, neither when 0)
+//	delete   Path, Version; ModTime
+//	rmdir    Path, Version; ModTime
+//	mkdir    Path, Version; ModTime, Mode, Access
+//	meta     Path, Version; ModTime, Mode, Access
+//	symlink  Path, Version, Target (required); ModTime, Access
+//	rename   Path, From (required, another path not above Path), Version; ModTime
+type Change struct {
+	Op   Op
+	Path string
+	From string // rename source
+	// Version is the path's version after the change: node ID (32
+	// lower-case hex digits) → counter. It is never empty and holds no
+	// zero counter (cache.VersionVector.Clone drops them).
+	Version cache.VersionVector
+	Size    int64     // content size in bytes (puts)
+	ModTime time.Time // nanosecond precision; the zero Time means none
+	Mode    uint32    // Unix permission bits (PermMask), no file type bits
+	Hash    [32]byte  // SHA-256 of the plaintext content (puts)
+	Target  string    // symlink target
+	Access  cache.Access
+	Pack    *PackRef         // content stored in a pack blob
+	Parts   []crypto.BlobRef // content stored as whole blobs, concatenated in order
+}
+
+// Request asks the other nodes for content this node lacks (it joined
+// late, or the blob was collected): a holder of Path at Hash re-pushes it.
+type Request struct {
+	Path string
+	Hash [32]byte // SHA-256 of the plaintext wanted; never zero
+}
+
+// Log is the plaintext of a record of kind "log".
+type Log struct {
+	Version  int       // FormatVersion
+	NodeName string    // the writer's human-readable name (sealed, never on the relay in clear)
+	Time     time.Time // the writer's clock when writing; informational only
+	Changes  []Change
+	// Acks holds, per peer, the highest sequence number of that peer's log
+	// that the writer has applied. Decode never returns nil.
+	Acks     map[crypto.NodeID]uint64
+	Requests []Request
+}
+
+// Snapshot is the plaintext of a record of kind "snapshot": the writer's
+// full view after applying its log up to record UpTo. Entries are puts,
+// mkdirs, symlinks and deletes (tombstones), at most one per path.
+type Snapshot struct {
+	Version  int // FormatVersion
+	NodeName string
+	UpTo     uint64 // the last sequence number of the writer's log it covers
+	Entries  []Change
+	Acks     map[crypto.NodeID]uint64 // as in Log; Decode never returns nil
+}
+
+// malformed returns an error wrapping ErrMalformed.
+func malformed(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, a...))
+}
+
+// checkPath reports why p cannot be a path in a record, or "".
+func checkPath(p string) string {
+	switch {
+	case p == "":
+		return "empty"
+	case len(p) > MaxPathLen:
+		return fmt.Sprintf("longer than %d bytes", MaxPathLen)
+	case !utf8.ValidString(p):
+		return "not valid UTF-8"
+	case p[0] == '/':
+		return "absolute"
+	}
+	if why := checkChars(p); why != "" {
+		return why
+	}
+	for c := range strings.SplitSeq(p, "/") {
+		if c == ".." {
+			return `contains a ".." component`
+		}
+	}
+	if err := cache.ValidPath(p); err != nil {
+		return strings.TrimSuffix(strings.TrimPrefix(err.Error(), fmt.Sprintf("path %q: ", p)), ": "+cache.ErrInvalidPath.Error())
+	}
+	return ""
+}
+
+// checkChars reports a NUL, control character or backslash in s.
+func checkChars(s string) string {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == 0:
+			return "contains a NUL byte"
+		case c < 0x20 || c == 0x7f:
+			return fmt.Sprintf("contains control character %#02x", c)
+		case c == '\\':
+			return "contains a backslash"
+		}
+	}
+	return ""
+}
+
+// checkText reports why s cannot be a free-form string (node name, symlink
+// target) of at most max bytes, or "".
+func checkText(s string, max int) string {
+	switch {
+	case len(s) > max:
+		return fmt.Sprintf("longer than %d bytes", max)
+	case !utf8.ValidString(s):
+		return "not valid UTF-8"
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			return fmt.Sprintf("contains control character %#02x", c)
+		}
+	}
+	return ""
+}
+
+// checkNodeHex reports why s is not a node ID in lower-case hex, or "".
+func checkNodeHex(s string) string {
+	if len(s) != 2*len(crypto.NodeID{}) {
+		return fmt.Sprintf("node ID %q: expected %d hex digits", s, 2*len(crypto.NodeID{}))
+	}
+	if _, err := hex.DecodeString(s); err != nil || strings.ToLower(s) != s {
+		return fmt.Sprintf("node ID %q: expected lower-case hex", s)
+	}
+	return ""
+}
+
+func validTime(t time.Time) bool {
+	if t.IsZero() {
+		return true
+	}
+	return !t.Before(time.Unix(0, math.MinInt64)) && !t.After(time.Unix(0, maxTimeNanos))
+}
+
+// Validate checks c against the rules of its op (see Change). The error
+// wraps ErrMalformed and names the path.
+func (c Change) Validate() error {
+	if why := c.check(); why != "" {
+		return malformed("change %q (%s): %s", c.Path, c.Op, why)
+	}
+	return nil
+}
+
+// check returns why c is invalid, or "".
+func (c Change) check() string {
+	if why := checkPath(c.Path); why != "" {
+		return "path: " + why
+	}
+	switch c.Op {
+	case OpPut, OpDelete, OpMkdir, OpRmdir, OpRename, OpMeta, OpSymlink:
+	default:
+		return fmt.Sprintf("unknown op %q", c.Op)
+	}
+	if len(c.Version) == 0 {
+		return "missing version"
+	}
+	if len(c.Version) > MaxVersionNodes {
+		return fmt.Sprintf("version of %d nodes, more than %d", len(c.Version), MaxVersionNodes)
+	}
+	for n, v := range c.Version {
+		if why := checkNodeHex(n); why != "" {
+			return "version: " + why
+		}
+		if v == 0 {
+			return fmt.Sprintf("version: zero counter for node %s", n)
+		}
+	}
+	if !validTime(c.ModTime) {
+		return "mtime out of the range of int64 nanoseconds"
+	}
+	if c.Mode&^PermMask != 0 {
+		return fmt.Sprintf("mode %#o has bits outside %#o", c.Mode, PermMask)
+	}
+	if c.Access.Read > cache.PermDeny || c.Access.Write > cache.PermDeny {
+		return fmt.Sprintf("access modifiers %d/%d out of range", c.Access.Read, c.Access.Write)
+	}
+	// Fields each op may carry beyond Path, Version and ModTime.
+	var from, size, mode, hash, target, access, content bool
+	switch c.Op {
+	case OpPut:
+		size, mode, hash, access, content = true, true, true, true, true
+	case OpMkdir, OpMeta:
+		mode, access = true, true
+	case OpSymlink:
+		target, access = true, true
+	case OpRename:
+		from = true
+	}
+	switch {
+	case !from && c.From != "":
+		return "unexpected from"
+	case !size && c.Size != 0:
+		return "unexpected size"
+	case !mode && c.Mode != 0:
+		return "unexpected mode"
+	case !hash && c.Hash != [32]byte{}:
+		return "unexpected hash"
+	case !target && c.Target != "":
+		return "unexpected target"
+	case !access && c.Access != cache.Access{}:
+		return "unexpected access modifiers"
+	case !content && c.Pack != nil:
+		return "unexpected pack"
+	case !content && len(c.Parts) > 0:
+		return "unexpected parts"
+	}
+	switch c.Op {
+	case OpRename:
+		if c.From == "" {
+			return "rename without from"
+		}
+		if why := checkPath(c.From); why != "" {
+			return fmt.Sprintf("from %q: %s", c.From, why)
+		}
+		if c.From == c.Path {
+			return "rename onto itself"
+		}
+		if strings.HasPrefix(c.Path, c.From+"/") {
+			return fmt.Sprintf("rename of %q into itself", c.From)
+		}
+	case OpSymlink:
+		if c.Target == "" {
+			return "symlink without target"
+		}
+		if why := checkText(c.Target, MaxPathLen); why != "" {
+			return "target: " + why
+		}
+	case OpPut:
+		return c.checkContent()
+	}
+	return ""
+}
+
+func (c Change) checkContent() string {
+	switch {
+	case c.Size < 0:
+		return fmt.Sprintf("negative size %d", c.Size)
+	case c.Hash == [32]byte{}:
+		return "put without hash"
+	case c.Pack != nil && len(c.Parts) > 0:
+		return "put with both pack and parts"
+	case c.Size == 0 && (c.Pack != nil || len(c.Parts) > 0):
+		return "empty file with content"
+	case c.Size > 0 && c.Pack == nil && len(c.Parts) == 0:
+		return fmt.Sprintf("put of %d bytes without pack or parts", c.Size)
+	}
+	if p := c.Pack; p != nil {
+		switch {
+		case p.Offset < 0:
+			return fmt.Sprintf("pack: negative offset %d", p.Offset)
+		case p.Length <= 0:
+			return fmt.Sprintf("pack: length %d not positive", p.Length)
+		case p.Offset > math.MaxInt64-p.Length:
+			return fmt.Sprintf("pack: offset %d + length %d overflows", p.Offset, p.Length)
+		case p.Length != c.Size:
+			return fmt.Sprintf("pack: length %d differs from size %d", p.Length, c.Size)
+		}
+		if why := checkBlobRef(p.Blob); why != "" {
+			return "pack: " + why
+		}
+	}
+	if len(c.Parts) > MaxParts {
+		return fmt.Sprintf("%d parts, more than %d", len(c.Parts), MaxParts)
+	}
+	for i, r := range c.Parts {
+		if why := checkBlobRef(r); why != "" {
+			return fmt.Sprintf("part %d: %s", i, why)
+		}
+	}
+	return ""
+}
+
+func checkBlobRef(r crypto.BlobRef) string {
+	switch {
+	case r.Size <= 0:
+		return fmt.Sprintf("blob %s: size %d not positive", r.ID, r.Size)
+	case r.SHA256 == [32]byte{}:
+		return fmt.Sprintf("blob %s: missing hash", r.ID)
+	}
+	return ""
+}
+
+// maxChanges is MaxChanges, lowered by tests so that the bound can be
+// tested without building a million changes.
+var maxChanges = MaxChanges
