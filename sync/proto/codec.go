@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/escalefs/escalefs/cache"
 	"github.com/escalefs/escalefs/crypto"
@@ -120,7 +117,7 @@ func EncodeLog(l Log) ([]byte, error) {
 // path. The result does not alias b.
 func DecodeLog(b []byte) (Log, error) {
 	var w wireLog
-	if err := unmarshal("log", b, &w); err != nil {
+	if err := unmarshal("log", logShape, b, &w); err != nil {
 		return Log{}, err
 	}
 	if err := checkVersion("log", w.Version); err != nil {
@@ -224,7 +221,7 @@ func EncodeSnapshot(s Snapshot) ([]byte, error) {
 // Errors wrap ErrMalformed and name the offending entry by index and path.
 func DecodeSnapshot(b []byte) (Snapshot, error) {
 	var w wireSnapshot
-	if err := unmarshal("snapshot", b, &w); err != nil {
+	if err := unmarshal("snapshot", snapshotShape, b, &w); err != nil {
 		return Snapshot{}, err
 	}
 	if err := checkVersion("snapshot", w.Version); err != nil {
@@ -466,94 +463,4 @@ func marshal(v any) ([]byte, error) {
 		return nil, malformed("plaintext of %d bytes exceeds the %d-byte record limit", buf.Len(), crypto.MaxRecordSize)
 	}
 	return buf.Bytes(), nil
-}
-
-// unmarshal decodes b into v after the structural checks of scan, refusing
-// unknown members.
-func unmarshal(what string, b []byte, v any) error {
-	if len(b) > crypto.MaxRecordSize {
-		return malformed("%s: %d bytes, more than the %d-byte record limit", what, len(b), crypto.MaxRecordSize)
-	}
-	if err := scan(b); err != nil {
-		return malformed("%s: %v", what, err)
-	}
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.DisallowUnknownFields()
-	if err := d.Decode(v); err != nil {
-		return malformed("%s: %v", what, strings.TrimPrefix(err.Error(), "json: "))
-	}
-	return nil
-}
-
-// scan checks what encoding/json lets through: b must be valid UTF-8 and
-// hold exactly one JSON object, with no null, no object repeating a
-// member, and member names of only [a-z0-9_] (so that encoding/json's
-// case-insensitive matching can only match the exact name).
-func scan(b []byte) error {
-	if !utf8.Valid(b) {
-		return errors.New("not valid UTF-8")
-	}
-	type frame struct {
-		obj     bool
-		wantKey bool
-		keys    map[string]struct{}
-	}
-	var stack []*frame
-	d := json.NewDecoder(bytes.NewReader(b))
-	d.UseNumber()
-	values := 0
-	for {
-		tok, err := d.Token()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		var top *frame
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		if delim, ok := tok.(json.Delim); ok && (delim == '}' || delim == ']') {
-			stack = stack[:len(stack)-1]
-			continue
-		}
-		if top != nil && top.obj && top.wantKey {
-			k, _ := tok.(string)
-			for i := 0; i < len(k); i++ {
-				if c := k[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
-					return fmt.Errorf("member name %q: only a-z, 0-9 and _ are allowed", k)
-				}
-			}
-			if _, dup := top.keys[k]; dup {
-				return fmt.Errorf("member %q repeated", k)
-			}
-			top.keys[k] = struct{}{}
-			top.wantKey = false
-			continue
-		}
-		if top == nil {
-			values++
-			if values > 1 {
-				return errors.New("more than one JSON value")
-			}
-			if tok != json.Delim('{') {
-				return errors.New("not a JSON object")
-			}
-		} else if top.obj {
-			top.wantKey = true
-		}
-		switch tok {
-		case nil:
-			return errors.New("null is not allowed")
-		case json.Delim('{'):
-			stack = append(stack, &frame{obj: true, wantKey: true, keys: map[string]struct{}{}})
-		case json.Delim('['):
-			stack = append(stack, &frame{})
-		}
-	}
-	if values == 0 {
-		return errors.New("empty")
-	}
-	return nil
 }

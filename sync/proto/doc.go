@@ -17,14 +17,16 @@
 // objects from node ID (hex) to integer.
 //
 // Because a record comes from a peer through a hostile relay, decoding is
-// strict. The input must be valid UTF-8 holding exactly one JSON object;
-// no object may repeat a member, member names must be written exactly as
-// specified (encoding/json's case-insensitive matching is not relied on),
-// null is refused, and so is any unknown member. Every field is then
-// validated: paths, hashes, blob references, counts and which fields an
-// operation may carry. Every error wraps ErrMalformed and, for a change,
-// names its index and path. Encoding applies the same checks, so a node
-// never writes what another would refuse.
+// strict. The input must be valid UTF-8 holding exactly one JSON object.
+// Before encoding/json sees it, a scanner checks it against the shape of
+// the format: no object may repeat a member, member names must be written
+// exactly as specified (encoding/json's case-insensitive matching is never
+// reached), null is refused, and so is any unknown member, naming where
+// (e.g. "changes[3].pack: unknown field"). Every field is then validated:
+// paths, hashes, blob references, counts and which fields an operation may
+// carry. Every error wraps ErrMalformed and, for a change, names its index
+// and path. Encoding applies the same checks, so a node never writes what
+// another would refuse. Decoded times are in UTC.
 //
 // Paths in records are narrower than cache paths (cache.ValidPath): they
 // must also be valid UTF-8, at most MaxPathLen bytes, and free of control

@@ -197,17 +197,22 @@ func TestDecodeMalformed(t *testing.T) {
 		name, in, want string
 	}{
 		{"unknown op", logWith(`{"op":"chown","path":"a",` + ver + `}`), `change 0 "a": unknown op "chown"`},
-		{"unknown field", logWith(`{"op":"mkdir","path":"a",` + ver + `,"colour":1}`), `unknown field "colour"`},
+		{"unknown field", logWith(`{"op":"mkdir","path":"a",` + ver + `,"colour":1}`), `changes[0]: unknown field "colour"`},
+		{"unknown pack field", logWith(put(`,"pack":{"blob":` + blobJ + `,"offset":0,"length":5,"x":1}`)), `changes[0].pack: unknown field "x"`},
+		{"escaped field name", logWith(`{"op":"mkdir","\u0070ath":"a",` + ver + `}`), `unknown field "\\u0070ath"`},
+		{"repeated version node", logWith(`{"op":"mkdir","path":"a","version":{"` + nodeA + `":1,"` + nodeA + `":2}}`), `changes[0].version: member "` + nodeA + `" repeated`},
+		{"object in version", logWith(`{"op":"mkdir","path":"a","version":{"` + nodeA + `":{}}}`), `changes[0].version.` + nodeA + `: unexpected object`},
+		{"object for path", logWith(`{"op":"mkdir","path":{},` + ver + `}`), `changes[0].path: unexpected object`},
 		{"unknown top field", `{"version":1,"node_name":"n","changes":[],"acks":{},"requests":[],"x":1}`, `unknown field "x"`},
-		{"case folded field", `{"Version":1,"node_name":"n","changes":[],"acks":{},"requests":[]}`, `member name "Version"`},
+		{"case folded field", `{"Version":1,"node_name":"n","changes":[],"acks":{},"requests":[]}`, `unknown field "Version"`},
 		{"repeated member", `{"version":1,"version":1,"node_name":"n","changes":[],"acks":{},"requests":[]}`, `member "version" repeated`},
 		{"null", `{"version":1,"node_name":null,"changes":[],"acks":{},"requests":[]}`, `null`},
 		{"newer version", `{"version":2,"node_name":"n","changes":[],"acks":{},"requests":[]}`, `newer than this escalefs`},
 		{"version zero", `{"node_name":"n","changes":[],"acks":{},"requests":[]}`, `format version 0`},
 		{"not an object", `[]`, `not a JSON object`},
-		{"two values", logWith() + `{}`, `more than one JSON value`},
+		{"two values", logWith() + `{}`, `after top-level value`},
 		{"trailing garbage", logWith() + `x`, `invalid character`},
-		{"empty", ``, `empty`},
+		{"empty", ``, `unexpected end of JSON input`},
 		{"invalid utf-8", "{\"version\":1,\"node_name\":\"\xff\"}", `not valid UTF-8`},
 		{"absolute path", logWith(`{"op":"mkdir","path":"/etc",` + ver + `}`), `change 0 "/etc": path: absolute`},
 		{"dotdot path", logWith(`{"op":"mkdir","path":"a/../../etc",` + ver + `}`), `change 0 "a/../../etc": path: contains a ".." component`},
@@ -410,4 +415,53 @@ func FuzzDecodeSnapshot(f *testing.F) {
 			t.Fatalf("round trip changed\n%+v\n%+v", s, s2)
 		}
 	})
+}
+
+// bigLog is a log of n puts in packs, about 450 bytes each encoded.
+func bigLog(b testing.TB, n int) proto.Log {
+	l := proto.Log{Version: 1, NodeName: "bench", Time: mtime, Acks: map[crypto.NodeID]uint64{}}
+	for i := range n {
+		l.Changes = append(l.Changes, proto.Change{Op: proto.OpPut, Path: fmt.Sprintf("dir%d/file%d.txt", i/100, i),
+			Version: vv, Size: 100, ModTime: mtime, Mode: 0o644, Hash: hashOf(fmt.Sprint(i)),
+			Pack: &proto.PackRef{Blob: blob(byte(i), 1<<20), Offset: int64(i%1000) * 100, Length: 100}})
+	}
+	return l
+}
+
+func BenchmarkEncodeLog(b *testing.B) {
+	l := bigLog(b, 10000)
+	for b.Loop() {
+		enc, err := proto.EncodeLog(l)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.SetBytes(int64(len(enc)))
+	}
+}
+
+func BenchmarkDecodeLog(b *testing.B) {
+	enc, err := proto.EncodeLog(bigLog(b, 10000))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(enc)))
+	for b.Loop() {
+		if _, err := proto.DecodeLog(enc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, c := range sampleChanges() {
+		if err := c.Validate(); err != nil {
+			t.Errorf("%+v: %v", c, err)
+		}
+	}
+	bad := proto.Change{Op: proto.OpPut, Path: "a/b", Version: vv, Size: 3, Hash: hashOf("abc"),
+		Pack: &proto.PackRef{Blob: blob(1, 10), Length: 3}, Parts: []crypto.BlobRef{blob(2, 10)}}
+	err := bad.Validate()
+	if !errors.Is(err, proto.ErrMalformed) || !strings.Contains(err.Error(), `"a/b" (put): put with both pack and parts`) {
+		t.Errorf("Validate: %v", err)
+	}
 }
