@@ -465,3 +465,19 @@ func TestValidate(t *testing.T) {
 		t.Errorf("Validate: %v", err)
 	}
 }
+
+// TestEscaping checks the string escaping docs/format.md §11.1 specifies.
+func TestEscaping(t *testing.T) {
+	l := proto.Log{Version: 1, NodeName: "a\u2028b\u2029c \"q\" \\ <&> é", Acks: map[crypto.NodeID]uint64{}}
+	b, err := proto.EncodeLog(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"version":1,"node_name":"a\u2028b\u2029c \"q\" \\ <&> é","changes":[],"acks":{},"requests":[]}` + "\n"
+	if string(b) != want {
+		t.Errorf("got  %s\nwant %s", b, want)
+	}
+	if got, err := proto.DecodeLog(b); err != nil || !reflect.DeepEqual(got, l) {
+		t.Errorf("decoded %+v, %v", got, err)
+	}
+}
