@@ -8,7 +8,7 @@ TESTFLAGS ?= -race -count=1 -timeout 25m
 # How long `make fuzz` (and so `make test`) runs each fuzz target.
 FUZZTIME ?= 5s
 # The packages with fuzz targets; go test fuzzes one target per run.
-FUZZPKGS ?= ./crypto/ ./cache/
+FUZZPKGS ?= ./crypto/ ./cache/ ./sync/proto/
 
 .PHONY: all build test check fuzz bench demo deps clean
 
