@@ -1,0 +1,243 @@
+package transfer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/escalefs/escalefs/crypto"
+	"github.com/escalefs/escalefs/relay"
+	"github.com/escalefs/escalefs/sync/proto"
+)
+
+// DefaultPartSize is the plaintext size of a part of a large file when
+// PutParts is given no part size.
+const DefaultPartSize = 8 << 20
+
+// ErrChanged: a file yielded more or fewer bytes than the size it was
+// uploaded with; it changed since it was scanned and must be scanned again.
+var ErrChanged = errors.New("file changed during upload")
+
+// Putter is the part of relay.Relay that uploads need.
+type Putter interface {
+	Put(ctx context.Context, name string, p relay.Payload) error
+}
+
+// Uploader writes file content to the relay as blobs of one node.
+type Uploader struct {
+	relay   Putter
+	keys    *crypto.Keys
+	node    crypto.NodeID
+	scratch string
+	log     *slog.Logger
+}
+
+// NewUploader returns an uploader that stores blobs of node on r. keys nil
+// means a repository without a secret (blobs in the clear). Temporary files
+// go to scratch, a local directory; log nil discards everything.
+func NewUploader(r Putter, keys *crypto.Keys, node crypto.NodeID, scratch string, log *slog.Logger) *Uploader {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Uploader{relay: r, keys: keys, node: node, scratch: scratch, log: log}
+}
+
+// PackFile is one file of a pack: Open returns its content, which must be
+// exactly Size bytes (Size ≥ 1).
+type PackFile struct {
+	Open func() (io.ReadCloser, error)
+	Size int64
+}
+
+// PutPack stores files, concatenated, as one pack blob and returns where
+// each file's plaintext is in it (refs[i] for files[i]) and the pack's
+// reference. A file that yields another number of bytes than its Size
+// fails the whole pack with an error wrapping ErrChanged that names its
+// index.
+func (u *Uploader) PutPack(ctx context.Context, files []PackFile) ([]proto.PackRef, crypto.BlobRef, error) {
+	if len(files) == 0 {
+		return nil, crypto.BlobRef{}, errors.New("pack: no files")
+	}
+	for i, f := range files {
+		if f.Size < 1 {
+			return nil, crypto.BlobRef{}, fmt.Errorf("pack: file %d: size %d (an empty file has no content to pack)", i, f.Size)
+		}
+	}
+	id := crypto.NewBlobID()
+	refs := make([]proto.PackRef, len(files))
+	var off int64
+	ref, err := u.put(ctx, id, func(w io.Writer) error {
+		for i, f := range files {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if off > maxInt64-f.Size {
+				return fmt.Errorf("pack: file %d: pack larger than 2⁶³−1 bytes", i)
+			}
+			if err := copyFile(ctx, w, f.Open, f.Size); err != nil {
+				return fmt.Errorf("pack: file %d: %w", i, err)
+			}
+			refs[i] = proto.PackRef{Offset: off, Length: f.Size}
+			off += f.Size
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, crypto.BlobRef{}, err
+	}
+	for i := range refs {
+		refs[i].Blob = ref
+	}
+	u.log.Debug("pack stored", "blob", ref.ID, "files", len(files), "plaintext", off, "size", ref.Size)
+	return refs, ref, nil
+}
+
+// PutParts stores a file of size bytes (≥ 1) as consecutive parts of
+// partSize plaintext bytes (DefaultPartSize when partSize ≤ 0), the last
+// one shorter, each its own blob. open is called once and read to its end.
+// The references are returned in order, as proto.Change.Parts wants them.
+// A file that yields another number of bytes than size fails with an
+// error wrapping ErrChanged; parts already stored are then unreferenced.
+func (u *Uploader) PutParts(ctx context.Context, open func() (io.ReadCloser, error), size, partSize int64) ([]crypto.BlobRef, error) {
+	if partSize <= 0 {
+		partSize = DefaultPartSize
+	}
+	if size < 1 {
+		return nil, fmt.Errorf("parts: size %d (an empty file has no parts)", size)
+	}
+	n := (size-1)/partSize + 1
+	if n > proto.MaxParts {
+		return nil, fmt.Errorf("parts: %d bytes in parts of %d make %d parts, more than %d", size, partSize, n, proto.MaxParts)
+	}
+	rc, err := open()
+	if err != nil {
+		return nil, fmt.Errorf("parts: opening: %w", err)
+	}
+	defer rc.Close()
+	refs := make([]crypto.BlobRef, 0, n)
+	for i := range n {
+		length := min(partSize, size-i*partSize)
+		last := i == n-1
+		ref, err := u.put(ctx, crypto.NewBlobID(), func(w io.Writer) error {
+			if err := copyExact(ctx, w, rc, length, i*partSize, size); err != nil {
+				return err
+			}
+			if last {
+				return checkEnd(rc, size)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("parts: part %d of %d: %w", i+1, n, err)
+		}
+		refs = append(refs, ref)
+	}
+	if err := rc.Close(); err != nil {
+		return nil, fmt.Errorf("parts: closing: %w", err)
+	}
+	u.log.Debug("parts stored", "parts", n, "plaintext", size)
+	return refs, nil
+}
+
+const maxInt64 = 1<<63 - 1
+
+// put writes a blob with fill, staging it in a temporary file, and Puts it
+// under the blob's name. The temporary file is always removed.
+func (u *Uploader) put(ctx context.Context, id crypto.BlobID, fill func(io.Writer) error) (ref crypto.BlobRef, err error) {
+	if err := ctx.Err(); err != nil {
+		return crypto.BlobRef{}, err
+	}
+	f, err := os.CreateTemp(u.scratch, "blob-*")
+	if err != nil {
+		return crypto.BlobRef{}, fmt.Errorf("staging blob: %w", err)
+	}
+	defer func() {
+		cerr := f.Close()
+		if rerr := os.Remove(f.Name()); rerr != nil && err == nil {
+			err = fmt.Errorf("removing staged blob: %w", rerr)
+		}
+		if cerr != nil && err == nil {
+			err = fmt.Errorf("staging blob: %w", cerr)
+		}
+	}()
+	bw, err := crypto.NewBlobWriter(u.keys, id, f)
+	if err != nil {
+		return crypto.BlobRef{}, err
+	}
+	if err := fill(bw); err != nil {
+		return crypto.BlobRef{}, err
+	}
+	if err := bw.Close(); err != nil {
+		return crypto.BlobRef{}, fmt.Errorf("staging blob: %w", err)
+	}
+	ref = bw.Ref()
+	if err := u.relay.Put(ctx, crypto.BlobName(u.node, id, 0), relay.ReaderAtPayload(f, ref.Size)); err != nil {
+		return crypto.BlobRef{}, err
+	}
+	return ref, nil
+}
+
+// copyFile copies exactly size bytes of the content open returns into w.
+func copyFile(ctx context.Context, w io.Writer, open func() (io.ReadCloser, error), size int64) error {
+	rc, err := open()
+	if err != nil {
+		return fmt.Errorf("opening: %w", err)
+	}
+	defer rc.Close()
+	if err := copyExact(ctx, w, rc, size, 0, size); err != nil {
+		return err
+	}
+	if err := checkEnd(rc, size); err != nil {
+		return err
+	}
+	if err := rc.Close(); err != nil {
+		return fmt.Errorf("closing: %w", err)
+	}
+	return nil
+}
+
+// copyExact copies n bytes of r into w; done bytes of the file (of size
+// total) were read before. A short read is ErrChanged.
+func copyExact(ctx context.Context, w io.Writer, r io.Reader, n, done, total int64) error {
+	got, err := io.Copy(w, io.LimitReader(ctxReader{ctx, r}, n))
+	if err != nil {
+		return err
+	}
+	if got < n {
+		return fmt.Errorf("%w: it ended after %d of its %d bytes", ErrChanged, done+got, total)
+	}
+	return nil
+}
+
+// checkEnd checks that r, which yielded size bytes, has no more.
+func checkEnd(r io.Reader, size int64) error {
+	var b [1]byte
+	for {
+		n, err := r.Read(b[:])
+		if n > 0 {
+			return fmt.Errorf("%w: it is longer than its %d bytes", ErrChanged, size)
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// ctxReader stops reading when ctx is cancelled.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
