@@ -18,7 +18,8 @@ type Getter interface {
 	Get(ctx context.Context, name string, offset, length int64, fn func(io.Reader) error) error
 }
 
-// Downloader reads file content from blobs on the relay.
+// Downloader reads file content from blobs on the relay. It is safe for
+// concurrent use.
 type Downloader struct {
 	relay Getter
 	keys  *crypto.Keys
@@ -65,7 +66,7 @@ func (d *Downloader) GetPack(ctx context.Context, ref crypto.BlobRef, writer cry
 		return err
 	}
 	if s.next < len(files) {
-		return fmt.Errorf("%w: pack %s: file %d lies past the end of the pack's %d bytes of plaintext", crypto.ErrBlobCorrupt, ref.ID, s.next, s.pos)
+		return fmt.Errorf("pack %s: file %d lies past the end of the pack's %d bytes of plaintext", ref.ID, s.next, s.pos)
 	}
 	d.log.Debug("pack fetched", "blob", ref.ID, "files", len(files))
 	return nil

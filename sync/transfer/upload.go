@@ -26,7 +26,8 @@ type Putter interface {
 	Put(ctx context.Context, name string, p relay.Payload) error
 }
 
-// Uploader writes file content to the relay as blobs of one node.
+// Uploader writes file content to the relay as blobs of one node. It is
+// safe for concurrent use.
 type Uploader struct {
 	relay   Putter
 	keys    *crypto.Keys
@@ -215,7 +216,7 @@ func copyExact(ctx context.Context, w io.Writer, r io.Reader, n, done, total int
 // checkEnd checks that r, which yielded size bytes, has no more.
 func checkEnd(r io.Reader, size int64) error {
 	var b [1]byte
-	for {
+	for range 100 {
 		n, err := r.Read(b[:])
 		if n > 0 {
 			return fmt.Errorf("%w: it is longer than its %d bytes", ErrChanged, size)
@@ -227,6 +228,7 @@ func checkEnd(r io.Reader, size int64) error {
 			return err
 		}
 	}
+	return io.ErrNoProgress
 }
 
 // ctxReader stops reading when ctx is cancelled.
