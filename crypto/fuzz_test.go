@@ -320,7 +320,7 @@ func FuzzParseLogName(f *testing.F) {
 	f.Add(LogName(node, 1<<64-1))
 	f.Add(strings.ToUpper(LogName(node, 0xab)))
 	f.Add("nodes/" + node.String() + "/log/+000000000000001")
-	f.Add(BlobName(node, katBlobID, 1))
+	f.Add(BlobName(node, katBlobID))
 	f.Add("nodes//log/")
 	f.Fuzz(func(t *testing.T, name string) {
 		n, seq, err := ParseLogName(name)

@@ -138,7 +138,7 @@ func computeKAT(t *testing.T, c katCase) (*Config, *Keys, katVectors) {
 		Encryption: string(c.enc),
 		Repository: cfg.Repository.String(),
 		LogName:    LogName(katNode, 42),
-		BlobName:   BlobName(katNode, katBlobID, 2),
+		BlobName:   BlobName(katNode, katBlobID),
 	}
 	switch c.secret.Kind() {
 	case SecretPassphrase:

@@ -43,12 +43,10 @@ func ParseLogName(name string) (NodeID, uint64, error) {
 	return node, seq, nil
 }
 
-// BlobName is the name of a blob written by node; part n ≥ 1 of a blob
-// split into parts is suffixed ".n".
-func BlobName(node NodeID, id BlobID, part int) string {
-	if part > 0 {
-		return fmt.Sprintf("blobs/%s/%s.%d", node, id, part)
-	}
+// BlobName is the name of a blob written by node. Every blob — a file, a
+// pack or one part of a large file — has its own ID; a file's parts are
+// ordered by the record that lists them.
+func BlobName(node NodeID, id BlobID) string {
 	return "blobs/" + node.String() + "/" + id.String()
 }
 

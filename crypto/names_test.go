@@ -62,11 +62,8 @@ func TestLogNames(t *testing.T) {
 func TestBlobNames(t *testing.T) {
 	node := NodeID{1}
 	id := BlobID{0xab, 0xcd}
-	if got := BlobName(node, id, 0); got != "blobs/"+node.String()+"/abcd0000000000000000000000000000" {
-		t.Errorf("BlobName part 0 = %q", got)
-	}
-	if got := BlobName(node, id, 3); got != "blobs/"+node.String()+"/abcd0000000000000000000000000000.3" {
-		t.Errorf("BlobName part 3 = %q", got)
+	if got := BlobName(node, id); got != "blobs/"+node.String()+"/abcd0000000000000000000000000000" {
+		t.Errorf("BlobName = %q", got)
 	}
 	if got := TmpDir(node); got != "tmp/"+node.String() {
 		t.Errorf("TmpDir = %q", got)

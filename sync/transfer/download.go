@@ -91,7 +91,7 @@ func (d *Downloader) GetParts(ctx context.Context, writer crypto.NodeID, refs []
 // only the rest is written.
 func (d *Downloader) stream(ctx context.Context, writer crypto.NodeID, ref crypto.BlobRef, w io.Writer) error {
 	out := &hashWriter{w: w, h: sha256.New()}
-	return d.relay.Get(ctx, crypto.BlobName(writer, ref.ID, 0), 0, -1, func(r io.Reader) error {
+	return d.relay.Get(ctx, crypto.BlobName(writer, ref.ID), 0, -1, func(r io.Reader) error {
 		pr, err := crypto.OpenBlob(d.keys, ctxReader{ctx, r}, ref)
 		if err != nil {
 			return err

@@ -82,7 +82,7 @@ func (e *env) checkScratchEmpty(t *testing.T) {
 
 // blobPath is where the file relay keeps a blob.
 func (e *env) blobPath(id crypto.BlobID) string {
-	return filepath.Join(e.root, filepath.FromSlash(crypto.BlobName(e.node, id, 0)))
+	return filepath.Join(e.root, filepath.FromSlash(crypto.BlobName(e.node, id)))
 }
 
 func opener(b []byte) func() (io.ReadCloser, error) {

@@ -175,7 +175,7 @@ func (u *Uploader) put(ctx context.Context, id crypto.BlobID, fill func(io.Write
 		return crypto.BlobRef{}, fmt.Errorf("staging blob: %w", err)
 	}
 	ref = bw.Ref()
-	if err := u.relay.Put(ctx, crypto.BlobName(u.node, id, 0), relay.ReaderAtPayload(f, ref.Size)); err != nil {
+	if err := u.relay.Put(ctx, crypto.BlobName(u.node, id), relay.ReaderAtPayload(f, ref.Size)); err != nil {
 		return crypto.BlobRef{}, err
 	}
 	return ref, nil
