@@ -168,7 +168,6 @@ func TestUnreachable(t *testing.T) {
 	t.Parallel()
 	port := testserver.FreePort(t) // closed again: connections are refused
 	u := &url.URL{Scheme: "ftp", User: url.UserPassword("u", "p-secret"), Host: "127.0.0.1:" + strconv.Itoa(port), Path: "/x"}
-	start := time.Now()
 	_, err := ftp.Open(context.Background(), u, relay.Options{})
 	t.Logf("closed port: %v", err)
 	if !errors.Is(err, relay.ErrUnreachable) {
@@ -179,9 +178,6 @@ func TestUnreachable(t *testing.T) {
 	}
 	if relay.IsPermanent(err) {
 		t.Errorf("an unreachable host should be transient: %v", err)
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("took %v", d)
 	}
 }
 

@@ -443,7 +443,7 @@ func TestCancelDuringRename(t *testing.T) {
 			if kind == "files.update" {
 				cancel()
 				if i%2 == 1 {
-					time.Sleep(20 * time.Millisecond) // the client gives up before the answer
+					time.Sleep(20 * time.Millisecond) // a slow server: the answer may come after the client gave up; both outcomes are checked below
 				}
 			}
 		})
