@@ -210,10 +210,11 @@ func beats(a, b version) bool {
 //   - Before or Equal: Ignore; this node has that version or a newer one.
 //     This holds for a Dirty entry too: its unpushed change is newer still.
 //   - After, and local is not Dirty: Apply with remote.Version.
-//   - After with local Dirty, or Concurrent: local.Dirty means the local
-//     change has not had its version bump yet, so it is concurrent with any
-//     remote version that is not already covered. Then, with Version the
-//     merge of both vectors:
+//   - After with local Dirty, or Concurrent: see below. local.Dirty means
+//     the local change has not had its version bump yet, so it is
+//     concurrent with any remote version that is not already covered.
+//
+// Concurrent versions, with Version the merge of both vectors:
 //   - both sides hold the same state (two puts of the same Hash, two
 //     symlinks to the same Target, two directories, two deletes): Merge.
 //   - one side deleted, the other not: a delete never beats a
@@ -224,6 +225,11 @@ func beats(a, b version) bool {
 //   - otherwise two modifications: the one with the later ModTime wins,
 //     ties broken by the larger origin node ID, then the larger Hash
 //     (then kind and target). Conflict; the loser is kept at LoserName.
+//
+// When the local entry is Dirty and stays (Merge, or Conflict with the
+// local side winning), Version does not yet include the local change: the
+// engine pushes it with Version bumped by this node, as for any local
+// change. A conflict copy at LoserName is a new local file to push.
 //
 // Every node that holds one version and pulls the other reaches the same
 // winner and the same LoserName, with one documented gap: the cache does
