@@ -483,18 +483,7 @@ func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, badRequest("%v", err))
 		return
 	}
-	s.mu.Lock()
-	f, e := s.createLocked(md, nil)
-	var js map[string]any
-	if f != nil {
-		js = f.json()
-	}
-	s.mu.Unlock()
-	if e != nil {
-		writeError(w, *e)
-		return
-	}
-	reply(w, m, js)
+	s.finish(w, m, md, nil, nil, "", nil)
 }
 
 func (s *Server) serveUpdate(w http.ResponseWriter, r *http.Request, id string) {
