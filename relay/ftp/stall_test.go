@@ -61,6 +61,30 @@ func (s *stallServer) url() *url.URL {
 	return &url.URL{Scheme: "ftp", User: url.UserPassword("u", "p"), Host: s.ln.Addr().String(), Path: "/dir"}
 }
 
+// open connects a relay to the server and closes it when the test ends.
+func (s *stallServer) open(t *testing.T, opts relay.Options) relay.Relay {
+	t.Helper()
+	r, err := ftp.Open(context.Background(), s.url(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// count returns how many commands the server received that match.
+func (s *stallServer) count(match func(cmd string) bool) int {
+	n := 0
+	for _, c := range s.commands() {
+		if match(c) {
+			n++
+		}
+	}
+	return n
+}
+
+func isLogin(c string) bool { return strings.HasPrefix(c, "USER ") }
+
 func (s *stallServer) track(c net.Conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -164,14 +188,10 @@ func (z *zeros) Rewind() error              { return nil }
 func TestCancelStalledPut(t *testing.T) {
 	t.Parallel()
 	s := startStallServer(t, true)
-	r, err := ftp.Open(context.Background(), s.url(), relay.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := s.open(t, relay.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
-	err = r.Put(ctx, "a/b", &zeros{n: 1 << 40})
+	err := r.Put(ctx, "a/b", &zeros{n: 1 << 40})
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("put to a stalled server with a context that ends: %v; want context.DeadlineExceeded", err)
 	}
@@ -194,15 +214,11 @@ func TestCancelStalledPut(t *testing.T) {
 func TestCancelStalledGet(t *testing.T) {
 	t.Parallel()
 	s := startStallServer(t, true)
-	r, err := ftp.Open(context.Background(), s.url(), relay.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := s.open(t, relay.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	var got int
-	err = r.Get(ctx, "obj", 0, -1, func(rd io.Reader) error {
+	err := r.Get(ctx, "obj", 0, -1, func(rd io.Reader) error {
 		b, err := io.ReadAll(rd)
 		got = len(b)
 		return err
@@ -219,12 +235,8 @@ func TestCancelStalledGet(t *testing.T) {
 func TestStalledGetTimesOut(t *testing.T) {
 	t.Parallel()
 	s := startStallServer(t, true)
-	r, err := ftp.Open(context.Background(), s.url(), relay.Options{Timeout: 300 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	err = r.Get(context.Background(), "obj", 0, -1, func(rd io.Reader) error {
+	r := s.open(t, relay.Options{Timeout: 300 * time.Millisecond})
+	err := r.Get(context.Background(), "obj", 0, -1, func(rd io.Reader) error {
 		_, err := io.ReadAll(rd)
 		return err
 	})
@@ -251,11 +263,7 @@ func TestSilentServer(t *testing.T) {
 func TestPoolReuse(t *testing.T) {
 	t.Parallel()
 	s := startStallServer(t, true)
-	r, err := ftp.Open(context.Background(), s.url(), relay.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := s.open(t, relay.Options{})
 	for range 5 {
 		if _, err := r.Stat(context.Background(), "obj"); err != nil {
 			t.Fatal(err)
@@ -264,13 +272,7 @@ func TestPoolReuse(t *testing.T) {
 			t.Fatalf("stat of a missing object: %v", err)
 		}
 	}
-	logins := 0
-	for _, c := range s.commands() {
-		if strings.HasPrefix(c, "USER ") {
-			logins++
-		}
-	}
-	if logins != 1 {
+	if logins := s.count(isLogin); logins != 1 {
 		t.Errorf("%d logins for sequential calls; want 1: the connection, refusals included, should be reused", logins)
 	}
 }
@@ -278,11 +280,7 @@ func TestPoolReuse(t *testing.T) {
 func TestListWithoutDashA(t *testing.T) {
 	t.Parallel()
 	s := startStallServer(t, true)
-	r, err := ftp.Open(context.Background(), s.url(), relay.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := s.open(t, relay.Options{})
 	for range 2 {
 		var names []string
 		err := r.List(context.Background(), "", func(oi relay.ObjectInfo) error {
@@ -293,13 +291,7 @@ func TestListWithoutDashA(t *testing.T) {
 			t.Errorf("list from a server that refuses LIST -a: %q, %v; want [file]", names, err)
 		}
 	}
-	n := 0
-	for _, c := range s.commands() {
-		if c == "LIST -a" {
-			n++
-		}
-	}
-	if n != 1 {
+	if n := s.count(func(c string) bool { return c == "LIST -a" }); n != 1 {
 		t.Errorf("LIST -a sent %d times; want once, then plain LIST", n)
 	}
 }
@@ -307,11 +299,7 @@ func TestListWithoutDashA(t *testing.T) {
 func TestDroppedIdleConnection(t *testing.T) {
 	t.Parallel()
 	s := startStallServer(t, true)
-	r, err := ftp.Open(context.Background(), s.url(), relay.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := s.open(t, relay.Options{})
 	ftp.SetIdleCheck(r, 0)
 	// The server drops the idle connection, as servers do after their
 	// idle timeout.
@@ -323,29 +311,15 @@ func TestDroppedIdleConnection(t *testing.T) {
 	if _, err := r.Stat(context.Background(), "obj"); err != nil {
 		t.Fatalf("stat after the server dropped the idle connection: %v", err)
 	}
-	noops, logins := 0, 0
-	for _, c := range s.commands() {
-		switch {
-		case c == "NOOP":
-			noops++
-		case strings.HasPrefix(c, "USER "):
-			logins++
-		}
-	}
-	if noops != 0 || logins != 2 {
+	isNoop := func(c string) bool { return c == "NOOP" }
+	if noops, logins := s.count(isNoop), s.count(isLogin); noops != 0 || logins != 2 {
 		// The NOOP went to a closed connection, so the server never saw it.
 		t.Errorf("%d NOOPs and %d logins seen; want 0 and 2", noops, logins)
 	}
 	if _, err := r.Stat(context.Background(), "obj"); err != nil {
 		t.Fatal(err)
 	}
-	noops = 0
-	for _, c := range s.commands() {
-		if c == "NOOP" {
-			noops++
-		}
-	}
-	if noops != 1 {
+	if noops := s.count(isNoop); noops != 1 {
 		t.Errorf("%d NOOPs before reusing an idle connection; want 1", noops)
 	}
 }
