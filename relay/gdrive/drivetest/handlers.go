@@ -468,37 +468,39 @@ func reply(w http.ResponseWriter, fields fieldMask, js map[string]any) {
 	writeJSON(w, 200, fields.apply(js))
 }
 
-func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request) {
+// readMetadataRequest reads the field mask and the JSON metadata body that
+// create, update and resumable-initiate requests share. On a bad request it
+// answers it and returns false.
+func readMetadataRequest(w http.ResponseWriter, r *http.Request) (fieldMask, metadata, bool) {
 	m, err := mask(r, defaultFileFields)
 	if err != nil {
+		drain(r)
 		writeError(w, badRequest("Invalid field selection: %v", err))
-		return
+		return m, metadata{}, false
 	}
 	b, err := io.ReadAll(r.Body)
 	if err != nil {
-		return
+		return m, metadata{}, false
 	}
 	md, err := parseMetadata(b)
 	if err != nil {
 		writeError(w, badRequest("%v", err))
+		return m, metadata{}, false
+	}
+	return m, md, true
+}
+
+func (s *Server) serveCreate(w http.ResponseWriter, r *http.Request) {
+	m, md, ok := readMetadataRequest(w, r)
+	if !ok {
 		return
 	}
 	s.finish(w, m, md, nil, nil, "", nil)
 }
 
 func (s *Server) serveUpdate(w http.ResponseWriter, r *http.Request, id string) {
-	m, err := mask(r, defaultFileFields)
-	if err != nil {
-		writeError(w, badRequest("Invalid field selection: %v", err))
-		return
-	}
-	b, err := io.ReadAll(r.Body)
-	if err != nil {
-		return
-	}
-	md, err := parseMetadata(b)
-	if err != nil {
-		writeError(w, badRequest("%v", err))
+	m, md, ok := readMetadataRequest(w, r)
+	if !ok {
 		return
 	}
 	q := r.URL.Query()
@@ -738,23 +740,13 @@ func (s *Server) PendingUploads() int {
 }
 
 func (s *Server) serveInitiate(w http.ResponseWriter, r *http.Request, updateID string) {
-	m, err := mask(r, defaultFileFields)
-	if err != nil {
-		drain(r)
-		writeError(w, badRequest("Invalid field selection: %v", err))
-		return
-	}
-	b, err := io.ReadAll(r.Body)
-	if err != nil {
-		return
-	}
-	md, err := parseMetadata(b)
-	if err != nil {
-		writeError(w, badRequest("%v", err))
+	m, md, ok := readMetadataRequest(w, r)
+	if !ok {
 		return
 	}
 	declared := int64(-1)
 	if v := r.Header.Get("X-Upload-Content-Length"); v != "" {
+		var err error
 		declared, err = strconv.ParseInt(v, 10, 64)
 		if err != nil || declared < 0 {
 			writeError(w, badRequest("Invalid X-Upload-Content-Length %q", v))
