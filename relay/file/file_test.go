@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/escalefs/escalefs/internal/testserver"
 	"github.com/escalefs/escalefs/relay"
 	"github.com/escalefs/escalefs/relay/file"
 	"github.com/escalefs/escalefs/relay/relaytest"
@@ -16,13 +15,7 @@ import (
 
 func TestConformance(t *testing.T) {
 	relaytest.Run(t, relaytest.Config{New: func(t *testing.T) relaytest.Fixture {
-		dir := t.TempDir()
-		r, err := file.New(context.Background(), dir, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { r.Close() })
-		return relaytest.Fixture{Relay: r, Raw: func(t testing.TB) []string { return testserver.ListFiles(t, dir) }}
+		return relaytest.FileFixture(t, nil)
 	}})
 }
 

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/escalefs/escalefs/internal/testserver"
 	"github.com/escalefs/escalefs/relay"
 	"github.com/escalefs/escalefs/relay/file"
 	"github.com/escalefs/escalefs/relay/limit"
@@ -19,12 +18,7 @@ import (
 
 func TestConformance(t *testing.T) {
 	relaytest.Run(t, relaytest.Config{New: func(t *testing.T) relaytest.Fixture {
-		dir := t.TempDir()
-		inner, err := file.New(context.Background(), dir, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return relaytest.Fixture{Relay: limit.New(inner, 2), Raw: func(t testing.TB) []string { return testserver.ListFiles(t, dir) }}
+		return relaytest.FileFixture(t, func(r relay.Relay) relay.Relay { return limit.New(r, 2) })
 	}})
 }
 

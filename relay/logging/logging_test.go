@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/escalefs/escalefs/internal/testserver"
+	"github.com/escalefs/escalefs/relay"
 	"github.com/escalefs/escalefs/relay/file"
 	"github.com/escalefs/escalefs/relay/logging"
 	"github.com/escalefs/escalefs/relay/relaytest"
@@ -15,13 +15,8 @@ import (
 
 func TestConformance(t *testing.T) {
 	relaytest.Run(t, relaytest.Config{New: func(t *testing.T) relaytest.Fixture {
-		dir := t.TempDir()
-		inner, err := file.New(context.Background(), dir, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
 		log := slog.New(slog.NewTextHandler(&bytes.Buffer{}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-		return relaytest.Fixture{Relay: logging.New(inner, log), Raw: func(t testing.TB) []string { return testserver.ListFiles(t, dir) }}
+		return relaytest.FileFixture(t, func(r relay.Relay) relay.Relay { return logging.New(r, log) })
 	}})
 }
 

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/escalefs/escalefs/internal/testserver"
 	"github.com/escalefs/escalefs/relay"
 	"github.com/escalefs/escalefs/relay/file"
 	"github.com/escalefs/escalefs/relay/relaytest"
@@ -38,11 +37,11 @@ func TestConformanceOverFaults(t *testing.T) {
 		t.Run(fmt.Sprintf("fail%d-cut%d", fc.FailEvery, fc.CutEvery), func(t *testing.T) {
 			var injected int64
 			relaytest.Run(t, relaytest.Config{New: func(t *testing.T) relaytest.Fixture {
-				inner, dir := newFile(t)
-				faulty := relaytest.NewFaulty(inner, fc)
-				t.Cleanup(func() { injected += faulty.Injected.Load() })
-				r := retry.New(faulty, retry.Config{Initial: time.Microsecond, Max: time.Millisecond, Attempts: 20})
-				return relaytest.Fixture{Relay: r, Raw: func(t testing.TB) []string { return testserver.ListFiles(t, dir) }}
+				return relaytest.FileFixture(t, func(inner relay.Relay) relay.Relay {
+					faulty := relaytest.NewFaulty(inner, fc)
+					t.Cleanup(func() { injected += faulty.Injected.Load() })
+					return retry.New(faulty, retry.Config{Initial: time.Microsecond, Max: time.Millisecond, Attempts: 20})
+				})
 			}})
 			if injected == 0 {
 				t.Errorf("no fault was injected: the test proves nothing")
