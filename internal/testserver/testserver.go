@@ -196,22 +196,24 @@ func NewCert(t testing.TB, dir string) Cert {
 // Process is a server started in the foreground by Start.
 type Process struct {
 	cmd  *exec.Cmd
-	log  lockedBuffer
+	log  SyncBuffer
 	done chan struct{}
 }
 
-type lockedBuffer struct {
+// SyncBuffer is a bytes.Buffer that is safe for concurrent use, for
+// collecting the output of servers and loggers in tests.
+type SyncBuffer struct {
 	mu  gosync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *lockedBuffer) String() string {
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()

@@ -1,7 +1,6 @@
 package localdir_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -11,12 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	gosync "sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/escalefs/escalefs/cache"
+	"github.com/escalefs/escalefs/internal/testserver"
 	"github.com/escalefs/escalefs/sync/localdir"
 	"github.com/escalefs/escalefs/sync/localdir/localdirtest"
 )
@@ -28,26 +27,8 @@ type fixture struct {
 	d     *localdir.Dir
 	store *cache.Store
 	clock *localdirtest.Clock
-	logs  *syncBuffer
+	logs  *testserver.SyncBuffer
 	skip  func(rel string, isDir bool) bool
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes, for logs.
-type syncBuffer struct {
-	mu gosync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // newFixture makes an empty folder and cache. The clock stands an hour
@@ -55,7 +36,7 @@ func (s *syncBuffer) String() string {
 // Change.Local); tests of that move it back.
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{t: t, root: filepath.Join(t.TempDir(), "folder"), logs: &syncBuffer{}}
+	f := &fixture{t: t, root: filepath.Join(t.TempDir(), "folder"), logs: &testserver.SyncBuffer{}}
 	if err := os.Mkdir(f.root, 0o755); err != nil {
 		t.Fatal(err)
 	}
