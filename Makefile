@@ -25,14 +25,7 @@ test: check
 
 ## fuzz: run each fuzz target for $(FUZZTIME); a failing input is saved under testdata/fuzz
 fuzz:
-	@set -e; for pkg in $(FUZZPKGS); do \
-		targets=$$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); \
-		if [ -z "$$targets" ]; then echo "no fuzz targets in $$pkg"; exit 1; fi; \
-		for f in $$targets; do \
-			echo "$(GO) test -run '^$$' -fuzz '^$$f$$' -fuzztime $(FUZZTIME) $$pkg"; \
-			$(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg; \
-		done; \
-	done
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh $(FUZZPKGS)
 
 ## check: gofmt, go vet and staticcheck must be clean
 check:
