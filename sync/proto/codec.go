@@ -203,7 +203,7 @@ func EncodeSnapshot(s Snapshot) ([]byte, error) {
 		c.Mode &^= setidBits
 		why := checkEntryOp(c.Op)
 		if why == "" {
-			why = c.check()
+			why = c.checkEntry()
 		}
 		if _, dup := seen[c.Path]; why == "" && dup {
 			why = "path listed twice"
@@ -248,7 +248,7 @@ func DecodeSnapshot(b []byte) (Snapshot, error) {
 			why = checkEntryOp(c.Op)
 		}
 		if why == "" {
-			why = c.check()
+			why = c.checkEntry()
 		}
 		if _, dup := seen[c.Path]; why == "" && dup {
 			why = "path listed twice"

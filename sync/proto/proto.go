@@ -217,6 +217,17 @@ func (c Change) Validate() error {
 	return nil
 }
 
+// checkEntry returns why c is invalid as a snapshot entry, or "". It is
+// check, except that a put may name no content although its size is not 0:
+// the blobs of a file pushed long ago are collected, and a reader that lacks
+// the content asks for it again.
+func (c Change) checkEntry() string {
+	if c.Op == OpPut && c.Pack == nil && len(c.Parts) == 0 {
+		c.Size = 0
+	}
+	return c.check()
+}
+
 // check returns why c is invalid, or "".
 func (c Change) check() string {
 	if why := checkPath(c.Path); why != "" {

@@ -1,0 +1,608 @@
+package sync
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/escalefs/escalefs/cache"
+	"github.com/escalefs/escalefs/crypto"
+	"github.com/escalefs/escalefs/sync/decide"
+	"github.com/escalefs/escalefs/sync/localdir"
+	"github.com/escalefs/escalefs/sync/proto"
+)
+
+// source is where a pulled put's content comes from.
+type source struct {
+	file       string // a scratch file holding it (fetched from a pack)
+	missing    bool   // its blob is gone or corrupt: the change waits for a re-push
+	renameFrom string // a local file with this content that the same record deletes
+}
+
+// applyChanges applies the changes of one peer record (or snapshot) in
+// order and returns how many changed something here. Content in packs is
+// fetched first, one read per pack; content in parts is streamed into place
+// when its change is applied; content that a local file being deleted by the
+// same record already holds (a rename on the peer) is moved, not fetched.
+func (e *Engine) applyChanges(ctx context.Context, id crypto.NodeID, changes []proto.Change, snapshot bool) (int, error) {
+	if len(changes) == 0 {
+		return 0, nil
+	}
+	peer := id.String()
+	dir, err := os.MkdirTemp(e.cfg.Scratch, "pull-")
+	if err != nil {
+		return 0, fmt.Errorf("scratch directory: %w", err)
+	}
+	defer os.RemoveAll(dir)
+
+	locals := make([]*cache.Entry, len(changes))
+	err = e.store.View(func(tx *cache.Tx) error {
+		for i, c := range changes {
+			ent, ok, err := tx.Get(c.Path)
+			if err != nil {
+				return err
+			}
+			if ok {
+				locals[i] = &ent
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	// Local files this record deletes, by content: rename sources.
+	deleted := make(map[[32]byte]string)
+	for i, c := range changes {
+		if l := locals[i]; c.Op == proto.OpDelete && l != nil && !l.Deleted && !l.Dirty &&
+			l.Kind == cache.KindFile && l.Local != (cache.LocalStat{}) {
+			deleted[l.Hash] = c.Path
+		}
+	}
+	srcs := make([]source, len(changes))
+	packs := make(map[crypto.BlobID][]int)
+	for i, c := range changes {
+		if c.Op != proto.OpPut || c.Size == 0 {
+			continue
+		}
+		d := decide.Resolve(locals[i], c, peer)
+		if d.Action != decide.Apply && d.Action != decide.Conflict {
+			continue
+		}
+		if from, ok := deleted[c.Hash]; ok && d.Action == decide.Apply {
+			srcs[i].renameFrom = from
+			delete(deleted, c.Hash)
+			continue
+		}
+		switch {
+		case c.Pack != nil:
+			packs[c.Pack.Blob.ID] = append(packs[c.Pack.Blob.ID], i)
+		case len(c.Parts) == 0:
+			srcs[i].missing = true // a snapshot entry whose blobs are collected
+		}
+	}
+	for _, idx := range packs {
+		if err := e.fetchPack(ctx, id, changes, idx, dir, srcs); err != nil {
+			return 0, err
+		}
+	}
+	n := 0
+	for i, c := range changes {
+		changed, err := e.applyOne(ctx, id, c, srcs[i], snapshot)
+		if err != nil {
+			return n, err
+		}
+		if changed {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// fetchPack reads one pack blob and writes the content of the changes idx
+// (which all name it) to scratch files. A blob that is gone or does not
+// verify leaves those changes without content (logged); a relay failure is
+// returned, so that the record is applied again later.
+func (e *Engine) fetchPack(ctx context.Context, id crypto.NodeID, changes []proto.Change, idx []int, dir string, srcs []source) error {
+	slices.SortFunc(idx, func(a, b int) int {
+		return cmp.Compare(changes[a].Pack.Offset, changes[b].Pack.Offset)
+	})
+	// Overlapping ranges cannot come from an honest writer.
+	var files []proto.PackRef
+	var which []int
+	end := int64(-1)
+	for _, i := range idx {
+		p := *changes[i].Pack
+		if p.Offset < end || p.Length != changes[i].Size {
+			srcs[i].missing = true
+			continue
+		}
+		end = p.Offset + p.Length
+		files = append(files, p)
+		which = append(which, i)
+	}
+	if len(files) == 0 {
+		return nil
+	}
+	ref := files[0].Blob
+	hashes := make([]hash.Hash, len(files))
+	err := e.down.GetPack(ctx, ref, id, files, func(k int) (io.WriteCloser, error) {
+		name := filepath.Join(dir, strconv.Itoa(which[k]))
+		f, err := os.OpenFile(name, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		hashes[k] = sha256.New()
+		srcs[which[k]].file = name
+		return hashingWriter{f, hashes[k]}, nil
+	})
+	if err != nil {
+		if ctx.Err() != nil || !(errors.Is(err, fs.ErrNotExist) || errors.Is(err, crypto.ErrBlobCorrupt) || errors.Is(err, crypto.ErrBlobTruncated)) {
+			return fmt.Errorf("fetching a pack of %s: %w", id, err)
+		}
+		e.log.Warn("content of a peer is not on the relay or does not verify; skipped", "node", id.String(), "blob", ref.ID.String(), "err", err)
+		for _, i := range which {
+			srcs[i] = source{missing: true}
+		}
+		return nil
+	}
+	for k, i := range which {
+		e.count(func(s *Stats) { s.BytesPulled += changes[i].Size })
+		var sum [32]byte
+		hashes[k].Sum(sum[:0])
+		if sum != changes[i].Hash {
+			e.log.Error("content does not match its record; skipped", "node", id.String(), "path", changes[i].Path)
+			srcs[i] = source{missing: true}
+		}
+	}
+	return nil
+}
+
+type hashingWriter struct {
+	f *os.File
+	h hash.Hash
+}
+
+func (w hashingWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.h.Write(p[:n])
+	return n, err
+}
+
+func (w hashingWriter) Close() error { return w.f.Close() }
+
+// maxLocalRetries bounds how often a change is tried again after the local
+// path changed under it.
+const maxLocalRetries = 3
+
+// applyOne resolves one change against the current entry and carries out
+// the decision. When the local path changed since the engine last looked,
+// the change is recorded first (a scan of the path) and the decision taken
+// again, so a local edit becomes a conflict, never a loss.
+func (e *Engine) applyOne(ctx context.Context, id crypto.NodeID, c proto.Change, src source, snapshot bool) (bool, error) {
+	peer := id.String()
+	rc := c
+	switch c.Op {
+	case proto.OpRmdir:
+		rc.Op = proto.OpDelete
+	case proto.OpRename:
+		e.log.Warn("rename records are not written by this version of escalefs; ignored", "node", peer, "path", c.Path)
+		return false, nil
+	}
+	for range maxLocalRetries {
+		local, err := e.entry(c.Path)
+		if err != nil {
+			return false, err
+		}
+		d := decide.Resolve(local, rc, peer)
+		if src.missing && c.Op == proto.OpPut && c.Size > 0 && (d.Action == decide.Apply || d.Action == decide.Conflict) {
+			if !snapshot {
+				e.log.Warn("cannot pull: content missing on the relay", "node", peer, "path", c.Path)
+			}
+			return false, nil
+		}
+		err = e.execute(ctx, id, c, d, local, src)
+		if errors.Is(err, localdir.ErrLocalChanged) && ctx.Err() == nil {
+			e.log.Debug("local path changed under a pull; looking again", "path", c.Path, "err", err)
+			if _, err := e.Scan(ctx, []string{c.Path}); err != nil {
+				return false, err
+			}
+			src.renameFrom = ""
+			continue
+		}
+		if errors.Is(err, errSkip) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		return d.Action != decide.Ignore, nil
+	}
+	e.log.Warn("local path keeps changing; the peer's version waits for its next change", "path", c.Path)
+	return false, nil
+}
+
+func (e *Engine) entry(path string) (*cache.Entry, error) {
+	ent, ok, err := e.store.Get(path)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return &ent, nil
+}
+
+// execute carries out one decision.
+func (e *Engine) execute(ctx context.Context, id crypto.NodeID, c proto.Change, d decide.Decision, local *cache.Entry, src source) error {
+	peer := id.String()
+	switch d.Action {
+	case decide.Merge:
+		ent := *local
+		ent.Version = d.Version
+		return e.store.Put(ent)
+	case decide.Apply:
+		err := e.install(ctx, id, c, c.Path, local, d.Version, src)
+		if errors.Is(err, localdir.ErrLocalChanged) && isDelete(c) && local != nil && local.Kind == cache.KindDir {
+			// The directory holds files this node has not pushed yet:
+			// a delete never beats a modification, so it stays.
+			if _, err := e.Scan(ctx, []string{c.Path}); err != nil {
+				return err
+			}
+			return e.store.Update(func(tx *cache.Tx) error {
+				ent, ok, err := tx.Get(c.Path)
+				if err != nil || !ok {
+					return err
+				}
+				ent.Version = ent.Version.Merge(d.Version)
+				return e.dirty(tx, ent)
+			})
+		}
+		return err
+	case decide.Conflict:
+		return e.conflict(ctx, id, c, d, local, src)
+	case decide.Ignore:
+		return nil
+	}
+	e.log.Debug("change not applied", "node", peer, "path", c.Path, "op", c.Op, "reason", d.Reason)
+	return nil
+}
+
+func isDelete(c proto.Change) bool { return c.Op == proto.OpDelete || c.Op == proto.OpRmdir }
+
+// conflict keeps both versions of a path edited concurrently here and on a
+// peer: the winner at the path, the loser beside it under its conflict
+// name, as every node decides alike.
+func (e *Engine) conflict(ctx context.Context, id crypto.NodeID, c proto.Change, d decide.Decision, local *cache.Entry, src source) error {
+	peer := id.String()
+	loserLocal := d.Loser == decide.Local && local.Kind != cache.KindDir
+	var name string
+	var there bool
+	var err error
+	if loserLocal {
+		name, there, err = e.freeName(c.Path, local.ModTime, local.Origin, local.Kind, local.Hash, local.Target)
+	} else {
+		kind := cache.KindFile
+		switch c.Op {
+		case proto.OpSymlink:
+			kind = cache.KindSymlink
+		case proto.OpMkdir:
+			kind = cache.KindDir
+		}
+		name, there, err = e.freeName(c.Path, c.ModTime, peer, kind, c.Hash, c.Target)
+	}
+	if err != nil {
+		return err
+	}
+	switch {
+	case there && loserLocal:
+		// The local version is kept under its conflict name already.
+		if err := e.install(ctx, id, c, c.Path, local, d.Version, src); err != nil {
+			return err
+		}
+	case there:
+		ent := *local
+		ent.Version = ent.Version.Merge(d.Version)
+		if err := e.store.Put(ent); err != nil {
+			return err
+		}
+	case loserLocal:
+		// Move the local version aside, then install the peer's.
+		var st cache.LocalStat
+		if local.Local != (cache.LocalStat{}) {
+			if st, err = e.local.Rename(ctx, c.Path, name, local.Local); err != nil {
+				return err
+			}
+		}
+		err = e.store.Update(func(tx *cache.Tx) error {
+			prev, had, err := tx.Get(name)
+			if err != nil {
+				return err
+			}
+			cp := *local
+			cp.Path, cp.Version, cp.Local = name, nil, st
+			if had {
+				cp.Version = prev.Version
+			}
+			if err := e.dirty(tx, cp); err != nil {
+				return err
+			}
+			moved := *local
+			moved.Local = cache.LocalStat{}
+			return tx.Put(moved)
+		})
+		if err != nil {
+			return err
+		}
+		cur := *local
+		cur.Local = cache.LocalStat{}
+		if err := e.install(ctx, id, c, c.Path, &cur, d.Version, src); err != nil {
+			return err
+		}
+	default:
+		// Keep the local version; the peer's goes beside it.
+		if c.Op != proto.OpPut && c.Op != proto.OpSymlink && c.Op != proto.OpMkdir {
+			return e.execute(ctx, id, c, decide.Decision{Action: decide.Merge, Version: d.Version}, local, src)
+		}
+		prev, err := e.entry(name)
+		if err != nil {
+			return err
+		}
+		var at *cache.Entry
+		if prev != nil {
+			p := *prev
+			p.Local = cache.LocalStat{}
+			at = &p
+		}
+		if err := e.installCopy(ctx, id, c, name, at, src); err != nil {
+			return err
+		}
+		ent, err := e.entry(c.Path)
+		if err != nil || ent == nil {
+			return err
+		}
+		ent.Version = ent.Version.Merge(d.Version)
+		if err := e.store.Put(*ent); err != nil {
+			return err
+		}
+	}
+	e.log.Info("conflict: both versions kept", "path", c.Path, "copy", name, "node", peer)
+	e.count(func(s *Stats) { s.Conflicts++ })
+	return nil
+}
+
+// freeName returns the conflict name for path, made unique should the cache
+// already hold a live entry there with other content. there reports that
+// the name already holds this very content: the copy was made before (by
+// this node or, pulled, by another), and is not made twice.
+func (e *Engine) freeName(path string, t time.Time, node string, kind cache.Kind, hash [32]byte, target string) (name string, there bool, err error) {
+	name = localdir.ConflictName(path, t, node)
+	for i := 2; ; i++ {
+		ent, err := e.entry(name)
+		if err != nil {
+			return "", false, err
+		}
+		if ent == nil || ent.Deleted {
+			return name, false, nil
+		}
+		if ent.Kind == kind && ent.Hash == hash && ent.Target == target && kind != cache.KindDir {
+			return name, true, nil
+		}
+		name = localdir.ConflictName(path, t, node+"-"+strconv.Itoa(i))
+	}
+}
+
+// installCopy installs a peer's losing version at name as a new file of
+// this node, to be pushed like any local file.
+func (e *Engine) installCopy(ctx context.Context, id crypto.NodeID, c proto.Change, name string, prev *cache.Entry, src source) error {
+	ent, err := e.place(ctx, id, c, name, prev, src)
+	if err != nil {
+		return err
+	}
+	ent.Version = nil
+	if prev != nil {
+		ent.Version = prev.Version
+	}
+	ent.Remote = nil
+	return e.store.Update(func(tx *cache.Tx) error { return e.dirty(tx, ent) })
+}
+
+// install applies a peer's change at path and records the entry with
+// version.
+func (e *Engine) install(ctx context.Context, id crypto.NodeID, c proto.Change, path string, local *cache.Entry, version cache.VersionVector, src source) error {
+	if c.Op == proto.OpMeta && (local == nil || local.Deleted || local.Local == (cache.LocalStat{})) {
+		return nil // nothing here to change; the content comes with a put
+	}
+	ent, err := e.place(ctx, id, c, path, local, src)
+	if err != nil {
+		return err
+	}
+	ent.Version = version
+	ent.Origin = id.String()
+	ent.Dirty = false
+	if err := e.store.Put(ent); err != nil {
+		return err
+	}
+	if c.Op == proto.OpPut {
+		e.log.Info("pulled", "path", path, "size", c.Size, "node", id.String())
+		e.count(func(s *Stats) { s.FilesPulled++ })
+	} else {
+		e.log.Debug("pulled", "path", path, "op", c.Op, "node", id.String())
+	}
+	return nil
+}
+
+// place puts the state of change c on disk at path, where the engine last
+// saw local (nil: nothing), and returns the entry describing it (without
+// version, origin or dirty flag).
+func (e *Engine) place(ctx context.Context, id crypto.NodeID, c proto.Change, path string, local *cache.Entry, src source) (cache.Entry, error) {
+	var expect *cache.LocalStat
+	ent := cache.Entry{Path: path}
+	if local != nil {
+		ent = *local
+		ent.Path = path
+		if !local.Deleted && local.Local != (cache.LocalStat{}) {
+			l := local.Local
+			expect = &l
+		}
+	}
+	ent.Deleted, ent.Remote = false, nil
+	switch c.Op {
+	case proto.OpPut:
+		st, err := e.placeFile(ctx, id, c, path, local, expect, src)
+		if err != nil {
+			return ent, err
+		}
+		ent.Kind, ent.Hash, ent.Size, ent.Mode, ent.Target, ent.Local = cache.KindFile, c.Hash, c.Size, fileMode(c.Mode), "", st
+		ent.ModTime = time.Unix(0, st.MTimeNs).UTC()
+		r := remoteRef{Node: id.String(), Hash: c.Hash, Path: c.Path, Pack: c.Pack, Parts: c.Parts}
+		ent.Remote = encodeRemote(r)
+	case proto.OpSymlink:
+		st, err := e.local.Install(ctx, path, nil, localdir.Meta{Kind: cache.KindSymlink, Target: c.Target}, expect)
+		if err != nil {
+			return ent, err
+		}
+		ent.Kind, ent.Hash, ent.Size, ent.Mode, ent.Target, ent.Local, ent.ModTime = cache.KindSymlink, [32]byte{}, 0, 0, c.Target, st, c.ModTime
+	case proto.OpMkdir:
+		if local != nil && !local.Deleted && local.Kind != cache.KindDir && expect != nil {
+			return ent, fmt.Errorf("mkdir %q: a %s is there: %w", path, local.Kind, localdir.ErrLocalChanged)
+		}
+		st, err := e.local.Mkdir(ctx, path, fileMode(c.Mode))
+		if err != nil {
+			return ent, err
+		}
+		ent.Kind, ent.Hash, ent.Size, ent.Mode, ent.Target, ent.Local, ent.ModTime = cache.KindDir, [32]byte{}, 0, fileMode(c.Mode), "", st, c.ModTime
+	case proto.OpDelete, proto.OpRmdir:
+		if expect != nil {
+			if err := e.local.Remove(ctx, path, *expect); err != nil {
+				return ent, err
+			}
+		}
+		if local == nil {
+			ent.Kind = cache.KindFile
+			if c.Op == proto.OpRmdir {
+				ent.Kind = cache.KindDir
+			}
+		}
+		ent.Deleted, ent.Hash, ent.Size, ent.Target, ent.Local = true, [32]byte{}, 0, "", cache.LocalStat{}
+	case proto.OpMeta:
+		meta := localdir.Meta{Kind: local.Kind, Mode: fileMode(c.Mode), ModTime: c.ModTime}
+		if local.Kind == cache.KindSymlink {
+			return ent, nil
+		}
+		st, err := e.local.SetMeta(ctx, path, meta, *expect)
+		if err != nil {
+			return ent, err
+		}
+		ent.Mode, ent.Local = meta.Mode, st
+		if local.Kind == cache.KindFile {
+			ent.ModTime = time.Unix(0, st.MTimeNs).UTC()
+		}
+		ent.Remote = local.Remote
+	default:
+		return ent, fmt.Errorf("change %q: unexpected op %q", c.Path, c.Op)
+	}
+	return ent, nil
+}
+
+// placeFile installs a put's content at path.
+func (e *Engine) placeFile(ctx context.Context, id crypto.NodeID, c proto.Change, path string, local *cache.Entry, expect *cache.LocalStat, src source) (cache.LocalStat, error) {
+	meta := localdir.Meta{Kind: cache.KindFile, Mode: fileMode(c.Mode), ModTime: c.ModTime}
+	if src.renameFrom != "" && expect == nil {
+		from, err := e.entry(src.renameFrom)
+		if err != nil {
+			return cache.LocalStat{}, err
+		}
+		if from != nil && !from.Deleted && !from.Dirty && from.Hash == c.Hash {
+			if st, err := e.local.Rename(ctx, src.renameFrom, path, from.Local); err == nil {
+				if err := e.store.Update(func(tx *cache.Tx) error {
+					// The source is gone from disk; its delete follows.
+					f := *from
+					f.Local = cache.LocalStat{}
+					return tx.Put(f)
+				}); err != nil {
+					return cache.LocalStat{}, err
+				}
+				return e.local.SetMeta(ctx, path, meta, st)
+			}
+			// Fall through: fetch the content after all.
+		}
+	}
+	switch {
+	case c.Size == 0:
+		return e.local.Install(ctx, path, emptyReader{}, meta, expect)
+	case src.file != "":
+		f, err := os.Open(src.file)
+		if err != nil {
+			return cache.LocalStat{}, err
+		}
+		defer f.Close()
+		return e.local.Install(ctx, path, f, meta, expect)
+	case len(c.Parts) > 0:
+		return e.streamParts(ctx, id, c, path, meta, expect)
+	case c.Pack != nil:
+		// Not fetched ahead (the decision changed): fetch it alone.
+		dir, err := os.MkdirTemp(e.cfg.Scratch, "pull-")
+		if err != nil {
+			return cache.LocalStat{}, err
+		}
+		defer os.RemoveAll(dir)
+		srcs := []source{{}}
+		if err := e.fetchPack(ctx, id, []proto.Change{c}, []int{0}, dir, srcs); err != nil {
+			return cache.LocalStat{}, err
+		}
+		if srcs[0].missing {
+			return cache.LocalStat{}, fmt.Errorf("content of %q is not on the relay: %w", c.Path, fs.ErrNotExist)
+		}
+		return e.placeFile(ctx, id, c, path, local, expect, srcs[0])
+	}
+	return cache.LocalStat{}, fmt.Errorf("content of %q is not on the relay: %w", c.Path, fs.ErrNotExist)
+}
+
+type emptyReader struct{}
+
+func (emptyReader) Read([]byte) (int, error) { return 0, io.EOF }
+
+// streamParts downloads a large file's parts straight into its install: the
+// file appears, complete and verified, or not at all.
+func (e *Engine) streamParts(ctx context.Context, id crypto.NodeID, c proto.Change, path string, meta localdir.Meta, expect *cache.LocalStat) (cache.LocalStat, error) {
+	pr, pw := io.Pipe()
+	h := sha256.New()
+	done := make(chan error, 1)
+	go func() {
+		err := e.down.GetParts(ctx, id, c.Parts, io.MultiWriter(pw, h))
+		if err == nil {
+			e.count(func(s *Stats) { s.BytesPulled += c.Size })
+			var sum [32]byte
+			h.Sum(sum[:0])
+			if sum != c.Hash {
+				err = fmt.Errorf("content of %q does not match its record: %w", c.Path, crypto.ErrBlobCorrupt)
+			}
+		}
+		pw.CloseWithError(err) // nil: EOF, and only then does Install commit
+		done <- err
+	}()
+	st, err := e.local.Install(ctx, path, pr, meta, expect)
+	pr.CloseWithError(errors.New("install ended"))
+	gerr := <-done
+	switch {
+	case gerr != nil && (errors.Is(gerr, fs.ErrNotExist) || errors.Is(gerr, crypto.ErrBlobCorrupt) || errors.Is(gerr, crypto.ErrBlobTruncated)):
+		e.log.Warn("content of a peer is not on the relay or does not verify; skipped", "node", id.String(), "path", c.Path, "err", gerr)
+		return st, errSkip
+	case err != nil:
+		return st, err
+	case gerr != nil:
+		return st, fmt.Errorf("fetching %q: %w", c.Path, gerr)
+	}
+	return st, nil
+}
+
+// errSkip leaves a change unapplied without failing the record.
+var errSkip = errors.New("change skipped")

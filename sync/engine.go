@@ -1,0 +1,416 @@
+package sync
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	gosync "sync"
+	"time"
+
+	"github.com/escalefs/escalefs/cache"
+	"github.com/escalefs/escalefs/crypto"
+	"github.com/escalefs/escalefs/relay"
+	"github.com/escalefs/escalefs/sync/localdir"
+	"github.com/escalefs/escalefs/sync/transfer"
+)
+
+// Defaults of Config.
+const (
+	DefaultRefresh      = 10 * time.Second
+	DefaultLockTimeout  = 72 * time.Hour
+	DefaultPackLimit    = 1 << 20
+	DefaultMaxPackBytes = 64 << 20
+	DefaultMaxPackFiles = 10000
+	DefaultBatch        = 20000
+	DefaultCompactAfter = 64
+	DefaultCompactEvery = 10 * time.Minute
+	// MinPoll is the polling interval right after activity; it doubles
+	// with every empty poll up to Config.Refresh.
+	MinPoll = 250 * time.Millisecond
+)
+
+// Relay is the part of relay.Relay the engine uses.
+type Relay interface {
+	List(ctx context.Context, dir string, fn func(relay.ObjectInfo) error) error
+	Get(ctx context.Context, name string, offset, length int64, fn func(io.Reader) error) error
+	Put(ctx context.Context, name string, p relay.Payload) error
+	Delete(ctx context.Context, name string) error
+}
+
+// Local is the folder the engine keeps in step: a plain directory
+// (*localdir.Dir) for `escalefs sync`, the mount's backing store later.
+// Every method is localdir.Dir's, with its guards: a path that changed since
+// the engine last looked (expect) is left alone with an error wrapping
+// localdir.ErrLocalChanged.
+type Local interface {
+	Scan(ctx context.Context, src localdir.Source, opts localdir.ScanOptions) (localdir.ScanResult, error)
+	Open(ctx context.Context, rel string, expect cache.LocalStat) (*os.File, error)
+	Install(ctx context.Context, rel string, src io.Reader, meta localdir.Meta, expect *cache.LocalStat) (cache.LocalStat, error)
+	Mkdir(ctx context.Context, rel string, mode fs.FileMode) (cache.LocalStat, error)
+	SetMeta(ctx context.Context, rel string, meta localdir.Meta, expect cache.LocalStat) (cache.LocalStat, error)
+	Remove(ctx context.Context, rel string, expect cache.LocalStat) error
+	Rename(ctx context.Context, from, to string, expect cache.LocalStat) (cache.LocalStat, error)
+}
+
+// Watchable is a Local that reports its changes (localdir.Dir does).
+type Watchable interface {
+	Watch(ctx context.Context, opts localdir.WatchOptions) (*localdir.Watcher, error)
+}
+
+// Clock is the engine's time source; localdir.Clock satisfies it, and tests
+// inject localdirtest.Clock.
+type Clock = localdir.Clock
+
+// Config configures an Engine.
+type Config struct {
+	Relay Relay
+	// Repo is the repository, from OpenRepository.
+	Repo *Repository
+	// Cache is the node's cache. The engine takes its node ID from it
+	// (creating one on first use).
+	Cache *cache.Store
+	Local Local
+	// Name is the node's human-readable name, sealed in its records.
+	Name string
+	// Scratch is a local directory for temporary files (uploads in
+	// progress, downloaded packs).
+	Scratch string
+	// Refresh is the slowest polling interval, used when idle; zero means
+	// DefaultRefresh.
+	Refresh time.Duration
+	// Pullers is Escale's puller count: how many pullers must have a blob
+	// before it is deleted. 0 means every registered puller.
+	Pullers int
+	// LockTimeout is how long a silent puller holds collection back; zero
+	// means DefaultLockTimeout, negative never times out.
+	LockTimeout time.Duration
+	// PackLimit: files smaller than this go into packs. PartSize: the part
+	// size of larger ones. MaxPackBytes, MaxPackFiles bound one pack.
+	// Batch bounds the changes of one record. Zero means the defaults.
+	PackLimit    int64
+	PartSize     int64
+	MaxPackBytes int64
+	MaxPackFiles int
+	Batch        int
+	// CompactAfter and CompactEvery: collected records are compacted into a
+	// snapshot once this many are waiting or this long after the last
+	// compaction. Zero means the defaults.
+	CompactAfter int
+	CompactEvery time.Duration
+	// Watch configures the folder's watcher in Run.
+	Watch localdir.WatchOptions
+	// Clock is the time source; nil means the system clock.
+	Clock  Clock
+	Logger *slog.Logger
+}
+
+// Engine keeps one folder in step through a relay. Its methods must not be
+// called concurrently; Run calls them from one goroutine.
+type Engine struct {
+	cfg    Config
+	r      Relay
+	store  *cache.Store
+	local  Local
+	log    *slog.Logger
+	clock  Clock
+	self   crypto.NodeID
+	selfID string
+	sealer *crypto.RecordSealer
+	up     *transfer.Uploader
+	down   *transfer.Downloader
+
+	mu    gosync.Mutex
+	stats Stats
+}
+
+// Stats count what the engine did since it started.
+type Stats struct {
+	Records      int   // records published (log and snapshot)
+	FilesPushed  int   // files whose content was uploaded
+	BytesPushed  int64 // plaintext bytes uploaded
+	Blobs        int   // blobs uploaded
+	FilesPulled  int   // files installed from peers
+	BytesPulled  int64 // plaintext bytes installed
+	Conflicts    int   // conflict copies made
+	BlobsDeleted int   // own blobs collected
+	RecsDeleted  int   // own records compacted away
+}
+
+// New returns an engine for cfg. It reads or creates the node's ID in the
+// cache, checks that the cache belongs to cfg.Repo and clears temporary
+// files a crash left in Scratch.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Relay == nil || cfg.Repo == nil || cfg.Cache == nil || cfg.Local == nil {
+		return nil, errors.New("sync: Config needs Relay, Repo, Cache and Local")
+	}
+	if cfg.Scratch == "" {
+		return nil, errors.New("sync: Config needs a Scratch directory")
+	}
+	if cfg.Refresh <= 0 {
+		cfg.Refresh = DefaultRefresh
+	}
+	if cfg.LockTimeout == 0 {
+		cfg.LockTimeout = DefaultLockTimeout
+	}
+	if cfg.Pullers < 0 {
+		return nil, fmt.Errorf("sync: pullers %d: expected 0 (all) or more", cfg.Pullers)
+	}
+	if cfg.PackLimit <= 0 {
+		cfg.PackLimit = DefaultPackLimit
+	}
+	if cfg.PartSize <= 0 {
+		cfg.PartSize = transfer.DefaultPartSize
+	}
+	if cfg.MaxPackBytes <= 0 {
+		cfg.MaxPackBytes = DefaultMaxPackBytes
+	}
+	if cfg.MaxPackFiles <= 0 {
+		cfg.MaxPackFiles = DefaultMaxPackFiles
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = DefaultBatch
+	}
+	if cfg.CompactAfter <= 0 {
+		cfg.CompactAfter = DefaultCompactAfter
+	}
+	if cfg.CompactEvery <= 0 {
+		cfg.CompactEvery = DefaultCompactEvery
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = localdir.SystemClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.Scratch, 0o700); err != nil {
+		return nil, fmt.Errorf("scratch directory: %w", err)
+	}
+	self, err := nodeID(cfg.Cache, cfg.Repo)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		cfg:    cfg,
+		r:      cfg.Relay,
+		store:  cfg.Cache,
+		local:  cfg.Local,
+		log:    cfg.Logger,
+		clock:  cfg.Clock,
+		self:   self,
+		selfID: self.String(),
+		sealer: crypto.NewRecordSealer(cfg.Repo.Keys, cfg.Repo.ID, rand.Reader),
+		up:     transfer.NewUploader(cfg.Relay, cfg.Repo.Keys, self, cfg.Scratch, cfg.Logger),
+		down:   transfer.NewDownloader(cfg.Relay, cfg.Repo.Keys, cfg.Logger),
+	}
+	e.cleanScratch()
+	return e, nil
+}
+
+// nodeID returns the node's ID from the cache, making one on first use, and
+// binds the cache to the repository: a cache made for another repository
+// (or for an escale.json that was replaced) is refused.
+func nodeID(store *cache.Store, repo *Repository) (crypto.NodeID, error) {
+	var id crypto.NodeID
+	err := store.Update(func(tx *cache.Tx) error {
+		b, ok, err := tx.Meta(cache.MetaConfigHash)
+		if err != nil {
+			return err
+		}
+		switch {
+		case !ok:
+			if err := tx.SetMeta(cache.MetaConfigHash, repo.Hash[:]); err != nil {
+				return err
+			}
+		case string(b) != string(repo.Hash[:]):
+			return fmt.Errorf("the cache %s belongs to another repository, or the relay's %s was replaced since this node joined: %w",
+				store.Path(), crypto.ConfigName, ErrRepoChanged)
+		}
+		b, ok, err = tx.Meta(cache.MetaNodeID)
+		if err != nil {
+			return err
+		}
+		if ok {
+			id, err = crypto.ParseNodeID(string(b))
+			if err != nil {
+				return fmt.Errorf("cache node ID: %w: %w", err, cache.ErrCorrupt)
+			}
+			return nil
+		}
+		id = crypto.NewNodeID()
+		return tx.SetMeta(cache.MetaNodeID, []byte(id.String()))
+	})
+	return id, err
+}
+
+// ErrRepoChanged means the cache was made for another repository.
+var ErrRepoChanged = errors.New("repository changed")
+
+// Node returns the node's ID.
+func (e *Engine) Node() crypto.NodeID { return e.self }
+
+// Stats returns what the engine did so far.
+func (e *Engine) Stats() Stats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.stats
+}
+
+func (e *Engine) count(f func(s *Stats)) {
+	e.mu.Lock()
+	f(&e.stats)
+	e.mu.Unlock()
+}
+
+// cleanScratch removes what a crashed run left in the scratch directory.
+func (e *Engine) cleanScratch() {
+	ents, err := os.ReadDir(e.cfg.Scratch)
+	if err != nil {
+		return
+	}
+	for _, d := range ents {
+		_ = os.RemoveAll(e.cfg.Scratch + string(os.PathSeparator) + d.Name())
+	}
+}
+
+// RoundResult tells what a round did.
+type RoundResult struct {
+	Scanned int // local changes recorded
+	Pushed  int // changes published
+	Pulled  int // peer records applied
+	Applied int // peer changes that changed something here
+}
+
+// Active reports whether the round moved anything.
+func (r RoundResult) Active() bool {
+	return r.Scanned > 0 || r.Pushed > 0 || r.Pulled > 0 || r.Applied > 0
+}
+
+// Round scans the whole folder, pushes, pulls and collects once.
+func (e *Engine) Round(ctx context.Context) (RoundResult, error) {
+	var res RoundResult
+	n, err := e.Scan(ctx, nil)
+	res.Scanned = n
+	if err != nil {
+		return res, err
+	}
+	return e.exchange(ctx, res)
+}
+
+// exchange pushes, pulls, pushes what pulling produced (conflict copies,
+// acknowledgements) and collects.
+func (e *Engine) exchange(ctx context.Context, res RoundResult) (RoundResult, error) {
+	var errs []error
+	pushed, err := e.Push(ctx)
+	res.Pushed += pushed
+	errs = append(errs, err)
+	pr, err := e.Pull(ctx)
+	res.Pulled += pr.Records
+	res.Applied += pr.Applied
+	errs = append(errs, err)
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	pushed, err = e.Push(ctx)
+	res.Pushed += pushed
+	errs = append(errs, err)
+	errs = append(errs, e.Collect(ctx))
+	return res, errors.Join(errs...)
+}
+
+// Run keeps the folder in step until ctx is cancelled: it cleans up after a
+// crash, starts watching the folder (if Local is Watchable), scans it, and
+// then pushes what the watcher reports and pulls on a timer that is fast
+// after activity and slows down to Refresh when idle. Errors of one round
+// (the relay is down, a file cannot be read) are logged and retried; Run
+// returns only when ctx ends, or on an error that retrying cannot fix.
+func (e *Engine) Run(ctx context.Context) error {
+	if c, ok := e.local.(interface {
+		CleanTemp(context.Context) (int, error)
+	}); ok {
+		if n, err := c.CleanTemp(ctx); err != nil {
+			e.log.Warn("removing temporary files", "err", err)
+		} else if n > 0 {
+			e.log.Info("removed temporary files of an interrupted run", "count", n)
+		}
+	}
+	var batches <-chan localdir.Batch
+	if w, ok := e.local.(Watchable); ok {
+		watcher, err := w.Watch(ctx, e.cfg.Watch)
+		if err != nil {
+			return err
+		}
+		defer watcher.Close()
+		batches = watcher.Batches()
+	}
+	poll := MinPoll
+	res, err := e.Round(ctx)
+	e.roundDone(res, err, &poll)
+	t := e.clock.NewTimer(poll)
+	defer func() { t.Stop() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case b, ok := <-batches:
+			if !ok {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return errors.New("the folder's watcher stopped")
+			}
+			var paths []string
+			if !b.Rescan {
+				paths = b.Paths
+			}
+			n, err := e.Scan(ctx, paths)
+			if err == nil && n > 0 {
+				_, err = e.Push(ctx)
+			}
+			if err != nil {
+				if fatal(err) {
+					return err
+				}
+				e.log.Warn("pushing local changes failed; retrying", "err", err)
+			}
+			if n > 0 && poll > MinPoll {
+				// Peers answer (acks, their own edits): look soon.
+				poll = MinPoll
+				t.Stop()
+				t = e.clock.NewTimer(poll)
+			}
+		case <-t.C():
+			res, err := e.exchange(ctx, RoundResult{})
+			if ctx.Err() != nil {
+				return nil
+			}
+			if fatal(err) {
+				return err
+			}
+			e.roundDone(res, err, &poll)
+			t = e.clock.NewTimer(poll)
+		}
+	}
+}
+
+// fatal reports whether err is one that retrying cannot fix.
+func fatal(err error) bool {
+	return errors.Is(err, cache.ErrCorrupt) || errors.Is(err, ErrRepoChanged) || errors.Is(err, cache.ErrClosed)
+}
+
+// roundDone logs a failed round and sets the next polling interval: MinPoll
+// after activity, doubling up to Refresh while idle (or failing).
+func (e *Engine) roundDone(res RoundResult, err error, poll *time.Duration) {
+	if res.Active() && err == nil {
+		*poll = MinPoll
+	} else {
+		*poll = min(2**poll, e.cfg.Refresh)
+	}
+	if err != nil {
+		e.log.Warn("sync round failed; retrying", "err", err, "in", *poll)
+	}
+}

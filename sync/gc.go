@@ -1,0 +1,232 @@
+package sync
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/escalefs/escalefs/cache"
+	"github.com/escalefs/escalefs/crypto"
+	"github.com/escalefs/escalefs/relay"
+	"github.com/escalefs/escalefs/sync/decide"
+	"github.com/escalefs/escalefs/sync/proto"
+)
+
+// Collect deletes from the relay what this node wrote and every required
+// puller acknowledged (sync/decide.Collectable): first the blobs, at once;
+// then, once enough records are collected (Config.CompactAfter) or some time
+// has passed (Config.CompactEvery), the records themselves, after a snapshot
+// of this node's view that covers them is published for nodes that join
+// later.
+func (e *Engine) Collect(ctx context.Context) error {
+	var ls logState
+	in := decide.GCInput{
+		N:           e.cfg.Pullers,
+		Acks:        make(map[crypto.NodeID]uint64),
+		LastSeen:    make(map[crypto.NodeID]time.Time),
+		LockTimeout: e.cfg.LockTimeout,
+		Now:         e.clock.Now(),
+	}
+	if in.LockTimeout < 0 {
+		in.LockTimeout = 0
+	}
+	err := e.store.View(func(tx *cache.Tx) error {
+		var err error
+		if ls, err = loadLogState(tx); err != nil {
+			return err
+		}
+		for _, node := range ls.Peers {
+			id, err := crypto.ParseNodeID(node)
+			if err != nil {
+				continue
+			}
+			ps, ok, err := loadPeer(tx, node)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+			in.Pullers = append(in.Pullers, id)
+			in.LastSeen[id] = ps.LastSeen
+			if ps.HasAcked {
+				in.Acks[id] = ps.Acked
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, r := range ls.Records {
+		if !r.Published {
+			break
+		}
+		rec := decide.Record{Seq: r.Seq}
+		if !r.Collected {
+			rec.Blobs = r.Blobs
+		}
+		in.Records = append(in.Records, rec)
+	}
+	res := decide.Collectable(in)
+	if len(res.Seqs) == 0 {
+		return nil
+	}
+	for _, id := range res.Blobs {
+		if err := e.r.Delete(ctx, crypto.BlobName(e.self, id)); err != nil {
+			return fmt.Errorf("collecting blob %s: %w", id, err)
+		}
+		e.log.Debug("collected blob", "blob", id.String())
+	}
+	e.count(func(s *Stats) { s.BlobsDeleted += len(res.Blobs) })
+	err = e.store.Update(func(tx *cache.Tx) error {
+		cur, err := loadLogState(tx)
+		if err != nil {
+			return err
+		}
+		for i := range cur.Records {
+			if cur.Records[i].Seq <= res.UpTo && cur.Records[i].Published {
+				cur.Records[i].Collected = true
+			}
+		}
+		ls = cur
+		return saveLogState(tx, cur)
+	})
+	if err != nil {
+		return err
+	}
+	waiting := 0
+	for _, r := range ls.Records {
+		if r.Collected {
+			waiting++
+		}
+	}
+	if waiting >= e.cfg.CompactAfter || (waiting > 0 && in.Now.Sub(ls.LastCompaction) >= e.cfg.CompactEvery) {
+		return e.compact(ctx, res.UpTo)
+	}
+	return nil
+}
+
+// compact publishes a snapshot of this node's view covering its log up to
+// upTo, then deletes the records it covers and older snapshots.
+func (e *Engine) compact(ctx context.Context, upTo uint64) error {
+	var sealed []byte
+	var ls logState
+	err := e.store.View(func(tx *cache.Tx) error {
+		var err error
+		if ls, err = loadLogState(tx); err != nil {
+			return err
+		}
+		live := ls.liveBlobs()
+		snap := proto.Snapshot{Version: proto.FormatVersion, NodeName: e.cfg.Name, UpTo: upTo}
+		if snap.Acks, err = e.acks(tx); err != nil {
+			return err
+		}
+		err = tx.Walk("", func(ent cache.Entry) error {
+			if c, ok := e.snapshotEntry(ent, live); ok {
+				snap.Entries = append(snap.Entries, c)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		plain, err := proto.EncodeSnapshot(snap)
+		if err != nil {
+			return err
+		}
+		sealed, err = e.sealer.Seal(crypto.RecordContext{Node: e.self, Seq: upTo, Kind: KindSnapshot}, plain)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("compacting the log: %w", err)
+	}
+	if err := e.r.Put(ctx, SnapshotName(e.self, upTo), relay.BytesPayload(sealed)); err != nil {
+		return fmt.Errorf("publishing a snapshot: %w", err)
+	}
+	e.count(func(s *Stats) { s.Records++ })
+	err = e.store.Update(func(tx *cache.Tx) error {
+		cur, err := loadLogState(tx)
+		if err != nil {
+			return err
+		}
+		if cur.HasSnapshot && cur.Snapshot != upTo {
+			cur.OldSnapshots = append(cur.OldSnapshots, cur.Snapshot)
+		}
+		cur.Snapshot, cur.HasSnapshot = upTo, true
+		cur.LastCompaction = e.clock.Now()
+		return saveLogState(tx, cur)
+	})
+	if err != nil {
+		return err
+	}
+	// Delete what the snapshot covers; a crash in between only leaves
+	// objects that the next compaction deletes.
+	var gone []uint64
+	for _, r := range ls.Records {
+		if r.Seq > upTo || !r.Collected {
+			continue
+		}
+		if err := e.r.Delete(ctx, crypto.LogName(e.self, r.Seq)); err != nil {
+			return fmt.Errorf("deleting record %d: %w", r.Seq, err)
+		}
+		gone = append(gone, r.Seq)
+	}
+	var old []uint64
+	err = e.store.View(func(tx *cache.Tx) error {
+		cur, err := loadLogState(tx)
+		old = cur.OldSnapshots
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	for _, s := range old {
+		if err := e.r.Delete(ctx, SnapshotName(e.self, s)); err != nil {
+			return fmt.Errorf("deleting an old snapshot: %w", err)
+		}
+	}
+	e.count(func(s *Stats) { s.RecsDeleted += len(gone) })
+	e.log.Debug("compacted the log", "up_to", upTo, "records", len(gone))
+	return e.store.Update(func(tx *cache.Tx) error {
+		cur, err := loadLogState(tx)
+		if err != nil {
+			return err
+		}
+		cur.Records = slices.DeleteFunc(cur.Records, func(r ownRecord) bool { return slices.Contains(gone, r.Seq) })
+		cur.OldSnapshots = slices.DeleteFunc(cur.OldSnapshots, func(s uint64) bool { return slices.Contains(old, s) })
+		return saveLogState(tx, cur)
+	})
+}
+
+// snapshotEntry is the snapshot's form of an entry: its last pushed or
+// pulled state. Dirty entries are left out (the next record brings them);
+// content is referenced only while this node's blobs of it are live.
+func (e *Engine) snapshotEntry(ent cache.Entry, live map[crypto.BlobID]bool) (proto.Change, bool) {
+	if ent.Dirty || len(ent.Version) == 0 {
+		return proto.Change{}, false
+	}
+	c := proto.Change{Path: ent.Path, Version: ent.Version}
+	switch {
+	case ent.Deleted:
+		c.Op = proto.OpDelete
+	case ent.Kind == cache.KindDir:
+		c.Op, c.Mode = proto.OpMkdir, unixMode(ent.Mode)
+	case ent.Kind == cache.KindSymlink:
+		c.Op, c.Target, c.ModTime = proto.OpSymlink, ent.Target, ent.ModTime
+	default:
+		c.Op, c.Hash, c.Size, c.Mode, c.ModTime = proto.OpPut, ent.Hash, ent.Size, unixMode(ent.Mode), ent.ModTime
+		if rr, ok := decodeRemote(ent.Remote); ok && rr.reusable(e.selfID, ent.Hash, live) {
+			c.Pack, c.Parts = rr.Pack, rr.Parts
+		}
+	}
+	check := c
+	if check.Op == proto.OpPut && check.Pack == nil && len(check.Parts) == 0 {
+		check.Size = 0 // content withdrawn: valid in a snapshot
+	}
+	if check.Validate() != nil {
+		return proto.Change{}, false
+	}
+	return c, true
+}

@@ -1,0 +1,165 @@
+package sync
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/escalefs/escalefs/cache"
+	"github.com/escalefs/escalefs/sync/localdir"
+)
+
+// scanTxSize bounds the changes recorded in one cache transaction.
+const scanTxSize = 2000
+
+// Scan compares the folder (or only paths, each with its subtree) with the
+// cache, records every local change as a dirty entry and queues it for the
+// next Push. It returns how many changes it recorded, not counting
+// fingerprint updates (OpRestat), which leave nothing to push.
+func (e *Engine) Scan(ctx context.Context, paths []string) (int, error) {
+	res, err := e.local.Scan(ctx, e.store, localdir.ScanOptions{Paths: paths})
+	if err != nil {
+		return 0, fmt.Errorf("scanning the folder: %w", err)
+	}
+	for _, f := range res.Failed {
+		e.log.Warn("cannot read local file; skipped", "path", f.Path, "err", f.Err)
+	}
+	if len(res.Unstable) > 0 {
+		e.log.Debug("files changing while scanned; next scan takes them", "paths", res.Unstable)
+	}
+	n := 0
+	for chunk := range slices.Chunk(res.Changes, scanTxSize) {
+		err := e.store.Update(func(tx *cache.Tx) error {
+			for _, ch := range chunk {
+				if err := e.record(tx, ch); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return n, fmt.Errorf("recording local changes: %w", err)
+		}
+		for _, ch := range chunk {
+			if ch.Op != localdir.OpRestat {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
+// record stores one local change in the cache and queues what must be
+// pushed. A dirty entry keeps the version it had: Push bumps it.
+func (e *Engine) record(tx *cache.Tx, ch localdir.Change) error {
+	old, had, err := tx.Get(ch.Path)
+	if err != nil {
+		return err
+	}
+	ent := old
+	if !had {
+		ent = cache.Entry{Path: ch.Path}
+	}
+	switch ch.Op {
+	case localdir.OpRestat:
+		ent.Local = ch.Local
+		return tx.Put(ent)
+	case localdir.OpDelete, localdir.OpRmdir:
+		if !had || old.Deleted {
+			return nil
+		}
+		ent.Deleted, ent.Hash, ent.Size, ent.Target, ent.Local = true, [32]byte{}, 0, "", cache.LocalStat{}
+		ent.Remote = nil
+		return e.dirty(tx, ent)
+	case localdir.OpRename:
+		return e.recordRename(tx, ch)
+	}
+	fill(&ent, ch)
+	return e.dirty(tx, ent)
+}
+
+// fill sets ent's state from a scanned change.
+func fill(ent *cache.Entry, ch localdir.Change) {
+	ent.Kind = ch.Kind
+	ent.Deleted = false
+	ent.Size, ent.ModTime, ent.Mode = ch.Size, ch.ModTime, ch.Mode
+	ent.Target = ch.Target
+	if ch.Kind != cache.KindFile {
+		ent.Size, ent.Hash = 0, [32]byte{}
+	} else {
+		ent.Hash = ch.Hash
+	}
+	if ch.Kind == cache.KindSymlink {
+		ent.Mode = 0
+	}
+	ent.Local = ch.Local
+}
+
+// dirty stores ent as changed here and queues it.
+func (e *Engine) dirty(tx *cache.Tx, ent cache.Entry) error {
+	ent.Dirty = true
+	ent.Origin = e.selfID
+	if err := tx.Put(ent); err != nil {
+		return err
+	}
+	_, err := tx.Enqueue(ent.Path, nil)
+	return err
+}
+
+// recordRename records a rename as the creation of the new path (keeping
+// the old one's content reference, so that Push need not upload it again)
+// followed by the deletion of the old one; a directory moves with its
+// subtree.
+func (e *Engine) recordRename(tx *cache.Tx, ch localdir.Change) error {
+	var moved []cache.Entry
+	err := tx.Walk(ch.From, func(ent cache.Entry) error {
+		if !ent.Deleted {
+			moved = append(moved, ent)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// New paths first, parents before children; then the old ones,
+	// children before parents.
+	for _, old := range moved {
+		to := ch.Path + strings.TrimPrefix(old.Path, ch.From)
+		prev, had, err := tx.Get(to)
+		if err != nil {
+			return err
+		}
+		ent := old
+		ent.Path = to
+		ent.Version = nil
+		if had {
+			ent.Version = prev.Version
+			ent.Access = prev.Access
+		}
+		if old.Path == ch.From {
+			fill(&ent, ch)
+		}
+		if err := e.dirty(tx, ent); err != nil {
+			return err
+		}
+	}
+	for i := len(moved) - 1; i >= 0; i-- {
+		ent := moved[i]
+		ent.Deleted, ent.Hash, ent.Size, ent.Target, ent.Local, ent.Remote = true, [32]byte{}, 0, "", cache.LocalStat{}, nil
+		if err := e.dirty(tx, ent); err != nil {
+			return err
+		}
+	}
+	if len(moved) == 0 {
+		ent := cache.Entry{Path: ch.Path}
+		if prev, had, err := tx.Get(ch.Path); err != nil {
+			return err
+		} else if had {
+			ent = prev
+		}
+		fill(&ent, ch)
+		return e.dirty(tx, ent)
+	}
+	return nil
+}

@@ -1,0 +1,288 @@
+package sync
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/escalefs/escalefs/cache"
+	"github.com/escalefs/escalefs/crypto"
+	"github.com/escalefs/escalefs/relay"
+	"github.com/escalefs/escalefs/sync/proto"
+)
+
+// maxRecord bounds what is read of one record: a 64 MiB plaintext and the
+// framing of docs/format.md §7.
+const maxRecord = 64<<20 + 64
+
+// SnapshotName returns the relay name of node's snapshot covering its log up
+// to seq: nodes/<node>/snap/<seq, 16 hex digits>.
+func SnapshotName(node crypto.NodeID, seq uint64) string {
+	return fmt.Sprintf("nodes/%s/snap/%016x", node, seq)
+}
+
+// parseSnapshotName is the inverse of SnapshotName.
+func parseSnapshotName(name string) (crypto.NodeID, uint64, bool) {
+	parts := strings.Split(name, "/")
+	if len(parts) != 4 || parts[0] != "nodes" || parts[2] != "snap" || len(parts[3]) != 16 {
+		return crypto.NodeID{}, 0, false
+	}
+	node, err := crypto.ParseNodeID(parts[1])
+	if err != nil {
+		return crypto.NodeID{}, 0, false
+	}
+	seq, err := strconv.ParseUint(parts[3], 16, 64)
+	if err != nil || fmt.Sprintf("%016x", seq) != parts[3] {
+		return crypto.NodeID{}, 0, false
+	}
+	return node, seq, true
+}
+
+// peerListing is what one listing showed of a peer.
+type peerListing struct {
+	logs  map[uint64]bool
+	snaps []uint64
+	max   uint64
+}
+
+// PullResult tells what a Pull did.
+type PullResult struct {
+	Records int // peer records (and snapshots) applied
+	Applied int // changes that changed something here
+}
+
+// Pull lists the peers' logs (one listing) and applies, peer by peer and in
+// order, every record not applied yet. A record that fails to open (forged,
+// tampered, replayed) stops that peer's log there and is reported; the other
+// peers go on.
+func (e *Engine) Pull(ctx context.Context) (PullResult, error) {
+	peers := make(map[crypto.NodeID]*peerListing)
+	err := e.r.List(ctx, "nodes", func(oi relay.ObjectInfo) error {
+		var node crypto.NodeID
+		var seq uint64
+		var snap bool
+		if n, s, err := crypto.ParseLogName(oi.Name); err == nil {
+			node, seq = n, s
+		} else if n, s, ok := parseSnapshotName(oi.Name); ok {
+			node, seq, snap = n, s, true
+		} else {
+			e.log.Debug("ignoring unknown object on the relay", "name", oi.Name)
+			return nil
+		}
+		if node == e.self {
+			return nil
+		}
+		pl := peers[node]
+		if pl == nil {
+			pl = &peerListing{logs: make(map[uint64]bool)}
+			peers[node] = pl
+		}
+		if snap {
+			pl.snaps = append(pl.snaps, seq)
+		} else {
+			pl.logs[seq] = true
+		}
+		pl.max = max(pl.max, seq)
+		return nil
+	})
+	if err != nil {
+		return PullResult{}, fmt.Errorf("listing the peers' logs: %w", err)
+	}
+	ids := make([]crypto.NodeID, 0, len(peers))
+	for id := range peers {
+		ids = append(ids, id)
+	}
+	slices.SortFunc(ids, func(a, b crypto.NodeID) int { return bytes.Compare(a[:], b[:]) })
+	var res PullResult
+	var errs []error
+	for _, id := range ids {
+		r, err := e.pullPeer(ctx, id, peers[id])
+		res.Records += r.Records
+		res.Applied += r.Applied
+		if err != nil {
+			errs = append(errs, err)
+			if ctx.Err() != nil {
+				break
+			}
+		}
+	}
+	return res, errors.Join(errs...)
+}
+
+// pullPeer applies what one peer's listing shows beyond what was applied.
+func (e *Engine) pullPeer(ctx context.Context, id crypto.NodeID, pl *peerListing) (PullResult, error) {
+	node := id.String()
+	var res PullResult
+	var next uint64
+	err := e.store.Update(func(tx *cache.Tx) error {
+		seq, ok, err := tx.PeerSeq(node)
+		if err != nil {
+			return err
+		}
+		if ok {
+			next = seq + 1
+		}
+		ps, known, err := loadPeer(tx, node)
+		if err != nil {
+			return err
+		}
+		now := e.clock.Now()
+		if !known {
+			ps.FirstSeen, ps.LastSeen, ps.MaxSeq = now, now, pl.max
+			if err := e.addPeer(tx, node); err != nil {
+				return err
+			}
+			e.log.Info("new peer", "node", node)
+		} else if pl.max > ps.MaxSeq {
+			ps.LastSeen, ps.MaxSeq = now, pl.max
+		}
+		return savePeer(tx, node, ps)
+	})
+	if err != nil {
+		return res, err
+	}
+	if !pl.logs[next] {
+		// The records this node needs next are gone: compacted into a
+		// snapshot (this node was away, or joins late).
+		best, found := uint64(0), false
+		for _, s := range pl.snaps {
+			if s >= next && (!found || s > best) {
+				best, found = s, true
+			}
+		}
+		if found {
+			n, err := e.applySnapshot(ctx, id, best)
+			if err != nil {
+				return res, err
+			}
+			res.Records++
+			res.Applied += n
+			next = best + 1
+		}
+	}
+	for pl.logs[next] {
+		n, err := e.applyRecord(ctx, id, next)
+		if err != nil {
+			return res, err
+		}
+		res.Records++
+		res.Applied += n
+		next++
+	}
+	if next <= pl.max && !pl.logs[next] && len(pl.logs) > 0 {
+		e.log.Debug("waiting for a record of a peer", "node", node, "seq", next)
+	}
+	return res, nil
+}
+
+// addPeer registers node as a puller, after the ones already known.
+func (e *Engine) addPeer(tx *cache.Tx, node string) error {
+	ls, err := loadLogState(tx)
+	if err != nil {
+		return err
+	}
+	if slices.Contains(ls.Peers, node) {
+		return nil
+	}
+	ls.Peers = append(ls.Peers, node)
+	return saveLogState(tx, ls)
+}
+
+// fetchRecord reads and opens a record of kind from the relay.
+func (e *Engine) fetchRecord(ctx context.Context, name string, rc crypto.RecordContext) ([]byte, error) {
+	var sealed []byte
+	err := e.r.Get(ctx, name, 0, maxRecord+1, func(r io.Reader) error {
+		var err error
+		sealed, err = io.ReadAll(r)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", name, err)
+	}
+	if len(sealed) > maxRecord {
+		return nil, fmt.Errorf("record %s is larger than %d bytes: %w", name, maxRecord, ErrBadRecord)
+	}
+	plain, err := e.sealer.Open(rc, sealed)
+	if err != nil {
+		return nil, fmt.Errorf("record %s: %w: %w", name, err, ErrBadRecord)
+	}
+	return plain, nil
+}
+
+// ErrBadRecord means a peer's record on the relay cannot be trusted: it does
+// not open under its name (forged, altered, replayed or moved) or does not
+// decode. The peer's log is not applied past it.
+var ErrBadRecord = errors.New("bad record")
+
+// applyRecord fetches, opens and applies record seq of peer id, then marks
+// it applied.
+func (e *Engine) applyRecord(ctx context.Context, id crypto.NodeID, seq uint64) (int, error) {
+	name := crypto.LogName(id, seq)
+	plain, err := e.fetchRecord(ctx, name, crypto.RecordContext{Node: id, Seq: seq, Kind: KindLog})
+	if err != nil {
+		return 0, err
+	}
+	l, err := proto.DecodeLog(plain)
+	if err != nil {
+		return 0, fmt.Errorf("record %s: %w: %w", name, err, ErrBadRecord)
+	}
+	n, err := e.applyChanges(ctx, id, l.Changes, false)
+	if err != nil {
+		return n, err
+	}
+	return n, e.markApplied(id, seq, l.NodeName, l.Acks, len(l.Changes) > 0)
+}
+
+// applySnapshot applies peer id's snapshot covering its log up to seq.
+func (e *Engine) applySnapshot(ctx context.Context, id crypto.NodeID, seq uint64) (int, error) {
+	name := SnapshotName(id, seq)
+	plain, err := e.fetchRecord(ctx, name, crypto.RecordContext{Node: id, Seq: seq, Kind: KindSnapshot})
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil // replaced by a newer one meanwhile: the next poll sees it
+	}
+	if err != nil {
+		return 0, err
+	}
+	s, err := proto.DecodeSnapshot(plain)
+	if err != nil {
+		return 0, fmt.Errorf("snapshot %s: %w: %w", name, err, ErrBadRecord)
+	}
+	e.log.Info("reading a peer's snapshot", "node", id.String(), "name", s.NodeName, "up_to", seq, "entries", len(s.Entries))
+	n, err := e.applyChanges(ctx, id, s.Entries, true)
+	if err != nil {
+		return n, err
+	}
+	return n, e.markApplied(id, seq, s.NodeName, s.Acks, len(s.Entries) > 0)
+}
+
+// markApplied records that record seq of peer id is applied, and what it
+// said about this node's log.
+func (e *Engine) markApplied(id crypto.NodeID, seq uint64, name string, acks map[crypto.NodeID]uint64, ackDue bool) error {
+	node := id.String()
+	return e.store.Update(func(tx *cache.Tx) error {
+		if err := tx.SetPeerSeq(node, seq); err != nil {
+			return err
+		}
+		ps, _, err := loadPeer(tx, node)
+		if err != nil {
+			return err
+		}
+		ps.Name = name
+		if a, ok := acks[e.self]; ok && (!ps.HasAcked || a > ps.Acked) {
+			ps.Acked, ps.HasAcked = a, true
+		}
+		if err := savePeer(tx, node, ps); err != nil {
+			return err
+		}
+		if ackDue {
+			return tx.SetMeta(metaAckDue, []byte{1})
+		}
+		return nil
+	})
+}

@@ -1,0 +1,535 @@
+package sync
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"slices"
+	"time"
+
+	"github.com/escalefs/escalefs/cache"
+	"github.com/escalefs/escalefs/crypto"
+	"github.com/escalefs/escalefs/relay"
+	"github.com/escalefs/escalefs/sync/localdir"
+	"github.com/escalefs/escalefs/sync/proto"
+	"github.com/escalefs/escalefs/sync/transfer"
+)
+
+// KindLog and KindSnapshot are the record kinds of docs/format.md §11.
+const (
+	KindLog      = "log"
+	KindSnapshot = "snapshot"
+)
+
+// pushItem is one queued path on its way to a record.
+type pushItem struct {
+	qid    uint64
+	ent    cache.Entry
+	change proto.Change
+	ref    *remoteRef      // content reference of a put with content
+	blobs  []crypto.BlobID // blobs the change names
+	upload bool            // content to upload
+	drop   bool            // nothing to push (entry gone or clean)
+	retry  bool            // the file changed while uploading: scan it again
+	hasher hash.Hash
+}
+
+// Push publishes what the queue holds: it uploads content, then writes one
+// record per batch of changes. It also writes a record when acknowledgements
+// are due, or as a heartbeat when the node has been quiet for a while. It
+// returns the number of changes published.
+func (e *Engine) Push(ctx context.Context) (int, error) {
+	if err := e.flushOutbox(ctx); err != nil {
+		return 0, err
+	}
+	total := 0
+	for {
+		n, more, err := e.pushBatch(ctx)
+		total += n
+		if err != nil || !more {
+			return total, err
+		}
+	}
+}
+
+// pushBatch pushes up to Config.Batch queue items. more reports that the
+// queue may hold more.
+func (e *Engine) pushBatch(ctx context.Context) (n int, more bool, err error) {
+	var items []*pushItem
+	var ls logState
+	var ackDue bool
+	err = e.store.View(func(tx *cache.Tx) error {
+		q, err := tx.Peek(e.cfg.Batch)
+		if err != nil {
+			return err
+		}
+		for _, it := range q {
+			ent, ok, err := tx.Get(it.Path)
+			if err != nil {
+				return err
+			}
+			items = append(items, &pushItem{qid: it.ID, ent: ent, drop: !ok || !ent.Dirty})
+		}
+		if ls, err = loadLogState(tx); err != nil {
+			return err
+		}
+		_, ackDue, err = tx.Meta(metaAckDue)
+		return err
+	})
+	if err != nil {
+		return 0, false, err
+	}
+	live := ls.liveBlobs()
+	for _, it := range items {
+		if !it.drop {
+			e.plan(it, live)
+		}
+	}
+	if err := e.upload(ctx, items); err != nil {
+		return 0, false, err
+	}
+	heartbeat := e.heartbeatDue(ls)
+	n, err = e.commit(ctx, items, ackDue || heartbeat)
+	if err != nil {
+		return 0, false, err
+	}
+	if err := e.flushOutbox(ctx); err != nil {
+		return n, false, err
+	}
+	var retry []string
+	for _, it := range items {
+		if it.retry {
+			retry = append(retry, it.ent.Path)
+		}
+	}
+	if len(retry) > 0 {
+		if _, err := e.Scan(ctx, retry); err != nil {
+			return n, false, err
+		}
+		return n, false, nil
+	}
+	return n, n > 0 && len(items) == e.cfg.Batch, nil
+}
+
+// heartbeatDue reports whether the node has been quiet long enough that its
+// pullers could take it for gone: it then writes an empty record, so that
+// peers see it alive within LockTimeout. A node that never wrote registers
+// this way.
+func (e *Engine) heartbeatDue(ls logState) bool {
+	if ls.LastWrite.IsZero() {
+		return true
+	}
+	if e.cfg.LockTimeout < 0 {
+		return false
+	}
+	every := min(e.cfg.LockTimeout/3, time.Hour)
+	return e.clock.Now().Sub(ls.LastWrite) >= every
+}
+
+// plan decides the change an item becomes and whether its content must be
+// uploaded.
+func (e *Engine) plan(it *pushItem, live map[crypto.BlobID]bool) {
+	ent := it.ent
+	c := proto.Change{Path: ent.Path, ModTime: ent.ModTime}
+	switch {
+	case ent.Deleted && ent.Kind == cache.KindDir:
+		c.Op, c.ModTime = proto.OpRmdir, time.Time{}
+	case ent.Deleted:
+		c.Op, c.ModTime = proto.OpDelete, time.Time{}
+	case ent.Kind == cache.KindDir:
+		c.Op, c.Mode, c.ModTime = proto.OpMkdir, unixMode(ent.Mode), time.Time{}
+	case ent.Kind == cache.KindSymlink:
+		c.Op, c.Target = proto.OpSymlink, ent.Target
+	default:
+		c.Op, c.Mode, c.Hash, c.Size = proto.OpPut, unixMode(ent.Mode), ent.Hash, ent.Size
+		rr, ok := decodeRemote(ent.Remote)
+		switch {
+		case ok && rr.Path == ent.Path && rr.Hash == ent.Hash:
+			// The peers have this content at this path: only the mode or
+			// mtime changed.
+			c = proto.Change{Op: proto.OpMeta, Path: ent.Path, ModTime: ent.ModTime, Mode: unixMode(ent.Mode)}
+		case ent.Size == 0:
+		case ok && rr.reusable(e.selfID, ent.Hash, live):
+			// A renamed file whose blobs are still on the relay.
+			rr.Path = ent.Path
+			it.ref = &rr
+			it.blobs = rr.blobs()
+		default:
+			it.upload = true
+		}
+	}
+	it.change = c
+}
+
+// unixMode converts a cache mode to the Unix permission bits of a change.
+func unixMode(m fs.FileMode) uint32 {
+	u := uint32(m.Perm())
+	if m&fs.ModeSticky != 0 {
+		u |= 0o1000
+	}
+	return u
+}
+
+// fileMode converts a change's Unix permission bits to an fs.FileMode.
+func fileMode(u uint32) fs.FileMode {
+	m := fs.FileMode(u & 0o777)
+	if u&0o1000 != 0 {
+		m |= fs.ModeSticky
+	}
+	return m
+}
+
+// hashingReader hashes what is read through it.
+type hashingReader struct {
+	r io.ReadCloser
+	h hash.Hash
+}
+
+func (h *hashingReader) Read(p []byte) (int, error) {
+	n, err := h.r.Read(p)
+	h.h.Write(p[:n])
+	return n, err
+}
+
+func (h *hashingReader) Close() error { return h.r.Close() }
+
+// open opens an item's file for upload, hashing what is read.
+func (e *Engine) open(ctx context.Context, it *pushItem) (io.ReadCloser, error) {
+	f, err := e.local.Open(ctx, it.ent.Path, it.ent.Local)
+	if err != nil {
+		return nil, err
+	}
+	it.hasher = sha256.New()
+	return &hashingReader{r: f, h: it.hasher}, nil
+}
+
+// changedLocally reports whether err means a file changed under an upload.
+func changedLocally(err error) bool {
+	return errors.Is(err, localdir.ErrLocalChanged) || errors.Is(err, transfer.ErrChanged) ||
+		errors.Is(err, fs.ErrNotExist)
+}
+
+// upload stores the content of the items that need it: small files in
+// packs, large ones in parts. A file that changed since it was scanned is
+// marked for a new scan and left out; the others go on.
+func (e *Engine) upload(ctx context.Context, items []*pushItem) error {
+	var small []*pushItem
+	for _, it := range items {
+		if !it.upload || it.drop {
+			continue
+		}
+		if it.ent.Size < e.cfg.PackLimit {
+			small = append(small, it)
+			continue
+		}
+		if err := e.uploadParts(ctx, it); err != nil {
+			return err
+		}
+	}
+	for len(small) > 0 {
+		pack := []*pushItem{small[0]}
+		size := small[0].ent.Size
+		for _, it := range small[1:] {
+			if len(pack) == e.cfg.MaxPackFiles || size+it.ent.Size > e.cfg.MaxPackBytes {
+				break
+			}
+			pack = append(pack, it)
+			size += it.ent.Size
+		}
+		small = small[len(pack):]
+		if err := e.uploadPack(ctx, pack); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *Engine) uploadParts(ctx context.Context, it *pushItem) error {
+	refs, err := e.up.PutParts(ctx, func() (io.ReadCloser, error) { return e.open(ctx, it) }, it.ent.Size, e.cfg.PartSize)
+	switch {
+	case changedLocally(err) && ctx.Err() == nil:
+		it.retry = true
+		return nil
+	case err != nil:
+		return fmt.Errorf("uploading %q: %w", it.ent.Path, err)
+	}
+	if !e.verified(it) {
+		return nil
+	}
+	it.ref = &remoteRef{Node: e.selfID, Hash: it.ent.Hash, Path: it.ent.Path, Parts: refs}
+	it.blobs = it.ref.blobs()
+	e.count(func(s *Stats) { s.Blobs += len(refs) })
+	return nil
+}
+
+// verified checks that what was uploaded is what was scanned; a file
+// rewritten in place with the same size is caught here.
+func (e *Engine) verified(it *pushItem) bool {
+	var sum [32]byte
+	it.hasher.Sum(sum[:0])
+	if sum != it.ent.Hash {
+		it.retry = true
+		return false
+	}
+	return true
+}
+
+// uploadPack stores the files of pack as one blob. Files that changed since
+// they were scanned are left out and the pack is written without them.
+func (e *Engine) uploadPack(ctx context.Context, pack []*pushItem) error {
+	for attempt := 0; len(pack) > 0; attempt++ {
+		files := make([]transfer.PackFile, len(pack))
+		for i, it := range pack {
+			files[i] = transfer.PackFile{Size: it.ent.Size, Open: func() (io.ReadCloser, error) { return e.open(ctx, it) }}
+		}
+		refs, blob, err := e.up.PutPack(ctx, files)
+		if err == nil {
+			for i, it := range pack {
+				if e.verified(it) {
+					it.ref = &remoteRef{Node: e.selfID, Hash: it.ent.Hash, Path: it.ent.Path, Pack: &refs[i]}
+					it.blobs = []crypto.BlobID{blob.ID}
+				}
+			}
+			e.count(func(s *Stats) { s.Blobs++ })
+			return nil
+		}
+		if !changedLocally(err) || ctx.Err() != nil || attempt == 3 {
+			return fmt.Errorf("uploading a pack of %d files: %w", len(pack), err)
+		}
+		// Find the files that changed and go on without them.
+		pack = slices.DeleteFunc(pack, func(it *pushItem) bool {
+			f, err := e.local.Open(ctx, it.ent.Path, it.ent.Local)
+			if err != nil {
+				it.retry = true
+				return true
+			}
+			f.Close()
+			return false
+		})
+	}
+	return nil
+}
+
+// commit turns the planned items into one record in one cache transaction:
+// entries get their new version and are marked clean, the queue items go,
+// and the sealed record goes to the outbox. A record is written even
+// without changes when force is set (acknowledgements or a heartbeat).
+func (e *Engine) commit(ctx context.Context, items []*pushItem, force bool) (int, error) {
+	var pushed []*pushItem
+	now := e.clock.Now()
+	err := e.store.Update(func(tx *cache.Tx) error {
+		pushed = pushed[:0]
+		var changes []proto.Change
+		var blobs []crypto.BlobID
+		for _, it := range items {
+			if it.retry || (it.upload && it.ref == nil) {
+				continue // stays queued
+			}
+			cur, ok, err := tx.Get(it.ent.Path)
+			if err != nil {
+				return err
+			}
+			if it.drop || !ok || !cur.Dirty {
+				if err := tx.Remove(it.qid); err != nil {
+					return err
+				}
+				continue
+			}
+			if !samePlanned(cur, it.ent) {
+				continue // changed again since planned: the next batch takes it
+			}
+			cur.Version = cur.Version.Bump(e.selfID)
+			c := it.change
+			c.Version = cur.Version
+			if c.Op == proto.OpPut && it.ref != nil {
+				if it.ref.Pack != nil {
+					c.Pack = it.ref.Pack
+				} else {
+					c.Parts = it.ref.Parts
+				}
+			}
+			if err := c.Validate(); err != nil {
+				e.log.Warn("not synchronized: the name or its data cannot be sent", "path", cur.Path, "err", err)
+				if err := tx.Remove(it.qid); err != nil {
+					return err
+				}
+				continue
+			}
+			cur.Dirty = false
+			cur.Origin = e.selfID
+			switch {
+			case it.ref != nil:
+				cur.Remote = encodeRemote(*it.ref)
+			case c.Op == proto.OpPut:
+				cur.Remote = encodeRemote(remoteRef{Node: e.selfID, Hash: cur.Hash, Path: cur.Path})
+			case c.Op == proto.OpMeta:
+			default:
+				cur.Remote = nil
+			}
+			if err := tx.Put(cur); err != nil {
+				return err
+			}
+			if err := tx.Remove(it.qid); err != nil {
+				return err
+			}
+			changes = append(changes, c)
+			blobs = append(blobs, it.blobs...)
+			pushed = append(pushed, it)
+		}
+		if len(changes) == 0 && !force {
+			return nil
+		}
+		return e.writeRecord(tx, changes, dedupe(blobs), now)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("recording pushed changes: %w", err)
+	}
+	for _, it := range pushed {
+		if it.upload {
+			e.log.Info("pushed", "path", it.ent.Path, "size", it.ent.Size)
+			e.count(func(s *Stats) { s.FilesPushed++; s.BytesPushed += it.ent.Size })
+		} else {
+			e.log.Debug("pushed", "path", it.ent.Path, "op", it.change.Op)
+		}
+	}
+	return len(pushed), nil
+}
+
+// samePlanned reports whether the entry is still in the state it was when
+// its push was planned.
+func samePlanned(cur, planned cache.Entry) bool {
+	return cur.Deleted == planned.Deleted && cur.Kind == planned.Kind && cur.Hash == planned.Hash &&
+		cur.Size == planned.Size && cur.Local == planned.Local && cur.Mode == planned.Mode &&
+		cur.ModTime.Equal(planned.ModTime) && cur.Target == planned.Target
+}
+
+func dedupe(ids []crypto.BlobID) []crypto.BlobID {
+	slices.SortFunc(ids, func(a, b crypto.BlobID) int { return compareIDs(a, b) })
+	return slices.Compact(ids)
+}
+
+func compareIDs(a, b crypto.BlobID) int {
+	for i := range a {
+		if a[i] != b[i] {
+			return int(a[i]) - int(b[i])
+		}
+	}
+	return 0
+}
+
+// writeRecord seals a log record with changes and the current acks under the
+// next sequence number and puts it in the outbox, in tx.
+func (e *Engine) writeRecord(tx *cache.Tx, changes []proto.Change, blobs []crypto.BlobID, now time.Time) error {
+	seq, _, err := tx.MetaUint64(cache.MetaNextSeq)
+	if err != nil {
+		return err
+	}
+	acks, err := e.acks(tx)
+	if err != nil {
+		return err
+	}
+	plain, err := proto.EncodeLog(proto.Log{Version: proto.FormatVersion, NodeName: e.cfg.Name, Time: now, Changes: changes, Acks: acks})
+	if err != nil {
+		return err
+	}
+	sealed, err := e.sealer.Seal(crypto.RecordContext{Node: e.self, Seq: seq, Kind: KindLog}, plain)
+	if err != nil {
+		return err
+	}
+	ls, err := loadLogState(tx)
+	if err != nil {
+		return err
+	}
+	ls.Records = append(ls.Records, ownRecord{Seq: seq, Blobs: blobs})
+	ls.LastWrite = now // a heartbeat is not due again while this one is pending
+	if err := saveLogState(tx, ls); err != nil {
+		return err
+	}
+	if err := tx.SetMeta(outboxKey(seq), sealed); err != nil {
+		return err
+	}
+	if err := tx.DeleteMeta(metaAckDue); err != nil {
+		return err
+	}
+	return tx.SetMetaUint64(cache.MetaNextSeq, seq+1)
+}
+
+// acks returns, per peer, the last record of its log applied here.
+func (e *Engine) acks(tx *cache.Tx) (map[crypto.NodeID]uint64, error) {
+	seqs, err := tx.PeerSeqs()
+	if err != nil {
+		return nil, err
+	}
+	acks := make(map[crypto.NodeID]uint64, len(seqs))
+	for node, seq := range seqs {
+		id, err := crypto.ParseNodeID(node)
+		if err != nil {
+			continue
+		}
+		acks[id] = seq
+	}
+	return acks, nil
+}
+
+// flushOutbox publishes the sealed records of the outbox, oldest first. A
+// record is put byte for byte as it was sealed, however often it takes.
+func (e *Engine) flushOutbox(ctx context.Context) error {
+	type pending struct {
+		seq    uint64
+		sealed []byte
+	}
+	var out []pending
+	err := e.store.View(func(tx *cache.Tx) error {
+		ls, err := loadLogState(tx)
+		if err != nil {
+			return err
+		}
+		for _, r := range ls.Records {
+			if r.Published {
+				continue
+			}
+			b, ok, err := tx.Meta(outboxKey(r.Seq))
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("record %d of this node is neither published nor in the outbox: %w", r.Seq, cache.ErrCorrupt)
+			}
+			out = append(out, pending{r.Seq, b})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, p := range out {
+		if err := e.r.Put(ctx, crypto.LogName(e.self, p.seq), relay.BytesPayload(p.sealed)); err != nil {
+			return fmt.Errorf("publishing record %d: %w", p.seq, err)
+		}
+		err := e.store.Update(func(tx *cache.Tx) error {
+			ls, err := loadLogState(tx)
+			if err != nil {
+				return err
+			}
+			for i := range ls.Records {
+				if ls.Records[i].Seq == p.seq {
+					ls.Records[i].Published = true
+				}
+			}
+			ls.LastWrite = e.clock.Now()
+			if err := saveLogState(tx, ls); err != nil {
+				return err
+			}
+			return tx.DeleteMeta(outboxKey(p.seq))
+		})
+		if err != nil {
+			return err
+		}
+		e.count(func(s *Stats) { s.Records++ })
+	}
+	return nil
+}
