@@ -251,4 +251,3 @@ func TestSmallFilesPacked(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
-

@@ -343,3 +343,7 @@ func content(seed string, n int) []byte {
 
 // errorsIs is errors.Is, for brevity in table tests.
 var errorsIs = errors.Is
+
+func removeFile(n *node, rel string) error { return os.Remove(filepath.Join(n.dir, rel)) }
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }

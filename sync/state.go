@@ -129,8 +129,8 @@ func savePeer(tx *cache.Tx, node string, p peerState) error {
 // remoteRef is what Entry.Remote holds: where the content of the entry's
 // version is on the relay, as the record that brought or pushed it said.
 type remoteRef struct {
-	Node  string           `json:"node"` // the blobs' writer
-	Hash  [32]byte         `json:"hash"` // the content they hold
+	Node string   `json:"node"` // the blobs' writer
+	Hash [32]byte `json:"hash"` // the content they hold
 	// Path is the path whose version the reference came with: peers hold
 	// this content there, so a later mode or mtime change of the same
 	// content needs no upload.

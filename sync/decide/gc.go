@@ -1,6 +1,7 @@
 package decide
 
 import (
+	"cmp"
 	"bytes"
 	"slices"
 	"time"
@@ -22,9 +23,9 @@ type GCInput struct {
 	// Pullers are the peers registered to pull this node's log, in
 	// registration order (duplicates after the first are ignored).
 	Pullers []crypto.NodeID
-	// N is the configured puller count: the first N active pullers in
-	// registration order must ack a record before it is collected. 0 means
-	// every active puller.
+	// N is the configured puller count, as Escale's "puller count": a
+	// record is collected once N active pullers, whichever they are, acked
+	// it. 0 means every active puller.
 	N int
 	// Acks is, per peer, the highest sequence number of this node's log the
 	// peer acked (proto.Log.Acks of the peer's latest record). A missing
@@ -49,8 +50,8 @@ type Holder struct {
 
 // GCResult is what may be deleted from the relay, and why not more.
 type GCResult struct {
-	// UpTo is the highest sequence number every required puller acked; 0
-	// when nothing is collectable.
+	// UpTo is the highest sequence number that enough active pullers (N,
+	// or all) acked; 0 when nothing is collectable.
 	UpTo uint64
 	// Seqs are the sequence numbers of the collectable records, ascending.
 	Seqs []uint64
@@ -58,13 +59,15 @@ type GCResult struct {
 	// their bytes, without duplicates. A blob also listed by a record that
 	// is not collectable is kept.
 	Blobs []crypto.BlobID
-	// Required are the pullers whose acks decided, in registration order.
+	// Required are the active pullers, whose acks count, in registration
+	// order.
 	Required []crypto.NodeID
 	// Inactive are the pullers that are silent beyond LockTimeout (or never
 	// seen), in registration order; they hold nothing back.
 	Inactive []crypto.NodeID
-	// HeldBy are the required pullers that have not acked the last record,
-	// in registration order; empty when everything is collectable. When no
+	// HeldBy are the active pullers that have not acked the last record,
+	// in registration order, when too few have for it to be collected;
+	// empty when everything is collectable. When no
 	// puller is active, HeldBy is empty and NoActivePullers is set.
 	HeldBy []Holder
 	// NoActivePullers is set when no puller is active: then nothing is
@@ -76,13 +79,12 @@ type GCResult struct {
 // from the relay.
 //
 // A puller is active unless Now − LastSeen > LockTimeout (or it was never
-// seen, with a positive LockTimeout). The required pullers are every active
-// one when N is 0, else the first N active ones in registration order (all
-// of them when fewer than N are active): an inactive puller is passed over
-// and the next active one counts in its place. A record, and the blobs it
-// introduced, is collectable when every required puller's ack is at least
-// its sequence number. With no active puller nothing is collectable: data
-// no one is known to have fetched is never deleted.
+// seen, with a positive LockTimeout); an inactive puller is passed over. A
+// record, and the blobs it introduced, is collectable when N active
+// pullers, whichever they are (every active puller when N is 0 or when
+// fewer than N are active), acked at least its sequence number. With no
+// active puller nothing is collectable: data no one is known to have
+// fetched is never deleted.
 func Collectable(in GCInput) GCResult {
 	var res GCResult
 	seen := make(map[crypto.NodeID]bool, len(in.Pullers))
@@ -95,19 +97,27 @@ func Collectable(in GCInput) GCResult {
 			res.Inactive = append(res.Inactive, p)
 			continue
 		}
-		if in.N > 0 && len(res.Required) >= in.N {
-			continue
-		}
 		res.Required = append(res.Required, p)
 	}
 	if len(res.Required) == 0 {
 		res.NoActivePullers = true
 		return res
 	}
-	upTo, acked := in.Acks[res.Required[0]]
-	for _, p := range res.Required[1:] {
-		a, ok := in.Acks[p]
-		upTo, acked = min(upTo, a), acked && ok
+	need := len(res.Required)
+	if in.N > 0 && in.N < need {
+		need = in.N
+	}
+	var acks []uint64
+	for _, p := range res.Required {
+		if a, ok := in.Acks[p]; ok {
+			acks = append(acks, a)
+		}
+	}
+	slices.SortFunc(acks, func(a, b uint64) int { return cmp.Compare(b, a) })
+	acked := len(acks) >= need
+	var upTo uint64
+	if acked {
+		upTo = acks[need-1] // need pullers acked at least this far
 	}
 	res.UpTo = upTo
 
@@ -115,9 +125,11 @@ func Collectable(in GCInput) GCResult {
 	for _, r := range in.Records {
 		last = max(last, r.Seq)
 	}
-	for _, p := range res.Required {
-		if a := in.Acks[p]; a < last {
-			res.HeldBy = append(res.HeldBy, Holder{Node: p, Ack: a})
+	if !acked || upTo < last {
+		for _, p := range res.Required {
+			if a := in.Acks[p]; a < last {
+				res.HeldBy = append(res.HeldBy, Holder{Node: p, Ack: a})
+			}
 		}
 	}
 
