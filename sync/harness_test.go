@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -340,9 +339,6 @@ func content(seed string, n int) []byte {
 	}
 	return b.Bytes()[:n]
 }
-
-// errorsIs is errors.Is, for brevity in table tests.
-var errorsIs = errors.Is
 
 func removeFile(n *node, rel string) error { return os.Remove(filepath.Join(n.dir, rel)) }
 

@@ -1,8 +1,8 @@
 package decide
 
 import (
-	"cmp"
 	"bytes"
+	"cmp"
 	"slices"
 	"time"
 
