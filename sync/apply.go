@@ -61,11 +61,14 @@ func (e *Engine) applyChanges(ctx context.Context, id crypto.NodeID, changes []p
 	if err != nil {
 		return 0, err
 	}
-	// Local files this record deletes, by content: rename sources.
+	// Local files this record deletes, by content: rename sources. Only
+	// deletes that will be applied count, so that a file is never moved
+	// away from a path that keeps it.
 	deleted := make(map[[32]byte]string)
 	for i, c := range changes {
 		if l := locals[i]; c.Op == proto.OpDelete && l != nil && !l.Deleted && !l.Dirty &&
-			l.Kind == cache.KindFile && l.Local != (cache.LocalStat{}) {
+			l.Kind == cache.KindFile && l.Local != (cache.LocalStat{}) &&
+			decide.Resolve(l, c, peer).Action == decide.Apply {
 			deleted[l.Hash] = c.Path
 		}
 	}
@@ -478,7 +481,7 @@ func (e *Engine) place(ctx context.Context, id crypto.NodeID, c proto.Change, pa
 		if err != nil {
 			return ent, err
 		}
-		ent.Kind, ent.Hash, ent.Size, ent.Mode, ent.Target, ent.Local, ent.ModTime = cache.KindDir, [32]byte{}, 0, fileMode(c.Mode), "", st, c.ModTime
+		ent.Kind, ent.Hash, ent.Size, ent.Mode, ent.Target, ent.Local, ent.ModTime = cache.KindDir, [32]byte{}, 0, fileMode(c.Mode), "", st, time.Time{}
 	case proto.OpDelete, proto.OpRmdir:
 		if expect != nil {
 			if err := e.local.Remove(ctx, path, *expect); err != nil {
@@ -575,15 +578,16 @@ func (emptyReader) Read([]byte) (int, error) { return 0, io.EOF }
 func (e *Engine) streamParts(ctx context.Context, id crypto.NodeID, c proto.Change, path string, meta localdir.Meta, expect *cache.LocalStat) (cache.LocalStat, error) {
 	pr, pw := io.Pipe()
 	h := sha256.New()
+	n := &countingWriter{}
 	done := make(chan error, 1)
 	go func() {
-		err := e.down.GetParts(ctx, id, c.Parts, io.MultiWriter(pw, h))
+		err := e.down.GetParts(ctx, id, c.Parts, io.MultiWriter(pw, h, n))
 		if err == nil {
-			e.count(func(s *Stats) { s.BytesPulled += c.Size })
+			e.count(func(s *Stats) { s.BytesPulled += n.n })
 			var sum [32]byte
 			h.Sum(sum[:0])
-			if sum != c.Hash {
-				err = fmt.Errorf("content of %q does not match its record: %w", c.Path, crypto.ErrBlobCorrupt)
+			if sum != c.Hash || n.n != c.Size {
+				err = fmt.Errorf("content of %q does not match its record (%d bytes): %w", c.Path, n.n, crypto.ErrBlobCorrupt)
 			}
 		}
 		pw.CloseWithError(err) // nil: EOF, and only then does Install commit
@@ -602,6 +606,13 @@ func (e *Engine) streamParts(ctx context.Context, id crypto.NodeID, c proto.Chan
 		return st, fmt.Errorf("fetching %q: %w", c.Path, gerr)
 	}
 	return st, nil
+}
+
+type countingWriter struct{ n int64 }
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.n += int64(len(p))
+	return len(p), nil
 }
 
 // errSkip leaves a change unapplied without failing the record.

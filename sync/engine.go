@@ -102,6 +102,10 @@ type Config struct {
 	// compaction. Zero means the defaults.
 	CompactAfter int
 	CompactEvery time.Duration
+	// AllowEmpty lets a scan that finds every synchronized file gone
+	// propagate their deletion; by default such a scan fails with
+	// ErrFolderEmptied.
+	AllowEmpty bool
 	// Watch configures the folder's watcher in Run.
 	Watch localdir.WatchOptions
 	// Clock is the time source; nil means the system clock.

@@ -2,6 +2,7 @@ package sync_test
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	escsync "github.com/escalefs/escalefs/sync"
 	"github.com/escalefs/escalefs/sync/localdir"
 )
 
@@ -251,3 +253,39 @@ func TestSmallFilesPacked(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// TestEmptiedFolderNotPropagated: a folder found empty (an unmounted drive)
+// does not delete everything on the other nodes.
+func TestEmptiedFolderNotPropagated(t *testing.T) {
+	c := newCluster(t, fileRelay(t))
+	a := c.add("a", small)
+	b := c.add("b", small)
+	a.write(t, "x/one", []byte("1"))
+	a.write(t, "two", []byte("2"))
+	c.settle()
+	ents, err := os.ReadDir(b.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range ents {
+		if err := os.RemoveAll(filepath.Join(b.dir, d.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = b.e.Round(t.Context())
+	if !errors.Is(err, escsync.ErrFolderEmptied) {
+		t.Fatalf("round over an emptied folder: %v", err)
+	}
+	a.round(t)
+	if !a.exists("x/one") || !a.exists("two") {
+		t.Fatal("the emptied folder's deletions reached a")
+	}
+	// Deleting one file is an ordinary deletion.
+	if err := os.Remove(filepath.Join(a.dir, "two")); err != nil {
+		t.Fatal(err)
+	}
+	a.round(t)
+	if a.exists("two") {
+		t.Fatal("two came back")
+	}
+}

@@ -61,7 +61,9 @@ func (e *Engine) Collect(ctx context.Context) error {
 	}
 	for _, r := range ls.Records {
 		if !r.Published {
-			break
+			// A record in the outbox may name blobs of older records (a
+			// renamed file); collect nothing until it is out.
+			return nil
 		}
 		rec := decide.Record{Seq: r.Seq}
 		if !r.Collected {

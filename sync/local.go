@@ -2,9 +2,11 @@ package sync
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/escalefs/escalefs/cache"
 	"github.com/escalefs/escalefs/sync/localdir"
@@ -28,6 +30,11 @@ func (e *Engine) Scan(ctx context.Context, paths []string) (int, error) {
 	if len(res.Unstable) > 0 {
 		e.log.Debug("files changing while scanned; next scan takes them", "paths", res.Unstable)
 	}
+	if len(paths) == 0 && !e.cfg.AllowEmpty {
+		if err := e.checkEmptied(res.Changes); err != nil {
+			return 0, err
+		}
+	}
 	n := 0
 	for chunk := range slices.Chunk(res.Changes, scanTxSize) {
 		err := e.store.Update(func(tx *cache.Tx) error {
@@ -48,6 +55,46 @@ func (e *Engine) Scan(ctx context.Context, paths []string) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// ErrFolderEmptied means a scan found every synchronized file gone at once.
+var ErrFolderEmptied = errors.New("the folder was emptied")
+
+// checkEmptied refuses a scan in which everything the cache knows is gone
+// and nothing is new: far more often an unmounted drive or a folder moved
+// away than a wish to delete every file on every node.
+func (e *Engine) checkEmptied(changes []localdir.Change) error {
+	removals := 0
+	for _, ch := range changes {
+		switch ch.Op {
+		case localdir.OpDelete, localdir.OpRmdir:
+			removals++
+		case localdir.OpRestat:
+		default:
+			return nil
+		}
+	}
+	if removals < 2 {
+		return nil
+	}
+	live := 0
+	err := e.store.View(func(tx *cache.Tx) error {
+		return tx.Walk("", func(ent cache.Entry) error {
+			if !ent.Deleted && ent.Local != (cache.LocalStat{}) {
+				live++
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	if removals < live {
+		return nil
+	}
+	return fmt.Errorf("every one of the %d synchronized files and directories is gone from the folder; "+
+		"not propagating their deletion to the other nodes (is a drive unmounted, or the folder moved?). "+
+		"If you meant to delete them all, delete them on another node, or keep one new file here: %w", live, ErrFolderEmptied)
 }
 
 // record stores one local change in the cache and queues what must be
@@ -92,6 +139,11 @@ func fill(ent *cache.Entry, ch localdir.Change) {
 	}
 	if ch.Kind == cache.KindSymlink {
 		ent.Mode = 0
+	}
+	if ch.Kind == cache.KindDir {
+		// Directory times are not synchronized (records carry none), so
+		// that every node decides conflicts on the same fields.
+		ent.ModTime = time.Time{}
 	}
 	ent.Local = ch.Local
 }

@@ -250,6 +250,9 @@ func (e *Engine) applySnapshot(ctx context.Context, id crypto.NodeID, seq uint64
 		return 0, err
 	}
 	s, err := proto.DecodeSnapshot(plain)
+	if err == nil && s.UpTo != seq {
+		err = fmt.Errorf("covers records up to %d, named %d", s.UpTo, seq)
+	}
 	if err != nil {
 		return 0, fmt.Errorf("snapshot %s: %w: %w", name, err, ErrBadRecord)
 	}
