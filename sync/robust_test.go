@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	gosync "sync"
 	"sync/atomic"
@@ -369,4 +370,70 @@ func TestFaultyRelay(t *testing.T) {
 			t.Logf("%d faults injected, %d rounds failed", faulty.Injected.Load(), failures)
 		})
 	}
+}
+
+// TestAdaptivePolling drives Run with a fake clock and reads the polling
+// interval it arms: doubling while idle up to Refresh, back to MinPoll after
+// a local change or a pulled record.
+func TestAdaptivePolling(t *testing.T) {
+	c := newCluster(t, fileRelay(t))
+	const refresh = 4 * time.Second
+	a := c.add("a", small, func(cfg *escsync.Config) {
+		cfg.Refresh = refresh
+		cfg.Watch = localdir.WatchOptions{Quiet: 10 * time.Millisecond, RescanEvery: -1}
+	})
+	b := c.add("b", small)
+	b.round(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.e.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	// next waits for the engine's armed poll timer and returns its interval.
+	next := func() time.Duration {
+		t.Helper()
+		var d time.Duration
+		waitFor(t, 30*time.Second, "a poll timer", func() bool {
+			p := c.clock.Pending()
+			if len(p) != 1 {
+				return false
+			}
+			d = p[0].Sub(c.clock.Now())
+			return true
+		})
+		return d
+	}
+	var idle []time.Duration
+	for range 5 {
+		d := next()
+		idle = append(idle, d)
+		c.clock.Advance(d)
+	}
+	// The first round pulled b's first record: activity.
+	want := []time.Duration{escsync.MinPoll, 2 * escsync.MinPoll, 4 * escsync.MinPoll, 8 * escsync.MinPoll, refresh}
+	if !slices.Equal(idle, want) {
+		t.Fatalf("idle intervals %v, want %v", idle, want)
+	}
+	// A local change: pushed at once, and the next poll comes soon.
+	a.write(t, "local.txt", []byte("x"))
+	waitFor(t, 30*time.Second, "the fast poll after a local change", func() bool {
+		p := c.clock.Pending()
+		return len(p) == 1 && p[0].Sub(c.clock.Now()) == escsync.MinPoll
+	})
+	// Idle again, then a peer's record is pulled: fast again.
+	c.clock.Advance(escsync.MinPoll)
+	for next() != refresh {
+		c.clock.Advance(next())
+	}
+	b.write(t, "remote.txt", []byte("y"))
+	b.round(t)
+	c.clock.Advance(refresh)
+	if d := next(); d != escsync.MinPoll {
+		t.Fatalf("interval after pulling a record: %v, want %v", d, escsync.MinPoll)
+	}
+	waitFor(t, 30*time.Second, "remote.txt on a", func() bool { return a.exists("remote.txt") })
 }
