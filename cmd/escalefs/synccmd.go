@@ -1,0 +1,394 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/spf13/cobra"
+
+	"github.com/escalefs/escalefs/cache"
+	"github.com/escalefs/escalefs/crypto"
+	"github.com/escalefs/escalefs/relay"
+	"github.com/escalefs/escalefs/relay/all"
+	"github.com/escalefs/escalefs/relay/check"
+	escsync "github.com/escalefs/escalefs/sync"
+	"github.com/escalefs/escalefs/sync/localdir"
+	"github.com/escalefs/escalefs/sync/proto"
+)
+
+// cacheOpenTimeout is how long sync waits for another process to release
+// the node's cache before saying that one is already syncing the folder.
+const cacheOpenTimeout = 2 * time.Second
+
+// syncFlags are the options of escalefs sync.
+type syncFlags struct {
+	rf           relayFlags
+	sf           secretFlags
+	relayURL     string
+	name         string
+	noEncryption bool
+	refresh      time.Duration
+	pullers      int
+	lockTimeout  time.Duration
+	once         bool
+}
+
+func newSyncCmd(g *globals) *cobra.Command {
+	f := &syncFlags{}
+	cmd := &cobra.Command{
+		Use:   "sync --relay URL (--key-file FILE | --passphrase-file FILE | --no-encryption) [flags] DIR",
+		Short: "Keep a folder in step with the other nodes of a repository",
+		Long: `Sync keeps the folder DIR in step with every other node that syncs the same
+repository through the relay at URL. It runs in the foreground until it is
+interrupted (Ctrl-C, SIGTERM), pushing local changes as they happen and
+pulling the other nodes' changes on a timer that slows down to --refresh
+when nothing happens. With --once it does a single round (scan, push, pull,
+acknowledge, collect) and exits.
+
+The first node to sync creates the repository on the relay (escale.json),
+protected by the key file or passphrase given; the others join it with the
+same secret. A repository without a secret (whose files the relay can read
+and alter) is made or joined only with --no-encryption.
+
+DIR must exist. The node's state (its cache and temporary files) lives in
+$XDG_STATE_HOME/escalefs (by default ~/.local/state/escalefs), in a directory
+named after the repository ID and DIR. Only one escalefs process syncs a
+folder at a time.
+
+Every file pushed or pulled is logged on standard error; -v adds every relay
+call.`,
+		Example: "  escalefs key generate -o ~/.config/escalefs/key\n" +
+			"  escalefs sync --relay ftps://me@ftp.example.org/sync --key-file ~/.config/escalefs/key ~/Sync\n" +
+			"  escalefs sync --once --relay file:///mnt/share/relay --passphrase-file ~/.config/escalefs/passphrase ~/Sync",
+		Args: func(_ *cobra.Command, args []string) error {
+			switch len(args) {
+			case 0:
+				return errors.New("missing DIR: give the folder to keep in step, e.g. escalefs sync --relay URL --key-file FILE ~/Sync")
+			case 1:
+				return nil
+			}
+			return fmt.Errorf("%d folders given (%s): escalefs sync keeps exactly one DIR in step", len(args), strings.Join(args, " "))
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runSync(cmd.Context(), g, f, args[0])
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.relayURL, "relay", "", "URL of the relay holding the repository (see escalefs relay check --help)")
+	fl.StringVar(&f.name, "name", "", "this node's name, shown to the other nodes (default: the host name)")
+	fl.BoolVar(&f.noEncryption, "no-encryption", false, "create or join a repository without a secret: the relay can read and alter everything")
+	fl.DurationVar(&f.refresh, "refresh", escsync.DefaultRefresh, "how often an idle node looks for the other nodes' changes")
+	fl.IntVar(&f.pullers, "pullers", 0, "how many nodes must have pulled a file before its data is deleted from the relay (0: every node)")
+	fl.DurationVar(&f.lockTimeout, "lock-timeout", escsync.DefaultLockTimeout, "how long a silent node holds back the deletion of data it has not pulled (negative: forever)")
+	fl.BoolVar(&f.once, "once", false, "do one round (scan, push, pull) and exit")
+	f.sf.register(fl)
+	f.rf.register(fl)
+	if err := cmd.MarkFlagRequired("relay"); err != nil {
+		panic(err)
+	}
+	return cmd
+}
+
+// syncLogger is the logger of sync: info by default, so that every file
+// pushed or pulled shows, debug with -v. Other commands keep globals.logger.
+func syncLogger(g *globals) *slog.Logger {
+	level := slog.LevelInfo
+	if g.verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
+}
+
+// check validates the flags that need no file or relay.
+func (f *syncFlags) check() error {
+	if f.refresh <= 0 {
+		return fmt.Errorf("--refresh %s: expected a positive duration, such as 10s or 1m", f.refresh)
+	}
+	if f.pullers < 0 {
+		return fmt.Errorf("--pullers %d: expected 0 (every node) or a positive number of nodes", f.pullers)
+	}
+	if f.lockTimeout == 0 {
+		return fmt.Errorf("--lock-timeout %s: expected a positive duration, such as 72h, or a negative one to wait forever", f.lockTimeout)
+	}
+	if f.name != "" {
+		if why := checkNodeName(f.name); why != "" {
+			return fmt.Errorf("--name %q: %s", f.name, why)
+		}
+	}
+	return nil
+}
+
+// secret reads the repository secret, insisting that a repository without
+// one is asked for explicitly.
+func (f *syncFlags) secret() (crypto.Secret, error) {
+	given := f.sf.passphraseFile != "" || f.sf.keyFile != ""
+	switch {
+	case f.noEncryption && given:
+		return crypto.Secret{}, errors.New("--no-encryption and a secret (--passphrase-file or --key-file) given: " +
+			"give a secret to encrypt the repository, or --no-encryption alone for one without a secret")
+	case f.noEncryption:
+		return crypto.NoSecret(), nil
+	case !given:
+		return crypto.Secret{}, errors.New("no secret given: exactly one of --passphrase-file FILE and --key-file FILE is required " +
+			"(create a key file with escalefs key generate); for a repository without a secret, whose files the relay can " +
+			"read and alter, give --no-encryption")
+	}
+	return f.sf.read()
+}
+
+// checkNodeName reports why name cannot be sealed in the node's records, or
+// "" if it can.
+func checkNodeName(name string) string {
+	switch {
+	case name == "":
+		return "expected a non-empty name"
+	case len(name) > proto.MaxNodeNameLen:
+		return fmt.Sprintf("longer than %d bytes", proto.MaxNodeNameLen)
+	case !utf8.ValidString(name):
+		return "not valid UTF-8"
+	}
+	for _, c := range name {
+		if c < 0x20 || c == 0x7f {
+			return fmt.Sprintf("contains the control character %#02x", c)
+		}
+	}
+	return ""
+}
+
+// syncDir checks that dir is an existing directory and returns its absolute
+// path, symbolic links resolved.
+func syncDir(dir string) (string, error) {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return "", fmt.Errorf("folder %s does not exist: create it first (mkdir -p %s), then run escalefs sync again", dir, dir)
+	case err != nil:
+		return "", fmt.Errorf("folder %s: %w", dir, err)
+	case !fi.IsDir():
+		return "", fmt.Errorf("%s is not a directory: escalefs sync keeps a folder in step; give an existing directory, "+
+			"or create one (mkdir -p DIR)", dir)
+	}
+	return resolvePath(dir), nil
+}
+
+// resolvePath returns p absolute and with the symbolic links of its longest
+// existing prefix resolved.
+func resolvePath(p string) string {
+	if abs, err := filepath.Abs(p); err == nil {
+		p = abs
+	}
+	rest := ""
+	for {
+		if resolved, err := filepath.EvalSymlinks(p); err == nil {
+			return filepath.Join(resolved, rest)
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return filepath.Join(p, rest)
+		}
+		rest = filepath.Join(filepath.Base(p), rest)
+		p = parent
+	}
+}
+
+// within reports whether p is dir or below it.
+func within(p, dir string) bool {
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
+}
+
+// stateRoot is where nodes keep their state: $XDG_STATE_HOME/escalefs, or
+// ~/.local/state/escalefs.
+func stateRoot() (string, error) {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "escalefs"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no place for the node's state: set $XDG_STATE_HOME or $HOME (%v)", err)
+	}
+	return filepath.Join(home, ".local", "state", "escalefs"), nil
+}
+
+// nodeStateDir is the state directory of the node that syncs dir (absolute)
+// with repository id.
+func nodeStateDir(root string, id crypto.RepoID, dir string) string {
+	h := sha256.Sum256([]byte(dir))
+	return filepath.Join(root, id.String()+"-"+hex.EncodeToString(h[:4]))
+}
+
+// pidInMessage finds the process ID that cache.Open names in its ErrInUse
+// error.
+var pidInMessage = regexp.MustCompile(`\(pid (\d+)\)`)
+
+func runSync(ctx context.Context, g *globals, f *syncFlags, dirArg string) error {
+	if err := f.check(); err != nil {
+		return err
+	}
+	dir, err := syncDir(dirArg)
+	if err != nil {
+		return err
+	}
+	secret, err := f.secret()
+	if err != nil {
+		return err
+	}
+	name := f.name
+	if name == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("the host has no name (%v): give this node one with --name NODE", err)
+		}
+		if why := checkNodeName(host); why != "" {
+			return fmt.Errorf("the host name %q cannot name this node (%s): give it one with --name NODE", host, why)
+		}
+		name = host
+	}
+	root, err := stateRoot()
+	if err != nil {
+		return err
+	}
+	if within(resolvePath(root), dir) {
+		return fmt.Errorf("the state directory %s is inside the folder %s, which would sync the node's own cache: "+
+			"sync another folder, or set $XDG_STATE_HOME to a directory outside it", root, dir)
+	}
+
+	log := syncLogger(g)
+	// relayFailed reports an error of the relay with its likely cause.
+	relayFailed := func(err error) error {
+		fmt.Fprintf(g.stderr, "escalefs: %v\n", err)
+		if cause := check.Diagnose(err); cause != "" {
+			fmt.Fprintf(g.stderr, "likely cause: %s\n", cause)
+		}
+		return &exitError{code: 1}
+	}
+	if u, err := relay.ParseURL(f.relayURL); err == nil && u.Scheme == "file" {
+		if rd := resolvePath(u.Path); within(rd, dir) || within(dir, rd) {
+			return fmt.Errorf("the relay directory %s and the folder %s overlap: escalefs would sync its own relay; "+
+				"keep them apart", rd, dir)
+		}
+	}
+	opts := f.rf.options(g)
+	opts.Logger = log
+	r, err := all.Open(ctx, f.relayURL, opts)
+	if err != nil {
+		return relayFailed(err)
+	}
+	defer r.Close()
+	loc := r.Properties().Location
+
+	ropts := escsync.RepoOptions{Create: true}
+	if f.noEncryption {
+		ropts.Encryption = crypto.EncryptionOff
+	}
+	repo, err := escsync.OpenRepository(ctx, r, secret, ropts)
+	switch {
+	case errors.Is(err, crypto.ErrWrongSecret), errors.Is(err, crypto.ErrConfigCorrupt):
+		return fmt.Errorf("unlocking the repository at %s: %w", loc, err)
+	case err != nil:
+		return relayFailed(fmt.Errorf("opening the repository at %s: %w", loc, err))
+	}
+	if repo.Created {
+		log.Info("created a new repository at "+loc, "repository", repo.ID.String(),
+			"encryption", string(repo.Config.Encryption), "secret", secretName(repo.Config.Secret))
+	}
+	if repo.Keys == nil {
+		log.Warn("the repository has no secret: the relay can read and alter every file in it", "relay", loc)
+	}
+
+	state := nodeStateDir(root, repo.ID, dir)
+	if err := os.MkdirAll(state, 0o700); err != nil {
+		return fmt.Errorf("creating the node's state directory: %w", err)
+	}
+	store, err := cache.Open(filepath.Join(state, "cache.db"), cache.Options{Logger: log, Timeout: cacheOpenTimeout})
+	switch {
+	case errors.Is(err, cache.ErrInUse):
+		pid := "pid unknown"
+		if m := pidInMessage.FindStringSubmatch(err.Error()); m != nil {
+			pid = "pid " + m[1]
+		}
+		return fmt.Errorf("another escalefs process is syncing %s (%s): stop it first, or let it run", dir, pid)
+	case err != nil:
+		return engineFailed(err, state)
+	}
+	defer func() {
+		if err := store.Close(); err != nil {
+			log.Warn("closing the cache", "err", err)
+		}
+	}()
+	local, err := localdir.New(dir, localdir.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	eng, err := escsync.New(escsync.Config{
+		Relay:       r,
+		Repo:        repo,
+		Cache:       store,
+		Local:       local,
+		Name:        name,
+		Scratch:     filepath.Join(state, "scratch"),
+		Refresh:     f.refresh,
+		Pullers:     f.pullers,
+		LockTimeout: f.lockTimeout,
+		Logger:      log,
+	})
+	if err != nil {
+		return engineFailed(err, state)
+	}
+	log.Info("syncing", "dir", dir, "relay", loc, "node", name, "id", eng.Node().String(), "state", state)
+
+	if f.once {
+		if n, err := local.CleanTemp(ctx); err != nil {
+			log.Warn("removing temporary files", "err", err)
+		} else if n > 0 {
+			log.Info("removed temporary files of an interrupted run", "count", n)
+		}
+		res, err := eng.Round(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("sync of %s interrupted", dir)
+			}
+			if errors.Is(err, escsync.ErrRepoChanged) || errors.Is(err, cache.ErrCorrupt) {
+				return engineFailed(err, state)
+			}
+			return relayFailed(fmt.Errorf("sync round failed: %w", err))
+		}
+		logStats(log, "round done", eng.Stats(), "scanned", res.Scanned, "pushed", res.Pushed,
+			"pulled", res.Pulled, "applied", res.Applied)
+		return nil
+	}
+	if err := eng.Run(ctx); err != nil {
+		return engineFailed(err, state)
+	}
+	logStats(log, "stopped", eng.Stats())
+	return nil
+}
+
+// engineFailed adds what to do to an error that retrying cannot fix.
+func engineFailed(err error, state string) error {
+	switch {
+	case errors.Is(err, escsync.ErrRepoChanged):
+		return fmt.Errorf("%w; if the repository on the relay was replaced on purpose, remove the state directory %s "+
+			"to join it afresh", err, state)
+	case errors.Is(err, cache.ErrCorrupt):
+		return fmt.Errorf("%w; remove the state directory %s and sync again to rebuild it", err, state)
+	}
+	return err
+}
+
+func logStats(log *slog.Logger, msg string, s escsync.Stats, args ...any) {
+	args = append(args, "files_pushed", s.FilesPushed, "bytes_pushed", s.BytesPushed,
+		"files_pulled", s.FilesPulled, "bytes_pulled", s.BytesPulled, "conflicts", s.Conflicts)
+	log.Info(msg, args...)
+}
