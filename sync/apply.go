@@ -433,10 +433,13 @@ func (e *Engine) install(ctx context.Context, id crypto.NodeID, c proto.Change, 
 	if err := e.store.Put(ent); err != nil {
 		return err
 	}
-	if c.Op == proto.OpPut {
+	switch c.Op {
+	case proto.OpPut:
 		e.log.Info("pulled", "path", path, "size", c.Size, "node", id.String())
 		e.count(func(s *Stats) { s.FilesPulled++ })
-	} else {
+	case proto.OpDelete, proto.OpRmdir, proto.OpSymlink:
+		e.log.Info("pulled", "path", path, "op", c.Op, "node", id.String())
+	default:
 		e.log.Debug("pulled", "path", path, "op", c.Op, "node", id.String())
 	}
 	return nil

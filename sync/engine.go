@@ -16,6 +16,7 @@ import (
 	"github.com/escalefs/escalefs/crypto"
 	"github.com/escalefs/escalefs/relay"
 	"github.com/escalefs/escalefs/sync/localdir"
+	"github.com/escalefs/escalefs/sync/proto"
 	"github.com/escalefs/escalefs/sync/transfer"
 )
 
@@ -29,6 +30,7 @@ const (
 	DefaultBatch        = 20000
 	DefaultCompactAfter = 64
 	DefaultCompactEvery = 10 * time.Minute
+	DefaultStopGrace    = 5 * time.Second
 	// MinPoll is the polling interval right after activity; it doubles
 	// with every empty poll up to Config.Refresh.
 	MinPoll = 250 * time.Millisecond
@@ -106,6 +108,10 @@ type Config struct {
 	// propagate their deletion; by default such a scan fails with
 	// ErrFolderEmptied.
 	AllowEmpty bool
+	// StopGrace is how long Run, when its context ends, keeps pushing what
+	// the queue holds; zero means DefaultStopGrace, negative none. What
+	// is not pushed then stays queued on disk for the next start.
+	StopGrace time.Duration
 	// Watch configures the folder's watcher in Run.
 	Watch localdir.WatchOptions
 	// Clock is the time source; nil means the system clock.
@@ -155,6 +161,9 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Scratch == "" {
 		return nil, errors.New("sync: Config needs a Scratch directory")
 	}
+	if _, err := proto.EncodeLog(proto.Log{Version: proto.FormatVersion, NodeName: cfg.Name}); err != nil {
+		return nil, fmt.Errorf("sync: node name %q: %w", cfg.Name, err)
+	}
 	if cfg.Refresh <= 0 {
 		cfg.Refresh = DefaultRefresh
 	}
@@ -184,6 +193,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.CompactEvery <= 0 {
 		cfg.CompactEvery = DefaultCompactEvery
+	}
+	if cfg.StopGrace == 0 {
+		cfg.StopGrace = DefaultStopGrace
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = localdir.SystemClock{}
@@ -359,10 +371,12 @@ func (e *Engine) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			e.drain(ctx, batches)
 			return nil
 		case b, ok := <-batches:
 			if !ok {
 				if ctx.Err() != nil {
+					e.drain(ctx, nil)
 					return nil
 				}
 				return errors.New("the folder's watcher stopped")
@@ -390,6 +404,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-t.C():
 			res, err := e.exchange(ctx, RoundResult{})
 			if ctx.Err() != nil {
+				e.drain(ctx, batches)
 				return nil
 			}
 			if fatal(err) {
@@ -397,6 +412,46 @@ func (e *Engine) Run(ctx context.Context) error {
 			}
 			e.roundDone(res, err, &poll)
 			t = e.clock.NewTimer(poll)
+		}
+	}
+}
+
+// drain runs when Run's context has ended: within StopGrace it records what
+// the watcher already reported and pushes the queue, so that a file closed
+// just before the stop leaves with it. Whatever does not make it stays
+// queued on disk (or is found by the next start's scan).
+func (e *Engine) drain(parent context.Context, batches <-chan localdir.Batch) {
+	if e.cfg.StopGrace < 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), e.cfg.StopGrace)
+	defer cancel()
+	var paths []string
+	for more := true; more; {
+		select {
+		case b, ok := <-batches:
+			if !ok {
+				more = false
+			} else if !b.Rescan {
+				paths = append(paths, b.Paths...)
+			}
+		default:
+			more = false
+		}
+	}
+	if len(paths) > 0 {
+		if _, err := e.Scan(ctx, paths); err != nil {
+			e.log.Warn("stopping: recording the last local changes", "err", err)
+		}
+	}
+	n, err := e.store.QueueLen()
+	if err != nil || n == 0 {
+		return
+	}
+	e.log.Info("stopping: pushing queued changes", "queued", n, "within", e.cfg.StopGrace)
+	if _, err := e.Push(ctx); err != nil {
+		if left, _ := e.store.QueueLen(); left > 0 {
+			e.log.Warn("stopped with changes still queued; they are pushed at the next start", "queued", left, "err", err)
 		}
 	}
 }

@@ -389,10 +389,15 @@ func (e *Engine) commit(ctx context.Context, items []*pushItem, force bool) (int
 		return 0, fmt.Errorf("recording pushed changes: %w", err)
 	}
 	for _, it := range pushed {
-		if it.upload {
+		switch op := it.change.Op; {
+		case it.upload:
 			e.log.Info("pushed", "path", it.ent.Path, "size", it.ent.Size)
 			e.count(func(s *Stats) { s.FilesPushed++; s.BytesPushed += it.ent.Size })
-		} else {
+		case op == proto.OpPut:
+			e.log.Info("pushed", "path", it.ent.Path, "size", it.ent.Size, "content", "already on the relay")
+		case op == proto.OpDelete || op == proto.OpRmdir || op == proto.OpSymlink:
+			e.log.Info("pushed", "path", it.ent.Path, "op", op)
+		default:
 			e.log.Debug("pushed", "path", it.ent.Path, "op", it.change.Op)
 		}
 	}

@@ -437,3 +437,38 @@ func TestAdaptivePolling(t *testing.T) {
 	}
 	waitFor(t, 30*time.Second, "remote.txt on a", func() bool { return a.exists("remote.txt") })
 }
+
+// TestStopPushesQueue: when Run is stopped, what the queue holds is pushed
+// within the grace period.
+func TestStopPushesQueue(t *testing.T) {
+	fr := &failingPuts{Relay: fileRelay(t), prefix: "blobs/"}
+	c := newCluster(t, fr)
+	a := c.add("a", small, func(cfg *escsync.Config) {
+		cfg.Watch = localdir.WatchOptions{Quiet: 10 * time.Millisecond, RescanEvery: -1}
+	})
+	b := c.add("b", small)
+	c.register()
+	fr.armed.Store(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.e.Run(ctx) }()
+	// The fake clock never moves: only the watcher wakes the engine, and
+	// its pushes fail.
+	a.write(t, "late.txt", []byte("closed just before the stop"))
+	waitFor(t, 30*time.Second, "late.txt queued", func() bool {
+		n, err := a.store.QueueLen()
+		return err == nil && n > 0 && strings.Contains(a.logs.String(), "injected")
+	})
+	fr.armed.Store(false)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := a.store.QueueLen(); n != 0 {
+		t.Fatalf("%d items still queued after the stop", n)
+	}
+	b.round(t)
+	if got := string(b.read(t, "late.txt")); got != "closed just before the stop" {
+		t.Fatalf("b has %q", got)
+	}
+}
