@@ -38,7 +38,7 @@ check:
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 30m ./bench/
 
-## demo: build escalefs and check a relay in a fresh local directory
+## demo: build escalefs; check a relay and sync two folders through it, all in a temporary directory
 demo: build
 	./scripts/demo.sh ./$(BIN)
 
