@@ -122,6 +122,31 @@ func TestPullerCount(t *testing.T) {
 	}
 }
 
+// TestPullerCountThreeNodes: with three nodes and pullers = 2 (Escale's
+// wizard: clients − 1), a blob waits for both other nodes.
+func TestPullerCountThreeNodes(t *testing.T) {
+	c := newCluster(t, fileRelay(t))
+	a := c.add("a", small, pullers(2))
+	b := c.add("b", small, pullers(2))
+	d := c.add("d", small, pullers(2))
+	c.register()
+	a.write(t, "f.txt", []byte("payload"))
+	a.round(t)
+	d.round(t)
+	a.round(t)
+	if len(c.blobsOf(a)) != 1 {
+		t.Fatal("collected after one of two pullers")
+	}
+	b.round(t)
+	a.round(t)
+	if blobs := c.blobsOf(a); len(blobs) != 0 {
+		t.Fatalf("not collected after both pullers: %v", blobs)
+	}
+	if string(b.read(t, "f.txt")) != "payload" || string(d.read(t, "f.txt")) != "payload" {
+		t.Fatal("a puller lacks the file")
+	}
+}
+
 // TestCompaction: once every peer has read a node's records, they are
 // compacted into one snapshot, and a node that joins afterwards reads it.
 func TestCompaction(t *testing.T) {
