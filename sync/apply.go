@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/escalefs/escalefs/cache"
@@ -285,12 +286,21 @@ func isDelete(c proto.Change) bool { return c.Op == proto.OpDelete || c.Op == pr
 // name, as every node decides alike.
 func (e *Engine) conflict(ctx context.Context, id crypto.NodeID, c proto.Change, d decide.Decision, local *cache.Entry, src source) error {
 	peer := id.String()
-	loserLocal := d.Loser == decide.Local && local.Kind != cache.KindDir
+	loserLocal := d.Loser == decide.Local
 	var name string
 	var there bool
 	var err error
 	if loserLocal {
-		name, there, err = e.freeName(c.Path, local.ModTime, local.Origin, local.Kind, local.Hash, local.Target)
+		// A losing directory with nothing left in it (its contents were
+		// moved to the copy by the node that made the copy) merges with a
+		// copy already there.
+		empty := false
+		if local.Kind == cache.KindDir {
+			if empty, err = e.emptyDir(c.Path); err != nil {
+				return err
+			}
+		}
+		name, there, err = e.freeName(c.Path, local.ModTime, local.Origin, local.Kind, local.Hash, local.Target, empty)
 	} else {
 		kind := cache.KindFile
 		switch c.Op {
@@ -299,7 +309,9 @@ func (e *Engine) conflict(ctx context.Context, id crypto.NodeID, c proto.Change,
 		case proto.OpMkdir:
 			kind = cache.KindDir
 		}
-		name, there, err = e.freeName(c.Path, c.ModTime, peer, kind, c.Hash, c.Target)
+		// A directory copy made already (pulled from the node that moved
+		// its directory aside) is the same copy.
+		name, there, err = e.freeName(c.Path, c.ModTime, peer, kind, c.Hash, c.Target, true)
 	}
 	if err != nil {
 		return err
@@ -307,7 +319,15 @@ func (e *Engine) conflict(ctx context.Context, id crypto.NodeID, c proto.Change,
 	switch {
 	case there && loserLocal:
 		// The local version is kept under its conflict name already.
-		if err := e.install(ctx, id, c, c.Path, local, d.Version, src); err != nil {
+		cur := *local
+		if local.Kind == cache.KindDir || c.Op == proto.OpMkdir {
+			// Not replaced in one rename: make room first.
+			if err := e.local.Remove(ctx, c.Path, local.Local); err != nil {
+				return err
+			}
+			cur.Local = cache.LocalStat{}
+		}
+		if err := e.install(ctx, id, c, c.Path, &cur, d.Version, src); err != nil {
 			return err
 		}
 	case there:
@@ -325,6 +345,9 @@ func (e *Engine) conflict(ctx context.Context, id crypto.NodeID, c proto.Change,
 			}
 		}
 		err = e.store.Update(func(tx *cache.Tx) error {
+			if local.Kind == cache.KindDir {
+				return e.moveTree(tx, c.Path, name, st)
+			}
 			prev, had, err := tx.Get(name)
 			if err != nil {
 				return err
@@ -381,11 +404,74 @@ func (e *Engine) conflict(ctx context.Context, id crypto.NodeID, c proto.Change,
 	return nil
 }
 
+// moveTree records that the directory from, with everything in it, was
+// moved to to (a conflict copy): the entries below to are new local ones to
+// push, the ones below from deleted; from itself is left for the winner's
+// install. st is the moved directory's fingerprint.
+func (e *Engine) moveTree(tx *cache.Tx, from, to string, st cache.LocalStat) error {
+	var moved []cache.Entry
+	err := tx.Walk(from, func(ent cache.Entry) error {
+		if !ent.Deleted {
+			moved = append(moved, ent)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, old := range moved {
+		ent := old
+		ent.Path = to + strings.TrimPrefix(old.Path, from)
+		ent.Version = nil
+		if prev, had, err := tx.Get(ent.Path); err != nil {
+			return err
+		} else if had {
+			ent.Version = prev.Version
+		}
+		if old.Path == from {
+			ent.Local = st
+		}
+		if err := e.dirty(tx, ent); err != nil {
+			return err
+		}
+	}
+	for i := len(moved) - 1; i >= 0; i-- {
+		old := moved[i]
+		if old.Path == from {
+			old.Local = cache.LocalStat{}
+			if err := tx.Put(old); err != nil {
+				return err
+			}
+			continue
+		}
+		old.Deleted, old.Hash, old.Size, old.Target, old.Local, old.Remote = true, [32]byte{}, 0, "", cache.LocalStat{}, nil
+		if err := e.dirty(tx, old); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// emptyDir reports whether the cache holds nothing live below dir.
+func (e *Engine) emptyDir(dir string) (bool, error) {
+	empty := true
+	err := e.store.View(func(tx *cache.Tx) error {
+		return tx.Walk(dir, func(ent cache.Entry) error {
+			if ent.Path != dir && !ent.Deleted {
+				empty = false
+			}
+			return nil
+		})
+	})
+	return empty, err
+}
+
 // freeName returns the conflict name for path, made unique should the cache
 // already hold a live entry there with other content. there reports that
 // the name already holds this very content: the copy was made before (by
-// this node or, pulled, by another), and is not made twice.
-func (e *Engine) freeName(path string, t time.Time, node string, kind cache.Kind, hash [32]byte, target string) (name string, there bool, err error) {
+// this node or, pulled, by another), and is not made twice. A directory
+// there counts as the same copy only with dirOK.
+func (e *Engine) freeName(path string, t time.Time, node string, kind cache.Kind, hash [32]byte, target string, dirOK bool) (name string, there bool, err error) {
 	name = localdir.ConflictName(path, t, node)
 	for i := 2; ; i++ {
 		ent, err := e.entry(name)
@@ -395,7 +481,7 @@ func (e *Engine) freeName(path string, t time.Time, node string, kind cache.Kind
 		if ent == nil || ent.Deleted {
 			return name, false, nil
 		}
-		if ent.Kind == kind && ent.Hash == hash && ent.Target == target && kind != cache.KindDir {
+		if ent.Kind == kind && ent.Hash == hash && ent.Target == target && (kind != cache.KindDir || dirOK) {
 			return name, true, nil
 		}
 		name = localdir.ConflictName(path, t, node+"-"+strconv.Itoa(i))
@@ -484,7 +570,7 @@ func (e *Engine) place(ctx context.Context, id crypto.NodeID, c proto.Change, pa
 		if err != nil {
 			return ent, err
 		}
-		ent.Kind, ent.Hash, ent.Size, ent.Mode, ent.Target, ent.Local, ent.ModTime = cache.KindDir, [32]byte{}, 0, fileMode(c.Mode), "", st, time.Time{}
+		ent.Kind, ent.Hash, ent.Size, ent.Mode, ent.Target, ent.Local, ent.ModTime = cache.KindDir, [32]byte{}, 0, fileMode(c.Mode), "", st, c.ModTime
 	case proto.OpDelete, proto.OpRmdir:
 		if expect != nil {
 			if err := e.local.Remove(ctx, path, *expect); err != nil {

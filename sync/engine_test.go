@@ -289,3 +289,53 @@ func TestEmptiedFolderNotPropagated(t *testing.T) {
 		t.Fatal("two came back")
 	}
 }
+
+// TestFileVersusDirectory: one node makes a directory where another makes a
+// file. Every node ends with the same winner at the path and the other
+// beside it, the directory with its contents.
+func TestFileVersusDirectory(t *testing.T) {
+	for _, dirWins := range []bool{false, true} {
+		t.Run(map[bool]string{false: "FileWins", true: "DirWins"}[dirWins], func(t *testing.T) {
+			c := newCluster(t, fileRelay(t))
+			a := c.add("a", small)
+			b := c.add("b", small)
+			d := c.add("d", small)
+			c.register()
+			a.write(t, "p/inside.txt", []byte("in the directory"))
+			b.write(t, "p", []byte("a file"))
+			early, late := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+			dirTime, fileTime := early, late
+			if dirWins {
+				dirTime, fileTime = late, early
+			}
+			if err := os.Chtimes(filepath.Join(a.dir, "p"), dirTime, dirTime); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chtimes(filepath.Join(b.dir, "p"), fileTime, fileTime); err != nil {
+				t.Fatal(err)
+			}
+			a.round(t)
+			b.round(t)
+			c.settle()
+			got := c.sameTrees()
+			var copies []string
+			for p := range got {
+				if localdir.IsConflictName(p) {
+					copies = append(copies, p)
+				}
+			}
+			if len(copies) != 1 {
+				t.Fatalf("conflict copies %v in %v", copies, got)
+			}
+			if dirWins {
+				if !strings.HasPrefix(got["p"], "dir") || string(d.read(t, copies[0])) != "a file" {
+					t.Fatalf("tree %v", got)
+				}
+			} else {
+				if string(d.read(t, "p")) != "a file" || string(d.read(t, copies[0]+"/inside.txt")) != "in the directory" {
+					t.Fatalf("tree %v", got)
+				}
+			}
+		})
+	}
+}

@@ -214,7 +214,7 @@ func (e *Engine) snapshotEntry(ent cache.Entry, live map[crypto.BlobID]bool) (pr
 	case ent.Deleted:
 		c.Op = proto.OpDelete
 	case ent.Kind == cache.KindDir:
-		c.Op, c.Mode = proto.OpMkdir, unixMode(ent.Mode)
+		c.Op, c.Mode, c.ModTime = proto.OpMkdir, unixMode(ent.Mode), ent.ModTime
 	case ent.Kind == cache.KindSymlink:
 		c.Op, c.Target, c.ModTime = proto.OpSymlink, ent.Target, ent.ModTime
 	default:

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/escalefs/escalefs/cache"
 	"github.com/escalefs/escalefs/sync/localdir"
@@ -140,11 +139,7 @@ func fill(ent *cache.Entry, ch localdir.Change) {
 	if ch.Kind == cache.KindSymlink {
 		ent.Mode = 0
 	}
-	if ch.Kind == cache.KindDir {
-		// Directory times are not synchronized (records carry none), so
-		// that every node decides conflicts on the same fields.
-		ent.ModTime = time.Time{}
-	}
+
 	ent.Local = ch.Local
 }
 

@@ -141,7 +141,10 @@ func (e *Engine) plan(it *pushItem, live map[crypto.BlobID]bool) {
 	case ent.Deleted:
 		c.Op, c.ModTime = proto.OpDelete, time.Time{}
 	case ent.Kind == cache.KindDir:
-		c.Op, c.Mode, c.ModTime = proto.OpMkdir, unixMode(ent.Mode), time.Time{}
+		// The directory's time as last scanned: not applied to folders
+		// (they change with every entry), but carried so that every node
+		// decides a conflict over the path on the same fields.
+		c.Op, c.Mode = proto.OpMkdir, unixMode(ent.Mode)
 	case ent.Kind == cache.KindSymlink:
 		c.Op, c.Target = proto.OpSymlink, ent.Target
 	default:
