@@ -213,7 +213,18 @@ func (e *Engine) applyOne(ctx context.Context, id crypto.NodeID, c proto.Change,
 			if !snapshot {
 				e.log.Warn("cannot pull: content missing on the relay", "node", peer, "path", c.Path)
 			}
-			return false, nil
+			return false, e.want(c.Path, c.Hash)
+		}
+		if replaces := d.Action == decide.Apply || (d.Action == decide.Conflict && d.Winner == decide.Remote); replaces {
+			switch e.mayWrite(local) {
+			case writeRefused:
+				e.log.Info("refused a peer's version of a file made here (conservative mode)", "path", c.Path, "node", peer)
+				return false, nil
+			case writeKeepCopy:
+				// w-: the local file stays; the peer's version goes beside it.
+				d = decide.Decision{Action: decide.Conflict, Winner: decide.Local, Loser: decide.Remote,
+					Version: local.Version.Merge(c.Version)}
+			}
 		}
 		err = e.execute(ctx, id, c, d, local, src)
 		if errors.Is(err, localdir.ErrLocalChanged) && ctx.Err() == nil {
@@ -516,7 +527,13 @@ func (e *Engine) install(ctx context.Context, id crypto.NodeID, c proto.Change, 
 	ent.Version = version
 	ent.Origin = id.String()
 	ent.Dirty = false
-	if err := e.store.Put(ent); err != nil {
+	err = e.store.Update(func(tx *cache.Tx) error {
+		if err := tx.Put(ent); err != nil {
+			return err
+		}
+		return satisfied(tx, path)
+	})
+	if err != nil {
 		return err
 	}
 	switch c.Op {

@@ -77,6 +77,8 @@ type Config struct {
 	// (creating one on first use).
 	Cache *cache.Store
 	Local Local
+	// Mode is the node's synchronization mode; empty means shared.
+	Mode proto.Mode
 	// Name is the node's human-readable name, sealed in its records.
 	Name string
 	// Scratch is a local directory for temporary files (uploads in
@@ -164,6 +166,11 @@ func New(cfg Config) (*Engine, error) {
 	if _, err := proto.EncodeLog(proto.Log{Version: proto.FormatVersion, NodeName: cfg.Name}); err != nil {
 		return nil, fmt.Errorf("sync: node name %q: %w", cfg.Name, err)
 	}
+	mode, err := proto.ParseMode(string(cfg.Mode))
+	if err != nil {
+		return nil, fmt.Errorf("sync: %w", err)
+	}
+	cfg.Mode = mode
 	if cfg.Refresh <= 0 {
 		cfg.Refresh = DefaultRefresh
 	}
@@ -224,6 +231,9 @@ func New(cfg Config) (*Engine, error) {
 		down:   transfer.NewDownloader(cfg.Relay, cfg.Repo.Keys, cfg.Logger),
 	}
 	e.cleanScratch()
+	if err := e.requeueDirty(); err != nil {
+		return nil, err
+	}
 	return e, nil
 }
 

@@ -45,8 +45,8 @@ func (e *Engine) Collect(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			if !ok {
-				continue
+			if !ok || !ps.Mode.Pulls() {
+				continue // an upload-only node fetches nothing
 			}
 			in.Pullers = append(in.Pullers, id)
 			in.LastSeen[id] = ps.LastSeen

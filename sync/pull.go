@@ -232,11 +232,16 @@ func (e *Engine) applyRecord(ctx context.Context, id crypto.NodeID, seq uint64) 
 	if err != nil {
 		return 0, fmt.Errorf("record %s: %w: %w", name, err, ErrBadRecord)
 	}
-	n, err := e.applyChanges(ctx, id, l.Changes, false)
-	if err != nil {
+	n := 0
+	if e.cfg.Mode.Pulls() {
+		if n, err = e.applyChanges(ctx, id, l.Changes, false); err != nil {
+			return n, err
+		}
+	}
+	if err := e.answer(id, l.Requests); err != nil {
 		return n, err
 	}
-	return n, e.markApplied(id, seq, l.NodeName, l.Acks, len(l.Changes) > 0)
+	return n, e.markApplied(id, seq, l.NodeName, &l.Mode, l.Acks, len(l.Changes) > 0 && e.cfg.Mode.Pulls())
 }
 
 // applySnapshot applies peer id's snapshot covering its log up to seq.
@@ -257,16 +262,18 @@ func (e *Engine) applySnapshot(ctx context.Context, id crypto.NodeID, seq uint64
 		return 0, fmt.Errorf("snapshot %s: %w: %w", name, err, ErrBadRecord)
 	}
 	e.log.Info("reading a peer's snapshot", "node", id.String(), "name", s.NodeName, "up_to", seq, "entries", len(s.Entries))
-	n, err := e.applyChanges(ctx, id, s.Entries, true)
-	if err != nil {
-		return n, err
+	n := 0
+	if e.cfg.Mode.Pulls() {
+		if n, err = e.applyChanges(ctx, id, s.Entries, true); err != nil {
+			return n, err
+		}
 	}
-	return n, e.markApplied(id, seq, s.NodeName, s.Acks, len(s.Entries) > 0)
+	return n, e.markApplied(id, seq, s.NodeName, nil, s.Acks, len(s.Entries) > 0 && e.cfg.Mode.Pulls())
 }
 
 // markApplied records that record seq of peer id is applied, and what it
 // said about this node's log.
-func (e *Engine) markApplied(id crypto.NodeID, seq uint64, name string, acks map[crypto.NodeID]uint64, ackDue bool) error {
+func (e *Engine) markApplied(id crypto.NodeID, seq uint64, name string, mode *proto.Mode, acks map[crypto.NodeID]uint64, ackDue bool) error {
 	node := id.String()
 	return e.store.Update(func(tx *cache.Tx) error {
 		if err := tx.SetPeerSeq(node, seq); err != nil {
@@ -277,6 +284,9 @@ func (e *Engine) markApplied(id crypto.NodeID, seq uint64, name string, acks map
 			return err
 		}
 		ps.Name = name
+		if mode != nil {
+			ps.Mode = *mode
+		}
 		if a, ok := acks[e.self]; ok && (!ps.HasAcked || a > ps.Acked) {
 			ps.Acked, ps.HasAcked = a, true
 		}

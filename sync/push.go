@@ -33,6 +33,7 @@ type pushItem struct {
 	ref    *remoteRef      // content reference of a put with content
 	blobs  []crypto.BlobID // blobs the change names
 	upload bool            // content to upload
+	repush bool            // pushed again, unchanged, for a peer's request
 	drop   bool            // nothing to push (entry gone or clean)
 	retry  bool            // the file changed while uploading: scan it again
 	hasher hash.Hash
@@ -61,7 +62,7 @@ func (e *Engine) Push(ctx context.Context) (int, error) {
 func (e *Engine) pushBatch(ctx context.Context) (n int, more bool, err error) {
 	var items []*pushItem
 	var ls logState
-	var ackDue bool
+	var ackDue, requestDue bool
 	err = e.store.View(func(tx *cache.Tx) error {
 		q, err := tx.Peek(e.cfg.Batch)
 		if err != nil {
@@ -72,12 +73,17 @@ func (e *Engine) pushBatch(ctx context.Context) (n int, more bool, err error) {
 			if err != nil {
 				return err
 			}
-			items = append(items, &pushItem{qid: it.ID, ent: ent, drop: !ok || !ent.Dirty})
+			repush := string(it.Payload) == payloadRepush && !ent.Dirty
+			drop := !ok || (!ent.Dirty && !repush) || (repush && (ent.Deleted || ent.Kind != cache.KindFile))
+			items = append(items, &pushItem{qid: it.ID, ent: ent, drop: drop, repush: repush})
 		}
 		if ls, err = loadLogState(tx); err != nil {
 			return err
 		}
-		_, ackDue, err = tx.Meta(metaAckDue)
+		if _, ackDue, err = tx.Meta(metaAckDue); err != nil {
+			return err
+		}
+		_, requestDue, err = tx.Meta(metaRequestDue)
 		return err
 	})
 	if err != nil {
@@ -85,6 +91,9 @@ func (e *Engine) pushBatch(ctx context.Context) (n int, more bool, err error) {
 	}
 	live := ls.liveBlobs()
 	for _, it := range items {
+		if !it.drop && !e.mayRead(it.ent) {
+			it.drop = true // r-, or download mode: the change stays here, dirty
+		}
 		if !it.drop {
 			e.plan(it, live)
 		}
@@ -93,7 +102,7 @@ func (e *Engine) pushBatch(ctx context.Context) (n int, more bool, err error) {
 		return 0, false, err
 	}
 	heartbeat := e.heartbeatDue(ls)
-	n, err = e.commit(ctx, items, ackDue || heartbeat)
+	n, err = e.commit(ctx, items, ackDue || heartbeat || requestDue)
 	if err != nil {
 		return 0, false, err
 	}
@@ -151,7 +160,7 @@ func (e *Engine) plan(it *pushItem, live map[crypto.BlobID]bool) {
 		c.Op, c.Mode, c.Hash, c.Size = proto.OpPut, unixMode(ent.Mode), ent.Hash, ent.Size
 		rr, ok := decodeRemote(ent.Remote)
 		switch {
-		case ok && rr.Path == ent.Path && rr.Hash == ent.Hash:
+		case ok && rr.Path == ent.Path && rr.Hash == ent.Hash && !it.repush:
 			// The peers have this content at this path: only the mode or
 			// mtime changed.
 			c = proto.Change{Op: proto.OpMeta, Path: ent.Path, ModTime: ent.ModTime, Mode: unixMode(ent.Mode)}
@@ -336,7 +345,7 @@ func (e *Engine) commit(ctx context.Context, items []*pushItem, force bool) (int
 			if err != nil {
 				return err
 			}
-			if it.drop || !ok || !cur.Dirty {
+			if it.drop || !ok || (!cur.Dirty && !it.repush) {
 				if err := tx.Remove(it.qid); err != nil {
 					return err
 				}
@@ -345,7 +354,10 @@ func (e *Engine) commit(ctx context.Context, items []*pushItem, force bool) (int
 			if !samePlanned(cur, it.ent) {
 				continue // changed again since planned: the next batch takes it
 			}
-			cur.Version = cur.Version.Bump(e.selfID)
+			if !it.repush || cur.Dirty {
+				cur.Version = cur.Version.Bump(e.selfID)
+				cur.Origin = e.selfID
+			}
 			c := it.change
 			c.Version = cur.Version
 			if c.Op == proto.OpPut && it.ref != nil {
@@ -363,7 +375,6 @@ func (e *Engine) commit(ctx context.Context, items []*pushItem, force bool) (int
 				continue
 			}
 			cur.Dirty = false
-			cur.Origin = e.selfID
 			switch {
 			case it.ref != nil:
 				cur.Remote = encodeRemote(*it.ref)
@@ -440,7 +451,17 @@ func (e *Engine) writeRecord(tx *cache.Tx, changes []proto.Change, blobs []crypt
 	if err != nil {
 		return err
 	}
-	plain, err := proto.EncodeLog(proto.Log{Version: proto.FormatVersion, NodeName: e.cfg.Name, Time: now, Changes: changes, Acks: acks})
+	requests, err := loadWanted(tx)
+	if err != nil {
+		return err
+	}
+	requests = requests[:min(len(requests), maxPosted)]
+	mode := e.cfg.Mode
+	if mode == proto.ModeShared {
+		mode = "" // the default, left out
+	}
+	plain, err := proto.EncodeLog(proto.Log{Version: proto.FormatVersion, NodeName: e.cfg.Name, Mode: mode,
+		Time: now, Changes: changes, Acks: acks, Requests: requests})
 	if err != nil {
 		return err
 	}
@@ -461,6 +482,9 @@ func (e *Engine) writeRecord(tx *cache.Tx, changes []proto.Change, blobs []crypt
 		return err
 	}
 	if err := tx.DeleteMeta(metaAckDue); err != nil {
+		return err
+	}
+	if err := tx.DeleteMeta(metaRequestDue); err != nil {
 		return err
 	}
 	return tx.SetMetaUint64(cache.MetaNextSeq, seq+1)

@@ -93,6 +93,8 @@ func outboxKey(seq uint64) string { return fmt.Sprintf("%s%016x", outboxPrefix, 
 // state.
 type peerState struct {
 	Name string `json:"name,omitempty"`
+	// Mode is the peer's mode, as its latest record said.
+	Mode proto.Mode `json:"mode,omitempty"`
 	// FirstSeen is when this node first saw the peer's log: the order of
 	// registration among pullers.
 	FirstSeen time.Time `json:"first_seen"`

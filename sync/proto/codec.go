@@ -20,6 +20,7 @@ import (
 type wireLog struct {
 	Version  int               `json:"version"`
 	NodeName string            `json:"node_name"`
+	Mode     string            `json:"mode,omitempty"`
 	Time     *int64            `json:"time,omitempty"`
 	Changes  []wireChange      `json:"changes"`
 	Acks     map[string]uint64 `json:"acks"`
@@ -85,9 +86,13 @@ func EncodeLog(l Log) ([]byte, error) {
 	if len(l.Requests) > MaxRequests {
 		return nil, malformed("log: %d requests, more than %d", len(l.Requests), MaxRequests)
 	}
+	if why := checkMode(l.Mode); why != "" {
+		return nil, malformed("log: mode: %s", why)
+	}
 	w := wireLog{
 		Version:  l.Version,
 		NodeName: l.NodeName,
+		Mode:     string(l.Mode),
 		Time:     timeOut(l.Time),
 		Changes:  make([]wireChange, len(l.Changes)),
 		Requests: make([]wireRequest, len(l.Requests)),
@@ -132,7 +137,10 @@ func DecodeLog(b []byte) (Log, error) {
 	if len(w.Requests) > MaxRequests {
 		return Log{}, malformed("log: %d requests, more than %d", len(w.Requests), MaxRequests)
 	}
-	l := Log{Version: w.Version, NodeName: w.NodeName, Time: timeIn(w.Time)}
+	if why := checkMode(Mode(w.Mode)); why != "" {
+		return Log{}, malformed("log: mode: %s", why)
+	}
+	l := Log{Version: w.Version, NodeName: w.NodeName, Mode: Mode(w.Mode), Time: timeIn(w.Time)}
 	var err error
 	if l.Acks, err = acksIn("log", w.Acks); err != nil {
 		return Log{}, err

@@ -106,14 +106,58 @@ type Request struct {
 
 // Log is the plaintext of a record of kind "log".
 type Log struct {
-	Version  int       // FormatVersion
-	NodeName string    // the writer's human-readable name (sealed, never on the relay in clear)
-	Time     time.Time // the writer's clock when writing; informational only
-	Changes  []Change
+	Version  int    // FormatVersion
+	NodeName string // the writer's human-readable name (sealed, never on the relay in clear)
+	// Mode is the writer's synchronization mode; the empty Mode means
+	// ModeShared. Nodes in ModeUpload do not pull, so they hold no
+	// collection back.
+	Mode    Mode
+	Time    time.Time // the writer's clock when writing; informational only
+	Changes []Change
 	// Acks holds, per peer, the highest sequence number of that peer's log
 	// that the writer has applied. Decode never returns nil.
 	Acks     map[crypto.NodeID]uint64
 	Requests []Request
+}
+
+// Mode is a node's synchronization mode, as its log records announce it.
+type Mode string
+
+// The synchronization modes.
+const (
+	ModeShared       Mode = "shared"       // push and pull
+	ModeUpload       Mode = "upload"       // push only
+	ModeDownload     Mode = "download"     // pull only
+	ModeConservative Mode = "conservative" // push; pull only over files that came from peers untouched
+)
+
+// Pulls reports whether a node in mode m applies its peers' changes.
+func (m Mode) Pulls() bool { return m != ModeUpload }
+
+// checkMode returns why m is not a known mode (the empty mode is
+// ModeShared), or "".
+func checkMode(m Mode) string {
+	switch m {
+	case "", ModeShared, ModeUpload, ModeDownload, ModeConservative:
+		return ""
+	}
+	return fmt.Sprintf("%q is not one of shared, upload, download, conservative", string(m))
+}
+
+// ParseMode parses a mode name as a user writes it (Escale's names
+// included: "push only" and "pull only" are upload and download).
+func ParseMode(s string) (Mode, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "", "shared", "share":
+		return ModeShared, nil
+	case "upload", "push-only", "push only", "push":
+		return ModeUpload, nil
+	case "download", "pull-only", "pull only", "pull":
+		return ModeDownload, nil
+	case "conservative", "protective":
+		return ModeConservative, nil
+	}
+	return "", fmt.Errorf("mode %q: expected shared, upload, download or conservative", s)
 }
 
 // Snapshot is the plaintext of a record of kind "snapshot": the writer's

@@ -33,7 +33,7 @@ var (
 	requestShape = &shape{members: map[string]*shape{"path": nil, "hash": nil}}
 
 	logShape = &shape{members: map[string]*shape{
-		"version": nil, "node_name": nil, "time": nil, "changes": {elem: changeShape},
+		"version": nil, "node_name": nil, "mode": nil, "time": nil, "changes": {elem: changeShape},
 		"acks": mapShape, "requests": {elem: requestShape},
 	}}
 	snapshotShape = &shape{members: map[string]*shape{

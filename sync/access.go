@@ -1,0 +1,134 @@
+package sync
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/escalefs/escalefs/cache"
+	"github.com/escalefs/escalefs/sync/proto"
+)
+
+// mayRead reports whether the engine may read ent's local file, and so push
+// it: its r modifier when set, else whether the node's mode pushes.
+func (e *Engine) mayRead(ent cache.Entry) bool {
+	switch ent.Access.Read {
+	case cache.PermAllow:
+		return e.cfg.Mode != proto.ModeDownload
+	case cache.PermDeny:
+		return false
+	}
+	return e.cfg.Mode != proto.ModeDownload
+}
+
+// writeVerdict is what the w modifier and the mode say about letting a
+// pulled version replace the local state of a path.
+type writeVerdict int
+
+const (
+	writeAllowed writeVerdict = iota
+	// writeKeepCopy: w-. The local file stays; the pulled version is kept
+	// beside it as a conflict copy.
+	writeKeepCopy
+	// writeRefused: conservative mode over a file made or changed here.
+	// The local file stays; the pulled version is acknowledged and
+	// dropped, so that it leaves the relay.
+	writeRefused
+)
+
+// mayWrite decides for local, the entry a pulled change would replace.
+// Nothing on disk (no entry, a tombstone, a path never installed) is never
+// protected.
+func (e *Engine) mayWrite(local *cache.Entry) writeVerdict {
+	if local == nil || local.Deleted || local.Local == (cache.LocalStat{}) {
+		return writeAllowed
+	}
+	switch local.Access.Write {
+	case cache.PermAllow:
+		return writeAllowed
+	case cache.PermDeny:
+		return writeKeepCopy
+	}
+	if e.cfg.Mode == proto.ModeConservative && (local.Origin == e.selfID || local.Dirty) {
+		return writeRefused
+	}
+	return writeAllowed
+}
+
+// SetAccess sets the access modifiers of path (see cache.ParseAccess) and
+// returns the new ones. A file made readable again is queued, so that a
+// change kept private while it was r- is pushed now. The path must be known
+// to the cache (scanned or pulled).
+func (e *Engine) SetAccess(ctx context.Context, path string, u cache.AccessUpdate) (cache.Access, error) {
+	var out cache.Access
+	err := e.store.Update(func(tx *cache.Tx) error {
+		ent, ok, err := tx.Get(path)
+		if err != nil {
+			return err
+		}
+		if !ok || ent.Deleted {
+			return fmt.Errorf("access %q: not a synchronized file or directory", path)
+		}
+		before := e.mayRead(ent)
+		ent.Access = u.Apply(ent.Access)
+		out = ent.Access
+		if err := tx.Put(ent); err != nil {
+			return err
+		}
+		if !before && e.mayRead(ent) && ent.Dirty {
+			_, err = tx.Enqueue(path, nil)
+		}
+		return err
+	})
+	if err == nil {
+		e.log.Info("access modifiers set", "path", path, "access", out.String())
+	}
+	return out, err
+}
+
+// Access returns the access modifiers of path as set on this node.
+func (e *Engine) Access(path string) (cache.Access, bool, error) {
+	ent, ok, err := e.store.Get(path)
+	if err != nil || !ok || ent.Deleted {
+		return cache.Access{}, false, err
+	}
+	return ent.Access, true, nil
+}
+
+// requeueDirty queues every dirty entry the node may push: changes kept
+// back while the node was in download mode, or made while a file was r-,
+// go out once that no longer holds.
+func (e *Engine) requeueDirty() error {
+	if e.cfg.Mode == proto.ModeDownload {
+		return nil
+	}
+	var paths []string
+	err := e.store.View(func(tx *cache.Tx) error {
+		return tx.Walk("", func(ent cache.Entry) error {
+			if ent.Dirty && e.mayRead(ent) {
+				paths = append(paths, ent.Path)
+			}
+			return nil
+		})
+	})
+	if err != nil || len(paths) == 0 {
+		return err
+	}
+	return e.store.Update(func(tx *cache.Tx) error {
+		q, err := tx.Peek(0)
+		if err != nil {
+			return err
+		}
+		queued := make(map[string]bool, len(q))
+		for _, it := range q {
+			queued[it.Path] = true
+		}
+		for _, p := range paths {
+			if !queued[p] {
+				if _, err := tx.Enqueue(p, nil); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,112 @@
+package sync
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/escalefs/escalefs/cache"
+	"github.com/escalefs/escalefs/crypto"
+	"github.com/escalefs/escalefs/sync/proto"
+)
+
+// Requests (docs/format.md §12): a node that cannot fetch the content of a
+// change (its blobs were collected before it came, as for a node joining
+// late, or a snapshot names no content) asks for it in its next records; a
+// node that holds that content pushes it again, under the version it has,
+// which every node but the asker already has and ignores.
+
+const (
+	metaWanted     = "sync/wanted"      // []proto.Request: content this node lacks
+	metaRequestDue = "sync/request-due" // present: a new request waits for a record
+	// maxPosted bounds the requests one record carries.
+	maxPosted = 1000
+	// payloadRepush marks a queue item pushed again for a peer's request.
+	payloadRepush = "repush"
+)
+
+func loadWanted(tx *cache.Tx) ([]proto.Request, error) {
+	b, ok, err := tx.Meta(metaWanted)
+	if err != nil || !ok {
+		return nil, err
+	}
+	var w []proto.Request
+	if err := json.Unmarshal(b, &w); err != nil {
+		return nil, fmt.Errorf("engine state %q: %w: %w", metaWanted, err, cache.ErrCorrupt)
+	}
+	return w, nil
+}
+
+func saveWanted(tx *cache.Tx, w []proto.Request) error {
+	if len(w) == 0 {
+		return tx.DeleteMeta(metaWanted)
+	}
+	b, err := json.Marshal(w)
+	if err != nil {
+		return err
+	}
+	return tx.SetMeta(metaWanted, b)
+}
+
+// want records that this node lacks the content hash at path, to ask for it.
+func (e *Engine) want(path string, hash [32]byte) error {
+	return e.store.Update(func(tx *cache.Tx) error {
+		w, err := loadWanted(tx)
+		if err != nil {
+			return err
+		}
+		r := proto.Request{Path: path, Hash: hash}
+		if slices.Contains(w, r) {
+			return nil
+		}
+		w = slices.DeleteFunc(w, func(o proto.Request) bool { return o.Path == path })
+		if err := saveWanted(tx, append(w, r)); err != nil {
+			return err
+		}
+		e.log.Info("asking the other nodes for content missing on the relay", "path", path)
+		return tx.SetMeta(metaRequestDue, []byte{1})
+	})
+}
+
+// satisfied forgets the requests for path: a version of it was installed.
+func satisfied(tx *cache.Tx, path string) error {
+	w, err := loadWanted(tx)
+	if err != nil || len(w) == 0 {
+		return err
+	}
+	n := len(w)
+	w = slices.DeleteFunc(w, func(o proto.Request) bool { return o.Path == path })
+	if len(w) == n {
+		return nil
+	}
+	return saveWanted(tx, w)
+}
+
+// answer queues, for each of a peer's requests, the file this node holds
+// with that content, to be pushed again.
+func (e *Engine) answer(peer crypto.NodeID, reqs []proto.Request) error {
+	if len(reqs) == 0 || e.cfg.Mode == proto.ModeDownload {
+		return nil
+	}
+	return e.store.Update(func(tx *cache.Tx) error {
+		for _, r := range reqs {
+			ent, ok, err := tx.Get(r.Path)
+			if err != nil {
+				return err
+			}
+			if !ok || ent.Deleted || ent.Kind != cache.KindFile || ent.Hash != r.Hash ||
+				ent.Local == (cache.LocalStat{}) || !e.mayRead(ent) || len(ent.Version) == 0 {
+				continue
+			}
+			payload := []byte(payloadRepush)
+			if ent.Dirty {
+				payload = nil // pushed anyway, as a new version
+			}
+			if _, err := tx.Enqueue(r.Path, payload); err != nil {
+				return err
+			}
+			e.log.Info("pushing a file again for a peer that lacks it", "path", r.Path, "node", peer.String())
+		}
+		return nil
+	})
+}
