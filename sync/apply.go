@@ -655,7 +655,7 @@ func (e *Engine) placeFile(ctx context.Context, id crypto.NodeID, c proto.Change
 		defer f.Close()
 		return e.local.Install(ctx, path, f, meta, expect)
 	case len(c.Parts) > 0:
-		return e.streamParts(ctx, id, c, path, meta, expect)
+		return e.fetchParts(ctx, id, c, path, meta, expect)
 	case c.Pack != nil:
 		// Not fetched ahead (the decision changed): fetch it alone.
 		dir, err := os.MkdirTemp(e.cfg.Scratch, "pull-")
@@ -679,39 +679,105 @@ type emptyReader struct{}
 
 func (emptyReader) Read([]byte) (int, error) { return 0, io.EOF }
 
-// streamParts downloads a large file's parts straight into its install: the
-// file appears, complete and verified, or not at all.
-func (e *Engine) streamParts(ctx context.Context, id crypto.NodeID, c proto.Change, path string, meta localdir.Meta, expect *cache.LocalStat) (cache.LocalStat, error) {
-	pr, pw := io.Pipe()
-	h := sha256.New()
-	n := &countingWriter{}
-	done := make(chan error, 1)
-	go func() {
-		err := e.down.GetParts(ctx, id, c.Parts, io.MultiWriter(pw, h, n))
-		if err == nil {
-			e.count(func(s *Stats) { s.BytesPulled += n.n })
-			var sum [32]byte
-			h.Sum(sum[:0])
-			if sum != c.Hash || n.n != c.Size {
-				err = fmt.Errorf("content of %q does not match its record (%d bytes): %w", c.Path, n.n, crypto.ErrBlobCorrupt)
-			}
-		}
-		pw.CloseWithError(err) // nil: EOF, and only then does Install commit
-		done <- err
-	}()
-	st, err := e.local.Install(ctx, path, pr, meta, expect)
-	pr.CloseWithError(errors.New("install ended"))
-	gerr := <-done
-	switch {
-	case gerr != nil && (errors.Is(gerr, fs.ErrNotExist) || errors.Is(gerr, crypto.ErrBlobCorrupt) || errors.Is(gerr, crypto.ErrBlobTruncated)):
-		e.log.Warn("content of a peer is not on the relay or does not verify; skipped", "node", id.String(), "path", c.Path, "err", gerr)
-		return st, errSkip
-	case err != nil:
-		return st, err
-	case gerr != nil:
-		return st, fmt.Errorf("fetching %q: %w", c.Path, gerr)
+// fetchParts downloads a large file's parts into a file of the partial
+// directory, remembering after each part how far it got, so that an
+// interrupted download (a broken connection, a killed process) resumes at
+// its last complete part; then it checks the whole content against the
+// record and installs it. The file appears, complete and verified, or not
+// at all.
+func (e *Engine) fetchParts(ctx context.Context, id crypto.NodeID, c proto.Change, path string, meta localdir.Meta, expect *cache.LocalStat) (cache.LocalStat, error) {
+	key := hashKey(c.Hash)
+	name := filepath.Join(e.partial, key)
+	var prog downloadProgress
+	err := e.store.View(func(tx *cache.Tx) error {
+		m, err := loadMap[downloadProgress](tx, metaDownloads)
+		prog = m[key]
+		return err
+	})
+	if err != nil {
+		return cache.LocalStat{}, err
 	}
-	return st, nil
+	if prog.Node != id.String() || prog.Parts > len(c.Parts) {
+		prog = downloadProgress{Node: id.String()}
+	}
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return cache.LocalStat{}, fmt.Errorf("partial download: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if fi, err := f.Stat(); err != nil || fi.Size() < prog.Bytes {
+		prog = downloadProgress{Node: id.String()}
+	}
+	if prog.Parts > 0 {
+		// Resume: the bytes fetched so far count towards the hash.
+		if _, err := io.CopyN(h, f, prog.Bytes); err != nil {
+			prog = downloadProgress{Node: id.String()}
+			h.Reset()
+		} else {
+			e.log.Info("resuming an interrupted download", "path", c.Path, "parts_done", prog.Parts, "parts", len(c.Parts))
+		}
+	}
+	if err := f.Truncate(prog.Bytes); err != nil {
+		return cache.LocalStat{}, fmt.Errorf("partial download: %w", err)
+	}
+	if _, err := f.Seek(prog.Bytes, io.SeekStart); err != nil {
+		return cache.LocalStat{}, fmt.Errorf("partial download: %w", err)
+	}
+	forget := func() {
+		_ = os.Remove(name)
+		_ = e.store.Update(func(tx *cache.Tx) error {
+			m, err := loadMap[downloadProgress](tx, metaDownloads)
+			if err != nil {
+				return err
+			}
+			delete(m, key)
+			return saveMap(tx, metaDownloads, m)
+		})
+	}
+	for i := prog.Parts; i < len(c.Parts); i++ {
+		n := &countingWriter{}
+		err := e.down.GetParts(ctx, id, c.Parts[i:i+1], io.MultiWriter(f, h, n))
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, crypto.ErrBlobCorrupt) || errors.Is(err, crypto.ErrBlobTruncated) {
+				forget()
+				e.log.Warn("content of a peer is not on the relay or does not verify; skipped", "node", id.String(), "path", c.Path, "err", err)
+				return cache.LocalStat{}, errSkip
+			}
+			return cache.LocalStat{}, fmt.Errorf("fetching %q: %w", c.Path, err)
+		}
+		e.count(func(s *Stats) { s.BytesPulled += n.n })
+		if err := f.Sync(); err != nil {
+			return cache.LocalStat{}, fmt.Errorf("partial download: %w", err)
+		}
+		prog.Parts, prog.Bytes = i+1, prog.Bytes+n.n
+		err = e.store.Update(func(tx *cache.Tx) error {
+			m, err := loadMap[downloadProgress](tx, metaDownloads)
+			if err != nil {
+				return err
+			}
+			m[key] = prog
+			return saveMap(tx, metaDownloads, m)
+		})
+		if err != nil {
+			return cache.LocalStat{}, err
+		}
+	}
+	var sum [32]byte
+	h.Sum(sum[:0])
+	if sum != c.Hash || prog.Bytes != c.Size {
+		forget()
+		e.log.Error("content does not match its record; skipped", "node", id.String(), "path", c.Path, "bytes", prog.Bytes)
+		return cache.LocalStat{}, errSkip
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return cache.LocalStat{}, err
+	}
+	st, err := e.local.Install(ctx, path, f, meta, expect)
+	if err == nil {
+		forget()
+	}
+	return st, err
 }
 
 type countingWriter struct{ n int64 }

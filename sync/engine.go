@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	gosync "sync"
 	"time"
 
@@ -82,8 +83,12 @@ type Config struct {
 	// Name is the node's human-readable name, sealed in its records.
 	Name string
 	// Scratch is a local directory for temporary files (uploads in
-	// progress, downloaded packs).
+	// progress, downloaded packs); it is emptied at start.
 	Scratch string
+	// Partial is a local directory for downloads of large files in
+	// progress, kept across restarts; empty means "partial" beside
+	// Scratch.
+	Partial string
 	// Refresh is the slowest polling interval, used when idle; zero means
 	// DefaultRefresh.
 	Refresh time.Duration
@@ -124,17 +129,18 @@ type Config struct {
 // Engine keeps one folder in step through a relay. Its methods must not be
 // called concurrently; Run calls them from one goroutine.
 type Engine struct {
-	cfg    Config
-	r      Relay
-	store  *cache.Store
-	local  Local
-	log    *slog.Logger
-	clock  Clock
-	self   crypto.NodeID
-	selfID string
-	sealer *crypto.RecordSealer
-	up     *transfer.Uploader
-	down   *transfer.Downloader
+	cfg     Config
+	r       Relay
+	store   *cache.Store
+	local   Local
+	log     *slog.Logger
+	clock   Clock
+	self    crypto.NodeID
+	selfID  string
+	partial string
+	sealer  *crypto.RecordSealer
+	up      *transfer.Uploader
+	down    *transfer.Downloader
 
 	mu    gosync.Mutex
 	stats Stats
@@ -213,24 +219,32 @@ func New(cfg Config) (*Engine, error) {
 	if err := os.MkdirAll(cfg.Scratch, 0o700); err != nil {
 		return nil, fmt.Errorf("scratch directory: %w", err)
 	}
+	if cfg.Partial == "" {
+		cfg.Partial = filepath.Join(filepath.Dir(filepath.Clean(cfg.Scratch)), "partial")
+	}
+	if err := os.MkdirAll(cfg.Partial, 0o700); err != nil {
+		return nil, fmt.Errorf("partial downloads directory: %w", err)
+	}
 	self, err := nodeID(cfg.Cache, cfg.Repo)
 	if err != nil {
 		return nil, err
 	}
 	e := &Engine{
-		cfg:    cfg,
-		r:      cfg.Relay,
-		store:  cfg.Cache,
-		local:  cfg.Local,
-		log:    cfg.Logger,
-		clock:  cfg.Clock,
-		self:   self,
-		selfID: self.String(),
-		sealer: crypto.NewRecordSealer(cfg.Repo.Keys, cfg.Repo.ID, rand.Reader),
-		up:     transfer.NewUploader(cfg.Relay, cfg.Repo.Keys, self, cfg.Scratch, cfg.Logger),
-		down:   transfer.NewDownloader(cfg.Relay, cfg.Repo.Keys, cfg.Logger),
+		cfg:     cfg,
+		r:       cfg.Relay,
+		store:   cfg.Cache,
+		local:   cfg.Local,
+		log:     cfg.Logger,
+		clock:   cfg.Clock,
+		self:    self,
+		selfID:  self.String(),
+		partial: cfg.Partial,
+		sealer:  crypto.NewRecordSealer(cfg.Repo.Keys, cfg.Repo.ID, rand.Reader),
+		up:      transfer.NewUploader(cfg.Relay, cfg.Repo.Keys, self, cfg.Scratch, cfg.Logger),
+		down:    transfer.NewDownloader(cfg.Relay, cfg.Repo.Keys, cfg.Logger),
 	}
 	e.cleanScratch()
+	e.cleanPartial()
 	if err := e.requeueDirty(); err != nil {
 		return nil, err
 	}
@@ -300,6 +314,27 @@ func (e *Engine) cleanScratch() {
 	}
 	for _, d := range ents {
 		_ = os.RemoveAll(e.cfg.Scratch + string(os.PathSeparator) + d.Name())
+	}
+}
+
+// cleanPartial removes partial downloads that no progress record names.
+func (e *Engine) cleanPartial() {
+	var keep map[string]downloadProgress
+	if e.store.View(func(tx *cache.Tx) error {
+		var err error
+		keep, err = loadMap[downloadProgress](tx, metaDownloads)
+		return err
+	}) != nil {
+		return
+	}
+	ents, err := os.ReadDir(e.partial)
+	if err != nil {
+		return
+	}
+	for _, d := range ents {
+		if _, ok := keep[d.Name()]; !ok {
+			_ = os.RemoveAll(filepath.Join(e.partial, d.Name()))
+		}
 	}
 }
 

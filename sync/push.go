@@ -34,9 +34,12 @@ type pushItem struct {
 	blobs  []crypto.BlobID // blobs the change names
 	upload bool            // content to upload
 	repush bool            // pushed again, unchanged, for a peer's request
-	drop   bool            // nothing to push (entry gone or clean)
-	retry  bool            // the file changed while uploading: scan it again
-	hasher hash.Hash
+	// progress is the cache key of the upload's progress, cleared when
+	// the record naming its parts is committed.
+	progress string
+	drop     bool // nothing to push (entry gone or clean)
+	retry    bool // the file changed while uploading: scan it again
+	hasher   hash.Hash
 }
 
 // Push publishes what the queue holds: it uploads content, then writes one
@@ -261,7 +264,24 @@ func (e *Engine) upload(ctx context.Context, items []*pushItem) error {
 }
 
 func (e *Engine) uploadParts(ctx context.Context, it *pushItem) error {
-	refs, err := e.up.PutParts(ctx, func() (io.ReadCloser, error) { return e.open(ctx, it) }, it.ent.Size, e.cfg.PartSize)
+	key := it.ent.Path
+	prog, err := e.loadUpload(key)
+	if err != nil {
+		return err
+	}
+	if prog.Hash != it.ent.Hash || prog.Size != it.ent.Size || prog.PartSize != e.cfg.PartSize {
+		if len(prog.Parts) > 0 {
+			e.dropUpload(ctx, key, prog) // another content: its parts are of no use
+		}
+		prog = uploadProgress{Hash: it.ent.Hash, Size: it.ent.Size, PartSize: e.cfg.PartSize}
+	} else if len(prog.Parts) > 0 {
+		e.log.Info("resuming an interrupted upload", "path", it.ent.Path, "parts_done", len(prog.Parts))
+	}
+	refs, err := e.up.PutPartsFrom(ctx, func() (io.ReadCloser, error) { return e.open(ctx, it) }, it.ent.Size, e.cfg.PartSize,
+		prog.Parts, func(refs []crypto.BlobRef) error {
+			prog.Parts = refs
+			return e.saveUpload(key, prog)
+		})
 	switch {
 	case changedLocally(err) && ctx.Err() == nil:
 		it.retry = true
@@ -270,8 +290,10 @@ func (e *Engine) uploadParts(ctx context.Context, it *pushItem) error {
 		return fmt.Errorf("uploading %q: %w", it.ent.Path, err)
 	}
 	if !e.verified(it) {
+		e.dropUpload(ctx, key, prog)
 		return nil
 	}
+	it.progress = key
 	it.ref = &remoteRef{Node: e.selfID, Hash: it.ent.Hash, Path: it.ent.Path, Parts: refs}
 	it.blobs = it.ref.blobs()
 	e.count(func(s *Stats) { s.Blobs += len(refs) })
@@ -389,6 +411,11 @@ func (e *Engine) commit(ctx context.Context, items []*pushItem, force bool) (int
 			}
 			if err := tx.Remove(it.qid); err != nil {
 				return err
+			}
+			if it.progress != "" {
+				if err := forgetUpload(tx, it.progress); err != nil {
+					return err
+				}
 			}
 			changes = append(changes, c)
 			blobs = append(blobs, it.blobs...)

@@ -103,6 +103,18 @@ func (u *Uploader) PutPack(ctx context.Context, files []PackFile) ([]proto.PackR
 // A file that yields another number of bytes than size fails with an
 // error wrapping ErrChanged; parts already stored are then unreferenced.
 func (u *Uploader) PutParts(ctx context.Context, open func() (io.ReadCloser, error), size, partSize int64) ([]crypto.BlobRef, error) {
+	return u.PutPartsFrom(ctx, open, size, partSize, nil, nil)
+}
+
+// PutPartsFrom is PutParts resuming an interrupted upload: done are the
+// parts of the same content (same size and part size) already stored, in
+// order; the content's first len(done) parts are read but not sent again
+// (skipped with Seek when the reader can). After each part is stored,
+// onPart (if not nil) is called with the references so far, so that the
+// caller can remember them across a crash; an error from it stops the
+// upload.
+func (u *Uploader) PutPartsFrom(ctx context.Context, open func() (io.ReadCloser, error), size, partSize int64,
+	done []crypto.BlobRef, onPart func([]crypto.BlobRef) error) ([]crypto.BlobRef, error) {
 	if partSize <= 0 {
 		partSize = DefaultPartSize
 	}
@@ -113,13 +125,30 @@ func (u *Uploader) PutParts(ctx context.Context, open func() (io.ReadCloser, err
 	if n > proto.MaxParts {
 		return nil, fmt.Errorf("parts: %d bytes in parts of %d make %d parts, more than %d", size, partSize, n, proto.MaxParts)
 	}
+	if int64(len(done)) > n {
+		return nil, fmt.Errorf("parts: %d parts already stored of a content of %d parts", len(done), n)
+	}
 	rc, err := open()
 	if err != nil {
 		return nil, fmt.Errorf("parts: opening: %w", err)
 	}
 	defer rc.Close()
+	skip := int64(len(done)) * partSize
+	if sk, ok := rc.(io.Seeker); ok && skip > 0 {
+		if _, err := sk.Seek(skip, io.SeekStart); err != nil {
+			return nil, fmt.Errorf("parts: resuming at byte %d: %w", skip, err)
+		}
+	} else if skip > 0 {
+		if err := copyExact(ctx, io.Discard, rc, skip, 0, size); err != nil {
+			return nil, fmt.Errorf("parts: resuming at byte %d: %w", skip, err)
+		}
+	}
 	refs := make([]crypto.BlobRef, 0, n)
-	for i := range n {
+	refs = append(refs, done...)
+	if len(done) > 0 {
+		u.log.Debug("resuming an upload", "parts_done", len(done), "parts", n)
+	}
+	for i := int64(len(done)); i < n; i++ {
 		length := min(partSize, size-i*partSize)
 		last := i == n-1
 		ref, err := u.put(ctx, crypto.NewBlobID(), func(w io.Writer) error {
@@ -135,6 +164,11 @@ func (u *Uploader) PutParts(ctx context.Context, open func() (io.ReadCloser, err
 			return nil, fmt.Errorf("parts: part %d of %d: %w", i+1, n, err)
 		}
 		refs = append(refs, ref)
+		if onPart != nil {
+			if err := onPart(refs); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if err := rc.Close(); err != nil {
 		return nil, fmt.Errorf("parts: closing: %w", err)

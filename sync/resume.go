@@ -1,0 +1,108 @@
+package sync
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+
+	"github.com/escalefs/escalefs/cache"
+	"github.com/escalefs/escalefs/crypto"
+)
+
+// Interrupted transfers of large files resume from their last complete part:
+// an upload's stored parts and a download's fetched parts are remembered in
+// the cache, part by part, so that neither a broken connection nor a killed
+// process sends or fetches more than one part again.
+
+const (
+	metaUploads   = "sync/uploads"   // map path → uploadProgress
+	metaDownloads = "sync/downloads" // map content hash (hex) → downloadProgress
+)
+
+// uploadProgress is an upload of a large file in progress.
+type uploadProgress struct {
+	Hash     [32]byte         `json:"hash"`
+	Size     int64            `json:"size"`
+	PartSize int64            `json:"part_size"`
+	Parts    []crypto.BlobRef `json:"parts,omitempty"`
+}
+
+// downloadProgress is a download of a large file in progress, into a file
+// of the partial directory named after the content's hash.
+type downloadProgress struct {
+	Node  string `json:"node"`  // the blobs' writer
+	Parts int    `json:"parts"` // parts fetched, in order
+	Bytes int64  `json:"bytes"` // plaintext bytes they hold
+}
+
+func loadMap[V any](tx *cache.Tx, key string) (map[string]V, error) {
+	m := make(map[string]V)
+	b, ok, err := tx.Meta(key)
+	if err != nil || !ok {
+		return m, err
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("engine state %q: %w: %w", key, err, cache.ErrCorrupt)
+	}
+	return m, nil
+}
+
+func saveMap[V any](tx *cache.Tx, key string, m map[string]V) error {
+	if len(m) == 0 {
+		return tx.DeleteMeta(key)
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return tx.SetMeta(key, b)
+}
+
+func (e *Engine) loadUpload(path string) (uploadProgress, error) {
+	var p uploadProgress
+	err := e.store.View(func(tx *cache.Tx) error {
+		m, err := loadMap[uploadProgress](tx, metaUploads)
+		p = m[path]
+		return err
+	})
+	return p, err
+}
+
+func (e *Engine) saveUpload(path string, p uploadProgress) error {
+	return e.store.Update(func(tx *cache.Tx) error {
+		m, err := loadMap[uploadProgress](tx, metaUploads)
+		if err != nil {
+			return err
+		}
+		m[path] = p
+		return saveMap(tx, metaUploads, m)
+	})
+}
+
+// forgetUpload removes path's upload progress in tx.
+func forgetUpload(tx *cache.Tx, path string) error {
+	m, err := loadMap[uploadProgress](tx, metaUploads)
+	if err != nil {
+		return err
+	}
+	if _, ok := m[path]; !ok {
+		return nil
+	}
+	delete(m, path)
+	return saveMap(tx, metaUploads, m)
+}
+
+// dropUpload forgets an upload and deletes the parts it stored.
+func (e *Engine) dropUpload(ctx context.Context, path string, p uploadProgress) {
+	for _, ref := range p.Parts {
+		if err := e.r.Delete(ctx, crypto.BlobName(e.self, ref.ID)); err != nil {
+			e.log.Debug("deleting a part of an abandoned upload", "blob", ref.ID.String(), "err", err)
+		}
+	}
+	if err := e.store.Update(func(tx *cache.Tx) error { return forgetUpload(tx, path) }); err != nil {
+		e.log.Warn("forgetting an abandoned upload", "err", err)
+	}
+}
+
+func hashKey(h [32]byte) string { return hex.EncodeToString(h[:]) }
