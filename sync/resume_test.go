@@ -83,7 +83,9 @@ func (c *cutter) add(to *int64, n int64) {
 
 type errReader struct{}
 
-func (errReader) Read([]byte) (int, error) { return 0, errors.New("injected: connection reset by peer") }
+func (errReader) Read([]byte) (int, error) {
+	return 0, errors.New("injected: connection reset by peer")
+}
 
 type countReader struct {
 	r io.Reader
