@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	gosync "sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/escalefs/escalefs/cache"
@@ -92,6 +93,9 @@ type Config struct {
 	// Refresh is the slowest polling interval, used when idle; zero means
 	// DefaultRefresh.
 	Refresh time.Duration
+	// DiskQuota caps what the repository may hold on the relay, in bytes;
+	// 0 means no cap. Pushes wait for pullers when it is reached.
+	DiskQuota int64
 	// Pullers is Escale's puller count: how many pullers must have a blob
 	// before it is deleted. 0 means every registered puller.
 	Pullers int
@@ -142,6 +146,15 @@ type Engine struct {
 	up      *transfer.Uploader
 	down    *transfer.Downloader
 
+	// usage is the repository's size on the relay at the last listing.
+	usage atomic.Int64
+	// full is set while pushes wait for room on the relay; failing while
+	// rounds fail (the relay is down). Each is logged when it starts and
+	// when it ends.
+	full, failing bool
+	// tooLarge are the files larger than the disk quota, reported once.
+	tooLarge map[string]bool
+
 	mu    gosync.Mutex
 	stats Stats
 }
@@ -182,6 +195,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.LockTimeout == 0 {
 		cfg.LockTimeout = DefaultLockTimeout
+	}
+	if cfg.DiskQuota < 0 {
+		return nil, fmt.Errorf("sync: disk quota %d: expected 0 (none) or more", cfg.DiskQuota)
 	}
 	if cfg.Pullers < 0 {
 		return nil, fmt.Errorf("sync: pullers %d: expected 0 (all) or more", cfg.Pullers)
@@ -230,18 +246,19 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{
-		cfg:     cfg,
-		r:       cfg.Relay,
-		store:   cfg.Cache,
-		local:   cfg.Local,
-		log:     cfg.Logger,
-		clock:   cfg.Clock,
-		self:    self,
-		selfID:  self.String(),
-		partial: cfg.Partial,
-		sealer:  crypto.NewRecordSealer(cfg.Repo.Keys, cfg.Repo.ID, rand.Reader),
-		up:      transfer.NewUploader(cfg.Relay, cfg.Repo.Keys, self, cfg.Scratch, cfg.Logger),
-		down:    transfer.NewDownloader(cfg.Relay, cfg.Repo.Keys, cfg.Logger),
+		cfg:      cfg,
+		r:        cfg.Relay,
+		store:    cfg.Cache,
+		local:    cfg.Local,
+		log:      cfg.Logger,
+		clock:    cfg.Clock,
+		self:     self,
+		selfID:   self.String(),
+		partial:  cfg.Partial,
+		tooLarge: make(map[string]bool),
+		sealer:   crypto.NewRecordSealer(cfg.Repo.Keys, cfg.Repo.ID, rand.Reader),
+		up:       transfer.NewUploader(cfg.Relay, cfg.Repo.Keys, self, cfg.Scratch, cfg.Logger),
+		down:     transfer.NewDownloader(cfg.Relay, cfg.Repo.Keys, cfg.Logger),
 	}
 	e.cleanScratch()
 	e.cleanPartial()
@@ -434,12 +451,10 @@ func (e *Engine) Run(ctx context.Context) error {
 			if err == nil && n > 0 {
 				_, err = e.Push(ctx)
 			}
-			if err != nil {
-				if fatal(err) {
-					return err
-				}
-				e.log.Warn("pushing local changes failed; retrying", "err", err)
+			if fatal(err) {
+				return err
 			}
+			e.reportRound(err)
 			if n > 0 && poll > MinPoll {
 				// Peers answer (acks, their own edits): look soon.
 				poll = MinPoll
@@ -501,6 +516,22 @@ func (e *Engine) drain(parent context.Context, batches <-chan localdir.Batch) {
 	}
 }
 
+// reportRound logs a failed round once, not every poll: the first failure
+// at warning level (local work goes on, changes queue on disk), repeats at
+// debug level, and the first success after failures at info level.
+func (e *Engine) reportRound(err error) {
+	switch {
+	case err != nil && !e.failing:
+		e.failing = true
+		e.log.Warn("sync round failed; local changes stay queued on disk, retrying with backoff", "err", err)
+	case err != nil:
+		e.log.Debug("sync round failed again", "err", err)
+	case e.failing:
+		e.failing = false
+		e.log.Info("sync works again")
+	}
+}
+
 // fatal reports whether err is one that retrying cannot fix.
 func fatal(err error) bool {
 	return errors.Is(err, cache.ErrCorrupt) || errors.Is(err, ErrRepoChanged) || errors.Is(err, cache.ErrClosed)
@@ -514,7 +545,5 @@ func (e *Engine) roundDone(res RoundResult, err error, poll *time.Duration) {
 	} else {
 		*poll = min(2**poll, e.cfg.Refresh)
 	}
-	if err != nil {
-		e.log.Warn("sync round failed; retrying", "err", err, "in", *poll)
-	}
+	e.reportRound(err)
 }

@@ -232,3 +232,51 @@ func (e *Engine) snapshotEntry(ent cache.Entry, live map[crypto.BlobID]bool) (pr
 	}
 	return c, true
 }
+
+// deleteOrphans deletes this node's blobs that no record names and no
+// upload in progress holds: what a push interrupted between its upload and
+// its record left behind. own are the node's blobs on the relay.
+func (e *Engine) deleteOrphans(ctx context.Context, own []crypto.BlobID) error {
+	if len(own) == 0 {
+		return nil
+	}
+	keep := make(map[crypto.BlobID]bool)
+	err := e.store.View(func(tx *cache.Tx) error {
+		ls, err := loadLogState(tx)
+		if err != nil {
+			return err
+		}
+		for _, r := range ls.Records {
+			for _, b := range r.Blobs {
+				keep[b] = true
+			}
+		}
+		ups, err := loadMap[uploadProgress](tx, metaUploads)
+		if err != nil {
+			return err
+		}
+		for _, p := range ups {
+			for _, r := range p.Parts {
+				keep[r.ID] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, id := range own {
+		if keep[id] {
+			continue
+		}
+		if err := e.r.Delete(ctx, crypto.BlobName(e.self, id)); err != nil {
+			return err
+		}
+		n++
+	}
+	if n > 0 {
+		e.log.Info("deleted blobs left on the relay by an interrupted push", "count", n)
+	}
+	return nil
+}

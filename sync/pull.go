@@ -63,7 +63,20 @@ type PullResult struct {
 // peers go on.
 func (e *Engine) Pull(ctx context.Context) (PullResult, error) {
 	peers := make(map[crypto.NodeID]*peerListing)
-	err := e.r.List(ctx, "nodes", func(oi relay.ObjectInfo) error {
+	var usage int64
+	var own []crypto.BlobID
+	ownBlobs := "blobs/" + e.selfID + "/"
+	err := e.r.List(ctx, "", func(oi relay.ObjectInfo) error {
+		usage += oi.Size
+		if strings.HasPrefix(oi.Name, "blobs/") {
+			if id, err := crypto.ParseBlobID(strings.TrimPrefix(oi.Name, ownBlobs)); err == nil && strings.HasPrefix(oi.Name, ownBlobs) {
+				own = append(own, id)
+			}
+			return nil
+		}
+		if !strings.HasPrefix(oi.Name, "nodes/") {
+			return nil
+		}
 		var node crypto.NodeID
 		var seq uint64
 		var snap bool
@@ -92,7 +105,14 @@ func (e *Engine) Pull(ctx context.Context) (PullResult, error) {
 		return nil
 	})
 	if err != nil {
-		return PullResult{}, fmt.Errorf("listing the peers' logs: %w", err)
+		return PullResult{}, fmt.Errorf("listing the relay: %w", err)
+	}
+	e.usage.Store(usage)
+	// Blobs of this node that no record names were left by a push that
+	// failed between its upload and its record (nothing else uploads
+	// while a Pull runs).
+	if err := e.deleteOrphans(ctx, own); err != nil {
+		e.log.Warn("deleting blobs left by an interrupted push", "err", err)
 	}
 	ids := make([]crypto.NodeID, 0, len(peers))
 	for id := range peers {

@@ -39,6 +39,7 @@ type pushItem struct {
 	progress string
 	drop     bool // nothing to push (entry gone or clean)
 	retry    bool // the file changed while uploading: scan it again
+	wait     bool // no room on the relay: stays queued
 	hasher   hash.Hash
 }
 
@@ -101,9 +102,12 @@ func (e *Engine) pushBatch(ctx context.Context) (n int, more bool, err error) {
 			e.plan(it, live)
 		}
 	}
-	if err := e.upload(ctx, items); err != nil {
+	waiting := e.fit(items)
+	full, err := e.upload(ctx, items)
+	if err != nil {
 		return 0, false, err
 	}
+	e.setFull(waiting || full, "disk quota reached")
 	heartbeat := e.heartbeatDue(ls)
 	n, err = e.commit(ctx, items, ackDue || heartbeat || requestDue)
 	if err != nil {
@@ -230,11 +234,12 @@ func changedLocally(err error) bool {
 
 // upload stores the content of the items that need it: small files in
 // packs, large ones in parts. A file that changed since it was scanned is
-// marked for a new scan and left out; the others go on.
-func (e *Engine) upload(ctx context.Context, items []*pushItem) error {
+// marked for a new scan and left out; the others go on. full reports that
+// the relay answered that it is full: what is not uploaded stays queued.
+func (e *Engine) upload(ctx context.Context, items []*pushItem) (full bool, err error) {
 	var small []*pushItem
 	for _, it := range items {
-		if !it.upload || it.drop {
+		if !it.upload || it.drop || it.wait {
 			continue
 		}
 		if it.ent.Size < e.cfg.PackLimit {
@@ -242,7 +247,7 @@ func (e *Engine) upload(ctx context.Context, items []*pushItem) error {
 			continue
 		}
 		if err := e.uploadParts(ctx, it); err != nil {
-			return err
+			return e.quotaHit(err)
 		}
 	}
 	for len(small) > 0 {
@@ -257,10 +262,63 @@ func (e *Engine) upload(ctx context.Context, items []*pushItem) error {
 		}
 		small = small[len(pack):]
 		if err := e.uploadPack(ctx, pack); err != nil {
-			return err
+			return e.quotaHit(err)
 		}
 	}
-	return nil
+	return false, nil
+}
+
+// blobOverhead estimates what encryption adds to size bytes of content.
+func blobOverhead(size int64) int64 { return size/(64<<10)*16 + 1024 }
+
+// fit keeps back the uploads that would take the repository past
+// Config.DiskQuota (as of the last listing): they wait, queued, for pullers
+// to make room. A file larger than the quota itself is reported once.
+func (e *Engine) fit(items []*pushItem) (waiting bool) {
+	if e.cfg.DiskQuota <= 0 {
+		return false
+	}
+	room := e.cfg.DiskQuota - e.usage.Load()
+	for _, it := range items {
+		if !it.upload || it.drop {
+			continue
+		}
+		need := it.ent.Size + blobOverhead(it.ent.Size)
+		switch {
+		case need > e.cfg.DiskQuota:
+			it.wait = true
+			if !e.tooLarge[it.ent.Path] {
+				e.tooLarge[it.ent.Path] = true
+				e.log.Warn("file larger than the disk quota; not pushed", "path", it.ent.Path, "size", it.ent.Size, "quota", e.cfg.DiskQuota)
+			}
+		case need > room:
+			it.wait, waiting = true, true
+		default:
+			room -= need
+		}
+	}
+	return waiting
+}
+
+// setFull logs when pushes start and stop waiting for room on the relay.
+func (e *Engine) setFull(full bool, why string) {
+	switch {
+	case full && !e.full:
+		e.log.Info("relay full: pushes wait for pullers to make room", "reason", why, "used", e.usage.Load(), "quota", e.cfg.DiskQuota)
+	case !full && e.full:
+		e.log.Info("room on the relay again: pushing")
+	}
+	e.full = full
+}
+
+// quotaHit turns the relay's "storage full" answer into waiting: the items
+// not uploaded stay queued, and the round goes on to pull and collect.
+func (e *Engine) quotaHit(err error) (bool, error) {
+	if errors.Is(err, relay.ErrQuota) {
+		e.setFull(true, err.Error())
+		return true, nil
+	}
+	return false, err
 }
 
 func (e *Engine) uploadParts(ctx context.Context, it *pushItem) error {
@@ -295,6 +353,9 @@ func (e *Engine) uploadParts(ctx context.Context, it *pushItem) error {
 	}
 	it.progress = key
 	it.ref = &remoteRef{Node: e.selfID, Hash: it.ent.Hash, Path: it.ent.Path, Parts: refs}
+	for _, r := range refs {
+		e.usage.Add(r.Size)
+	}
 	it.blobs = it.ref.blobs()
 	e.count(func(s *Stats) { s.Blobs += len(refs) })
 	return nil
@@ -329,6 +390,7 @@ func (e *Engine) uploadPack(ctx context.Context, pack []*pushItem) error {
 				}
 			}
 			e.count(func(s *Stats) { s.Blobs++ })
+			e.usage.Add(blob.Size)
 			return nil
 		}
 		if !changedLocally(err) || ctx.Err() != nil || attempt == 3 {
