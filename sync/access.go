@@ -59,30 +59,17 @@ func (e *Engine) mayWrite(local *cache.Entry) writeVerdict {
 // change kept private while it was r- is pushed now. The path must be known
 // to the cache (scanned or pulled).
 func (e *Engine) SetAccess(ctx context.Context, path string, u cache.AccessUpdate) (cache.Access, error) {
-	var out cache.Access
-	err := e.store.Update(func(tx *cache.Tx) error {
-		ent, ok, err := tx.Get(path)
-		if err != nil {
-			return err
-		}
-		if !ok || ent.Deleted {
-			return fmt.Errorf("access %q: not a synchronized file or directory", path)
-		}
-		before := e.mayRead(ent)
-		ent.Access = u.Apply(ent.Access)
-		out = ent.Access
-		if err := tx.Put(ent); err != nil {
-			return err
-		}
-		if !before && e.mayRead(ent) && ent.Dirty {
-			_, err = tx.Enqueue(path, nil)
-		}
-		return err
-	})
-	if err == nil {
-		e.log.Info("access modifiers set", "path", path, "access", out.String())
+	out, err := SetAccessInCache(e.store, path, u, e.cfg.Mode != proto.ModeDownload)
+	if err != nil {
+		return out, fmt.Errorf("access %q: %w", path, err)
 	}
-	return out, err
+	e.log.Info("access modifiers set", "path", path, "access", out.String())
+	if e.cfg.Control != "" {
+		if err := WriteAccessFile(e.store, e.cfg.Control); err != nil {
+			e.log.Warn("writing the access file", "err", err)
+		}
+	}
+	return out, nil
 }
 
 // Access returns the access modifiers of path as set on this node.

@@ -203,6 +203,10 @@ func (e *Engine) applyOne(ctx context.Context, id crypto.NodeID, c proto.Change,
 		e.log.Warn("rename records are not written by this version of escalefs; ignored", "node", peer, "path", c.Path)
 		return false, nil
 	}
+	if e.cfg.Skip != nil && e.cfg.Skip(c.Path, c.Op == proto.OpMkdir || c.Op == proto.OpRmdir) {
+		e.log.Debug("pulled change filtered out", "path", c.Path)
+		return false, nil
+	}
 	for range maxLocalRetries {
 		local, err := e.entry(c.Path)
 		if err != nil {

@@ -86,6 +86,13 @@ type Config struct {
 	// Scratch is a local directory for temporary files (uploads in
 	// progress, downloaded packs); it is emptied at start.
 	Scratch string
+	// Control is the node's control directory (see AccessRequest); empty
+	// means none.
+	Control string
+	// Skip, if set, excludes paths from synchronization (sync/filter):
+	// pulled changes of skipped paths are not applied. The caller passes
+	// the same function to the Local's scanner.
+	Skip func(rel string, isDir bool) bool
 	// Partial is a local directory for downloads of large files in
 	// progress, kept across restarts; empty means "partial" beside
 	// Scratch.
@@ -152,6 +159,8 @@ type Engine struct {
 	// rounds fail (the relay is down). Each is logged when it starts and
 	// when it ends.
 	full, failing bool
+	// accessWritten is set once access.json was written.
+	accessWritten bool
 	// tooLarge are the files larger than the disk quota, reported once.
 	tooLarge map[string]bool
 
@@ -371,6 +380,9 @@ func (r RoundResult) Active() bool {
 // Round scans the whole folder, pushes, pulls and collects once.
 func (e *Engine) Round(ctx context.Context) (RoundResult, error) {
 	var res RoundResult
+	if err := e.applyAccessRequests(ctx); err != nil {
+		return res, err
+	}
 	n, err := e.Scan(ctx, nil)
 	res.Scanned = n
 	if err != nil {
@@ -462,6 +474,9 @@ func (e *Engine) Run(ctx context.Context) error {
 				t = e.clock.NewTimer(poll)
 			}
 		case <-t.C():
+			if err := e.applyAccessRequests(ctx); err != nil {
+				e.log.Warn("access requests", "err", err)
+			}
 			res, err := e.exchange(ctx, RoundResult{})
 			if ctx.Err() != nil {
 				e.drain(ctx, batches)

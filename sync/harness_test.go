@@ -92,6 +92,12 @@ func (c *cluster) add(name string, opts ...nodeOpts) *node {
 // start opens n's cache and engine.
 func (c *cluster) start(n *node, opts ...nodeOpts) {
 	c.t.Helper()
+	c.startWith(n, nil, opts...)
+}
+
+// startWith opens n's cache and engine over local (nil: a fresh Dir).
+func (c *cluster) startWith(n *node, local *localdir.Dir, opts ...nodeOpts) {
+	c.t.Helper()
 	ctx := context.Background()
 	repo, err := escsync.OpenRepository(ctx, c.relay, c.secret, escsync.RepoOptions{Create: true})
 	if err != nil {
@@ -102,9 +108,11 @@ func (c *cluster) start(n *node, opts ...nodeOpts) {
 		c.t.Fatal(err)
 	}
 	c.t.Cleanup(func() { n.store.Close() })
-	n.local, err = localdir.New(n.dir, localdir.Options{})
-	if err != nil {
-		c.t.Fatal(err)
+	n.local = local
+	if n.local == nil {
+		if n.local, err = localdir.New(n.dir, localdir.Options{}); err != nil {
+			c.t.Fatal(err)
+		}
 	}
 	log := slog.New(slog.NewTextHandler(io.MultiWriter(n.logs, testWriter{c.t, n.name}), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg := escsync.Config{

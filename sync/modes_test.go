@@ -9,6 +9,7 @@ import (
 
 	"github.com/escalefs/escalefs/cache"
 	escsync "github.com/escalefs/escalefs/sync"
+	"github.com/escalefs/escalefs/sync/filter"
 	"github.com/escalefs/escalefs/sync/localdir"
 	"github.com/escalefs/escalefs/sync/proto"
 )
@@ -215,5 +216,72 @@ func TestLateJoinerRequests(t *testing.T) {
 	}
 	if !strings.Contains(late.logs.String(), "asking the other nodes") {
 		t.Error("no request logged")
+	}
+}
+
+// TestFilters: excluded names are neither pushed nor pulled; editors'
+// temporary files never travel.
+func TestFilters(t *testing.T) {
+	c := newCluster(t, fileRelay(t))
+	f, err := filter.Compile(filter.Options{Exclude: []string{"*.log"}, ExcludeDirs: []string{"build"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	withFilter := func(cfg *escsync.Config) { cfg.Skip = f.Skip }
+	a := c.add("a", small)
+	b := c.add("b", small, withFilter)
+	// b's scanner uses the same filter, as escalefs sync wires it.
+	b.local, err = localdir.New(b.dir, localdir.Options{Skip: f.Skip})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.stop(t)
+	c.startWith(b, b.local, small, withFilter)
+	c.register()
+	a.write(t, "keep.txt", []byte("k"))
+	a.write(t, "debug.log", []byte("from a"))
+	a.write(t, "build/out.bin", []byte("bin"))
+	b.write(t, "b.log", []byte("from b"))
+	b.write(t, "build/b.bin", []byte("bin"))
+	b.write(t, ".notes.txt.swp", []byte("vim swap"))
+	b.write(t, "shared.txt", []byte("s"))
+	c.settle()
+	if !b.exists("keep.txt") || b.exists("debug.log") || b.exists("build/out.bin") {
+		t.Errorf("b's pulls ignore its filter: %v", tree(t, b.dir))
+	}
+	if !a.exists("shared.txt") || a.exists("b.log") || a.exists("build/b.bin") || a.exists(".notes.txt.swp") {
+		t.Errorf("b pushed filtered files: %v", tree(t, a.dir))
+	}
+}
+
+// TestAccessRequests: `escalefs access` reaches a running engine through
+// its control directory.
+func TestAccessRequests(t *testing.T) {
+	c := newCluster(t, fileRelay(t))
+	control := t.TempDir()
+	a := c.add("a", small, func(cfg *escsync.Config) { cfg.Control = control })
+	a.write(t, "f.txt", []byte("x"))
+	a.round(t)
+	dir := filepath.Join(control, escsync.AccessRequestsDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "1.json"), []byte(`{"path":"f.txt","mods":"rw-"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a.round(t)
+	if _, err := os.Stat(filepath.Join(dir, "1.json")); err == nil {
+		t.Error("request not consumed")
+	}
+	m, err := escsync.ReadAccessFile(control)
+	if err != nil || m["f.txt"] != "r-w-" {
+		t.Fatalf("access file %v %v", m, err)
+	}
+	acc, _, _ := a.e.Access("f.txt")
+	if acc != (cache.Access{Read: cache.PermDeny, Write: cache.PermDeny}) {
+		t.Fatalf("modifiers %v", acc)
+	}
+	if !strings.Contains(a.logs.String(), "access modifiers set") {
+		t.Error("not logged")
 	}
 }
