@@ -266,7 +266,13 @@ func (e *Engine) execute(ctx context.Context, id crypto.NodeID, c proto.Change, 
 	case decide.Merge:
 		ent := *local
 		ent.Version = d.Version
-		return e.store.Put(ent)
+		if local.Dirty || local.Deleted || !(isDelete(c) || c.Op == proto.OpMeta) {
+			return e.store.Put(ent)
+		}
+		// The local state beat a concurrent delete (or meta change): the
+		// nodes that applied the peer's change must learn that the path
+		// lives on here, so it is pushed again over both versions.
+		return e.store.Update(func(tx *cache.Tx) error { return e.dirtyPayload(tx, ent, payloadPut) })
 	case decide.Apply:
 		err := e.install(ctx, id, c, c.Path, local, d.Version, src)
 		if errors.Is(err, localdir.ErrLocalChanged) && isDelete(c) && local != nil && local.Kind == cache.KindDir {

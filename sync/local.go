@@ -145,12 +145,25 @@ func fill(ent *cache.Entry, ch localdir.Change) {
 
 // dirty stores ent as changed here and queues it.
 func (e *Engine) dirty(tx *cache.Tx, ent cache.Entry) error {
+	return e.dirtyPayload(tx, ent, "")
+}
+
+// payloadPut marks a queue item whose file must go out with its content,
+// not as a meta change: the peers may have deleted it.
+const payloadPut = "put"
+
+// dirtyPayload is dirty with a queue payload.
+func (e *Engine) dirtyPayload(tx *cache.Tx, ent cache.Entry, payload string) error {
 	ent.Dirty = true
 	ent.Origin = e.selfID
 	if err := tx.Put(ent); err != nil {
 		return err
 	}
-	_, err := tx.Enqueue(ent.Path, nil)
+	var p []byte
+	if payload != "" {
+		p = []byte(payload)
+	}
+	_, err := tx.Enqueue(ent.Path, p)
 	return err
 }
 

@@ -34,6 +34,9 @@ type pushItem struct {
 	blobs  []crypto.BlobID // blobs the change names
 	upload bool            // content to upload
 	repush bool            // pushed again, unchanged, for a peer's request
+	// fullPut: the file goes out as a put even if only its mode or time
+	// changed (a peer's request, or a file kept over a peer's delete).
+	fullPut bool
 	// progress is the cache key of the upload's progress, cleared when
 	// the record naming its parts is committed.
 	progress string
@@ -79,7 +82,8 @@ func (e *Engine) pushBatch(ctx context.Context) (n int, more bool, err error) {
 			}
 			repush := string(it.Payload) == payloadRepush && !ent.Dirty
 			drop := !ok || (!ent.Dirty && !repush) || (repush && (ent.Deleted || ent.Kind != cache.KindFile))
-			items = append(items, &pushItem{qid: it.ID, ent: ent, drop: drop, repush: repush})
+			items = append(items, &pushItem{qid: it.ID, ent: ent, drop: drop, repush: repush,
+				fullPut: repush || string(it.Payload) == payloadPut})
 		}
 		if ls, err = loadLogState(tx); err != nil {
 			return err
@@ -167,7 +171,7 @@ func (e *Engine) plan(it *pushItem, live map[crypto.BlobID]bool) {
 		c.Op, c.Mode, c.Hash, c.Size = proto.OpPut, unixMode(ent.Mode), ent.Hash, ent.Size
 		rr, ok := decodeRemote(ent.Remote)
 		switch {
-		case ok && rr.Path == ent.Path && rr.Hash == ent.Hash && !it.repush:
+		case ok && rr.Path == ent.Path && rr.Hash == ent.Hash && !it.fullPut:
 			// The peers have this content at this path: only the mode or
 			// mtime changed.
 			c = proto.Change{Op: proto.OpMeta, Path: ent.Path, ModTime: ent.ModTime, Mode: unixMode(ent.Mode)}
