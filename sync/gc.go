@@ -111,13 +111,75 @@ func (e *Engine) Collect(ctx context.Context) error {
 }
 
 // compact publishes a snapshot of this node's view covering its log up to
-// upTo, then deletes the records it covers and older snapshots.
+// upTo, then deletes the records it covers and older snapshots. Each step is
+// recorded as it succeeds, so that an interrupted compaction resumes where
+// it stopped instead of starting over.
 func (e *Engine) compact(ctx context.Context, upTo uint64) error {
-	var sealed []byte
 	var ls logState
+	if err := e.store.View(func(tx *cache.Tx) (err error) { ls, err = loadLogState(tx); return err }); err != nil {
+		return err
+	}
+	if !ls.HasSnapshot || ls.Snapshot < upTo {
+		if err := e.publishSnapshot(ctx, upTo); err != nil {
+			return err
+		}
+	} else {
+		upTo = ls.Snapshot
+	}
+	// Delete what the snapshot covers, one object at a time.
+	var gone int
+	for _, r := range ls.Records {
+		if r.Seq > upTo || !r.Collected {
+			continue
+		}
+		if err := e.r.Delete(ctx, crypto.LogName(e.self, r.Seq)); err != nil {
+			return fmt.Errorf("deleting record %d: %w", r.Seq, err)
+		}
+		seq := r.Seq
+		if err := e.updateLogState(func(s *logState) {
+			s.Records = slices.DeleteFunc(s.Records, func(o ownRecord) bool { return o.Seq == seq })
+		}); err != nil {
+			return err
+		}
+		gone++
+	}
+	if err := e.store.View(func(tx *cache.Tx) (err error) { ls, err = loadLogState(tx); return err }); err != nil {
+		return err
+	}
+	for _, old := range ls.OldSnapshots {
+		if err := e.r.Delete(ctx, SnapshotName(e.self, old)); err != nil {
+			return fmt.Errorf("deleting an old snapshot: %w", err)
+		}
+		if err := e.updateLogState(func(s *logState) {
+			s.OldSnapshots = slices.DeleteFunc(s.OldSnapshots, func(o uint64) bool { return o == old })
+		}); err != nil {
+			return err
+		}
+	}
+	e.count(func(s *Stats) { s.RecsDeleted += gone })
+	e.log.Debug("compacted the log", "up_to", upTo, "records", gone)
+	return nil
+}
+
+// updateLogState changes the log state in one transaction.
+func (e *Engine) updateLogState(fn func(*logState)) error {
+	return e.store.Update(func(tx *cache.Tx) error {
+		s, err := loadLogState(tx)
+		if err != nil {
+			return err
+		}
+		fn(&s)
+		return saveLogState(tx, s)
+	})
+}
+
+// publishSnapshot seals this node's whole view as the snapshot covering its
+// log up to upTo and puts it on the relay.
+func (e *Engine) publishSnapshot(ctx context.Context, upTo uint64) error {
+	var sealed []byte
 	err := e.store.View(func(tx *cache.Tx) error {
-		var err error
-		if ls, err = loadLogState(tx); err != nil {
+		ls, err := loadLogState(tx)
+		if err != nil {
 			return err
 		}
 		live := ls.liveBlobs()
@@ -148,57 +210,12 @@ func (e *Engine) compact(ctx context.Context, upTo uint64) error {
 		return fmt.Errorf("publishing a snapshot: %w", err)
 	}
 	e.count(func(s *Stats) { s.Records++ })
-	err = e.store.Update(func(tx *cache.Tx) error {
-		cur, err := loadLogState(tx)
-		if err != nil {
-			return err
+	return e.updateLogState(func(s *logState) {
+		if s.HasSnapshot && s.Snapshot != upTo {
+			s.OldSnapshots = append(s.OldSnapshots, s.Snapshot)
 		}
-		if cur.HasSnapshot && cur.Snapshot != upTo {
-			cur.OldSnapshots = append(cur.OldSnapshots, cur.Snapshot)
-		}
-		cur.Snapshot, cur.HasSnapshot = upTo, true
-		cur.LastCompaction = e.clock.Now()
-		return saveLogState(tx, cur)
-	})
-	if err != nil {
-		return err
-	}
-	// Delete what the snapshot covers; a crash in between only leaves
-	// objects that the next compaction deletes.
-	var gone []uint64
-	for _, r := range ls.Records {
-		if r.Seq > upTo || !r.Collected {
-			continue
-		}
-		if err := e.r.Delete(ctx, crypto.LogName(e.self, r.Seq)); err != nil {
-			return fmt.Errorf("deleting record %d: %w", r.Seq, err)
-		}
-		gone = append(gone, r.Seq)
-	}
-	var old []uint64
-	err = e.store.View(func(tx *cache.Tx) error {
-		cur, err := loadLogState(tx)
-		old = cur.OldSnapshots
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	for _, s := range old {
-		if err := e.r.Delete(ctx, SnapshotName(e.self, s)); err != nil {
-			return fmt.Errorf("deleting an old snapshot: %w", err)
-		}
-	}
-	e.count(func(s *Stats) { s.RecsDeleted += len(gone) })
-	e.log.Debug("compacted the log", "up_to", upTo, "records", len(gone))
-	return e.store.Update(func(tx *cache.Tx) error {
-		cur, err := loadLogState(tx)
-		if err != nil {
-			return err
-		}
-		cur.Records = slices.DeleteFunc(cur.Records, func(r ownRecord) bool { return slices.Contains(gone, r.Seq) })
-		cur.OldSnapshots = slices.DeleteFunc(cur.OldSnapshots, func(s uint64) bool { return slices.Contains(old, s) })
-		return saveLogState(tx, cur)
+		s.Snapshot, s.HasSnapshot = upTo, true
+		s.LastCompaction = e.clock.Now()
 	})
 }
 

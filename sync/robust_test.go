@@ -304,7 +304,7 @@ func (p *patternReader) Read(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// TestFaultyRelay runs three nodes over a relay that drops every 7th call
+// TestFaultyRelay runs three nodes over a relay that drops every 5th call
 // (before or after its effect) and cuts every 5th transfer midway. Behind
 // the retry wrapper, as escalefs runs, every call eventually goes through.
 // Without it, rounds fail and the next ones pick up where they stopped;
@@ -322,10 +322,14 @@ func TestFaultyRelay(t *testing.T) {
 		{"Raw", func(r relay.Relay) relay.Relay { return r }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			faulty := relaytest.NewFaulty(fileRelay(t), relaytest.FaultConfig{FailEvery: 7, CutEvery: 5, CutAfter: 3000})
-			c := newCluster(t, tc.wrap(faulty))
+			base := fileRelay(t)
+			faulty := relaytest.NewFaulty(base, relaytest.FaultConfig{FailEvery: 5, CutEvery: 5, CutAfter: 3000})
+			// The repository is opened over the healthy relay (escalefs
+			// sync retries that at start); the engines run over the
+			// faulty one.
+			c := newCluster(t, base)
 			for _, n := range []string{"a", "b", "d"} {
-				c.add(n, small)
+				c.add(n, small, func(cfg *escsync.Config) { cfg.Relay = tc.wrap(faulty) })
 			}
 			for i, n := range c.nodes {
 				if tc.large {
