@@ -23,6 +23,7 @@ import (
 	"github.com/escalefs/escalefs/relay/all"
 	"github.com/escalefs/escalefs/relay/check"
 	escsync "github.com/escalefs/escalefs/sync"
+	"github.com/escalefs/escalefs/sync/filter"
 	"github.com/escalefs/escalefs/sync/localdir"
 	"github.com/escalefs/escalefs/sync/proto"
 )
@@ -42,6 +43,14 @@ type syncFlags struct {
 	pullers      int
 	lockTimeout  time.Duration
 	once         bool
+	mode         string
+	diskQuota    string
+	filter       filter.Options
+
+	// Parsed by check.
+	parsedMode  proto.Mode
+	parsedQuota int64
+	compiled    *filter.Filter
 }
 
 func newSyncCmd(g *globals) *cobra.Command {
@@ -65,6 +74,14 @@ DIR must exist. The node's state (its cache and temporary files) lives in
 $XDG_STATE_HOME/escalefs (by default ~/.local/state/escalefs), in a directory
 named after the repository ID and DIR. Only one escalefs process syncs a
 folder at a time.
+
+--mode chooses what the node does: shared (push and pull, the default),
+upload (push only), download (pull only) or conservative (push, and let a
+pulled version replace only a file that came from another node and was
+never changed here). --include, --exclude, --extension, --include-dir and
+--exclude-dir choose the files synced; editors' and systems' temporary files
+are never synced unless --no-default-ignores is given. escalefs access sets
+the access modifiers of single files.
 
 Every file pushed or pulled is logged on standard error; -v adds every relay
 call.`,
@@ -92,6 +109,22 @@ call.`,
 	fl.IntVar(&f.pullers, "pullers", 0, "how many nodes must have pulled a file before its data is deleted from the relay (0: every node)")
 	fl.DurationVar(&f.lockTimeout, "lock-timeout", escsync.DefaultLockTimeout, "how long a silent node holds back the deletion of data it has not pulled (negative: forever)")
 	fl.BoolVar(&f.once, "once", false, "do one round (scan, push, pull) and exit")
+	fl.StringVar(&f.mode, "mode", string(proto.ModeShared),
+		"synchronization mode: shared (push and pull), upload (push only), download (pull only) or conservative "+
+			"(push; pull only over files that came from other nodes untouched)")
+	fl.StringVar(&f.diskQuota, "disk-quota", "0",
+		"what the repository may hold on the relay, such as 500MB or 2GiB; pushes wait for the other nodes to pull when it is reached (0: no quota)")
+	fl.StringArrayVar(&f.filter.Include, "include", nil,
+		"sync only the files matching this glob or /regex/ (on the name; on the path from the folder when it has a slash); repeatable")
+	fl.StringArrayVar(&f.filter.Exclude, "exclude", nil,
+		"do not sync the files matching this glob or /regex/ (as --include); repeatable, wins over --include")
+	fl.StringArrayVar(&f.filter.Extensions, "extension", nil, "sync only the files with this extension, such as txt or .jpg; repeatable")
+	fl.StringArrayVar(&f.filter.IncludeDirs, "include-dir", nil,
+		"sync only this directory (a path from the folder, components may be globs, or /regex/) and the files directly in the folder; repeatable")
+	fl.StringArrayVar(&f.filter.ExcludeDirs, "exclude-dir", nil,
+		"do not sync the directories with this name (a glob, any depth), this path (with a slash) or matching /regex/; repeatable")
+	fl.BoolVar(&f.filter.NoDefaults, "no-default-ignores", false,
+		"also sync editors' and systems' temporary files (swap, lock, backup, partial download files, .DS_Store, Thumbs.db…)")
 	f.sf.register(fl)
 	f.rf.register(fl)
 	if err := cmd.MarkFlagRequired("relay"); err != nil {
@@ -121,9 +154,50 @@ func (f *syncFlags) check() error {
 	if f.lockTimeout == 0 {
 		return fmt.Errorf("--lock-timeout %s: expected a positive duration, such as 72h, or a negative one to wait forever", f.lockTimeout)
 	}
+	mode, err := proto.ParseMode(f.mode)
+	if err != nil {
+		return fmt.Errorf("--mode %q: expected shared, upload (or push-only), download (or pull-only) or conservative", f.mode)
+	}
+	f.parsedMode = mode
+	quota, err := parseSize(f.diskQuota)
+	if err != nil {
+		return fmt.Errorf("--disk-quota %q: %v; %s", f.diskQuota, err, sizeForm)
+	}
+	f.parsedQuota = quota
+	if err := checkFilterFlags(f.filter); err != nil {
+		return err
+	}
+	if f.compiled, err = filter.Compile(f.filter); err != nil {
+		return err
+	}
 	if f.name != "" {
 		if why := checkNodeName(f.name); why != "" {
 			return fmt.Errorf("--name %q: %s", f.name, why)
+		}
+	}
+	return nil
+}
+
+// checkFilterFlags compiles every filter pattern alone, so that a malformed
+// one is reported with the flag that gave it.
+func checkFilterFlags(o filter.Options) error {
+	for _, fl := range []struct {
+		name string
+		vals []string
+		opts func(string) filter.Options
+	}{
+		{"--include", o.Include, func(p string) filter.Options { return filter.Options{Include: []string{p}} }},
+		{"--exclude", o.Exclude, func(p string) filter.Options { return filter.Options{Exclude: []string{p}} }},
+		{"--extension", o.Extensions, func(p string) filter.Options { return filter.Options{Extensions: []string{p}} }},
+		{"--include-dir", o.IncludeDirs, func(p string) filter.Options { return filter.Options{IncludeDirs: []string{p}} }},
+		{"--exclude-dir", o.ExcludeDirs, func(p string) filter.Options { return filter.Options{ExcludeDirs: []string{p}} }},
+	} {
+		for _, v := range fl.vals {
+			opts := fl.opts(v)
+			opts.NoDefaults = true
+			if _, err := filter.Compile(opts); err != nil {
+				return fmt.Errorf("%s %q: %w", fl.name, v, err)
+			}
 		}
 	}
 	return nil
@@ -221,11 +295,48 @@ func stateRoot() (string, error) {
 	return filepath.Join(home, ".local", "state", "escalefs"), nil
 }
 
-// nodeStateDir is the state directory of the node that syncs dir (absolute)
-// with repository id.
+// nodeStateDir is the state directory of the node that syncs dir (absolute,
+// symbolic links resolved) with repository id:
+// <root>/<repository ID>-<folder key>.
 func nodeStateDir(root string, id crypto.RepoID, dir string) string {
+	return filepath.Join(root, id.String()+"-"+folderKey(dir))
+}
+
+// folderKey is the part of a state directory's name that stands for the
+// synced folder dir: the first 4 bytes of its path's SHA-256, in hex.
+func folderKey(dir string) string {
 	h := sha256.Sum256([]byte(dir))
-	return filepath.Join(root, id.String()+"-"+hex.EncodeToString(h[:4]))
+	return hex.EncodeToString(h[:4])
+}
+
+// folderStateDirs lists the state directories under root of the nodes that
+// sync dir (absolute, symbolic links resolved), whatever their repository:
+// usually none or one.
+func folderStateDirs(root, dir string) ([]string, error) {
+	// Read rather than globbed: root may hold glob characters.
+	ents, err := os.ReadDir(root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	suffix := "-" + folderKey(dir)
+	var dirs []string
+	for _, d := range ents {
+		if !strings.HasSuffix(d.Name(), suffix) || len(d.Name()) == len(suffix) {
+			continue
+		}
+		if p := filepath.Join(root, d.Name()); isDir(p) {
+			dirs = append(dirs, p)
+		}
+	}
+	return dirs, nil
+}
+
+func isDir(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
 }
 
 // pidInMessage finds the process ID that cache.Open names in its ErrInUse
@@ -327,7 +438,8 @@ func runSync(ctx context.Context, g *globals, f *syncFlags, dirArg string) error
 			log.Warn("closing the cache", "err", err)
 		}
 	}()
-	local, err := localdir.New(dir, localdir.Options{Logger: log})
+	flt := f.compiled
+	local, err := localdir.New(dir, localdir.Options{Logger: log, Skip: flt.Skip})
 	if err != nil {
 		return err
 	}
@@ -336,9 +448,13 @@ func runSync(ctx context.Context, g *globals, f *syncFlags, dirArg string) error
 		Repo:        repo,
 		Cache:       store,
 		Local:       local,
+		Mode:        f.parsedMode,
 		Name:        name,
 		Scratch:     filepath.Join(state, "scratch"),
+		Control:     state,
+		Skip:        flt.Skip,
 		Refresh:     f.refresh,
+		DiskQuota:   f.parsedQuota,
 		Pullers:     f.pullers,
 		LockTimeout: f.lockTimeout,
 		Logger:      log,
@@ -346,7 +462,15 @@ func runSync(ctx context.Context, g *globals, f *syncFlags, dirArg string) error
 	if err != nil {
 		return engineFailed(err, state)
 	}
-	log.Info("syncing", "dir", dir, "relay", loc, "node", name, "id", eng.Node().String(), "state", state)
+	attrs := []any{"dir", dir, "relay", loc, "node", name, "id", eng.Node().String(), "state", state,
+		"mode", string(f.parsedMode)}
+	if f.parsedQuota > 0 {
+		attrs = append(attrs, "disk_quota", f.parsedQuota)
+	}
+	if s := flt.String(); s != "no filter" {
+		attrs = append(attrs, "filter", s)
+	}
+	log.Info("syncing", attrs...)
 
 	if f.once {
 		if n, err := local.CleanTemp(ctx); err != nil {

@@ -68,6 +68,24 @@ func TestSyncFlagErrors(t *testing.T) {
 			[]string{`invalid argument "soon" for "--refresh" flag`}},
 		{"zero lock timeout", []string{"--relay", relay, "--key-file", kf, "--lock-timeout", "0s", dir},
 			[]string{"--lock-timeout 0s", "expected a positive duration"}},
+		{"unknown mode", []string{"--relay", relay, "--key-file", kf, "--mode", "sideways", dir},
+			[]string{`--mode "sideways"`, "expected shared, upload (or push-only), download (or pull-only) or conservative"}},
+		{"malformed disk quota", []string{"--relay", relay, "--key-file", kf, "--disk-quota", "2XB", dir},
+			[]string{`--disk-quota "2XB"`, `unknown unit "XB"`, "500KB", "2GiB", "0 for none"}},
+		{"disk quota not a number", []string{"--relay", relay, "--key-file", kf, "--disk-quota", "lots", dir},
+			[]string{`--disk-quota "lots"`, "not a number", "expected a size"}},
+		{"negative disk quota", []string{"--relay", relay, "--key-file", kf, "--disk-quota=-1GB", dir},
+			[]string{`--disk-quota "-1GB"`, "negative", "expected a size"}},
+		{"include with a bad regex", []string{"--relay", relay, "--key-file", kf, "--include", "/[a-/", dir},
+			[]string{`--include "/[a-/"`, "invalid regular expression"}},
+		{"exclude with an unclosed regex", []string{"--relay", relay, "--key-file", kf, "--exclude", "*.log", "--exclude", "/tmp", dir},
+			[]string{`--exclude "/tmp"`, "must end with a slash"}},
+		{"extension with a glob", []string{"--relay", relay, "--key-file", kf, "--extension", "*.txt", dir},
+			[]string{`--extension "*.txt"`, "extensions are literal"}},
+		{"include-dir with dot-dot", []string{"--relay", relay, "--key-file", kf, "--include-dir", "../up", dir},
+			[]string{`--include-dir "../up"`, `path component ".."`}},
+		{"exclude-dir with **", []string{"--relay", relay, "--key-file", kf, "--exclude-dir", "a/**/b", dir},
+			[]string{`--exclude-dir "a/**/b"`, "** is not supported"}},
 		{"name with a control character", []string{"--relay", relay, "--key-file", kf, "--name", "a\tb", dir},
 			[]string{`--name "a\tb"`, "control character"}},
 		{"relay inside DIR", []string{"--relay", "file://" + inside, "--key-file", kf, dir},
@@ -212,6 +230,7 @@ func buildEscalefs(t *testing.T) string {
 type syncNode struct {
 	name, dir, state string
 	bin, relay, key  string
+	flags            []string // more flags of every escalefs sync
 }
 
 func newSyncNode(t *testing.T, name, bin, relay, key string) *syncNode {
@@ -219,7 +238,8 @@ func newSyncNode(t *testing.T, name, bin, relay, key string) *syncNode {
 }
 
 func (n *syncNode) command(ctx context.Context, extra ...string) *exec.Cmd {
-	args := append([]string{"sync", "--relay", n.relay, "--key-file", n.key, "--name", n.name}, extra...)
+	args := append([]string{"sync", "--relay", n.relay, "--key-file", n.key, "--name", n.name}, n.flags...)
+	args = append(args, extra...)
 	cmd := exec.CommandContext(ctx, n.bin, append(args, n.dir)...)
 	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+n.state)
 	return cmd

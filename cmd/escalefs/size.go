@@ -1,0 +1,63 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"math/big"
+	"regexp"
+	"strings"
+)
+
+// sizeForm describes the sizes parseSize accepts, for error messages.
+const sizeForm = "expected a size such as 1000000 (bytes), 500KB, 2GB (k, M, G, T, P: powers of 1000) " +
+	"or 500MiB, 2GiB (Ki, Mi, Gi, Ti, Pi: powers of 1024), or 0 for none"
+
+// sizeUnits maps the lower-case units parseSize accepts to their value in
+// bytes.
+var sizeUnits = map[string]int64{
+	"": 1, "b": 1,
+	"k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9, "t": 1e12, "tb": 1e12, "p": 1e15, "pb": 1e15,
+	"ki": 1 << 10, "kib": 1 << 10, "mi": 1 << 20, "mib": 1 << 20, "gi": 1 << 30, "gib": 1 << 30,
+	"ti": 1 << 40, "tib": 1 << 40, "pi": 1 << 50, "pib": 1 << 50,
+}
+
+// sizeSyntax splits a size into its whole part, its fraction and its unit.
+var sizeSyntax = regexp.MustCompile(`^([0-9]+)(?:\.([0-9]+))?[ \t]*([a-zA-Z]*)$`)
+
+// parseSize parses a size in bytes written the usual way: plain bytes
+// ("1000000"), decimal units ("500KB", "2GB", "1.5T": powers of 1000) or
+// binary ones ("500MiB", "2GiB": powers of 1024), case-insensitive, with an
+// optional space before the unit. A fraction is allowed with a unit and
+// rounded down to whole bytes. The error says why s is not a size; the
+// caller adds the flag and sizeForm.
+func parseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	if t == "" {
+		return 0, errors.New("empty")
+	}
+	if t[0] == '-' {
+		return 0, errors.New("negative")
+	}
+	m := sizeSyntax.FindStringSubmatch(t)
+	if m == nil {
+		return 0, errors.New("not a number followed by an optional unit")
+	}
+	whole, frac, unit := m[1], m[2], strings.ToLower(m[3])
+	mult, ok := sizeUnits[unit]
+	if !ok {
+		return 0, fmt.Errorf("unknown unit %q", m[3])
+	}
+	if frac != "" && mult == 1 {
+		return 0, errors.New("a number of bytes must be whole")
+	}
+	n, _ := new(big.Int).SetString(whole+frac, 10)
+	n.Mul(n, big.NewInt(mult))
+	n.Quo(n, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(len(frac))), nil))
+	switch {
+	case !n.IsInt64():
+		return 0, errors.New("too large")
+	case n.Sign() == 0 && strings.Trim(whole+frac, "0") != "":
+		return 0, errors.New("less than one byte")
+	}
+	return n.Int64(), nil
+}
