@@ -67,7 +67,7 @@ func (e *Engine) applyChanges(ctx context.Context, id crypto.NodeID, changes []p
 	// away from a path that keeps it.
 	deleted := make(map[[32]byte]string)
 	for i, c := range changes {
-		if l := locals[i]; c.Op == proto.OpDelete && l != nil && !l.Deleted && !l.Dirty &&
+		if l := locals[i]; c.Op == proto.OpDelete && l != nil && !l.Deleted && !l.Dirty && !e.skipped(c.Path, false) &&
 			l.Kind == cache.KindFile && l.Local != (cache.LocalStat{}) &&
 			decide.Resolve(l, c, peer).Action == decide.Apply {
 			deleted[l.Hash] = c.Path
@@ -76,12 +76,15 @@ func (e *Engine) applyChanges(ctx context.Context, id crypto.NodeID, changes []p
 	srcs := make([]source, len(changes))
 	packs := make(map[crypto.BlobID][]int)
 	for i, c := range changes {
-		if c.Op != proto.OpPut || c.Size == 0 {
+		if c.Op != proto.OpPut || c.Size == 0 || e.skipped(c.Path, false) {
 			continue
 		}
 		d := decide.Resolve(locals[i], c, peer)
 		if d.Action != decide.Apply && d.Action != decide.Conflict {
 			continue
+		}
+		if (d.Action == decide.Apply || d.Winner == decide.Remote) && e.mayWrite(locals[i]) == writeRefused {
+			continue // refused, not fetched
 		}
 		if from, ok := deleted[c.Hash]; ok && d.Action == decide.Apply {
 			srcs[i].renameFrom = from
@@ -185,6 +188,11 @@ func (w hashingWriter) Write(p []byte) (int, error) {
 
 func (w hashingWriter) Close() error { return w.f.Close() }
 
+// skipped reports whether the filter excludes path.
+func (e *Engine) skipped(path string, isDir bool) bool {
+	return e.cfg.Skip != nil && e.cfg.Skip(path, isDir)
+}
+
 // maxLocalRetries bounds how often a change is tried again after the local
 // path changed under it.
 const maxLocalRetries = 3
@@ -203,7 +211,7 @@ func (e *Engine) applyOne(ctx context.Context, id crypto.NodeID, c proto.Change,
 		e.log.Warn("rename records are not written by this version of escalefs; ignored", "node", peer, "path", c.Path)
 		return false, nil
 	}
-	if e.cfg.Skip != nil && e.cfg.Skip(c.Path, c.Op == proto.OpMkdir || c.Op == proto.OpRmdir) {
+	if e.skipped(c.Path, c.Op == proto.OpMkdir || c.Op == proto.OpRmdir) {
 		e.log.Debug("pulled change filtered out", "path", c.Path)
 		return false, nil
 	}

@@ -159,6 +159,8 @@ type Engine struct {
 	// rounds fail (the relay is down). Each is logged when it starts and
 	// when it ends.
 	full, failing bool
+	// configSeen is escale.json as the last listing showed it.
+	configSeen *relay.ObjectInfo
 	// accessWritten is set once access.json was written.
 	accessWritten bool
 	// tooLarge are the files larger than the disk quota, reported once.
@@ -439,6 +441,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	poll := MinPoll
 	res, err := e.Round(ctx)
+	if fatal(err) {
+		return err
+	}
 	e.roundDone(res, err, &poll)
 	t := e.clock.NewTimer(poll)
 	defer func() { t.Stop() }()
@@ -458,6 +463,9 @@ func (e *Engine) Run(ctx context.Context) error {
 			var paths []string
 			if !b.Rescan {
 				paths = b.Paths
+			}
+			if err := e.applyAccessRequests(ctx); err != nil {
+				e.log.Warn("access requests", "err", err)
 			}
 			n, err := e.Scan(ctx, paths)
 			if err == nil && n > 0 {

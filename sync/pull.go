@@ -3,6 +3,7 @@ package sync
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -66,8 +67,13 @@ func (e *Engine) Pull(ctx context.Context) (PullResult, error) {
 	var usage int64
 	var own []crypto.BlobID
 	ownBlobs := "blobs/" + e.selfID + "/"
+	var config *relay.ObjectInfo
 	err := e.r.List(ctx, "", func(oi relay.ObjectInfo) error {
 		usage += oi.Size
+		if oi.Name == crypto.ConfigName {
+			config = &oi
+			return nil
+		}
 		if strings.HasPrefix(oi.Name, "blobs/") {
 			if id, err := crypto.ParseBlobID(strings.TrimPrefix(oi.Name, ownBlobs)); err == nil && strings.HasPrefix(oi.Name, ownBlobs) {
 				own = append(own, id)
@@ -108,6 +114,9 @@ func (e *Engine) Pull(ctx context.Context) (PullResult, error) {
 		return PullResult{}, fmt.Errorf("listing the relay: %w", err)
 	}
 	e.usage.Store(usage)
+	if err := e.checkConfig(ctx, config); err != nil {
+		return PullResult{}, err
+	}
 	// Blobs of this node that no record names were left by a push that
 	// failed between its upload and its record (nothing else uploads
 	// while a Pull runs).
@@ -199,6 +208,31 @@ func (e *Engine) pullPeer(ctx context.Context, id crypto.NodeID, pl *peerListing
 		e.log.Debug("waiting for a record of a peer", "node", node, "seq", next)
 	}
 	return res, nil
+}
+
+// checkConfig makes sure the relay's escale.json is still the one this node
+// joined: two nodes that created a repository at the same moment, or a
+// relay that swapped the file, would otherwise leave nodes that cannot read
+// each other's records. It reads the file again only when the listing shows
+// it changed.
+func (e *Engine) checkConfig(ctx context.Context, oi *relay.ObjectInfo) error {
+	if oi == nil {
+		return fmt.Errorf("%s is gone from the relay: %w", crypto.ConfigName, ErrRepoChanged)
+	}
+	if e.configSeen != nil && e.configSeen.Size == oi.Size && e.configSeen.ModTime.Equal(oi.ModTime) {
+		return nil
+	}
+	data, err := readConfig(ctx, e.r)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", crypto.ConfigName, err)
+	}
+	if sha256.Sum256(data) != e.cfg.Repo.Hash {
+		return fmt.Errorf("%s on the relay is no longer the one this node joined (did another node create the repository at the same moment?); "+
+			"stop every node, keep one escale.json, and start again: %w", crypto.ConfigName, ErrRepoChanged)
+	}
+	seen := *oi
+	e.configSeen = &seen
+	return nil
 }
 
 // addPeer registers node as a puller, after the ones already known.

@@ -3,6 +3,7 @@ package sync_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"io"
 	"os"
@@ -474,5 +475,26 @@ func TestStopPushesQueue(t *testing.T) {
 	b.round(t)
 	if got := string(b.read(t, "late.txt")); got != "closed just before the stop" {
 		t.Fatalf("b has %q", got)
+	}
+}
+
+// TestConfigSwapped: a node notices that the relay's escale.json is no
+// longer the one it joined, and stops with a clear error instead of failing
+// on every record.
+func TestConfigSwapped(t *testing.T) {
+	c := newCluster(t, fileRelay(t))
+	a := c.add("a", small)
+	a.round(t)
+	cfg, _, err := crypto.NewConfig(rand.Reader, crypto.GenerateKey(), crypto.EncryptionAge, crypto.DefaultKDF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	relaytest.MustPut(t, c.relay, crypto.ConfigName, cfg.Marshal())
+	_, err = a.e.Round(context.Background())
+	if !errors.Is(err, escsync.ErrRepoChanged) || !strings.Contains(err.Error(), "escale.json") {
+		t.Fatalf("round after the swap: %v", err)
+	}
+	if err := a.e.Run(context.Background()); !errors.Is(err, escsync.ErrRepoChanged) {
+		t.Fatalf("Run after the swap: %v", err)
 	}
 }
