@@ -1,0 +1,679 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"github.com/escalefs/escalefs/crypto"
+	"github.com/escalefs/escalefs/internal/testserver"
+)
+
+const (
+	syncSmallCount   = 1000
+	syncSmallSize    = 4 << 10
+	syncBigSize      = 256 << 20
+	syncLatencyFiles = 40
+	// syncRefresh is the --refresh of the long-running nodes of the
+	// latency figure.
+	syncRefresh = 2 * time.Second
+	// syncDeadline bounds every wait: one process run, one file's arrival.
+	syncDeadline = 10 * time.Minute
+	// syncPoll is how often the latency figure looks for an arrival.
+	syncPoll = 5 * time.Millisecond
+)
+
+// BenchmarkSync measures `escalefs sync` end to end, with the binary built
+// from this tree and run as separate processes, one per node, each with its
+// own $XDG_STATE_HOME, sharing a key file, against a directory relay
+// (file) and Apache's WebDAV (apache-webdav):
+//
+//   - <relay>/1000x4KiB and <relay>/256MiB: the time for the files to reach
+//     a second node. Node A runs `escalefs sync --once` (push), then node B
+//     does (pull); the figure runs from A's start to B's exit. Both nodes
+//     ran --once on empty folders before, so the figure is the transfer
+//     only, not the repository's creation or the nodes' registration. B's
+//     folder is checked byte for byte afterwards. Each iteration first runs
+//     the baseline against the same server: `rclone copy` from a folder
+//     like A's up to the relay, then down into a fresh folder. The local
+//     copies rclone writes are fsynced, file by file, inside its timed
+//     part, because escalefs fsyncs what it puts in a directory relay and
+//     every file it installs. The benchmark's own timer (ns/op) runs during
+//     escalefs only.
+//   - apache-webdav/latency-refresh2s: both nodes run `escalefs sync
+//     --refresh 2s`; files are written on A one at a time, each once the
+//     previous one arrived on B, and the delay from the write's close on A
+//     to the file's appearance on B (polled every 5 ms) is recorded.
+//
+// Before each timed part, sync(2) writes back what earlier steps left in
+// the page cache (the generated files, what Apache stored without fsync),
+// so that no figure pays for another's writeback.
+//
+// Metrics: s and MB/s of escalefs (MB = 10^6 bytes of file content),
+// s-rclone and MB/s-rclone of the baseline, x-rclone, escalefs's speed as a
+// multiple of rclone's (above 1 is faster); s-push and s-pull, the two
+// processes' shares; MiB-rss-push and MiB-rss-pull, each process's peak
+// resident set (getrusage's ru_maxrss); ms-p50 and ms-p99 of the
+// close→arrival delays. A table of all figures is printed at the end. The
+// 256 MiB transfers take seconds and the rclone baseline of the small files
+// over WebDAV most of a minute, so one iteration is the usual run:
+//
+//	go test -run '^$' -bench Sync -benchtime 1x ./bench/
+func BenchmarkSync(b *testing.B) {
+	rclone, err := exec.LookPath("rclone")
+	if err != nil {
+		testserver.Unavailable(b, "rclone is not installed")
+	}
+	scratch := b.TempDir()
+	s := &syncBench{rclone: rclone, bin: buildEscalefs(b, scratch)}
+	s.keyFile = filepath.Join(scratch, "key")
+	if err := crypto.WriteKeyFile(s.keyFile, crypto.GenerateKey(), time.Now()); err != nil {
+		b.Fatal(err)
+	}
+	// An empty configuration: rclone reads no user's remotes and says
+	// nothing about a missing file.
+	s.rcloneConfig = filepath.Join(scratch, "rclone.conf")
+	if err := os.WriteFile(s.rcloneConfig, nil, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	s.big = filepath.Join(scratch, "big")
+	s.bigSum = writeBigFile(b, s.big)
+
+	workloads := []syncWorkload{
+		{name: fmt.Sprintf("%dx4KiB", syncSmallCount), bytes: syncSmallCount * syncSmallSize, fill: fillSmall, check: checkSmall},
+		{name: "256MiB", bytes: syncBigSize, fill: s.fillBig, check: s.checkBig},
+	}
+	dav := testserver.StartApache(b, testserver.DAVOptions{})
+	for _, tg := range []syncTarget{fileSyncTarget(), davSyncTarget(b, s, dav)} {
+		for _, wl := range workloads {
+			row := &syncRow{target: tg.name, workload: wl.name, bytes: wl.bytes}
+			b.Run(tg.name+"/"+wl.name, func(b *testing.B) { s.transfer(b, tg, wl, row) })
+			if row.escalefs > 0 {
+				s.rows = append(s.rows, row)
+			}
+		}
+		if tg.name == "apache-webdav" {
+			lat := &syncLatency{target: tg.name}
+			b.Run(fmt.Sprintf("%s/latency-refresh%s", tg.name, syncRefresh), func(b *testing.B) { s.latency(b, tg, lat) })
+			if lat.files > 0 {
+				s.latencies = append(s.latencies, lat)
+			}
+		}
+	}
+	s.print(os.Stdout)
+}
+
+// syncBench holds what the sub-benchmarks of BenchmarkSync share.
+type syncBench struct {
+	bin          string // the escalefs binary
+	rclone       string
+	keyFile      string
+	rcloneConfig string
+	big          string // the 256 MiB source file
+	bigSum       [32]byte
+
+	rows      []*syncRow
+	latencies []*syncLatency
+}
+
+// syncTarget is one relay: fresh places on it for escalefs and for rclone.
+type syncTarget struct {
+	name string
+	// relay returns the URL of a fresh, empty relay for escalefs and the
+	// environment its processes need.
+	relay func(b *testing.B) (url string, env []string)
+	// remote returns a fresh rclone destination, the environment rclone
+	// needs, and whether the destination is a local directory (whose files
+	// the baseline then fsyncs).
+	remote func(b *testing.B) (dst string, env []string, local bool)
+}
+
+// syncWorkload is a set of files to transfer.
+type syncWorkload struct {
+	name  string
+	bytes int64
+	fill  func(b *testing.B, dir string) // puts the files into dir
+	check func(b *testing.B, dir string) // fails unless dir holds them intact
+}
+
+// syncRow holds the figures of one target and workload; durations are
+// means per iteration.
+type syncRow struct {
+	target, workload string
+	bytes            int64
+	rclone           time.Duration
+	escalefs         time.Duration
+	push, pull       time.Duration
+	rssPush, rssPull float64 // MiB, the largest of any iteration
+}
+
+// syncLatency holds the close→arrival figures.
+type syncLatency struct {
+	target   string
+	files    int
+	p50, p99 time.Duration
+	max      time.Duration
+}
+
+func fileSyncTarget() syncTarget {
+	fresh := func(b *testing.B, prefix string) string {
+		d, err := os.MkdirTemp(b.TempDir(), prefix)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return d
+	}
+	return syncTarget{
+		name: "file",
+		relay: func(b *testing.B) (string, []string) {
+			return "file://" + fresh(b, "relay-"), nil
+		},
+		remote: func(b *testing.B) (string, []string, bool) {
+			return fresh(b, "remote-"), nil, true
+		},
+	}
+}
+
+// davSyncTarget uses a fresh collection of the Apache server per call;
+// rclone reaches the server through an on-the-fly remote set up by its
+// environment variables.
+func davSyncTarget(b *testing.B, s *syncBench, dav *testserver.DAVServer) syncTarget {
+	out, err := exec.Command(s.rclone, "--config", s.rcloneConfig, "obscure", dav.Password).Output()
+	if err != nil {
+		b.Fatalf("rclone obscure: %v", err)
+	}
+	rcloneEnv := []string{
+		"RCLONE_WEBDAV_URL=" + dav.URL,
+		"RCLONE_WEBDAV_VENDOR=other",
+		"RCLONE_WEBDAV_USER=" + dav.User,
+		"RCLONE_WEBDAV_PASS=" + strings.TrimSpace(string(out)),
+	}
+	return syncTarget{
+		name: "apache-webdav",
+		relay: func(b *testing.B) (string, []string) {
+			u, _ := dav.Subdir(b)
+			return strings.Replace(u, "://", "://"+dav.User+"@", 1), []string{"ESCALEFS_PASSWORD=" + dav.Password}
+		},
+		remote: func(b *testing.B) (string, []string, bool) {
+			u, _ := dav.Subdir(b)
+			return ":webdav:" + strings.TrimPrefix(u, dav.URL+"/"), rcloneEnv, false
+		},
+	}
+}
+
+// buildEscalefs compiles cmd/escalefs into dir.
+func buildEscalefs(b *testing.B, dir string) string {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		b.Fatalf("building escalefs: %v", err)
+	}
+	bin := filepath.Join(dir, "escalefs")
+	out, err := exec.Command(gobin, "build", "-o", bin, "github.com/escalefs/escalefs/cmd/escalefs").CombinedOutput()
+	if err != nil {
+		b.Fatalf("go build ./cmd/escalefs: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// transfer measures one workload on one target. Each iteration runs the
+// rclone baseline, then escalefs, back to back, so that both meet the
+// machine in the same state; the benchmark's timer (ns/op) runs during
+// escalefs only.
+func (s *syncBench) transfer(b *testing.B, tg syncTarget, wl syncWorkload, row *syncRow) {
+	var rcl, esc, push, pull, n time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		rcl += s.rcloneOnce(b, tg, wl)
+		e := s.escalefsOnce(b, tg, wl)
+		esc += e.took
+		push += e.push.took
+		pull += e.pull.took
+		row.rssPush = max(row.rssPush, e.push.rssMiB)
+		row.rssPull = max(row.rssPull, e.pull.rssMiB)
+		n++
+		b.StartTimer() // b.Loop insists on a running timer
+	}
+	row.rclone, row.escalefs, row.push, row.pull = rcl/n, esc/n, push/n, pull/n
+	b.ReportMetric(row.escalefs.Seconds(), "s")
+	b.ReportMetric(mbps(wl.bytes, row.escalefs), "MB/s")
+	b.ReportMetric(row.rclone.Seconds(), "s-rclone")
+	b.ReportMetric(mbps(wl.bytes, row.rclone), "MB/s-rclone")
+	b.ReportMetric(row.rclone.Seconds()/row.escalefs.Seconds(), "x-rclone")
+	b.ReportMetric(row.push.Seconds(), "s-push")
+	b.ReportMetric(row.pull.Seconds(), "s-pull")
+	b.ReportMetric(row.rssPush, "MiB-rss-push")
+	b.ReportMetric(row.rssPull, "MiB-rss-pull")
+}
+
+// escalefsRun is what one escalefs transfer took.
+type escalefsRun struct {
+	took       time.Duration // from A's start to B's exit
+	push, pull runStat
+}
+
+// escalefsOnce times A's push and B's pull, a pair of --once runs on a
+// fresh relay with fresh nodes, and checks what B installed. It expects
+// the timer stopped and leaves it so.
+func (s *syncBench) escalefsOnce(b *testing.B, tg syncTarget, wl syncWorkload) escalefsRun {
+	url, env := tg.relay(b)
+	base := b.TempDir()
+	defer os.RemoveAll(base)
+	na := newSyncNode(b, base, "a", env)
+	nb := newSyncNode(b, base, "b", env)
+	s.once(b, na, url)
+	s.once(b, nb, url)
+	wl.fill(b, na.dir)
+	syscall.Sync()
+
+	b.StartTimer()
+	start := time.Now()
+	ra := s.once(b, na, url)
+	rb := s.once(b, nb, url)
+	took := time.Since(start)
+	b.StopTimer()
+
+	wl.check(b, nb.dir)
+	return escalefsRun{took: took, push: ra, pull: rb}
+}
+
+// rcloneOnce times `rclone copy` up from a folder like A's and down into
+// a fresh one, and checks the copy.
+func (s *syncBench) rcloneOnce(b *testing.B, tg syncTarget, wl syncWorkload) time.Duration {
+	base := b.TempDir()
+	defer os.RemoveAll(base)
+	src, dst := filepath.Join(base, "a"), filepath.Join(base, "b")
+	for _, d := range []string{src, dst} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			b.Fatal(err)
+		}
+	}
+	wl.fill(b, src)
+	remote, env, local := tg.remote(b)
+	if local {
+		defer os.RemoveAll(remote)
+	}
+	syscall.Sync()
+
+	start := time.Now()
+	s.rcloneCopy(b, env, src, remote)
+	if local {
+		fsyncTree(b, remote)
+	}
+	s.rcloneCopy(b, env, remote, dst)
+	fsyncTree(b, dst)
+	took := time.Since(start)
+
+	wl.check(b, dst)
+	return took
+}
+
+func (s *syncBench) rcloneCopy(b *testing.B, env []string, src, dst string) {
+	ctx, cancel := context.WithTimeout(context.Background(), syncDeadline)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, s.rclone, "--config", s.rcloneConfig, "copy", src, dst)
+	cmd.Env = append(os.Environ(), env...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("rclone copy %s %s: %v\n%s", src, dst, err, out)
+	}
+}
+
+// fsyncTree fsyncs every file and directory under root.
+func fsyncTree(b *testing.B, root string) {
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		err = f.Sync()
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+}
+
+// latency runs two long-lived nodes and records, for files written on A
+// one after another, the delay from the write's close to the file's
+// appearance on B.
+func (s *syncBench) latency(b *testing.B, tg syncTarget, lat *syncLatency) {
+	var delays []time.Duration
+	for b.Loop() {
+		url, env := tg.relay(b)
+		base := b.TempDir()
+		na := newSyncNode(b, base, "a", env)
+		nb := newSyncNode(b, base, "b", env)
+		// One node creates the repository, then the other joins, before
+		// either runs for good: two nodes that start at once on an empty
+		// WebDAV relay can each create a repository of their own.
+		s.once(b, na, url)
+		s.once(b, nb, url)
+		refresh := "--refresh=" + syncRefresh.String()
+		pa := s.start(b, na, url, refresh)
+		pb := s.start(b, nb, url, refresh)
+		procs := []*syncProc{pa, pb}
+
+		// The first file also waits out both processes' start.
+		write := func(name string, data []byte) time.Time {
+			if err := os.WriteFile(filepath.Join(na.dir, name), data, 0o644); err != nil {
+				b.Fatal(err)
+			}
+			return time.Now()
+		}
+		warm := smallContent(-1)
+		write("warm-up", warm)
+		waitArrival(b, filepath.Join(nb.dir, "warm-up"), int64(len(warm)), procs)
+		for i := range syncLatencyFiles {
+			name := fmt.Sprintf("lat-%03d", i)
+			data := smallContent(syncSmallCount + i)
+			closed := write(name, data)
+			arrived := waitArrival(b, filepath.Join(nb.dir, name), int64(len(data)), procs)
+			delays = append(delays, arrived.Sub(closed))
+		}
+		pa.stop(b)
+		pb.stop(b)
+		for i := range syncLatencyFiles {
+			got, err := os.ReadFile(filepath.Join(nb.dir, fmt.Sprintf("lat-%03d", i)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if !bytes.Equal(got, smallContent(syncSmallCount+i)) {
+				b.Fatalf("lat-%03d arrived with other content", i)
+			}
+		}
+	}
+	slices.Sort(delays)
+	lat.files = len(delays)
+	lat.p50, lat.p99, lat.max = percentile(delays, 50), percentile(delays, 99), delays[len(delays)-1]
+	b.ReportMetric(ms(lat.p50), "ms-p50")
+	b.ReportMetric(ms(lat.p99), "ms-p99")
+}
+
+// percentile returns the nearest-rank p-th percentile of sorted.
+func percentile(sorted []time.Duration, p int) time.Duration {
+	rank := (p*len(sorted) + 99) / 100
+	return sorted[max(rank, 1)-1]
+}
+
+// waitArrival polls for path to exist with size bytes (installs are
+// atomic renames) and returns when it saw it. It fails when a process
+// exits or syncDeadline passes.
+func waitArrival(b *testing.B, path string, size int64, procs []*syncProc) time.Time {
+	deadline := time.Now().Add(syncDeadline)
+	tick := time.NewTicker(syncPoll)
+	defer tick.Stop()
+	for {
+		if st, err := os.Stat(path); err == nil && st.Size() == size {
+			return time.Now()
+		}
+		for _, p := range procs {
+			select {
+			case <-p.done:
+				b.Fatalf("%s exited while waiting for %s: %v\n%s", p.name, filepath.Base(path), p.err, p.out.String())
+			default:
+			}
+		}
+		if time.Now().After(deadline) {
+			var logs strings.Builder
+			for _, p := range procs {
+				fmt.Fprintf(&logs, "\n%s:\n%s", p.name, p.out.String())
+			}
+			b.Fatalf("%s did not arrive within %s%s", filepath.Base(path), syncDeadline, logs.String())
+		}
+		<-tick.C
+	}
+}
+
+// syncNode is one node: its folder and the environment that gives it its
+// own state, configuration and cache directories.
+type syncNode struct {
+	name string
+	dir  string
+	env  []string
+}
+
+func newSyncNode(b *testing.B, base, name string, env []string) *syncNode {
+	root := filepath.Join(base, name)
+	n := &syncNode{name: name, dir: filepath.Join(root, "folder")}
+	n.env = append(os.Environ(), env...)
+	for _, x := range []string{"STATE", "CONFIG", "CACHE"} {
+		d := filepath.Join(root, strings.ToLower(x))
+		n.env = append(n.env, "XDG_"+x+"_HOME="+d)
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(n.dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	return n
+}
+
+func (s *syncBench) command(ctx context.Context, n *syncNode, url string, flags ...string) *exec.Cmd {
+	args := append([]string{"sync", "--relay", url, "--name", n.name, "--key-file", s.keyFile}, flags...)
+	cmd := exec.CommandContext(ctx, s.bin, append(args, n.dir)...)
+	cmd.Env = n.env
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return cmd
+}
+
+// runStat is what one --once run took.
+type runStat struct {
+	took   time.Duration
+	rssMiB float64
+}
+
+// once runs `escalefs sync --once` for n and fails unless it succeeds.
+func (s *syncBench) once(b *testing.B, n *syncNode, url string) runStat {
+	ctx, cancel := context.WithTimeout(context.Background(), syncDeadline)
+	defer cancel()
+	cmd := s.command(ctx, n, url, "--once")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	err := cmd.Run()
+	took := time.Since(start)
+	if ctx.Err() != nil {
+		b.Fatalf("%s: escalefs sync --once did not finish within %s\n%s", n.name, syncDeadline, out.String())
+	}
+	if err != nil {
+		b.Fatalf("%s: escalefs sync --once: %v\n%s", n.name, err, out.String())
+	}
+	ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	if !ok {
+		b.Fatal("no rusage for the escalefs process")
+	}
+	return runStat{took: took, rssMiB: float64(ru.Maxrss) / 1024} // ru_maxrss is in KiB on Linux
+}
+
+// syncProc is a long-running `escalefs sync`.
+type syncProc struct {
+	name string
+	cmd  *exec.Cmd
+	out  *testserver.SyncBuffer
+	done chan struct{}
+	err  error // Wait's, once done is closed
+}
+
+func (s *syncBench) start(b *testing.B, n *syncNode, url string, flags ...string) *syncProc {
+	p := &syncProc{name: n.name, out: &testserver.SyncBuffer{}, done: make(chan struct{})}
+	p.cmd = s.command(context.Background(), n, url, flags...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	b.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+	})
+	return p
+}
+
+// stop ends the process with SIGTERM and fails unless it exits cleanly.
+func (p *syncProc) stop(b *testing.B) {
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		b.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(time.Minute):
+		b.Fatalf("%s did not exit within a minute of SIGTERM\n%s", p.name, p.out.String())
+	}
+	if p.err != nil {
+		b.Fatalf("%s: escalefs sync: %v\n%s", p.name, p.err, p.out.String())
+	}
+}
+
+// smallContent returns the content of small file i: 4 KiB from a ChaCha8
+// stream seeded with i, so that no two files are alike.
+func smallContent(i int) []byte {
+	var seed [32]byte
+	copy(seed[:], "escalefs small file")
+	binary.LittleEndian.PutUint64(seed[24:], uint64(i))
+	buf := make([]byte, syncSmallSize)
+	rand.NewChaCha8(seed).Read(buf)
+	return buf
+}
+
+func smallName(i int) string { return fmt.Sprintf("f%04d", i) }
+
+func fillSmall(b *testing.B, dir string) {
+	for i := range syncSmallCount {
+		if err := os.WriteFile(filepath.Join(dir, smallName(i)), smallContent(i), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func checkSmall(b *testing.B, dir string) {
+	for i := range syncSmallCount {
+		got, err := os.ReadFile(filepath.Join(dir, smallName(i)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if !bytes.Equal(got, smallContent(i)) {
+			b.Fatalf("%s arrived with other content", smallName(i))
+		}
+	}
+}
+
+// writeBigFile writes the 256 MiB source file, a ChaCha8 stream, 1 MiB at
+// a time, and returns its SHA-256.
+func writeBigFile(b *testing.B, path string) [32]byte {
+	var seed [32]byte
+	copy(seed[:], "escalefs big file")
+	src := rand.NewChaCha8(seed)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	buf := make([]byte, 1<<20)
+	for range syncBigSize / len(buf) {
+		src.Read(buf)
+		h.Write(buf)
+		if _, err := f.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return [32]byte(h.Sum(nil))
+}
+
+// fillBig puts the big file into dir: a hard link, so that each iteration
+// starts without 256 MiB of dirty pages being written back under the timed
+// part; a copy where links fail.
+func (s *syncBench) fillBig(b *testing.B, dir string) {
+	dst := filepath.Join(dir, "big")
+	if err := os.Link(s.big, dst); err == nil {
+		return
+	}
+	in, err := os.Open(s.big)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		b.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func (s *syncBench) checkBig(b *testing.B, dir string) {
+	f, err := os.Open(filepath.Join(dir, "big"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if n != syncBigSize || [32]byte(h.Sum(nil)) != s.bigSum {
+		b.Fatalf("big arrived with other content (%d bytes)", n)
+	}
+}
+
+func mbps(n int64, d time.Duration) float64 { return float64(n) / 1e6 / d.Seconds() }
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// print writes the figures as two aligned tables.
+func (s *syncBench) print(w io.Writer) {
+	if len(s.rows) > 0 {
+		fmt.Fprintln(w, "\nsync: time to reach a second node (escalefs: A sync --once, then B sync --once; rclone: copy up, then down)")
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		// Names are padded to one width so that they read left-aligned.
+		wt, ww := len("relay"), len("files")
+		for _, r := range s.rows {
+			wt, ww = max(wt, len(r.target)), max(ww, len(r.workload))
+		}
+		fmt.Fprintf(tw, "%-*s\t%-*s\trclone s\trclone MB/s\tescalefs s\tescalefs MB/s\tx rclone\tpush s\tpull s\tRSS push MiB\tRSS pull MiB\t\n", wt, "relay", ww, "files")
+		for _, r := range s.rows {
+			fmt.Fprintf(tw, "%-*s\t%-*s\t%s\t%s\t%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t\n", wt, r.target, ww, r.workload,
+				secs(r.rclone), f1(mbps(r.bytes, r.rclone)), secs(r.escalefs), f1(mbps(r.bytes, r.escalefs)),
+				r.rclone.Seconds()/r.escalefs.Seconds(), secs(r.push), secs(r.pull), f1(r.rssPush), f1(r.rssPull))
+		}
+		tw.Flush()
+	}
+	for _, l := range s.latencies {
+		fmt.Fprintf(w, "\nsync: close on A → arrival on B over %s, %d files one after another, --refresh %s: p50 %.0f ms, p99 %.0f ms, max %.0f ms\n",
+			l.target, l.files, syncRefresh, ms(l.p50), ms(l.p99), ms(l.max))
+	}
+}
+
+func secs(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 3, 64) }
+
+func f1(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
