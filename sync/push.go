@@ -8,6 +8,7 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	"os"
 	"slices"
 	"time"
 
@@ -44,6 +45,7 @@ type pushItem struct {
 	retry    bool // the file changed while uploading: scan it again
 	wait     bool // no room on the relay: stays queued
 	hasher   hash.Hash
+	closed   *cache.LocalStat // the file's fingerprint when the upload closed it
 }
 
 // Push publishes what the queue holds: it uploads content, then writes one
@@ -220,14 +222,38 @@ func (h *hashingReader) Read(p []byte) (int, error) {
 
 func (h *hashingReader) Close() error { return h.r.Close() }
 
-// open opens an item's file for upload, hashing what is read.
+// open opens an item's file for upload. Whether what is sent is what was
+// scanned is checked when the file is closed: by its fingerprint (size,
+// times, inode: any write changes its ctime), or, when the scan could not
+// trust the fingerprint (a file changed within the clock's resolution), by
+// hashing what is read.
 func (e *Engine) open(ctx context.Context, it *pushItem) (io.ReadCloser, error) {
 	f, err := e.local.Open(ctx, it.ent.Path, it.ent.Local)
 	if err != nil {
 		return nil, err
 	}
-	it.hasher = sha256.New()
-	return &hashingReader{r: f, h: it.hasher}, nil
+	it.hasher, it.closed = nil, nil
+	if it.ent.Local.CTimeNs == 0 {
+		it.hasher = sha256.New()
+		return &hashingReader{r: f, h: it.hasher}, nil
+	}
+	return &statOnClose{f: f, st: &it.closed}, nil
+}
+
+// statOnClose records the file's fingerprint when it is closed.
+type statOnClose struct {
+	f  *os.File
+	st **cache.LocalStat
+}
+
+func (s *statOnClose) Read(p []byte) (int, error) { return s.f.Read(p) }
+
+func (s *statOnClose) Close() error {
+	if fi, err := s.f.Stat(); err == nil {
+		st := localdir.Fingerprint(fi)
+		*s.st = &st
+	}
+	return s.f.Close()
 }
 
 // changedLocally reports whether err means a file changed under an upload.
@@ -336,8 +362,8 @@ func (e *Engine) uploadParts(ctx context.Context, it *pushItem) error {
 			e.dropUpload(ctx, key, prog) // another content: its parts are of no use
 		}
 		prog = uploadProgress{Hash: it.ent.Hash, Size: it.ent.Size, PartSize: e.cfg.PartSize}
-	} else if len(prog.Parts) > 0 {
-		e.log.Info("resuming an interrupted upload", "path", it.ent.Path, "parts_done", len(prog.Parts))
+	} else if stored := countStored(prog.Parts); stored > 0 {
+		e.log.Info("resuming an interrupted upload", "path", it.ent.Path, "parts_done", stored)
 	}
 	refs, err := e.up.PutPartsFrom(ctx, func() (io.ReadCloser, error) { return e.open(ctx, it) }, it.ent.Size, e.cfg.PartSize,
 		prog.Parts, func(refs []crypto.BlobRef) error {
@@ -368,6 +394,13 @@ func (e *Engine) uploadParts(ctx context.Context, it *pushItem) error {
 // verified checks that what was uploaded is what was scanned; a file
 // rewritten in place with the same size is caught here.
 func (e *Engine) verified(it *pushItem) bool {
+	if it.hasher == nil {
+		if it.closed == nil || *it.closed != it.ent.Local {
+			it.retry = true
+			return false
+		}
+		return true
+	}
 	var sum [32]byte
 	it.hasher.Sum(sum[:0])
 	if sum != it.ent.Hash {

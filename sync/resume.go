@@ -96,6 +96,9 @@ func forgetUpload(tx *cache.Tx, path string) error {
 // dropUpload forgets an upload and deletes the parts it stored.
 func (e *Engine) dropUpload(ctx context.Context, path string, p uploadProgress) {
 	for _, ref := range p.Parts {
+		if ref.ID == (crypto.BlobID{}) {
+			continue // not stored
+		}
 		if err := e.r.Delete(ctx, crypto.BlobName(e.self, ref.ID)); err != nil {
 			e.log.Debug("deleting a part of an abandoned upload", "blob", ref.ID.String(), "err", err)
 		}
@@ -103,6 +106,17 @@ func (e *Engine) dropUpload(ctx context.Context, path string, p uploadProgress) 
 	if err := e.store.Update(func(tx *cache.Tx) error { return forgetUpload(tx, path) }); err != nil {
 		e.log.Warn("forgetting an abandoned upload", "err", err)
 	}
+}
+
+// countStored counts the parts of an upload in progress that are stored.
+func countStored(parts []crypto.BlobRef) int {
+	n := 0
+	for _, p := range parts {
+		if p.ID != (crypto.BlobID{}) {
+			n++
+		}
+	}
+	return n
 }
 
 func hashKey(h [32]byte) string { return hex.EncodeToString(h[:]) }

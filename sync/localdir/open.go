@@ -3,6 +3,7 @@ package localdir
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
 
 	"github.com/escalefs/escalefs/cache"
@@ -44,3 +45,7 @@ func (d *Dir) Open(ctx context.Context, rel string, expect cache.LocalStat) (*os
 	}
 	return f, nil
 }
+
+// Fingerprint returns the LocalStat of fi, as Scan records it; the engine
+// compares it with the recorded one to tell whether a file changed.
+func Fingerprint(fi fs.FileInfo) cache.LocalStat { return localStat(fi) }

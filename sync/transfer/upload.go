@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
+	gosync "sync"
 
 	"github.com/escalefs/escalefs/crypto"
 	"github.com/escalefs/escalefs/relay"
@@ -106,13 +108,13 @@ func (u *Uploader) PutParts(ctx context.Context, open func() (io.ReadCloser, err
 	return u.PutPartsFrom(ctx, open, size, partSize, nil, nil)
 }
 
-// PutPartsFrom is PutParts resuming an interrupted upload: done are the
-// parts of the same content (same size and part size) already stored, in
-// order; the content's first len(done) parts are read but not sent again
-// (skipped with Seek when the reader can). After each part is stored,
-// onPart (if not nil) is called with the references so far, so that the
-// caller can remember them across a crash; an error from it stops the
-// upload.
+// PutPartsFrom is PutParts resuming an interrupted upload: done[i], where
+// its ID is not zero, is part i of the same content (same size and part
+// size) already stored; those parts are read but not sent again (the
+// leading ones skipped with Seek when the reader can). After each part is
+// stored, onPart (if not nil) is called with the references so far, a
+// zero BlobRef for each part not stored yet, so that the caller can
+// remember them across a crash; an error from it stops the upload.
 func (u *Uploader) PutPartsFrom(ctx context.Context, open func() (io.ReadCloser, error), size, partSize int64,
 	done []crypto.BlobRef, onPart func([]crypto.BlobRef) error) ([]crypto.BlobRef, error) {
 	if partSize <= 0 {
@@ -133,7 +135,11 @@ func (u *Uploader) PutPartsFrom(ctx context.Context, open func() (io.ReadCloser,
 		return nil, fmt.Errorf("parts: opening: %w", err)
 	}
 	defer rc.Close()
-	skip := int64(len(done)) * partSize
+	lead := 0
+	for lead < len(done) && done[lead].ID != (crypto.BlobID{}) {
+		lead++
+	}
+	skip := int64(lead) * partSize
 	if sk, ok := rc.(io.Seeker); ok && skip > 0 {
 		if _, err := sk.Seek(skip, io.SeekStart); err != nil {
 			return nil, fmt.Errorf("parts: resuming at byte %d: %w", skip, err)
@@ -143,15 +149,51 @@ func (u *Uploader) PutPartsFrom(ctx context.Context, open func() (io.ReadCloser,
 			return nil, fmt.Errorf("parts: resuming at byte %d: %w", skip, err)
 		}
 	}
-	refs := make([]crypto.BlobRef, 0, n)
-	refs = append(refs, done...)
 	if len(done) > 0 {
-		u.log.Debug("resuming an upload", "parts_done", len(done), "parts", n)
+		u.log.Debug("resuming an upload", "parts", n)
 	}
-	for i := int64(len(done)); i < n; i++ {
+	// Parts are read and encrypted one after another (the content is a
+	// stream) while up to partsInFlight of them are being sent, so that
+	// encryption and the network overlap and several connections work.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	refs := make([]crypto.BlobRef, n)
+	copy(refs, done)
+	var (
+		mu           gosync.Mutex
+		firstEr      error
+		onPartFailed bool
+		wg           gosync.WaitGroup
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if firstEr == nil {
+			firstEr = err
+		}
+		mu.Unlock()
+		cancel()
+	}
+	slots := make(chan struct{}, partsInFlight)
+	for i := int64(lead); i < n; i++ {
 		length := min(partSize, size-i*partSize)
+		if refs[i].ID != (crypto.BlobID{}) {
+			// Stored before: read through it, send nothing.
+			if err := copyExact(ctx, io.Discard, rc, length, i*partSize, size); err != nil {
+				fail(fmt.Errorf("parts: part %d of %d: %w", i+1, n, err))
+				break
+			}
+			continue
+		}
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
 		last := i == n-1
-		ref, err := u.put(ctx, crypto.NewBlobID(), func(w io.Writer) error {
+		id := crypto.NewBlobID()
+		f, ref, err := u.stage(ctx, id, func(w io.Writer) error {
 			if err := copyExact(ctx, w, rc, length, i*partSize, size); err != nil {
 				return err
 			}
@@ -161,14 +203,43 @@ func (u *Uploader) PutPartsFrom(ctx context.Context, open func() (io.ReadCloser,
 			return nil
 		})
 		if err != nil {
-			return nil, fmt.Errorf("parts: part %d of %d: %w", i+1, n, err)
+			<-slots
+			fail(fmt.Errorf("parts: part %d of %d: %w", i+1, n, err))
+			break
 		}
-		refs = append(refs, ref)
-		if onPart != nil {
-			if err := onPart(refs); err != nil {
-				return nil, err
+		wg.Go(func() {
+			defer func() { <-slots }()
+			if err := u.send(ctx, f, id, ref); err != nil {
+				fail(fmt.Errorf("parts: part %d of %d: %w", i+1, n, err))
+				return
 			}
+			mu.Lock()
+			defer mu.Unlock()
+			refs[i] = ref
+			// Recorded even when another part failed meanwhile: it need
+			// not be sent again.
+			if onPart != nil && !onPartFailed {
+				if err := onPart(slices.Clone(refs)); err != nil {
+					onPartFailed = true
+					if firstEr == nil {
+						firstEr = err
+					}
+					cancel()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if firstEr != nil {
+		return nil, firstEr
+	}
+	if refs[n-1].ID != (crypto.BlobID{}) && int64(len(done)) == n && done[n-1].ID != (crypto.BlobID{}) {
+		if err := checkEnd(rc, size); err != nil {
+			return nil, fmt.Errorf("parts: %w", err)
 		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	if err := rc.Close(); err != nil {
 		return nil, fmt.Errorf("parts: closing: %w", err)
@@ -179,25 +250,40 @@ func (u *Uploader) PutPartsFrom(ctx context.Context, open func() (io.ReadCloser,
 
 const maxInt64 = 1<<63 - 1
 
+// partsInFlight bounds the parts of one file being sent at once.
+const partsInFlight = 3
+
 // put writes a blob with fill, staging it in a temporary file, and Puts it
 // under the blob's name. The temporary file is always removed.
-func (u *Uploader) put(ctx context.Context, id crypto.BlobID, fill func(io.Writer) error) (ref crypto.BlobRef, err error) {
-	if err := ctx.Err(); err != nil {
+func (u *Uploader) put(ctx context.Context, id crypto.BlobID, fill func(io.Writer) error) (crypto.BlobRef, error) {
+	f, ref, err := u.stage(ctx, id, fill)
+	if err != nil {
 		return crypto.BlobRef{}, err
+	}
+	return ref, u.send(ctx, f, id, ref)
+}
+
+// stage encrypts what fill writes into a temporary file and returns it,
+// open, with the blob's reference. On error nothing is left behind.
+func (u *Uploader) stage(ctx context.Context, id crypto.BlobID, fill func(io.Writer) error) (*os.File, crypto.BlobRef, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, crypto.BlobRef{}, err
 	}
 	f, err := os.CreateTemp(u.scratch, "blob-*")
 	if err != nil {
-		return crypto.BlobRef{}, fmt.Errorf("staging blob: %w", err)
+		return nil, crypto.BlobRef{}, fmt.Errorf("staging blob: %w", err)
 	}
-	defer func() {
-		cerr := f.Close()
-		if rerr := os.Remove(f.Name()); rerr != nil && err == nil {
-			err = fmt.Errorf("removing staged blob: %w", rerr)
-		}
-		if cerr != nil && err == nil {
-			err = fmt.Errorf("staging blob: %w", cerr)
-		}
-	}()
+	ref, err := u.fill(f, id, fill)
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, crypto.BlobRef{}, err
+	}
+	return f, ref, nil
+}
+
+// fill encrypts what fill writes into f.
+func (u *Uploader) fill(f *os.File, id crypto.BlobID, fill func(io.Writer) error) (crypto.BlobRef, error) {
 	bw, err := crypto.NewBlobWriter(u.keys, id, f)
 	if err != nil {
 		return crypto.BlobRef{}, err
@@ -208,11 +294,22 @@ func (u *Uploader) put(ctx context.Context, id crypto.BlobID, fill func(io.Write
 	if err := bw.Close(); err != nil {
 		return crypto.BlobRef{}, fmt.Errorf("staging blob: %w", err)
 	}
-	ref = bw.Ref()
-	if err := u.relay.Put(ctx, crypto.BlobName(u.node, id), relay.ReaderAtPayload(f, ref.Size)); err != nil {
-		return crypto.BlobRef{}, err
-	}
-	return ref, nil
+	return bw.Ref(), nil
+}
+
+// send Puts a staged blob and removes its temporary file, whatever
+// happens.
+func (u *Uploader) send(ctx context.Context, f *os.File, id crypto.BlobID, ref crypto.BlobRef) (err error) {
+	defer func() {
+		cerr := f.Close()
+		if rerr := os.Remove(f.Name()); rerr != nil && err == nil {
+			err = fmt.Errorf("removing staged blob: %w", rerr)
+		}
+		if cerr != nil && err == nil {
+			err = fmt.Errorf("staging blob: %w", cerr)
+		}
+	}()
+	return u.relay.Put(ctx, crypto.BlobName(u.node, id), relay.ReaderAtPayload(f, ref.Size))
 }
 
 // copyFile copies exactly size bytes of the content open returns into w.
