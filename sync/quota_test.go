@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/escalefs/escalefs/relay"
@@ -62,12 +63,12 @@ type fullRelay struct {
 	relay.Relay
 	t     *testing.T
 	limit int64
-	hits  int
+	hits  atomic.Int64
 }
 
 func (f *fullRelay) Put(ctx context.Context, name string, p relay.Payload) error {
 	if strings.HasPrefix(name, "blobs/") && blobBytes(f.t, f.Relay)+p.Length() > f.limit {
-		f.hits++
+		f.hits.Add(1)
 		return fmt.Errorf("put %s: 552 quota exceeded: %w", name, relay.ErrQuota)
 	}
 	return f.Relay.Put(ctx, name, p)
@@ -86,7 +87,7 @@ func TestRelayFull(t *testing.T) {
 	}
 	c.settle()
 	c.sameTrees()
-	if fr.hits == 0 {
+	if fr.hits.Load() == 0 {
 		t.Fatal("the relay never said it was full")
 	}
 	if n, _ := a.store.QueueLen(); n != 0 {
