@@ -249,6 +249,13 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Partial == "" {
 		cfg.Partial = filepath.Join(filepath.Dir(filepath.Clean(cfg.Scratch)), "partial")
 	}
+	for _, d := range []*string{&cfg.Scratch, &cfg.Partial} {
+		abs, err := filepath.Abs(*d)
+		if err != nil {
+			return nil, err
+		}
+		*d = abs
+	}
 	if err := os.MkdirAll(cfg.Partial, 0o700); err != nil {
 		return nil, fmt.Errorf("partial downloads directory: %w", err)
 	}

@@ -120,6 +120,11 @@ func (d *Dir) undoCreated(created []string) {
 // can still be overwritten; a new file at a path that had none is never
 // overwritten where the filesystem supports RENAME_NOREPLACE.
 //
+// When src is an *os.File opened by an absolute path, its whole content is
+// installed (whatever was read of it) and, on the same filesystem, the file
+// is hard-linked into place instead of copied; the caller must not change
+// it afterwards.
+//
 // It returns the fingerprint of the installed file, to be stored in
 // Entry.Local.
 func (d *Dir) Install(ctx context.Context, rel string, src io.Reader, meta Meta, expect *cache.LocalStat) (cache.LocalStat, error) {
@@ -156,15 +161,31 @@ func (d *Dir) Install(ctx context.Context, rel string, src io.Reader, meta Meta,
 }
 
 func (d *Dir) installFile(ctx context.Context, dir *os.Root, tmp, name, rel string, src io.Reader, meta Meta, expect *cache.LocalStat) (cache.LocalStat, error) {
-	f, err := dir.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return cache.LocalStat{}, fmt.Errorf("install %q: %w", rel, err)
+	var f *os.File
+	var n int64
+	if sf, ok := src.(*os.File); ok && filepath.IsAbs(sf.Name()) && linkInto(dir, sf.Name(), tmp) == nil {
+		// A complete file on the same filesystem (a finished download):
+		// it becomes the temporary file without a copy.
+		fi, err := sf.Stat()
+		if err != nil {
+			return cache.LocalStat{}, fmt.Errorf("install %q: %w", rel, err)
+		}
+		n = fi.Size()
+		if f, err = dir.OpenFile(tmp, os.O_WRONLY, 0); err != nil {
+			return cache.LocalStat{}, fmt.Errorf("install %q: %w", rel, err)
+		}
+	} else {
+		var err error
+		f, err = dir.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return cache.LocalStat{}, fmt.Errorf("install %q: %w", rel, err)
+		}
+		if n, err = copyCtx(ctx, f, src); err != nil {
+			f.Close()
+			return cache.LocalStat{}, fmt.Errorf("install %q: writing: %w", rel, err)
+		}
 	}
 	defer f.Close()
-	n, err := copyCtx(ctx, f, src)
-	if err != nil {
-		return cache.LocalStat{}, fmt.Errorf("install %q: writing: %w", rel, err)
-	}
 	if err := f.Chmod(meta.Mode & ModeMask); err != nil {
 		return cache.LocalStat{}, fmt.Errorf("install %q: %w", rel, err)
 	}

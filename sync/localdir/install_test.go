@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	gosync "sync"
@@ -523,5 +524,43 @@ func TestRename(t *testing.T) {
 	}
 	if _, err := f.d.Rename(bg, "z", "z/inside", dls); err == nil {
 		t.Error("rename into itself succeeded")
+	}
+}
+
+// TestInstallFromFile: an *os.File source on the same filesystem is linked
+// into place, not copied, and the result is what a copy would give.
+func TestInstallFromFile(t *testing.T) {
+	f := newFixture(t)
+	src := filepath.Join(filepath.Dir(f.root), "download.part")
+	if err := os.WriteFile(src, []byte("downloaded content"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sf, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sf.Close()
+	mt := time.Date(2023, 3, 3, 3, 3, 3, 3, time.UTC)
+	ls, err := f.d.Install(bg, "got.txt", sf, fileMeta(0o640, mt), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(f.abs("got.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srcInfo, _ := os.Stat(src)
+	if !os.SameFile(fi, srcInfo) {
+		t.Error("copied, not linked")
+	}
+	b, _ := os.ReadFile(f.abs("got.txt"))
+	if string(b) != "downloaded content" || fi.Mode().Perm() != 0o640 || !fi.ModTime().Equal(mt) || ls.Size != int64(len(b)) {
+		t.Errorf("installed %q mode %v mtime %v size %d", b, fi.Mode(), fi.ModTime(), ls.Size)
+	}
+	if err := os.Remove(src); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(f.abs("got.txt")); string(b) != "downloaded content" {
+		t.Error("content lost with the source's name")
 	}
 }

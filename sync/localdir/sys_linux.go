@@ -88,3 +88,12 @@ func withFd(dir *os.Root, fn func(fd int) error) error {
 	}
 	return ferr
 }
+
+// linkInto makes the file at src (an absolute path outside the folder) a
+// second name, tmp, in dir, without copying: a hard link, which works only
+// within one filesystem. Any failure leaves nothing and the caller copies.
+func linkInto(dir *os.Root, src, tmp string) error {
+	return withFd(dir, func(fd int) error {
+		return unix.Linkat(unix.AT_FDCWD, src, fd, tmp, 0)
+	})
+}

@@ -39,3 +39,6 @@ func (d *Dir) renameAt(fromDir *os.Root, fromName string, toDir *os.Root, toName
 	}
 	return os.Rename(filepath.Join(fromDir.Name(), fromName), filepath.Join(toDir.Name(), toName))
 }
+
+// linkInto is not available here; the caller copies.
+func linkInto(dir *os.Root, src, tmp string) error { return errors.ErrUnsupported }
