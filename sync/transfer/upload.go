@@ -165,13 +165,19 @@ func (u *Uploader) PutPartsFrom(ctx context.Context, open func() (io.ReadCloser,
 		onPartFailed bool
 		wg           gosync.WaitGroup
 	)
+	// A failed part stops the staging of more parts, but the parts in
+	// flight go on: each one stored need not be sent again.
 	fail := func(err error) {
 		mu.Lock()
 		if firstEr == nil {
 			firstEr = err
 		}
 		mu.Unlock()
-		cancel()
+	}
+	failed := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return firstEr != nil
 	}
 	slots := make(chan struct{}, partsInFlight)
 	for i := int64(lead); i < n; i++ {
@@ -189,6 +195,10 @@ func (u *Uploader) PutPartsFrom(ctx context.Context, open func() (io.ReadCloser,
 		case <-ctx.Done():
 		}
 		if ctx.Err() != nil {
+			break // the slot may not be ours; nothing waits for it
+		}
+		if failed() {
+			<-slots
 			break
 		}
 		last := i == n-1
