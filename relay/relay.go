@@ -64,6 +64,14 @@ type Renamer interface {
 	Rename(ctx context.Context, from, to string) error
 }
 
+// TempRemover is implemented by relays whose temporary objects (TempPrefix
+// names, hidden from List) can be found: RemoveTemp deletes those under dir
+// (recursively; "" for the whole relay) last modified before before, and
+// returns how many it deleted. A Put killed halfway leaves one behind.
+type TempRemover interface {
+	RemoveTemp(ctx context.Context, dir string, before time.Time) (int, error)
+}
+
 // Quotaer is implemented by relays that can report their storage usage.
 type Quotaer interface {
 	Quota(ctx context.Context) (Usage, error)

@@ -233,6 +233,12 @@ func (e *Engine) applyOne(ctx context.Context, id crypto.NodeID, c proto.Change,
 				e.log.Info("refused a peer's version of a file made here (conservative mode)", "path", c.Path, "node", peer)
 				return false, nil
 			case writeKeepCopy:
+				if c.Op != proto.OpPut && c.Op != proto.OpSymlink && c.Op != proto.OpMkdir {
+					// w- against a delete or a mode change: the file stays
+					// here, as it is, and only here.
+					e.log.Info("kept a protected (w-) file; the peer's change is not applied here", "path", c.Path, "op", c.Op, "node", peer)
+					return false, nil
+				}
 				// w-: the local file stays; the peer's version goes beside it.
 				d = decide.Decision{Action: decide.Conflict, Winner: decide.Local, Loser: decide.Remote,
 					Version: local.Version.Merge(c.Version)}
@@ -248,10 +254,20 @@ func (e *Engine) applyOne(ctx context.Context, id crypto.NodeID, c proto.Change,
 			continue
 		}
 		if errors.Is(err, errSkip) {
+			if c.Op == proto.OpPut {
+				return false, e.want(c.Path, c.Hash)
+			}
 			return false, nil
 		}
 		if err != nil {
 			return false, err
+		}
+		if c.Op == proto.OpPut {
+			// The content asked for arrived, wherever it went (at the path,
+			// as a conflict copy, or already here): the request is done.
+			if err := e.answered(c.Path, c.Hash); err != nil {
+				return false, err
+			}
 		}
 		return d.Action != decide.Ignore, nil
 	}
@@ -274,7 +290,7 @@ func (e *Engine) execute(ctx context.Context, id crypto.NodeID, c proto.Change, 
 	case decide.Merge:
 		ent := *local
 		ent.Version = d.Version
-		if local.Dirty || local.Deleted || !(isDelete(c) || c.Op == proto.OpMeta) {
+		if local.Deleted || !(isDelete(c) || c.Op == proto.OpMeta) {
 			return e.store.Put(ent)
 		}
 		// The local state beat a concurrent delete (or meta change): the

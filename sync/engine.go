@@ -40,6 +40,7 @@ const (
 
 // Relay is the part of relay.Relay the engine uses.
 type Relay interface {
+	Stat(ctx context.Context, name string) (relay.ObjectInfo, error)
 	List(ctx context.Context, dir string, fn func(relay.ObjectInfo) error) error
 	Get(ctx context.Context, name string, offset, length int64, fn func(io.Reader) error) error
 	Put(ctx context.Context, name string, p relay.Payload) error
@@ -159,6 +160,16 @@ type Engine struct {
 	// rounds fail (the relay is down). Each is logged when it starts and
 	// when it ends.
 	full, failing bool
+	// ownTempCleared is set once this node's temporary objects left on
+	// the relay by a killed run were removed.
+	ownTempCleared bool
+	// usageKnown is set once a listing measured the relay's usage.
+	usageKnown bool
+	// postRequests is set while a record being written is to carry this
+	// node's outstanding requests.
+	postRequests bool
+	// cleared are the silent peers whose stale objects were cleared.
+	cleared map[crypto.NodeID]bool
 	// configSeen is escale.json as the last listing showed it.
 	configSeen *relay.ObjectInfo
 	// accessWritten is set once access.json was written.
@@ -274,6 +285,7 @@ func New(cfg Config) (*Engine, error) {
 		selfID:   self.String(),
 		partial:  cfg.Partial,
 		tooLarge: make(map[string]bool),
+		cleared:  make(map[crypto.NodeID]bool),
 		sealer:   crypto.NewRecordSealer(cfg.Repo.Keys, cfg.Repo.ID, rand.Reader),
 		up:       transfer.NewUploader(cfg.Relay, cfg.Repo.Keys, self, cfg.Scratch, cfg.Logger),
 		down:     transfer.NewDownloader(cfg.Relay, cfg.Repo.Keys, cfg.Logger),

@@ -1,6 +1,7 @@
 package sync_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -188,5 +189,43 @@ func TestCompaction(t *testing.T) {
 	ent, ok, err := late.store.Get("dir/f0")
 	if err != nil || !ok || !ent.Deleted {
 		t.Errorf("late joiner's entry for the deleted file: %+v %v %v", ent, ok, err)
+	}
+}
+
+// TestDeadPeerStaleBlobs: the blobs a node left by a push it never
+// finished are cleared by the others once it is silent beyond the lock
+// timeout; the blobs its records name stay.
+func TestDeadPeerStaleBlobs(t *testing.T) {
+	fr := &failingPuts{Relay: fileRelay(t), prefix: "nodes/"}
+	c := newCluster(t, fr)
+	const timeout = time.Hour
+	a := c.add("a", small, lockTimeout(timeout))
+	d := c.add("d", small, lockTimeout(timeout))
+	idle := c.add("idle", small, lockTimeout(timeout))
+	c.register()
+	idle.stop(t) // a puller that never acks: d's named blobs stay
+	d.write(t, "kept.txt", []byte("named by a record"))
+	d.round(t)
+	d.write(t, "lost.txt", []byte("uploaded, never named"))
+	fr.armed.Store(true)
+	if _, err := d.e.Round(context.Background()); err == nil {
+		t.Fatal("d's record went out")
+	}
+	fr.armed.Store(false)
+	d.stop(t) // d dies with a blob no record names
+	if n := len(c.blobsOf(d)); n != 2 {
+		t.Fatalf("d's blobs: %d", n)
+	}
+	a.round(t)
+	if n := len(c.blobsOf(d)); n != 2 {
+		t.Fatalf("cleared while d is within the lock timeout: %d left", n)
+	}
+	c.clock.Advance(timeout + time.Minute)
+	a.round(t)
+	if n := len(c.blobsOf(d)); n != 1 {
+		t.Fatalf("after the lock timeout d has %d blobs, want the named one", n)
+	}
+	if string(a.read(t, "kept.txt")) != "named by a record" {
+		t.Fatal("a lacks kept.txt")
 	}
 }

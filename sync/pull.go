@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/escalefs/escalefs/cache"
 	"github.com/escalefs/escalefs/crypto"
@@ -68,6 +69,7 @@ func (e *Engine) Pull(ctx context.Context) (PullResult, error) {
 	var own []crypto.BlobID
 	ownBlobs := "blobs/" + e.selfID + "/"
 	var config *relay.ObjectInfo
+	others := make(map[crypto.NodeID][]crypto.BlobID)
 	err := e.r.List(ctx, "", func(oi relay.ObjectInfo) error {
 		usage += oi.Size
 		if oi.Name == crypto.ConfigName {
@@ -75,8 +77,18 @@ func (e *Engine) Pull(ctx context.Context) (PullResult, error) {
 			return nil
 		}
 		if strings.HasPrefix(oi.Name, "blobs/") {
-			if id, err := crypto.ParseBlobID(strings.TrimPrefix(oi.Name, ownBlobs)); err == nil && strings.HasPrefix(oi.Name, ownBlobs) {
+			parts := strings.Split(oi.Name, "/")
+			if len(parts) != 3 {
+				return nil
+			}
+			node, err1 := crypto.ParseNodeID(parts[1])
+			id, err2 := crypto.ParseBlobID(parts[2])
+			switch {
+			case err1 != nil || err2 != nil:
+			case oi.Name == ownBlobs+parts[2]:
 				own = append(own, id)
+			default:
+				others[node] = append(others[node], id)
 			}
 			return nil
 		}
@@ -114,8 +126,21 @@ func (e *Engine) Pull(ctx context.Context) (PullResult, error) {
 		return PullResult{}, fmt.Errorf("listing the relay: %w", err)
 	}
 	e.usage.Store(usage)
+	e.usageKnown = true
 	if err := e.checkConfig(ctx, config); err != nil {
 		return PullResult{}, err
+	}
+	if !e.ownTempCleared {
+		// Temporary objects of Puts a killed run of this node left: only
+		// one process runs a node, and nothing is being put now.
+		e.ownTempCleared = true
+		for _, dir := range []string{"blobs/" + e.selfID, "nodes/" + e.selfID} {
+			if n, err := e.removeTemp(ctx, dir); err != nil {
+				e.log.Warn("removing temporary objects of an interrupted run", "dir", dir, "err", err)
+			} else if n > 0 {
+				e.log.Info("removed temporary objects of an interrupted run from the relay", "count", n)
+			}
+		}
 	}
 	// Blobs of this node that no record names were left by a push that
 	// failed between its upload and its record (nothing else uploads
@@ -141,7 +166,93 @@ func (e *Engine) Pull(ctx context.Context) (PullResult, error) {
 			}
 		}
 	}
+	if err := e.clearDeadPeers(ctx, peers, others); err != nil {
+		errs = append(errs, err)
+	}
 	return res, errors.Join(errs...)
+}
+
+// clearDeadPeers deletes the stale objects of peers silent for longer than
+// the lock timeout: blobs that none of their records on the relay names,
+// left by a push they never finished. Their records, and the blobs those
+// name, stay: a node may come back. Each dead peer is looked at once per
+// run, and again only when it is seen writing and falls silent again.
+func (e *Engine) clearDeadPeers(ctx context.Context, peers map[crypto.NodeID]*peerListing, blobs map[crypto.NodeID][]crypto.BlobID) error {
+	if e.cfg.LockTimeout <= 0 {
+		return nil
+	}
+	now := e.clock.Now()
+	for node, ids := range blobs {
+		if e.cleared[node] {
+			continue
+		}
+		var ps peerState
+		var known bool
+		err := e.store.View(func(tx *cache.Tx) (err error) {
+			ps, known, err = loadPeer(tx, node.String())
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if !known || now.Sub(ps.LastSeen) <= e.cfg.LockTimeout {
+			continue
+		}
+		named := make(map[crypto.BlobID]bool)
+		name := func(changes []proto.Change) {
+			for _, c := range changes {
+				if c.Pack != nil {
+					named[c.Pack.Blob.ID] = true
+				}
+				for _, p := range c.Parts {
+					named[p.ID] = true
+				}
+			}
+		}
+		if pl := peers[node]; pl != nil && len(pl.snaps) > 0 {
+			seq := slices.Max(pl.snaps)
+			plain, err := e.fetchRecord(ctx, SnapshotName(node, seq), crypto.RecordContext{Node: node, Seq: seq, Kind: KindSnapshot})
+			if err != nil {
+				return fmt.Errorf("reading a silent peer's snapshot: %w", err)
+			}
+			s, err := proto.DecodeSnapshot(plain)
+			if err != nil {
+				return fmt.Errorf("reading a silent peer's snapshot: %w: %w", err, ErrBadRecord)
+			}
+			name(s.Entries)
+		}
+		if pl := peers[node]; pl != nil {
+			for seq := range pl.logs {
+				plain, err := e.fetchRecord(ctx, crypto.LogName(node, seq), crypto.RecordContext{Node: node, Seq: seq, Kind: KindLog})
+				if err != nil {
+					return fmt.Errorf("reading a silent peer's log: %w", err)
+				}
+				l, err := proto.DecodeLog(plain)
+				if err != nil {
+					return fmt.Errorf("reading a silent peer's log: %w: %w", err, ErrBadRecord)
+				}
+				name(l.Changes)
+			}
+		}
+		n, err := e.removeTemp(ctx, "blobs/"+node.String())
+		if err != nil {
+			return fmt.Errorf("clearing a silent peer's temporary objects: %w", err)
+		}
+		for _, id := range ids {
+			if named[id] {
+				continue
+			}
+			if err := e.r.Delete(ctx, crypto.BlobName(node, id)); err != nil {
+				return fmt.Errorf("clearing a silent peer's stale blob: %w", err)
+			}
+			n++
+		}
+		e.cleared[node] = true
+		if n > 0 {
+			e.log.Info("cleared stale objects of a peer silent beyond the lock timeout", "node", node.String(), "name", ps.Name, "blobs", n)
+		}
+	}
+	return nil
 }
 
 // pullPeer applies what one peer's listing shows beyond what was applied.
@@ -170,6 +281,7 @@ func (e *Engine) pullPeer(ctx context.Context, id crypto.NodeID, pl *peerListing
 			e.log.Info("new peer", "node", node)
 		} else if pl.max > ps.MaxSeq {
 			ps.LastSeen, ps.MaxSeq = now, pl.max
+			delete(e.cleared, id) // alive again: look again should it fall silent
 		}
 		return savePeer(tx, node, ps)
 	})
@@ -233,6 +345,20 @@ func (e *Engine) checkConfig(ctx context.Context, oi *relay.ObjectInfo) error {
 	seen := *oi
 	e.configSeen = &seen
 	return nil
+}
+
+// removeTemp deletes every temporary object under dir, where the relay can
+// find them (relay.TempRemover); 0 elsewhere.
+func (e *Engine) removeTemp(ctx context.Context, dir string) (int, error) {
+	t, ok := e.r.(relay.TempRemover)
+	if !ok {
+		return 0, nil
+	}
+	n, err := t.RemoveTemp(ctx, dir, time.Now().Add(24*time.Hour))
+	if errors.Is(err, relay.ErrUnsupported) {
+		return 0, nil
+	}
+	return n, err
 }
 
 // addPeer registers node as a puller, after the ones already known.

@@ -115,6 +115,7 @@ func (e *Engine) pushBatch(ctx context.Context) (n int, more bool, err error) {
 	}
 	e.setFull(waiting || full, "disk quota reached")
 	heartbeat := e.heartbeatDue(ls)
+	e.postRequests = requestDue || heartbeat
 	n, err = e.commit(ctx, items, ackDue || heartbeat || requestDue)
 	if err != nil {
 		return 0, false, err
@@ -308,6 +309,16 @@ func (e *Engine) fit(items []*pushItem) (waiting bool) {
 	if e.cfg.DiskQuota <= 0 {
 		return false
 	}
+	if !e.usageKnown {
+		// Not listed yet: nothing is uploaded before the relay's usage
+		// is known (the next listing tells).
+		for _, it := range items {
+			if it.upload && !it.drop {
+				it.wait = true
+			}
+		}
+		return false
+	}
 	room := e.cfg.DiskQuota - e.usage.Load()
 	for _, it := range items {
 		if !it.upload || it.drop {
@@ -363,7 +374,19 @@ func (e *Engine) uploadParts(ctx context.Context, it *pushItem) error {
 		}
 		prog = uploadProgress{Hash: it.ent.Hash, Size: it.ent.Size, PartSize: e.cfg.PartSize}
 	} else if stored := countStored(prog.Parts); stored > 0 {
-		e.log.Info("resuming an interrupted upload", "path", it.ent.Path, "parts_done", stored)
+		// Parts of a node silent for long may have been cleared by its
+		// peers as stale: send again any that is gone.
+		for i, ref := range prog.Parts {
+			if ref.ID == (crypto.BlobID{}) {
+				continue
+			}
+			if _, err := e.r.Stat(ctx, crypto.BlobName(e.self, ref.ID)); errors.Is(err, fs.ErrNotExist) {
+				prog.Parts[i] = crypto.BlobRef{}
+			} else if err != nil {
+				return err
+			}
+		}
+		e.log.Info("resuming an interrupted upload", "path", it.ent.Path, "parts_done", countStored(prog.Parts))
 	}
 	refs, err := e.up.PutPartsFrom(ctx, func() (io.ReadCloser, error) { return e.open(ctx, it) }, it.ent.Size, e.cfg.PartSize,
 		prog.Parts, func(refs []crypto.BlobRef) error {
@@ -577,11 +600,16 @@ func (e *Engine) writeRecord(tx *cache.Tx, changes []proto.Change, blobs []crypt
 	if err != nil {
 		return err
 	}
-	requests, err := loadWanted(tx)
-	if err != nil {
-		return err
+	// Requests go out when new, and again with each heartbeat: not with
+	// every record, or two nodes acknowledging each other would repeat
+	// them (and their answers) for ever.
+	var requests []proto.Request
+	if e.postRequests {
+		if requests, err = loadWanted(tx); err != nil {
+			return err
+		}
+		requests = requests[:min(len(requests), maxPosted)]
 	}
-	requests = requests[:min(len(requests), maxPosted)]
 	mode := e.cfg.Mode
 	if mode == proto.ModeShared {
 		mode = "" // the default, left out

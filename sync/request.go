@@ -110,3 +110,23 @@ func (e *Engine) answer(peer crypto.NodeID, reqs []proto.Request) error {
 		return nil
 	})
 }
+
+// answered forgets the request for content hash at path, if there is one.
+func (e *Engine) answered(path string, hash [32]byte) error {
+	var found bool
+	err := e.store.View(func(tx *cache.Tx) error {
+		w, err := loadWanted(tx)
+		found = slices.Contains(w, proto.Request{Path: path, Hash: hash})
+		return err
+	})
+	if err != nil || !found {
+		return err
+	}
+	return e.store.Update(func(tx *cache.Tx) error {
+		w, err := loadWanted(tx)
+		if err != nil {
+			return err
+		}
+		return saveWanted(tx, slices.DeleteFunc(w, func(o proto.Request) bool { return o.Path == path && o.Hash == hash }))
+	})
+}

@@ -18,6 +18,7 @@ import (
 	"path"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/escalefs/escalefs/relay"
 )
@@ -355,4 +356,45 @@ func translate(err error) error {
 		return fmt.Errorf("%w: %v", fs.ErrPermission, err)
 	}
 	return err
+}
+
+// RemoveTemp implements relay.TempRemover: it deletes the temporary files
+// of Puts that never finished (a process killed halfway) under dir, if they
+// were last modified before before.
+func (r *Relay) RemoveTemp(ctx context.Context, dir string, before time.Time) (int, error) {
+	if err := relay.ValidDir(dir); err != nil {
+		return 0, relay.WrapOp("remove temporary objects", dir, err)
+	}
+	start := r.root
+	if dir != "" {
+		start = r.path(dir)
+	}
+	n := 0
+	err := filepath.WalkDir(start, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if d.IsDir() || !relay.IsTempName(d.Name()) {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil || !info.ModTime().Before(before) {
+			return nil
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		n++
+		return nil
+	})
+	if err != nil {
+		return n, relay.WrapOp("remove temporary objects", dir, err)
+	}
+	return n, nil
 }

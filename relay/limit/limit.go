@@ -6,6 +6,7 @@ package limit
 import (
 	"context"
 	"io"
+	"time"
 
 	"github.com/escalefs/escalefs/relay"
 )
@@ -17,9 +18,10 @@ type Relay struct {
 }
 
 var (
-	_ relay.Relay   = (*Relay)(nil)
-	_ relay.Renamer = (*Relay)(nil)
-	_ relay.Quotaer = (*Relay)(nil)
+	_ relay.Relay       = (*Relay)(nil)
+	_ relay.Renamer     = (*Relay)(nil)
+	_ relay.Quotaer     = (*Relay)(nil)
+	_ relay.TempRemover = (*Relay)(nil)
 )
 
 // New wraps inner so that at most n calls (n ≥ 1) run at once. A Get holds
@@ -95,6 +97,19 @@ func (r *Relay) Rename(ctx context.Context, from, to string) error {
 	}
 	defer r.release()
 	return rn.Rename(ctx, from, to)
+}
+
+// RemoveTemp implements relay.TempRemover.
+func (r *Relay) RemoveTemp(ctx context.Context, dir string, before time.Time) (int, error) {
+	t, ok := r.inner.(relay.TempRemover)
+	if !ok {
+		return 0, relay.WrapOp("remove temporary objects", dir, relay.ErrUnsupported)
+	}
+	if err := r.acquire(ctx); err != nil {
+		return 0, relay.WrapOp("remove temporary objects", dir, err)
+	}
+	defer r.release()
+	return t.RemoveTemp(ctx, dir, before)
 }
 
 // Quota implements relay.Quotaer.

@@ -19,9 +19,10 @@ type Relay struct {
 }
 
 var (
-	_ relay.Relay   = (*Relay)(nil)
-	_ relay.Renamer = (*Relay)(nil)
-	_ relay.Quotaer = (*Relay)(nil)
+	_ relay.Relay       = (*Relay)(nil)
+	_ relay.Renamer     = (*Relay)(nil)
+	_ relay.Quotaer     = (*Relay)(nil)
+	_ relay.TempRemover = (*Relay)(nil)
 )
 
 // New wraps inner; log nil discards everything.
@@ -108,6 +109,18 @@ func (r *Relay) Rename(ctx context.Context, from, to string) error {
 	err := rn.Rename(ctx, from, to)
 	r.done(ctx, "rename", from, start, err, "to", to)
 	return err
+}
+
+// RemoveTemp implements relay.TempRemover.
+func (r *Relay) RemoveTemp(ctx context.Context, dir string, before time.Time) (int, error) {
+	t, ok := r.inner.(relay.TempRemover)
+	if !ok {
+		return 0, relay.WrapOp("remove temporary objects", dir, relay.ErrUnsupported)
+	}
+	start := time.Now()
+	n, err := t.RemoveTemp(ctx, dir, before)
+	r.done(ctx, "remove temporary objects", dir, start, err, "removed", n)
+	return n, err
 }
 
 // Quota implements relay.Quotaer.

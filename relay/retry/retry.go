@@ -69,9 +69,10 @@ type Relay struct {
 }
 
 var (
-	_ relay.Relay   = (*Relay)(nil)
-	_ relay.Renamer = (*Relay)(nil)
-	_ relay.Quotaer = (*Relay)(nil)
+	_ relay.Relay       = (*Relay)(nil)
+	_ relay.Renamer     = (*Relay)(nil)
+	_ relay.Quotaer     = (*Relay)(nil)
+	_ relay.TempRemover = (*Relay)(nil)
 )
 
 // New wraps inner.
@@ -250,6 +251,20 @@ func (r *Relay) Rename(ctx context.Context, from, to string) error {
 		tried = true
 		return err
 	})
+}
+
+// RemoveTemp implements relay.TempRemover.
+func (r *Relay) RemoveTemp(ctx context.Context, dir string, before time.Time) (n int, err error) {
+	t, ok := r.inner.(relay.TempRemover)
+	if !ok {
+		return 0, relay.WrapOp("remove temporary objects", dir, relay.ErrUnsupported)
+	}
+	err = r.do(ctx, "remove temporary objects", dir, func() error {
+		m, err := t.RemoveTemp(ctx, dir, before)
+		n += m
+		return err
+	})
+	return n, err
 }
 
 // Quota implements relay.Quotaer.
