@@ -388,6 +388,7 @@ func (e *Engine) conflict(ctx context.Context, id crypto.NodeID, c proto.Change,
 			if st, err = e.local.Rename(ctx, c.Path, name, local.Local); err != nil {
 				return err
 			}
+			e.changed(c.Path, name)
 		}
 		err = e.store.Update(func(tx *cache.Tx) error {
 			if local.Kind == cache.KindDir {
@@ -586,6 +587,18 @@ func (e *Engine) install(ctx context.Context, id crypto.NodeID, c proto.Change, 
 // saw local (nil: nothing), and returns the entry describing it (without
 // version, origin or dirty flag).
 func (e *Engine) place(ctx context.Context, id crypto.NodeID, c proto.Change, path string, local *cache.Entry, src source) (cache.Entry, error) {
+	ent, err := e.placeOnDisk(ctx, id, c, path, local, src)
+	if err == nil {
+		e.changed(path)
+		if src.renameFrom != "" {
+			e.changed(src.renameFrom)
+		}
+	}
+	return ent, err
+}
+
+// placeOnDisk is place without the change report.
+func (e *Engine) placeOnDisk(ctx context.Context, id crypto.NodeID, c proto.Change, path string, local *cache.Entry, src source) (cache.Entry, error) {
 	var expect *cache.LocalStat
 	ent := cache.Entry{Path: path}
 	if local != nil {

@@ -131,6 +131,10 @@ type Config struct {
 	// the queue holds; zero means DefaultStopGrace, negative none. What
 	// is not pushed then stays queued on disk for the next start.
 	StopGrace time.Duration
+	// OnChange, if set, is called with each path the engine changed in the
+	// folder (installed, removed, moved, or its metadata set), after the
+	// change: the mount invalidates the kernel's caches of it.
+	OnChange func(path string)
 	// Watch configures the folder's watcher in Run.
 	Watch localdir.WatchOptions
 	// Clock is the time source; nil means the system clock.
@@ -176,6 +180,9 @@ type Engine struct {
 	accessWritten bool
 	// tooLarge are the files larger than the disk quota, reported once.
 	tooLarge map[string]bool
+
+	// notify carries the paths that Notify reported to Run.
+	notify chan []string
 
 	mu    gosync.Mutex
 	stats Stats
@@ -285,6 +292,7 @@ func New(cfg Config) (*Engine, error) {
 		selfID:   self.String(),
 		partial:  cfg.Partial,
 		tooLarge: make(map[string]bool),
+		notify:   make(chan []string, 1024),
 		cleared:  make(map[crypto.NodeID]bool),
 		sealer:   crypto.NewRecordSealer(cfg.Repo.Keys, cfg.Repo.ID, rand.Reader),
 		up:       transfer.NewUploader(cfg.Relay, cfg.Repo.Keys, self, cfg.Scratch, cfg.Logger),
@@ -351,6 +359,31 @@ func (e *Engine) count(f func(s *Stats)) {
 	e.mu.Lock()
 	f(&e.stats)
 	e.mu.Unlock()
+}
+
+// Notify tells a running engine that paths changed in the folder (a file
+// written and closed in the mount), so that it scans and pushes them without
+// waiting for the watcher. It never blocks; when too many reports wait, the
+// periodic rescan still finds the change.
+func (e *Engine) Notify(paths ...string) {
+	if len(paths) == 0 {
+		return
+	}
+	select {
+	case e.notify <- paths:
+	default:
+		e.log.Debug("change reports overflow; the next scan finds them", "paths", len(paths))
+	}
+}
+
+// changed reports a change the engine made in the folder to OnChange.
+func (e *Engine) changed(paths ...string) {
+	if e.cfg.OnChange == nil {
+		return
+	}
+	for _, p := range paths {
+		e.cfg.OnChange(p)
+	}
 }
 
 // cleanScratch removes what a crashed run left in the scratch directory.
@@ -471,6 +504,30 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			e.drain(ctx, batches)
 			return nil
+		case paths := <-e.notify:
+			// Paths reported by the mount: scan them now (more may be
+			// waiting; take them too).
+			for more := true; more; {
+				select {
+				case p := <-e.notify:
+					paths = append(paths, p...)
+				default:
+					more = false
+				}
+			}
+			n, err := e.Scan(ctx, paths)
+			if err == nil && n > 0 {
+				_, err = e.Push(ctx)
+			}
+			if fatal(err) {
+				return err
+			}
+			e.reportRound(err)
+			if n > 0 && poll > MinPoll {
+				poll = MinPoll
+				t.Stop()
+				t = e.clock.NewTimer(poll)
+			}
 		case b, ok := <-batches:
 			if !ok {
 				if ctx.Err() != nil {
