@@ -1,0 +1,282 @@
+// Package fs presents a synchronized folder as a FUSE filesystem: a
+// loopback over a backing directory (the node's cache of plaintext files)
+// that tells the sync engine which paths changed through the mount, and
+// lets the engine invalidate the kernel's caches of the paths it changed.
+//
+// The node methods stay thin: they call go-fuse's loopback and report the
+// change; what a change means is the engine's business.
+package fs
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	iofs "io/fs"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// Events receives the paths changed through the mount, relative to its root
+// and slash-separated (the engine's Notify).
+type Events interface {
+	Changed(rel string)
+}
+
+// Options configure Mount.
+type Options struct {
+	// Events receives the changes made through the mount; nil drops them.
+	Events Events
+	// NonEmpty allows mounting over a directory that holds files (which
+	// the mount hides until it is unmounted).
+	NonEmpty bool
+	// Name is the filesystem's name in the mount table (default escalefs).
+	Name string
+	// Debug logs every FUSE request.
+	Debug bool
+}
+
+// MaxWrite is the largest write the kernel sends at once: 1 MiB, the limit
+// of Linux 4.20 and later, so that sequential writes cost few round trips.
+const MaxWrite = 1 << 20
+
+// Timeouts of the kernel's caches. The mount is the only writer of the
+// backing directory besides the engine, and the engine invalidates what it
+// changes (Invalidate), so the timeouts only bound how long a missed
+// invalidation (a node not yet known to the kernel, a failed notify) can
+// show stale data: a short second keeps that harmless while still sparing
+// a LOOKUP/GETATTR round trip per path component on every open or stat of
+// a busy tree.
+const (
+	entryTimeout    = time.Second
+	attrTimeout     = time.Second
+	negativeTimeout = time.Second
+)
+
+// Server is a mounted filesystem.
+type Server struct {
+	*fuse.Server
+	root       *node
+	mountpoint string
+	backing    string
+}
+
+// ErrFUSEUnavailable is wrapped by the error of Mount when the kernel's
+// FUSE device cannot be used.
+var ErrFUSEUnavailable = errors.New("FUSE is unavailable")
+
+// Mount mounts a loopback of backing on mountpoint and serves it until it is
+// unmounted (Unmount, fusermount -u).
+func Mount(ctx context.Context, mountpoint, backing string, opts Options) (*Server, error) {
+	mnt, err := filepath.Abs(mountpoint)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkMountpoint(mnt, opts.NonEmpty); err != nil {
+		return nil, err
+	}
+	if err := checkFUSE(); err != nil {
+		return nil, err
+	}
+	backing, err = filepath.Abs(backing)
+	if err != nil {
+		return nil, err
+	}
+	lroot, err := gofs.NewLoopbackRoot(backing)
+	if err != nil {
+		return nil, fmt.Errorf("backing directory %s: %w", backing, err)
+	}
+	ln := lroot.(*gofs.LoopbackNode)
+	root := &node{LoopbackNode: ln, ev: opts.Events}
+	ln.RootData.RootNode = root
+
+	name := opts.Name
+	if name == "" {
+		name = "escalefs"
+	}
+	et, at, nt := entryTimeout, attrTimeout, negativeTimeout
+	srv, err := gofs.Mount(mnt, root, &gofs.Options{
+		EntryTimeout:    &et,
+		AttrTimeout:     &at,
+		NegativeTimeout: &nt,
+		MountOptions: fuse.MountOptions{
+			MaxWrite: MaxWrite,
+			FsName:   backing,
+			Name:     name,
+			Debug:    opts.Debug,
+		},
+	})
+	if err != nil {
+		return nil, mountFailed(mnt, err)
+	}
+	return &Server{Server: srv, root: root, mountpoint: mnt, backing: backing}, nil
+}
+
+// Mountpoint is the absolute path of the mount.
+func (s *Server) Mountpoint() string { return s.mountpoint }
+
+// Invalidate tells the kernel that rel (slash-separated, relative to the
+// root) changed in the backing directory: its entry in its parent is looked
+// up again and its cached content and attributes dropped. Paths whose
+// parent the kernel does not know need nothing. Errors are ignored: the
+// timeouts bound a missed invalidation.
+func (s *Server) Invalidate(rel string) {
+	rel = strings.Trim(path.Clean("/"+rel), "/")
+	if rel == "" {
+		_ = s.root.NotifyContent(0, 0)
+		return
+	}
+	parent := s.root.EmbeddedInode()
+	dir, name := path.Split(rel)
+	for _, c := range strings.Split(strings.Trim(dir, "/"), "/") {
+		if c == "" {
+			continue
+		}
+		if parent = parent.GetChild(c); parent == nil {
+			return
+		}
+	}
+	if child := parent.GetChild(name); child != nil {
+		_ = child.NotifyContent(0, 0)
+	}
+	_ = parent.NotifyEntry(name)
+}
+
+// checkMountpoint explains what is wrong with mnt as a mountpoint.
+func checkMountpoint(mnt string, nonEmpty bool) error {
+	fi, err := os.Stat(mnt)
+	switch {
+	case errors.Is(err, syscall.ENOTCONN):
+		return fmt.Errorf("%s is a FUSE mount whose process is gone: unmount it first (fusermount -u %s)", mnt, mnt)
+	case errors.Is(err, iofs.ErrNotExist):
+		return fmt.Errorf("mountpoint %s does not exist: create it first (mkdir -p %s)", mnt, mnt)
+	case err != nil:
+		return fmt.Errorf("mountpoint %s: %w", mnt, err)
+	case !fi.IsDir():
+		return fmt.Errorf("mountpoint %s is not a directory: give an empty directory (mkdir -p DIR)", mnt)
+	}
+	if mounted, fstype := isMounted(mnt); mounted {
+		return fmt.Errorf("%s is already mounted (%s): unmount it first (fusermount -u %s), or choose another mountpoint",
+			mnt, fstype, mnt)
+	}
+	if !nonEmpty {
+		d, err := os.Open(mnt)
+		if err != nil {
+			return fmt.Errorf("mountpoint %s: %w", mnt, err)
+		}
+		names, err := d.Readdirnames(1)
+		d.Close()
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("mountpoint %s: %w", mnt, err)
+		}
+		if len(names) > 0 {
+			return fmt.Errorf("mountpoint %s is not empty (it holds %s): mounting would hide its files; "+
+				"use an empty directory, or give --nonempty to mount over them", mnt, names[0])
+		}
+	}
+	return nil
+}
+
+// isMounted reports whether mnt is the mountpoint of a mount of this
+// process's namespace, and that mount's filesystem type.
+func isMounted(mnt string) (bool, string) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return false, ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		// 36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 || unescapeMountinfo(fields[4]) != mnt {
+			continue
+		}
+		fstype := ""
+		for i, f := range fields {
+			if f == "-" && i+1 < len(fields) {
+				fstype = fields[i+1]
+			}
+		}
+		return true, fstype
+	}
+	return false, ""
+}
+
+// unescapeMountinfo undoes the octal escapes (\040 for a space) of a path in
+// /proc/self/mountinfo.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			var v byte
+			ok := true
+			for _, c := range []byte(s[i+1 : i+4]) {
+				if c < '0' || c > '7' {
+					ok = false
+					break
+				}
+				v = v*8 + c - '0'
+			}
+			if ok {
+				b.WriteByte(v)
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+const fuseHelp = "install fuse3 (apt install fuse3, dnf install fuse3), check that /dev/fuse exists and that you may read " +
+	"and write it (ls -l /dev/fuse), and in a container run it with --device /dev/fuse --cap-add SYS_ADMIN"
+
+// checkFUSE reports ErrFUSEUnavailable when /dev/fuse cannot be opened, or
+// when an unprivileged user has no fusermount to mount with.
+func checkFUSE() error {
+	f, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("%w (%v): %s", ErrFUSEUnavailable, err, fuseHelp)
+	}
+	f.Close()
+	if os.Geteuid() != 0 {
+		if _, err := findFusermount(); err != nil {
+			return fmt.Errorf("%w: no fusermount3 or fusermount in $PATH: %s", ErrFUSEUnavailable, fuseHelp)
+		}
+	}
+	return nil
+}
+
+func findFusermount() (string, error) {
+	for _, n := range []string{"fusermount3", "fusermount"} {
+		if p, err := exec.LookPath(n); err == nil {
+			return p, nil
+		}
+	}
+	return "", errors.New("no fusermount")
+}
+
+// mountFailed adds what to do to an error of the mount itself.
+func mountFailed(mnt string, err error) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "fusermount") || errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) ||
+		errors.Is(err, syscall.ENODEV) || errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("mounting %s: %w (%v): %s", mnt, ErrFUSEUnavailable, err, fuseHelp)
+	}
+	return fmt.Errorf("mounting %s: %w", mnt, err)
+}

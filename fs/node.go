@@ -1,0 +1,181 @@
+package fs
+
+import (
+	"context"
+	"path"
+	"sync/atomic"
+	"syscall"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// node is a loopback node that reports the changes made through it.
+type node struct {
+	*gofs.LoopbackNode
+	ev Events
+}
+
+var (
+	_ gofs.NodeWrapChilder = (*node)(nil)
+	_ gofs.NodeOpener      = (*node)(nil)
+	_ gofs.NodeCreater     = (*node)(nil)
+	_ gofs.NodeSetattrer   = (*node)(nil)
+	_ gofs.NodeRenamer     = (*node)(nil)
+	_ gofs.NodeUnlinker    = (*node)(nil)
+	_ gofs.NodeRmdirer     = (*node)(nil)
+	_ gofs.NodeMkdirer     = (*node)(nil)
+	_ gofs.NodeSymlinker   = (*node)(nil)
+	_ gofs.NodeLinker      = (*node)(nil)
+)
+
+// WrapChild makes every node the loopback creates one of ours.
+func (n *node) WrapChild(_ context.Context, ops gofs.InodeEmbedder) gofs.InodeEmbedder {
+	if ln, ok := ops.(*gofs.LoopbackNode); ok {
+		return &node{LoopbackNode: ln, ev: n.ev}
+	}
+	return ops
+}
+
+// rel is the node's path from the root, slash-separated ("" for the root).
+func (n *node) rel() string {
+	return n.Path(n.RootData.RootNode.EmbeddedInode())
+}
+
+// child is the path of the entry name of the directory n.
+func (n *node) child(name string) string {
+	return path.Join(n.rel(), name)
+}
+
+func (n *node) changed(rel string) {
+	if n.ev != nil && rel != "" {
+		n.ev.Changed(rel)
+	}
+}
+
+func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	fh, fl, errno := n.LoopbackNode.Open(ctx, flags)
+	if errno != 0 {
+		return fh, fl, errno
+	}
+	return n.wrap(fh, flags), fl, 0
+}
+
+func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	ch, fh, fl, errno := n.LoopbackNode.Create(ctx, name, flags, mode, out)
+	if errno != 0 {
+		return ch, fh, fl, errno
+	}
+	n.changed(n.child(name))
+	return ch, n.wrap(fh, flags|syscall.O_WRONLY), fl, 0
+}
+
+// wrap returns fh reporting its node's path when it was opened for writing.
+func (n *node) wrap(fh gofs.FileHandle, flags uint32) gofs.FileHandle {
+	lf, ok := fh.(*gofs.LoopbackFile)
+	if !ok || flags&syscall.O_ACCMODE == syscall.O_RDONLY && flags&syscall.O_TRUNC == 0 {
+		return fh
+	}
+	return &handle{LoopbackFile: lf, n: n}
+}
+
+func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	if h, ok := f.(*handle); ok {
+		// The loopback's Setattr uses the handle's descriptor when it
+		// is one of its own.
+		f = h.LoopbackFile
+	}
+	errno := n.LoopbackNode.Setattr(ctx, f, in, out)
+	if errno == 0 {
+		n.changed(n.rel())
+	}
+	return errno
+}
+
+func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	from := n.child(name)
+	to := ""
+	if p, ok := newParent.(*node); ok {
+		to = p.child(newName)
+	}
+	errno := n.LoopbackNode.Rename(ctx, name, newParent, newName, flags)
+	if errno == 0 {
+		n.changed(from)
+		n.changed(to)
+	}
+	return errno
+}
+
+func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
+	errno := n.LoopbackNode.Unlink(ctx, name)
+	if errno == 0 {
+		n.changed(n.child(name))
+	}
+	return errno
+}
+
+func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
+	errno := n.LoopbackNode.Rmdir(ctx, name)
+	if errno == 0 {
+		n.changed(n.child(name))
+	}
+	return errno
+}
+
+func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	ch, errno := n.LoopbackNode.Mkdir(ctx, name, mode, out)
+	if errno == 0 {
+		n.changed(n.child(name))
+	}
+	return ch, errno
+}
+
+func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	ch, errno := n.LoopbackNode.Symlink(ctx, target, name, out)
+	if errno == 0 {
+		n.changed(n.child(name))
+	}
+	return ch, errno
+}
+
+func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	ch, errno := n.LoopbackNode.Link(ctx, target, name, out)
+	if errno == 0 {
+		n.changed(n.child(name))
+	}
+	return ch, errno
+}
+
+// handle is a file opened for writing through the mount: its node's path is
+// reported when it is flushed after a write (each close) and when it is
+// released (the last close), so the engine pushes it without a rescan.
+type handle struct {
+	*gofs.LoopbackFile
+	n       *node
+	written atomic.Bool
+}
+
+var (
+	_ gofs.FileWriter   = (*handle)(nil)
+	_ gofs.FileFlusher  = (*handle)(nil)
+	_ gofs.FileReleaser = (*handle)(nil)
+)
+
+func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	h.written.Store(true)
+	return h.LoopbackFile.Write(ctx, data, off)
+}
+
+func (h *handle) Flush(ctx context.Context) syscall.Errno {
+	errno := h.LoopbackFile.Flush(ctx)
+	if h.written.Swap(false) {
+		h.n.changed(h.n.rel())
+	}
+	return errno
+}
+
+func (h *handle) Release(ctx context.Context) syscall.Errno {
+	errno := h.LoopbackFile.Release(ctx)
+	h.n.changed(h.n.rel())
+	return errno
+}
