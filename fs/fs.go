@@ -81,10 +81,7 @@ func Mount(ctx context.Context, mountpoint, backing string, opts Options) (*Serv
 	if err != nil {
 		return nil, err
 	}
-	if err := checkMountpoint(mnt, opts.NonEmpty); err != nil {
-		return nil, err
-	}
-	if err := checkFUSE(); err != nil {
+	if err := Check(mnt, opts.NonEmpty); err != nil {
 		return nil, err
 	}
 	backing, err = filepath.Abs(backing)
@@ -149,6 +146,48 @@ func (s *Server) Invalidate(rel string) {
 		_ = child.NotifyContent(0, 0)
 	}
 	_ = parent.NotifyEntry(name)
+}
+
+// Check reports what would keep Mount from mounting on mountpoint (an
+// absolute path): the mountpoint missing, not a directory, already mounted
+// or not empty (unless nonEmpty), or FUSE unavailable. Each error says how
+// to fix it.
+func Check(mountpoint string, nonEmpty bool) error {
+	if err := checkMountpoint(mountpoint, nonEmpty); err != nil {
+		return err
+	}
+	return checkFUSE()
+}
+
+// Stop unmounts the filesystem and waits up to grace for the server to
+// finish. A busy mount (a process working in it) is detached instead (a
+// lazy unmount): it disappears from the namespace at once and is served
+// until its last open file closes or grace ends.
+func (s *Server) Stop(grace time.Duration) error {
+	err := s.Unmount()
+	if err != nil {
+		err = fmt.Errorf("unmounting %s: %w", s.mountpoint, err)
+		if fm, ferr := findFusermount(); ferr == nil {
+			if out, lerr := exec.Command(fm, "-u", "-z", s.mountpoint).CombinedOutput(); lerr != nil {
+				err = fmt.Errorf("%w; lazy unmount: %v %s", err, lerr, strings.TrimSpace(string(out)))
+			} else {
+				err = nil
+			}
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		s.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		if err == nil {
+			err = fmt.Errorf("%s still busy %s after unmounting", s.mountpoint, grace)
+		}
+	}
+	return err
 }
 
 // checkMountpoint explains what is wrong with mnt as a mountpoint.

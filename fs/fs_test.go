@@ -140,9 +140,39 @@ func TestMountLoopback(t *testing.T) {
 	}
 	expect("append", "docs/a.txt")
 
+	// A file being written is reported when it is closed, not before: the
+	// engine would push what it holds half-way.
+	f, err = os.Create(filepath.Join(mnt, "docs/c.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("half"); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(2); err != nil {
+		t.Fatal(err)
+	}
+	if rec.has("docs/c.txt") {
+		t.Errorf("docs/c.txt reported while open for writing (%s)", rec)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := readFile(t, filepath.Join(backing, "docs/c.txt")); got != "ha" {
+		t.Fatalf("backing docs/c.txt = %q", got)
+	}
+	expect("create, write, truncate, close", "docs/c.txt")
+	if err := os.Remove(filepath.Join(mnt, "docs/c.txt")); err != nil {
+		t.Fatal(err)
+	}
+	expect("unlink", "docs/c.txt")
+
 	// Reading reports nothing.
 	if got := readFile(t, filepath.Join(mnt, "docs/a.txt")); got != "hello\nmore\n" {
 		t.Fatalf("read through the mount: %q", got)
+	}
+	if s := rec.String(); s != "" {
+		t.Errorf("reading reported %s", s)
 	}
 
 	if err := os.Chmod(filepath.Join(mnt, "docs/a.txt"), 0o600); err != nil {

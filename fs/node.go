@@ -66,8 +66,12 @@ func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out 
 	if errno != 0 {
 		return ch, fh, fl, errno
 	}
-	n.changed(n.child(name))
-	return ch, n.wrap(fh, flags|syscall.O_WRONLY), fl, 0
+	// Reported when the handle is closed, not now: the engine would push
+	// the empty file first.
+	if cn, ok := ch.Operations().(*node); ok {
+		fh = cn.wrap(fh, flags|syscall.O_WRONLY)
+	}
+	return ch, fh, fl, 0
 }
 
 // wrap returns fh reporting its node's path when it was opened for writing.
@@ -80,13 +84,20 @@ func (n *node) wrap(fh gofs.FileHandle, flags uint32) gofs.FileHandle {
 }
 
 func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
-	if h, ok := f.(*handle); ok {
+	h, viaHandle := f.(*handle)
+	if viaHandle {
 		// The loopback's Setattr uses the handle's descriptor when it
 		// is one of its own.
 		f = h.LoopbackFile
 	}
 	errno := n.LoopbackNode.Setattr(ctx, f, in, out)
-	if errno == 0 {
+	switch {
+	case errno != 0:
+	case viaHandle:
+		// ftruncate, or the truncation of an open with O_TRUNC: the
+		// file is being written, and reported when it is closed.
+		h.written.Store(true)
+	default:
 		n.changed(n.rel())
 	}
 	return errno

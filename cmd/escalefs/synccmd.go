@@ -101,6 +101,14 @@ call.`,
 			return runSync(cmd.Context(), g, f, args[0])
 		},
 	}
+	f.register(cmd)
+	cmd.Flags().BoolVar(&f.once, "once", false, "do one round (scan, push, pull) and exit")
+	return cmd
+}
+
+// register adds the repository and engine flags, which escalefs sync and
+// escalefs mount share, to cmd.
+func (f *syncFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.relayURL, "relay", "", "URL of the relay holding the repository (see escalefs relay check --help)")
 	fl.StringVar(&f.name, "name", "", "this node's name, shown to the other nodes (default: the host name)")
@@ -108,7 +116,6 @@ call.`,
 	fl.DurationVar(&f.refresh, "refresh", escsync.DefaultRefresh, "how often an idle node looks for the other nodes' changes")
 	fl.IntVar(&f.pullers, "pullers", 0, "how many nodes must have pulled a file before its data is deleted from the relay (0: every node)")
 	fl.DurationVar(&f.lockTimeout, "lock-timeout", escsync.DefaultLockTimeout, "how long a silent node holds back the deletion of data it has not pulled (negative: forever)")
-	fl.BoolVar(&f.once, "once", false, "do one round (scan, push, pull) and exit")
 	fl.StringVar(&f.mode, "mode", string(proto.ModeShared),
 		"synchronization mode: shared (push and pull), upload (push only), download (pull only) or conservative "+
 			"(push; pull only over files that came from other nodes untouched)")
@@ -130,7 +137,6 @@ call.`,
 	if err := cmd.MarkFlagRequired("relay"); err != nil {
 		panic(err)
 	}
-	return cmd
 }
 
 // syncLogger is the logger of sync: info by default, so that every file
@@ -351,42 +357,96 @@ func runSync(ctx context.Context, g *globals, f *syncFlags, dirArg string) error
 	if err != nil {
 		return err
 	}
-	secret, err := f.secret()
+	n, err := openNode(ctx, g, f, dir, func(string) (string, error) { return dir, nil }, nil)
 	if err != nil {
 		return err
+	}
+	defer n.close()
+	log, eng, state := n.log, n.eng, n.state
+	n.logStart("syncing", "dir", dir)
+
+	if f.once {
+		if c, err := n.local.CleanTemp(ctx); err != nil {
+			log.Warn("removing temporary files", "err", err)
+		} else if c > 0 {
+			log.Info("removed temporary files of an interrupted run", "count", c)
+		}
+		res, err := eng.Round(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("sync of %s interrupted", dir)
+			}
+			if errors.Is(err, escsync.ErrRepoChanged) || errors.Is(err, cache.ErrCorrupt) {
+				return engineFailed(err, state)
+			}
+			return n.relayFailed(fmt.Errorf("sync round failed: %w", err))
+		}
+		logStats(log, "round done", eng.Stats(), "scanned", res.Scanned, "pushed", res.Pushed,
+			"pulled", res.Pulled, "applied", res.Applied)
+		return nil
+	}
+	if err := eng.Run(ctx); err != nil {
+		return engineFailed(err, state)
+	}
+	logStats(log, "stopped", eng.Stats())
+	return nil
+}
+
+// node is what escalefs sync and escalefs mount set up alike: the relay,
+// the repository, the node's state and cache, its folder and the engine.
+type node struct {
+	g      *globals
+	f      *syncFlags
+	log    *slog.Logger
+	loc    string // the relay's location
+	name   string // the node's name
+	state  string // the node's state directory
+	local  *localdir.Dir
+	eng    *escsync.Engine
+	closer []func()
+}
+
+// openNode opens the relay and the repository for the folder or mountpoint
+// dir (absolute, symbolic links resolved), which keys the node's state
+// directory, and sets up the engine over the folder that folder returns
+// for that state directory (dir itself for sync). onChange, if not nil, is
+// the engine's OnChange. The flags must have been checked.
+func openNode(ctx context.Context, g *globals, f *syncFlags, dir string, folder func(state string) (string, error),
+	onChange func(string)) (_ *node, err error) {
+	secret, err := f.secret()
+	if err != nil {
+		return nil, err
 	}
 	name := f.name
 	if name == "" {
 		host, err := os.Hostname()
 		if err != nil {
-			return fmt.Errorf("the host has no name (%v): give this node one with --name NODE", err)
+			return nil, fmt.Errorf("the host has no name (%v): give this node one with --name NODE", err)
 		}
 		if why := checkNodeName(host); why != "" {
-			return fmt.Errorf("the host name %q cannot name this node (%s): give it one with --name NODE", host, why)
+			return nil, fmt.Errorf("the host name %q cannot name this node (%s): give it one with --name NODE", host, why)
 		}
 		name = host
 	}
 	root, err := stateRoot()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if within(resolvePath(root), dir) {
-		return fmt.Errorf("the state directory %s is inside the folder %s, which would sync the node's own cache: "+
+		return nil, fmt.Errorf("the state directory %s is inside the folder %s, which would sync the node's own cache: "+
 			"sync another folder, or set $XDG_STATE_HOME to a directory outside it", root, dir)
 	}
 
-	log := syncLogger(g)
-	// relayFailed reports an error of the relay with its likely cause.
-	relayFailed := func(err error) error {
-		fmt.Fprintf(g.stderr, "escalefs: %v\n", err)
-		if cause := check.Diagnose(err); cause != "" {
-			fmt.Fprintf(g.stderr, "likely cause: %s\n", cause)
+	n := &node{g: g, f: f, log: syncLogger(g), name: name}
+	defer func() {
+		if err != nil {
+			n.close()
 		}
-		return &exitError{code: 1}
-	}
+	}()
+	log := n.log
 	if u, err := relay.ParseURL(f.relayURL); err == nil && u.Scheme == "file" {
 		if rd := resolvePath(u.Path); within(rd, dir) || within(dir, rd) {
-			return fmt.Errorf("the relay directory %s and the folder %s overlap: escalefs would sync its own relay; "+
+			return nil, fmt.Errorf("the relay directory %s and the folder %s overlap: escalefs would sync its own relay; "+
 				"keep them apart", rd, dir)
 		}
 	}
@@ -394,10 +454,11 @@ func runSync(ctx context.Context, g *globals, f *syncFlags, dirArg string) error
 	opts.Logger = log
 	r, err := all.Open(ctx, f.relayURL, opts)
 	if err != nil {
-		return relayFailed(err)
+		return nil, n.relayFailed(err)
 	}
-	defer r.Close()
-	loc := r.Properties().Location
+	n.closer = append(n.closer, func() { r.Close() })
+	n.loc = r.Properties().Location
+	loc := n.loc
 
 	ropts := escsync.RepoOptions{Create: true}
 	if f.noEncryption {
@@ -406,9 +467,9 @@ func runSync(ctx context.Context, g *globals, f *syncFlags, dirArg string) error
 	repo, err := escsync.OpenRepository(ctx, r, secret, ropts)
 	switch {
 	case errors.Is(err, crypto.ErrWrongSecret), errors.Is(err, crypto.ErrConfigCorrupt):
-		return fmt.Errorf("unlocking the repository at %s: %w", loc, err)
+		return nil, fmt.Errorf("unlocking the repository at %s: %w", loc, err)
 	case err != nil:
-		return relayFailed(fmt.Errorf("opening the repository at %s: %w", loc, err))
+		return nil, n.relayFailed(fmt.Errorf("opening the repository at %s: %w", loc, err))
 	}
 	if repo.Created {
 		log.Info("created a new repository at "+loc, "repository", repo.ID.String(),
@@ -419,8 +480,9 @@ func runSync(ctx context.Context, g *globals, f *syncFlags, dirArg string) error
 	}
 
 	state := nodeStateDir(root, repo.ID, dir)
+	n.state = state
 	if err := os.MkdirAll(state, 0o700); err != nil {
-		return fmt.Errorf("creating the node's state directory: %w", err)
+		return nil, fmt.Errorf("creating the node's state directory: %w", err)
 	}
 	store, err := cache.Open(filepath.Join(state, "cache.db"), cache.Options{Logger: log, Timeout: cacheOpenTimeout})
 	switch {
@@ -429,20 +491,25 @@ func runSync(ctx context.Context, g *globals, f *syncFlags, dirArg string) error
 		if m := pidInMessage.FindStringSubmatch(err.Error()); m != nil {
 			pid = "pid " + m[1]
 		}
-		return fmt.Errorf("another escalefs process is syncing %s (%s): stop it first, or let it run", dir, pid)
+		return nil, fmt.Errorf("another escalefs process is syncing %s (%s): stop it first, or let it run", dir, pid)
 	case err != nil:
-		return engineFailed(err, state)
+		return nil, engineFailed(err, state)
 	}
-	defer func() {
+	n.closer = append(n.closer, func() {
 		if err := store.Close(); err != nil {
 			log.Warn("closing the cache", "err", err)
 		}
-	}()
-	flt := f.compiled
-	local, err := localdir.New(dir, localdir.Options{Logger: log, Skip: flt.Skip})
+	})
+	folderDir, err := folder(state)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	flt := f.compiled
+	local, err := localdir.New(folderDir, localdir.Options{Logger: log, Skip: flt.Skip})
+	if err != nil {
+		return nil, err
+	}
+	n.local = local
 	eng, err := escsync.New(escsync.Config{
 		Relay:       r,
 		Repo:        repo,
@@ -457,46 +524,45 @@ func runSync(ctx context.Context, g *globals, f *syncFlags, dirArg string) error
 		DiskQuota:   f.parsedQuota,
 		Pullers:     f.pullers,
 		LockTimeout: f.lockTimeout,
+		OnChange:    onChange,
 		Logger:      log,
 	})
 	if err != nil {
-		return engineFailed(err, state)
+		return nil, engineFailed(err, state)
 	}
-	attrs := []any{"dir", dir, "relay", loc, "node", name, "id", eng.Node().String(), "state", state,
-		"mode", string(f.parsedMode)}
-	if f.parsedQuota > 0 {
-		attrs = append(attrs, "disk_quota", f.parsedQuota)
+	n.eng = eng
+	return n, nil
+}
+
+// close releases what openNode opened, last first.
+func (n *node) close() {
+	for i := len(n.closer) - 1; i >= 0; i-- {
+		n.closer[i]()
 	}
-	if s := flt.String(); s != "no filter" {
+	n.closer = nil
+}
+
+// relayFailed reports an error of the relay with its likely cause.
+func (n *node) relayFailed(err error) error {
+	fmt.Fprintf(n.g.stderr, "escalefs: %v\n", err)
+	if cause := check.Diagnose(err); cause != "" {
+		fmt.Fprintf(n.g.stderr, "likely cause: %s\n", cause)
+	}
+	return &exitError{code: 1}
+}
+
+// logStart logs msg with what the node does: where (first, as attrs), with
+// which relay, as which node.
+func (n *node) logStart(msg string, attrs ...any) {
+	attrs = append(attrs, "relay", n.loc, "node", n.name, "id", n.eng.Node().String(), "state", n.state,
+		"mode", string(n.f.parsedMode))
+	if n.f.parsedQuota > 0 {
+		attrs = append(attrs, "disk_quota", n.f.parsedQuota)
+	}
+	if s := n.f.compiled.String(); s != "no filter" {
 		attrs = append(attrs, "filter", s)
 	}
-	log.Info("syncing", attrs...)
-
-	if f.once {
-		if n, err := local.CleanTemp(ctx); err != nil {
-			log.Warn("removing temporary files", "err", err)
-		} else if n > 0 {
-			log.Info("removed temporary files of an interrupted run", "count", n)
-		}
-		res, err := eng.Round(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return fmt.Errorf("sync of %s interrupted", dir)
-			}
-			if errors.Is(err, escsync.ErrRepoChanged) || errors.Is(err, cache.ErrCorrupt) {
-				return engineFailed(err, state)
-			}
-			return relayFailed(fmt.Errorf("sync round failed: %w", err))
-		}
-		logStats(log, "round done", eng.Stats(), "scanned", res.Scanned, "pushed", res.Pushed,
-			"pulled", res.Pulled, "applied", res.Applied)
-		return nil
-	}
-	if err := eng.Run(ctx); err != nil {
-		return engineFailed(err, state)
-	}
-	logStats(log, "stopped", eng.Stats())
-	return nil
+	n.log.Info(msg, attrs...)
 }
 
 // engineFailed adds what to do to an error that retrying cannot fix.

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	escfs "github.com/escalefs/escalefs/fs"
+	escsync "github.com/escalefs/escalefs/sync"
+)
+
+// unmountGrace bounds how long mount waits, when it stops, for the files
+// still open in a busy mount to close before it exits anyway.
+const unmountGrace = 10 * time.Second
+
+// mountFlags are the options of escalefs mount: those of escalefs sync
+// (but --once) and the mount's own.
+type mountFlags struct {
+	syncFlags
+	foreground bool
+	nonEmpty   bool
+	debugFUSE  bool
+}
+
+func newMountCmd(g *globals) *cobra.Command {
+	f := &mountFlags{}
+	cmd := &cobra.Command{
+		Use:   "mount --relay URL (--key-file FILE | --passphrase-file FILE | --no-encryption) [flags] MOUNTPOINT",
+		Short: "Mount the synchronized folder of a repository (FUSE)",
+		Long: `Mount presents the folder that this node keeps in step with the other nodes
+of the repository at URL as a FUSE filesystem on MOUNTPOINT, an existing
+empty directory. It takes the same repository flags as escalefs sync.
+
+The files live in the node's state directory ($XDG_STATE_HOME/escalefs, by
+default ~/.local/state/escalefs, in a directory named after the repository
+ID and MOUNTPOINT), under files/; reads and writes in the mount go straight
+to them. A file closed after writing is pushed at once; files pulled from
+the other nodes appear in the mount as they arrive.
+
+For now mount always stays attached to the terminal, with or without
+-f/--foreground; returning once the mount is ready and serving in the
+background will come later.
+
+fusermount -u MOUNTPOINT, Ctrl-C and SIGTERM stop it: it unmounts (lazily if
+a program still works in the mount), pushes what the engine has queued, and
+exits.`,
+		Example: "  mkdir -p ~/Sync\n" +
+			"  escalefs mount --relay ftps://me@ftp.example.org/sync --key-file ~/.config/escalefs/key ~/Sync\n" +
+			"  fusermount -u ~/Sync",
+		Args: func(_ *cobra.Command, args []string) error {
+			switch len(args) {
+			case 0:
+				return errors.New("missing MOUNTPOINT: give an empty directory to mount on, e.g. escalefs mount --relay URL --key-file FILE ~/Sync")
+			case 1:
+				return nil
+			}
+			return fmt.Errorf("%d mountpoints given (%s): escalefs mount mounts on exactly one MOUNTPOINT",
+				len(args), strings.Join(args, " "))
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runMount(cmd.Context(), g, f, args[0])
+		},
+	}
+	f.register(cmd)
+	fl := cmd.Flags()
+	fl.BoolVarP(&f.foreground, "foreground", "f", false, "stay attached to the terminal (for now mount always does)")
+	fl.BoolVar(&f.nonEmpty, "nonempty", false, "mount over a directory that holds files, hiding them until unmounted")
+	fl.BoolVar(&f.debugFUSE, "debug-fuse", false, "log every FUSE request on standard error")
+	return cmd
+}
+
+// engineEvents passes the changes made through the mount to the engine.
+type engineEvents struct{ eng *escsync.Engine }
+
+func (e engineEvents) Changed(rel string) { e.eng.Notify(rel) }
+
+func runMount(ctx context.Context, g *globals, f *mountFlags, mountArg string) error {
+	if err := f.check(); err != nil {
+		return err
+	}
+	mnt := resolvePath(mountArg)
+	if err := escfs.Check(mnt, f.nonEmpty); err != nil {
+		return err
+	}
+	// The server exists only once the engine does; the engine changes
+	// nothing in the folder before Run, which starts after the mount.
+	var srv atomic.Pointer[escfs.Server]
+	onChange := func(p string) {
+		if s := srv.Load(); s != nil {
+			s.Invalidate(p)
+		}
+	}
+	var backing string
+	n, err := openNode(ctx, g, &f.syncFlags, mnt, func(state string) (string, error) {
+		backing = filepath.Join(state, "files")
+		if err := os.MkdirAll(backing, 0o700); err != nil {
+			return "", fmt.Errorf("creating the node's files directory: %w", err)
+		}
+		return backing, nil
+	}, onChange)
+	if err != nil {
+		return err
+	}
+	defer n.close()
+	log := n.log
+
+	s, err := escfs.Mount(ctx, mnt, backing, escfs.Options{
+		Events:   engineEvents{n.eng},
+		NonEmpty: f.nonEmpty,
+		Debug:    f.debugFUSE,
+	})
+	if err != nil {
+		return err
+	}
+	srv.Store(s)
+	n.logStart("mounted", "mountpoint", mnt, "dir", backing)
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	unmounted := make(chan struct{})
+	go func() {
+		s.Wait()
+		close(unmounted)
+	}()
+	ran := make(chan error, 1)
+	go func() { ran <- n.eng.Run(runCtx) }()
+
+	var runErr error
+	engineDone := false
+	select {
+	case <-ctx.Done():
+		log.Info("stopping: unmounting", "mountpoint", mnt)
+	case <-unmounted:
+		log.Info("stopping: unmounted", "mountpoint", mnt)
+	case runErr = <-ran:
+		engineDone = true
+	}
+	select {
+	case <-unmounted:
+	default:
+		if err := s.Stop(unmountGrace); err != nil {
+			log.Warn("unmounting", "err", err)
+		}
+	}
+	// The engine drains its queue once its context ends.
+	cancel()
+	if !engineDone {
+		runErr = <-ran
+	}
+	if runErr != nil {
+		return engineFailed(runErr, n.state)
+	}
+	logStats(log, "stopped", n.eng.Stats())
+	return nil
+}
