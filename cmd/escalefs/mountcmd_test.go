@@ -202,3 +202,66 @@ func TestMountSIGTERM(t *testing.T) {
 		t.Errorf("%s still mounted after SIGTERM", n.mnt)
 	}
 }
+
+// After escalefs mount is killed, mounting again says to unmount the dead
+// mount first; once unmounted, the node mounts again on the same
+// mountpoint, with the same state and files.
+func TestMountRemountAfterKill(t *testing.T) {
+	if err := escfs.Check(t.TempDir(), false); errors.Is(err, escfs.ErrFUSEUnavailable) {
+		testserver.Unavailable(t, "cannot mount FUSE filesystems: %v", err)
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	bin := buildEscalefs(t)
+	key, _ := keyFile(t)
+	relay := "file://" + t.TempDir()
+	n := startMount(t, bin, "alice", relay, key)
+	if err := os.WriteFile(filepath.Join(n.mnt, "kept.txt"), []byte("kept\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "kept.txt to be pushed", func() bool {
+		return strings.Contains(n.log.String(), "level=INFO msg=pushed path=kept.txt size=5")
+	})
+	if err := n.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-n.done
+	n.exited = true
+	t.Cleanup(func() { _ = exec.Command("fusermount", "-u", "-z", n.mnt).Run() })
+
+	again := exec.Command(bin, "mount", "--relay", relay, "--key-file", key, "--name", "alice", n.mnt)
+	again.Env = n.cmd.Env
+	out, err := again.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || !strings.Contains(string(out), "fusermount -u "+n.mnt) {
+		t.Fatalf("mounting over the dead mount: %v\n%s", err, out)
+	}
+	if out, err := exec.Command("fusermount", "-u", n.mnt).CombinedOutput(); err != nil {
+		t.Fatalf("fusermount -u: %v\n%s", err, out)
+	}
+
+	m := &mountNode{name: "alice again", mnt: n.mnt, log: &testserver.SyncBuffer{}, done: make(chan error, 1)}
+	m.cmd = exec.Command(bin, "mount", "--relay", relay, "--key-file", key, "--name", "alice", "--refresh", "1s", m.mnt)
+	m.cmd.Env = n.cmd.Env
+	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
+	if err := m.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { m.done <- m.cmd.Wait() }()
+	t.Cleanup(func() {
+		if !m.exited {
+			_ = m.cmd.Process.Kill()
+			<-m.done
+		}
+	})
+	waitFor(t, 30*time.Second, "the node to mount again", func() bool {
+		return strings.Contains(m.log.String(), "level=INFO msg=mounted")
+	})
+	if !m.has("kept.txt", "kept\n") {
+		t.Error("kept.txt is not in the mount after the restart")
+	}
+	if strings.Contains(m.log.String(), "created a new repository") {
+		t.Errorf("the restarted node created a repository:\n%s", m.log)
+	}
+	m.unmount(t)
+}
