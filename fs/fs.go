@@ -123,9 +123,10 @@ func (s *Server) Mountpoint() string { return s.mountpoint }
 
 // Invalidate tells the kernel that rel (slash-separated, relative to the
 // root) changed in the backing directory: its entry in its parent is looked
-// up again and its cached content and attributes dropped. Paths whose
-// parent the kernel does not know need nothing. Errors are ignored: the
-// timeouts bound a missed invalidation.
+// up again and its cached content and attributes dropped. When a directory
+// on the way is unknown to the kernel, its own entry is dropped instead (it
+// may be new, its absence cached). Errors are ignored: the timeouts bound a
+// missed invalidation.
 func (s *Server) Invalidate(rel string) {
 	rel = strings.Trim(path.Clean("/"+rel), "/")
 	if rel == "" {
@@ -138,9 +139,14 @@ func (s *Server) Invalidate(rel string) {
 		if c == "" {
 			continue
 		}
-		if parent = parent.GetChild(c); parent == nil {
+		next := parent.GetChild(c)
+		if next == nil {
+			// A directory the kernel does not know, or knows to
+			// be missing: forget that.
+			_ = parent.NotifyEntry(c)
 			return
 		}
+		parent = next
 	}
 	if child := parent.GetChild(name); child != nil {
 		_ = child.NotifyContent(0, 0)
@@ -284,10 +290,13 @@ func unescapeMountinfo(s string) string {
 const fuseHelp = "install fuse3 (apt install fuse3, dnf install fuse3), check that /dev/fuse exists and that you may read " +
 	"and write it (ls -l /dev/fuse), and in a container run it with --device /dev/fuse --cap-add SYS_ADMIN"
 
+// fuseDevice is the kernel's FUSE device (a variable for the tests).
+var fuseDevice = "/dev/fuse"
+
 // checkFUSE reports ErrFUSEUnavailable when /dev/fuse cannot be opened, or
 // when an unprivileged user has no fusermount to mount with.
 func checkFUSE() error {
-	f, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0)
+	f, err := os.OpenFile(fuseDevice, os.O_RDWR, 0)
 	if err != nil {
 		return fmt.Errorf("%w (%v): %s", ErrFUSEUnavailable, err, fuseHelp)
 	}

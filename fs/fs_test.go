@@ -275,6 +275,21 @@ func TestMountInvalidate(t *testing.T) {
 	if _, err := os.Stat(mp); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("stat after removal and Invalidate: %v", err)
 	}
+	// A file in a new directory whose absence the kernel cached.
+	if _, err := os.Stat(filepath.Join(mnt, "newdir")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("stat newdir before: %v", err)
+	}
+	if err := os.MkdirAll(filepath.Join(backing, "newdir/sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(backing, "newdir/sub/f"), []byte("f"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv.Invalidate("newdir/sub/f")
+	if got := readFile(t, filepath.Join(mnt, "newdir/sub/f")); got != "f" {
+		t.Fatalf("read newdir/sub/f after Invalidate: %q", got)
+	}
+
 	// Paths the kernel never saw need nothing.
 	srv.Invalidate("no/such/dir/file")
 	srv.Invalidate("")
@@ -314,6 +329,21 @@ func TestMountErrors(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("no FUSE device", func(t *testing.T) {
+		old := fuseDevice
+		fuseDevice = filepath.Join(t.TempDir(), "fuse")
+		defer func() { fuseDevice = old }()
+		_, err := Mount(context.Background(), t.TempDir(), backing, Options{})
+		if !errors.Is(err, ErrFUSEUnavailable) {
+			t.Fatalf("got %v, want ErrFUSEUnavailable", err)
+		}
+		for _, w := range []string{"FUSE is unavailable", "install fuse3", "/dev/fuse"} {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("error %q lacks %q", err, w)
+			}
+		}
+	})
 
 	t.Run("nonempty allowed", func(t *testing.T) {
 		srv, err := Mount(context.Background(), full, backing, Options{NonEmpty: true})
