@@ -380,3 +380,42 @@ func TestMountErrors(t *testing.T) {
 		}
 	})
 }
+
+// Stop of a busy mount (a file open in it) detaches it at once and returns
+// once the file is closed.
+func TestMountStopBusy(t *testing.T) {
+	fuseUsable(t)
+	if _, err := findFusermount(); err != nil {
+		testserver.Unavailable(t, "no fusermount in $PATH (install fuse3)")
+	}
+	mnt, backing := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(backing, "busy"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := Mount(context.Background(), mnt, backing, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(filepath.Join(mnt, "busy"))
+	if err != nil {
+		_ = srv.Unmount()
+		t.Fatal(err)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- srv.Stop(20 * time.Second) }()
+	waitFor(t, 10*time.Second, "the busy mount to be detached", func() bool {
+		mounted, _ := isMounted(srv.Mountpoint())
+		return !mounted
+	})
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatalf("Stop: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Stop did not return after the last file closed")
+	}
+}
