@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -222,6 +223,18 @@ func TestMountLoopback(t *testing.T) {
 	ents, err := os.ReadDir(mnt)
 	if err != nil || len(ents) != 0 {
 		t.Fatalf("mount not empty at the end: %v %v", ents, err)
+	}
+
+	// df shows the backing directory's filesystem.
+	var sm, sb syscall.Statfs_t
+	if err := syscall.Statfs(mnt, &sm); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Statfs(backing, &sb); err != nil {
+		t.Fatal(err)
+	}
+	if sm.Blocks != sb.Blocks || sm.Bsize != sb.Bsize {
+		t.Errorf("statfs of the mount: %d blocks of %d; of the backing directory: %d of %d", sm.Blocks, sm.Bsize, sb.Blocks, sb.Bsize)
 	}
 }
 
