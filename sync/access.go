@@ -3,6 +3,7 @@ package sync
 import (
 	"context"
 	"fmt"
+	"io/fs"
 
 	"github.com/escalefs/escalefs/cache"
 	"github.com/escalefs/escalefs/sync/proto"
@@ -79,6 +80,25 @@ func (e *Engine) Access(path string) (cache.Access, bool, error) {
 		return cache.Access{}, false, err
 	}
 	return ent.Access, true, nil
+}
+
+// Known makes sure the cache knows path, so that its modifiers can be set:
+// a path it does not know yet (a file just made through the mount, not
+// scanned) is scanned now, and queued for push like any scanned change. The
+// error wraps fs.ErrNotExist when path is still unknown after that: missing,
+// or excluded by a filter.
+func (e *Engine) Known(ctx context.Context, path string) error {
+	for scanned := false; ; scanned = true {
+		if _, ok, err := e.Access(path); err != nil || ok {
+			return err
+		}
+		if scanned {
+			return fmt.Errorf("%q is not a synchronized file or directory: %w", path, fs.ErrNotExist)
+		}
+		if _, err := e.Scan(ctx, []string{path}); err != nil {
+			return err
+		}
+	}
 }
 
 // requeueDirty queues every dirty entry the node may push: changes kept

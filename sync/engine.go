@@ -183,6 +183,9 @@ type Engine struct {
 
 	// notify carries the paths that Notify reported to Run.
 	notify chan []string
+	// scanMu serializes Scan: Run's scans and those of Known, called
+	// from the mount's goroutines.
+	scanMu gosync.Mutex
 
 	mu    gosync.Mutex
 	stats Stats

@@ -19,6 +19,8 @@ const scanTxSize = 2000
 // next Push. It returns how many changes it recorded, not counting
 // fingerprint updates (OpRestat), which leave nothing to push.
 func (e *Engine) Scan(ctx context.Context, paths []string) (int, error) {
+	e.scanMu.Lock()
+	defer e.scanMu.Unlock()
 	res, err := e.local.Scan(ctx, e.store, localdir.ScanOptions{Paths: paths})
 	if err != nil {
 		return 0, fmt.Errorf("scanning the folder: %w", err)

@@ -2,6 +2,8 @@ package sync_test
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -283,5 +285,43 @@ func TestAccessRequests(t *testing.T) {
 	}
 	if !strings.Contains(a.logs.String(), "access modifiers set") {
 		t.Error("not logged")
+	}
+}
+
+// TestKnown: Known scans a file the cache does not know yet, so that its
+// modifiers can be set at once, and reports a missing or filtered path as
+// fs.ErrNotExist.
+func TestKnown(t *testing.T) {
+	c := newCluster(t, fileRelay(t))
+	f, err := filter.Compile(filter.Options{Exclude: []string{"*.log"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := c.add("a", small)
+	a.local, err = localdir.New(a.dir, localdir.Options{Skip: f.Skip})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.stop(t)
+	c.startWith(a, a.local, small, func(cfg *escsync.Config) { cfg.Skip = f.Skip })
+	ctx := context.Background()
+	a.write(t, "new.txt", []byte("new"))
+	if _, ok, _ := a.e.Access("new.txt"); ok {
+		t.Fatal("new.txt known before any scan")
+	}
+	if err := a.e.Known(ctx, "new.txt"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := a.e.Access("new.txt"); err != nil || !ok {
+		t.Fatalf("new.txt unknown after Known: %v %v", ok, err)
+	}
+	if err := a.e.Known(ctx, "new.txt"); err != nil {
+		t.Fatalf("Known of a known file: %v", err)
+	}
+	a.write(t, "debug.log", []byte("x"))
+	for _, p := range []string{"missing.txt", "debug.log"} {
+		if err := a.e.Known(ctx, p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("Known(%q) = %v, want fs.ErrNotExist", p, err)
+		}
 	}
 }
