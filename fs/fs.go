@@ -36,6 +36,10 @@ type Events interface {
 type Options struct {
 	// Events receives the changes made through the mount; nil drops them.
 	Events Events
+	// Modifiers keeps the access modifiers that the mount shows as mode
+	// bits and as the user.escalefs.access attribute, and that chmod and
+	// setfattr set; nil shows the backing files as they are.
+	Modifiers Modifiers
 	// NonEmpty allows mounting over a directory that holds files (which
 	// the mount hides until it is unmounted).
 	NonEmpty bool
@@ -93,7 +97,7 @@ func Mount(ctx context.Context, mountpoint, backing string, opts Options) (*Serv
 		return nil, fmt.Errorf("backing directory %s: %w", backing, err)
 	}
 	ln := lroot.(*gofs.LoopbackNode)
-	root := &node{LoopbackNode: ln, ev: opts.Events}
+	root := &node{LoopbackNode: ln, ev: opts.Events, mods: opts.Modifiers}
 	ln.RootData.RootNode = root
 
 	name := opts.Name

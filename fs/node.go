@@ -13,26 +13,33 @@ import (
 // node is a loopback node that reports the changes made through it.
 type node struct {
 	*gofs.LoopbackNode
-	ev Events
+	ev   Events
+	mods Modifiers // nil: no modifiers, the backing files' modes as they are
 }
 
 var (
-	_ gofs.NodeWrapChilder = (*node)(nil)
-	_ gofs.NodeOpener      = (*node)(nil)
-	_ gofs.NodeCreater     = (*node)(nil)
-	_ gofs.NodeSetattrer   = (*node)(nil)
-	_ gofs.NodeRenamer     = (*node)(nil)
-	_ gofs.NodeUnlinker    = (*node)(nil)
-	_ gofs.NodeRmdirer     = (*node)(nil)
-	_ gofs.NodeMkdirer     = (*node)(nil)
-	_ gofs.NodeSymlinker   = (*node)(nil)
-	_ gofs.NodeLinker      = (*node)(nil)
+	_ gofs.NodeWrapChilder   = (*node)(nil)
+	_ gofs.NodeOpener        = (*node)(nil)
+	_ gofs.NodeCreater       = (*node)(nil)
+	_ gofs.NodeSetattrer     = (*node)(nil)
+	_ gofs.NodeRenamer       = (*node)(nil)
+	_ gofs.NodeUnlinker      = (*node)(nil)
+	_ gofs.NodeRmdirer       = (*node)(nil)
+	_ gofs.NodeMkdirer       = (*node)(nil)
+	_ gofs.NodeSymlinker     = (*node)(nil)
+	_ gofs.NodeLinker        = (*node)(nil)
+	_ gofs.NodeGetattrer     = (*node)(nil)
+	_ gofs.NodeLookuper      = (*node)(nil)
+	_ gofs.NodeGetxattrer    = (*node)(nil)
+	_ gofs.NodeSetxattrer    = (*node)(nil)
+	_ gofs.NodeListxattrer   = (*node)(nil)
+	_ gofs.NodeRemovexattrer = (*node)(nil)
 )
 
 // WrapChild makes every node the loopback creates one of ours.
 func (n *node) WrapChild(_ context.Context, ops gofs.InodeEmbedder) gofs.InodeEmbedder {
 	if ln, ok := ops.(*gofs.LoopbackNode); ok {
-		return &node{LoopbackNode: ln, ev: n.ev}
+		return &node{LoopbackNode: ln, ev: n.ev, mods: n.mods}
 	}
 	return ops
 }
@@ -54,6 +61,10 @@ func (n *node) changed(rel string) {
 }
 
 func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
+	if writeOpen(flags) && n.protected() {
+		// w-: protected here, from the user as from the puller.
+		return nil, 0, syscall.EACCES
+	}
 	fh, fl, errno := n.LoopbackNode.Open(ctx, flags)
 	if errno != 0 {
 		return fh, fl, errno
@@ -90,7 +101,13 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 		// is one of its own.
 		f = h.LoopbackFile
 	}
+	if errno := n.accessSetattr(ctx, in); errno != 0 {
+		return errno
+	}
 	errno := n.LoopbackNode.Setattr(ctx, f, in, out)
+	if errno == 0 {
+		n.mark(n.rel(), &out.Attr)
+	}
 	switch {
 	case errno != 0:
 	case viaHandle:

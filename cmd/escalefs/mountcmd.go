@@ -112,9 +112,10 @@ func runMount(ctx context.Context, g *globals, f *mountFlags, mountArg string) e
 	log := n.log
 
 	s, err := escfs.Mount(ctx, mnt, backing, escfs.Options{
-		Events:   engineEvents{n.eng},
-		NonEmpty: f.nonEmpty,
-		Debug:    f.debugFUSE,
+		Events:    engineEvents{n.eng},
+		Modifiers: n.eng,
+		NonEmpty:  f.nonEmpty,
+		Debug:     f.debugFUSE,
 	})
 	if err != nil {
 		return err
