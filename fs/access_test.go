@@ -205,6 +205,21 @@ func TestAccessStickyBit(t *testing.T) {
 	if m := mode(t, p); m != 0o600 {
 		t.Errorf("file shows %v after chmod -t", m)
 	}
+	// A file created with the sticky bit is r- from the start.
+	fd, err := syscall.Open(filepath.Join(mnt, "private.txt"), syscall.O_CREAT|syscall.O_WRONLY|syscall.O_EXCL, 0o1600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	syscall.Close(fd)
+	if got := mods.get("private.txt"); got != "r-" {
+		t.Errorf("created with mode 1600: %q, want r-", got)
+	}
+	if m := mode(t, filepath.Join(mnt, "private.txt")); m != 0o600|os.ModeSticky {
+		t.Errorf("created with mode 1600: shows %v", m)
+	}
+	if m := mode(t, filepath.Join(backing, "private.txt")); m != 0o600 {
+		t.Errorf("created with mode 1600: backing file is %v", m)
+	}
 	// Directories are not marked: their sticky bit is their own.
 	d := filepath.Join(mnt, "shared")
 	if err := os.Mkdir(d, 0o755); err != nil {

@@ -8,6 +8,8 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/escalefs/escalefs/cache"
 )
 
 // node is a loopback node that reports the changes made through it.
@@ -73,9 +75,23 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 }
 
 func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
-	ch, fh, fl, errno := n.LoopbackNode.Create(ctx, name, flags, mode, out)
+	// A file created with the sticky bit is r- from the start, before
+	// anything of it can be pushed; the backing file never gets the bit.
+	private := n.mods != nil && mode&syscall.S_ISVTX != 0
+	ch, fh, fl, errno := n.LoopbackNode.Create(ctx, name, flags, mode&^syscall.S_ISVTX, out)
 	if errno != 0 {
 		return ch, fh, fl, errno
+	}
+	if private {
+		u := cache.AccessUpdate{SetRead: true, Read: cache.PermDeny}
+		if errno := n.setModifiers(ctx, n.child(name), u); errno != 0 {
+			if r, ok := fh.(gofs.FileReleaser); ok {
+				r.Release(ctx)
+			}
+			_ = n.LoopbackNode.Unlink(ctx, name)
+			return nil, nil, 0, errno
+		}
+		n.mark(n.child(name), &out.Attr)
 	}
 	// Reported when the handle is closed, not now: the engine would push
 	// the empty file first.
