@@ -55,6 +55,7 @@ func TestMountErrors(t *testing.T) {
 // mountNode is an escalefs mount process of the end-to-end test.
 type mountNode struct {
 	name, mnt string
+	state     string // its XDG_STATE_HOME
 	cmd       *exec.Cmd
 	log       *testserver.SyncBuffer
 	done      chan error
@@ -63,9 +64,9 @@ type mountNode struct {
 
 func startMount(t *testing.T, bin, name, relay, key string) *mountNode {
 	t.Helper()
-	n := &mountNode{name: name, mnt: t.TempDir(), log: &testserver.SyncBuffer{}, done: make(chan error, 1)}
+	n := &mountNode{name: name, mnt: t.TempDir(), state: t.TempDir(), log: &testserver.SyncBuffer{}, done: make(chan error, 1)}
 	n.cmd = exec.Command(bin, "mount", "--relay", relay, "--key-file", key, "--name", name, "--refresh", "1s", "-f", n.mnt)
-	n.cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+t.TempDir())
+	n.cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+n.state)
 	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
 	if err := n.cmd.Start(); err != nil {
 		t.Fatal(err)
