@@ -302,3 +302,38 @@ func TestAccessXattr(t *testing.T) {
 		t.Errorf("listxattr: %q %v", buf[:n], err)
 	}
 }
+
+// chmodUpdate reads a chmod's mode against the shown one, and keeps the
+// marks off the backing file.
+func TestChmodUpdate(t *testing.T) {
+	const reg = syscall.S_IFREG
+	rw := cache.Access{Read: cache.PermDeny, Write: cache.PermDeny}
+	for _, tc := range []struct {
+		m, backing  uint32
+		a           cache.Access
+		want        string // the update, as modifiers applied to none
+		wantBacking uint32
+	}{
+		{0o444, reg | 0o644, cache.Access{}, "w-", 0o644},
+		{0o444, reg | 0o444, cache.Access{}, "w-", 0o444},
+		{0o444, reg | 0o644, cache.Access{Write: cache.PermDeny}, "", 0o644},
+		{0o644, reg | 0o644, rw, "w+", 0o644},
+		{0o644, reg | 0o644, cache.Access{}, "", 0o644},
+		{0o1644, reg | 0o644, cache.Access{}, "r-", 0o644},
+		{0o1444, reg | 0o644, cache.Access{}, "r-w-", 0o644},
+		{0o600, reg | 0o644, cache.Access{Write: cache.PermAllow}, "", 0o600},
+		{0o400, reg | 0o664, cache.Access{Write: cache.PermDeny}, "", 0o620},
+	} {
+		u, b := chmodUpdate(tc.m, tc.backing, tc.a)
+		got := u.Apply(cache.Access{}).String()
+		if got != tc.want || b != tc.wantBacking {
+			t.Errorf("chmod %o of %o with %q: update %q, backing %o; want %q, %o",
+				tc.m, tc.backing, tc.a, got, b, tc.want, tc.wantBacking)
+		}
+	}
+	// chmod 644 of an r-w- file: w+ and r unset.
+	u, _ := chmodUpdate(0o644, reg|0o644, rw)
+	if !u.SetRead || u.Read != cache.PermUnset || !u.SetWrite || u.Write != cache.PermAllow {
+		t.Errorf("chmod 644 of r-w-: %+v", u)
+	}
+}
