@@ -208,23 +208,9 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 	if n.mods == nil {
 		return n.LoopbackNode.Listxattr(ctx, dest)
 	}
-	p := n.backingPath()
-	var list []byte
-	for {
-		sz, err := unix.Llistxattr(p, nil)
-		if err != nil {
-			return 0, gofs.ToErrno(err)
-		}
-		list = make([]byte, sz)
-		sz, err = unix.Llistxattr(p, list)
-		if errors.Is(err, syscall.ERANGE) {
-			continue // grew meanwhile
-		}
-		if err != nil {
-			return 0, gofs.ToErrno(err)
-		}
-		list = list[:sz]
-		break
+	list, err := backingXattrs(n.backingPath())
+	if err != nil {
+		return 0, gofs.ToErrno(err)
 	}
 	var names []string
 	for _, name := range strings.Split(string(bytes.TrimSuffix(list, []byte{0})), "\x00") {
@@ -238,6 +224,29 @@ func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errn
 		return uint32(len(all)), syscall.ERANGE
 	}
 	return uint32(copy(dest, all)), 0
+}
+
+// backingXattrs lists the extended attributes of the backing file p (none
+// when its filesystem has none).
+func backingXattrs(p string) ([]byte, error) {
+	for {
+		sz, err := unix.Llistxattr(p, nil)
+		if errors.Is(err, syscall.ENOTSUP) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		list := make([]byte, sz)
+		sz, err = unix.Llistxattr(p, list)
+		if errors.Is(err, syscall.ERANGE) {
+			continue // grew meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		return list[:sz], nil
+	}
 }
 
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
