@@ -33,7 +33,9 @@ func newAccessCmd(g *globals) *cobra.Command {
 		Use:   "access FILE [MODS]",
 		Short: "Read or set the access modifiers of a file in a synced folder",
 		Long: `Access reads (without MODS) or sets the access modifiers of FILE, a file or
-directory in a folder kept in step by escalefs sync. They are this node's
+directory in a folder kept in step by escalefs sync or mounted by escalefs
+mount (where chmod sets them too: see escalefs mount --help). They are this
+node's
 own and are never sent to the other nodes:
 
   r-   never push this file: it stays private to this node

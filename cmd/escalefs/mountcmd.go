@@ -44,6 +44,12 @@ ID and MOUNTPOINT), under files/; reads and writes in the mount go straight
 to them. A file closed after writing is pushed at once; files pulled from
 the other nodes appear in the mount as they arrive.
 
+Access modifiers (see escalefs access) show in the mode of a file: a w-
+file has no write bits and cannot be opened for writing, an r- file has the
+sticky bit (ls -l shows T). chmod a-w sets w-, chmod u+w sets w+, chmod +t
+sets r- and chmod -t unsets it; the extended attribute user.escalefs.access
+holds them too (getfattr, setfattr -v r-w+, setfattr -x).
+
 For now mount always stays attached to the terminal, with or without
 -f/--foreground; returning once the mount is ready and serving in the
 background will come later.
