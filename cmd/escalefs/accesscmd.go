@@ -35,8 +35,7 @@ func newAccessCmd(g *globals) *cobra.Command {
 		Long: `Access reads (without MODS) or sets the access modifiers of FILE, a file or
 directory in a folder kept in step by escalefs sync or mounted by escalefs
 mount (where chmod sets them too: see escalefs mount --help). They are this
-node's
-own and are never sent to the other nodes:
+node's own and are never sent to the other nodes:
 
   r-   never push this file: it stays private to this node
   w-   pulled versions never overwrite it: they are kept beside it as
