@@ -50,13 +50,18 @@ sticky bit (ls -l shows T). chmod a-w sets w-, chmod u+w sets w+, chmod +t
 sets r- and chmod -t unsets it; the extended attribute user.escalefs.access
 holds them too (getfattr, setfattr -v r-w+, setfattr -x).
 
-For now mount always stays attached to the terminal, with or without
--f/--foreground; returning once the mount is ready and serving in the
-background will come later.
+Mount returns once the mount is ready, printing "mounted MOUNTPOINT (log:
+FILE)", and keeps serving in the background, detached from the terminal,
+logging to mount.log in the node's state directory; its process ID is in
+mount.pid there. If it fails before the mount is ready (the relay, the key,
+the mountpoint), it prints why and exits with a non-zero status, leaving no
+process behind; if the mount is not ready within 60s, it stops the
+background process and says so. -f/--foreground keeps it attached to the
+terminal, logging on standard error, until it stops.
 
-fusermount -u MOUNTPOINT, Ctrl-C and SIGTERM stop it: it unmounts (lazily if
-a program still works in the mount), pushes what the engine has queued, and
-exits.`,
+fusermount -u MOUNTPOINT stops it, and so do Ctrl-C (with -f) and SIGTERM:
+it unmounts (lazily if a program still works in the mount), pushes what the
+engine has queued, and exits.`,
 		Example: "  mkdir -p ~/Sync\n" +
 			"  escalefs mount --relay ftps://me@ftp.example.org/sync --key-file ~/.config/escalefs/key ~/Sync\n" +
 			"  fusermount -u ~/Sync",
@@ -76,7 +81,7 @@ exits.`,
 	}
 	f.register(cmd)
 	fl := cmd.Flags()
-	fl.BoolVarP(&f.foreground, "foreground", "f", false, "stay attached to the terminal (for now mount always does)")
+	fl.BoolVarP(&f.foreground, "foreground", "f", false, "stay attached to the terminal and log on standard error")
 	fl.BoolVar(&f.nonEmpty, "nonempty", false, "mount over a directory that holds files, hiding them until unmounted")
 	fl.BoolVar(&f.debugFUSE, "debug-fuse", false, "log every FUSE request on standard error")
 	return cmd
@@ -95,6 +100,13 @@ func runMount(ctx context.Context, g *globals, f *mountFlags, mountArg string) e
 	if err := escfs.Check(mnt, f.nonEmpty); err != nil {
 		return err
 	}
+	nt, err := takeNotifier(g)
+	if err != nil {
+		return err
+	}
+	if nt == nil && !f.foreground {
+		return mountBackground(ctx, g, mnt)
+	}
 	// The server exists only once the engine does; the engine changes
 	// nothing in the folder before Run, which starts after the mount.
 	var srv atomic.Pointer[escfs.Server]
@@ -108,6 +120,11 @@ func runMount(ctx context.Context, g *globals, f *mountFlags, mountArg string) e
 		backing = filepath.Join(state, "files")
 		if err := os.MkdirAll(backing, 0o700); err != nil {
 			return "", fmt.Errorf("creating the node's files directory: %w", err)
+		}
+		if nt != nil {
+			if err := nt.openLog(state); err != nil {
+				return "", err
+			}
 		}
 		return backing, nil
 	}, onChange)
@@ -127,6 +144,16 @@ func runMount(ctx context.Context, g *globals, f *mountFlags, mountArg string) e
 		return err
 	}
 	srv.Store(s)
+	if nt != nil {
+		removePID, err := nt.ready(n.state)
+		if err != nil {
+			if serr := s.Stop(unmountGrace); serr != nil {
+				log.Warn("unmounting", "err", serr)
+			}
+			return err
+		}
+		defer removePID()
+	}
 	n.logStart("mounted", "mountpoint", mnt, "dir", backing)
 
 	runCtx, cancel := context.WithCancel(ctx)

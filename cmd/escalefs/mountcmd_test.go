@@ -242,7 +242,7 @@ func TestMountRemountAfterKill(t *testing.T) {
 	}
 
 	m := &mountNode{name: "alice again", mnt: n.mnt, log: &testserver.SyncBuffer{}, done: make(chan error, 1)}
-	m.cmd = exec.Command(bin, "mount", "--relay", relay, "--key-file", key, "--name", "alice", "--refresh", "1s", m.mnt)
+	m.cmd = exec.Command(bin, "mount", "--relay", relay, "--key-file", key, "--name", "alice", "--refresh", "1s", "-f", m.mnt)
 	m.cmd.Env = n.cmd.Env
 	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
 	if err := m.cmd.Start(); err != nil {
