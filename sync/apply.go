@@ -680,7 +680,7 @@ func (e *Engine) placeFile(ctx context.Context, id crypto.NodeID, c proto.Change
 	}
 	switch {
 	case c.Size == 0:
-		return e.local.Install(ctx, path, emptyReader{}, meta, expect)
+		return e.local.Install(ctx, path, strings.NewReader(""), meta, expect)
 	case src.file != "":
 		f, err := os.Open(src.file)
 		if err != nil {
@@ -708,10 +708,6 @@ func (e *Engine) placeFile(ctx context.Context, id crypto.NodeID, c proto.Change
 	}
 	return cache.LocalStat{}, fmt.Errorf("content of %q is not on the relay: %w", c.Path, fs.ErrNotExist)
 }
-
-type emptyReader struct{}
-
-func (emptyReader) Read([]byte) (int, error) { return 0, io.EOF }
 
 // fetchParts downloads a large file's parts into a file of the partial
 // directory, remembering after each part how far it got, so that an
