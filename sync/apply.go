@@ -756,14 +756,7 @@ func (e *Engine) fetchParts(ctx context.Context, id crypto.NodeID, c proto.Chang
 	}
 	forget := func() {
 		_ = os.Remove(name)
-		_ = e.store.Update(func(tx *cache.Tx) error {
-			m, err := loadMap[downloadProgress](tx, metaDownloads)
-			if err != nil {
-				return err
-			}
-			delete(m, key)
-			return saveMap(tx, metaDownloads, m)
-		})
+		_ = e.setDownload(key, nil)
 	}
 	for i := prog.Parts; i < len(c.Parts); i++ {
 		n := &countingWriter{}
@@ -781,15 +774,7 @@ func (e *Engine) fetchParts(ctx context.Context, id crypto.NodeID, c proto.Chang
 			return cache.LocalStat{}, fmt.Errorf("partial download: %w", err)
 		}
 		prog.Parts, prog.Bytes = i+1, prog.Bytes+n.n
-		err = e.store.Update(func(tx *cache.Tx) error {
-			m, err := loadMap[downloadProgress](tx, metaDownloads)
-			if err != nil {
-				return err
-			}
-			m[key] = prog
-			return saveMap(tx, metaDownloads, m)
-		})
-		if err != nil {
+		if err := e.setDownload(key, &prog); err != nil {
 			return cache.LocalStat{}, err
 		}
 	}
