@@ -12,13 +12,13 @@ import (
 // mayRead reports whether the engine may read ent's local file, and so push
 // it: its r modifier when set, else whether the node's mode pushes.
 func (e *Engine) mayRead(ent cache.Entry) bool {
-	switch ent.Access.Read {
-	case cache.PermAllow:
-		return e.cfg.Mode != proto.ModeDownload
-	case cache.PermDeny:
-		return false
-	}
-	return e.cfg.Mode != proto.ModeDownload
+	return mayPush(ent.Access, e.cfg.Mode != proto.ModeDownload)
+}
+
+// mayPush is the r rule: a file is pushed unless it is r- or the node's mode
+// pushes nothing (r+ does not override download mode).
+func mayPush(a cache.Access, modePushes bool) bool {
+	return a.Read != cache.PermDeny && modePushes
 }
 
 // writeVerdict is what the w modifier and the mode say about letting a

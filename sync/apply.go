@@ -693,7 +693,7 @@ func (e *Engine) placeFile(ctx context.Context, id crypto.NodeID, c proto.Change
 	}
 	switch {
 	case c.Size == 0:
-		return e.local.Install(ctx, path, emptyReader{}, meta, expect)
+		return e.local.Install(ctx, path, strings.NewReader(""), meta, expect)
 	case src.file != "":
 		f, err := os.Open(src.file)
 		if err != nil {
@@ -721,10 +721,6 @@ func (e *Engine) placeFile(ctx context.Context, id crypto.NodeID, c proto.Change
 	}
 	return cache.LocalStat{}, fmt.Errorf("content of %q is not on the relay: %w", c.Path, fs.ErrNotExist)
 }
-
-type emptyReader struct{}
-
-func (emptyReader) Read([]byte) (int, error) { return 0, io.EOF }
 
 // fetchParts downloads a large file's parts into a file of the partial
 // directory, remembering after each part how far it got, so that an
@@ -773,14 +769,7 @@ func (e *Engine) fetchParts(ctx context.Context, id crypto.NodeID, c proto.Chang
 	}
 	forget := func() {
 		_ = os.Remove(name)
-		_ = e.store.Update(func(tx *cache.Tx) error {
-			m, err := loadMap[downloadProgress](tx, metaDownloads)
-			if err != nil {
-				return err
-			}
-			delete(m, key)
-			return saveMap(tx, metaDownloads, m)
-		})
+		_ = e.setDownload(key, nil)
 	}
 	for i := prog.Parts; i < len(c.Parts); i++ {
 		n := &countingWriter{}
@@ -798,15 +787,7 @@ func (e *Engine) fetchParts(ctx context.Context, id crypto.NodeID, c proto.Chang
 			return cache.LocalStat{}, fmt.Errorf("partial download: %w", err)
 		}
 		prog.Parts, prog.Bytes = i+1, prog.Bytes+n.n
-		err = e.store.Update(func(tx *cache.Tx) error {
-			m, err := loadMap[downloadProgress](tx, metaDownloads)
-			if err != nil {
-				return err
-			}
-			m[key] = prog
-			return saveMap(tx, metaDownloads, m)
-		})
-		if err != nil {
+		if err := e.setDownload(key, &prog); err != nil {
 			return cache.LocalStat{}, err
 		}
 	}

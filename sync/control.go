@@ -40,13 +40,7 @@ type AccessRequest struct {
 // node's mode lets it push files at all.
 func SetAccessInCache(store *cache.Store, path string, u cache.AccessUpdate, readable bool) (cache.Access, error) {
 	var out cache.Access
-	mayRead := func(ent cache.Entry) bool {
-		switch ent.Access.Read {
-		case cache.PermDeny:
-			return false
-		}
-		return readable
-	}
+	mayRead := func(ent cache.Entry) bool { return mayPush(ent.Access, readable) }
 	err := store.Update(func(tx *cache.Tx) error {
 		ent, ok, err := tx.Get(path)
 		if err != nil {

@@ -167,6 +167,8 @@ type Engine struct {
 	// ownTempCleared is set once this node's temporary objects left on
 	// the relay by a killed run were removed.
 	ownTempCleared bool
+	// wanting is set when this node may have outstanding requests.
+	wanting atomic.Bool
 	// usageKnown is set once a listing measured the relay's usage.
 	usageKnown bool
 	// postRequests is set while a record being written is to carry this
@@ -304,6 +306,13 @@ func New(cfg Config) (*Engine, error) {
 	e.cleanScratch()
 	e.cleanPartial()
 	if err := e.requeueDirty(); err != nil {
+		return nil, err
+	}
+	if err := e.store.View(func(tx *cache.Tx) error {
+		w, err := loadWanted(tx)
+		e.wanting.Store(len(w) > 0)
+		return err
+	}); err != nil {
 		return nil, err
 	}
 	return e, nil

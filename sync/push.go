@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -576,17 +577,8 @@ func samePlanned(cur, planned cache.Entry) bool {
 }
 
 func dedupe(ids []crypto.BlobID) []crypto.BlobID {
-	slices.SortFunc(ids, func(a, b crypto.BlobID) int { return compareIDs(a, b) })
+	slices.SortFunc(ids, func(a, b crypto.BlobID) int { return bytes.Compare(a[:], b[:]) })
 	return slices.Compact(ids)
-}
-
-func compareIDs(a, b crypto.BlobID) int {
-	for i := range a {
-		if a[i] != b[i] {
-			return int(a[i]) - int(b[i])
-		}
-	}
-	return 0
 }
 
 // writeRecord seals a log record with changes and the current acks under the

@@ -63,6 +63,7 @@ func (e *Engine) want(path string, hash [32]byte) error {
 		if err := saveWanted(tx, append(w, r)); err != nil {
 			return err
 		}
+		e.wanting.Store(true)
 		e.log.Info("asking the other nodes for content missing on the relay", "path", path)
 		return tx.SetMeta(metaRequestDue, []byte{1})
 	})
@@ -113,6 +114,9 @@ func (e *Engine) answer(peer crypto.NodeID, reqs []proto.Request) error {
 
 // answered forgets the request for content hash at path, if there is one.
 func (e *Engine) answered(path string, hash [32]byte) error {
+	if !e.wanting.Load() {
+		return nil // nothing ever asked for in this run: no lookup per pulled file
+	}
 	var found bool
 	err := e.store.View(func(tx *cache.Tx) error {
 		w, err := loadWanted(tx)

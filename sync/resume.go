@@ -120,3 +120,20 @@ func countStored(parts []crypto.BlobRef) int {
 }
 
 func hashKey(h [32]byte) string { return hex.EncodeToString(h[:]) }
+
+// setDownload records the progress of the download of content key; nil
+// forgets it.
+func (e *Engine) setDownload(key string, p *downloadProgress) error {
+	return e.store.Update(func(tx *cache.Tx) error {
+		m, err := loadMap[downloadProgress](tx, metaDownloads)
+		if err != nil {
+			return err
+		}
+		if p == nil {
+			delete(m, key)
+		} else {
+			m[key] = *p
+		}
+		return saveMap(tx, metaDownloads, m)
+	})
+}
