@@ -227,7 +227,13 @@ func (e *Engine) applyOne(ctx context.Context, id crypto.NodeID, c proto.Change,
 			}
 			return false, e.want(c.Path, c.Hash)
 		}
-		if replaces := d.Action == decide.Apply || (d.Action == decide.Conflict && d.Winner == decide.Remote); replaces {
+		replaces := d.Action == decide.Apply || (d.Action == decide.Conflict && d.Winner == decide.Remote)
+		if replaces && c.Op != proto.OpMeta && e.inUse(local) {
+			// A mode or time change (OpMeta) does not touch the content
+			// and is applied as usual.
+			return true, e.keepInUse(ctx, id, c, local, src)
+		}
+		if replaces {
 			switch e.mayWrite(local) {
 			case writeRefused:
 				e.log.Info("refused a peer's version of a file made here (conservative mode)", "path", c.Path, "node", peer)
@@ -273,6 +279,41 @@ func (e *Engine) applyOne(ctx context.Context, id crypto.NodeID, c proto.Change,
 	}
 	e.log.Warn("local path keeps changing; the peer's version waits for its next change", "path", c.Path)
 	return false, nil
+}
+
+// inUse reports whether local is a file open for writing here (Config.InUse).
+func (e *Engine) inUse(local *cache.Entry) bool {
+	return e.cfg.InUse != nil && local != nil && !local.Deleted && local.Kind == cache.KindFile &&
+		local.Local != (cache.LocalStat{}) && e.cfg.InUse(local.Path)
+}
+
+// keepInUse applies change c to a file open for writing here without
+// replacing it: a pulled version goes beside it as a conflict copy, a
+// pulled delete (or anything else that would replace it) is not carried
+// out. The file is queued over both versions, so that what its writer
+// leaves is pushed and wins everywhere, as an edit beats a concurrent
+// change.
+func (e *Engine) keepInUse(ctx context.Context, id crypto.NodeID, c proto.Change, local *cache.Entry, src source) error {
+	version := local.Version.Merge(c.Version)
+	if c.Op == proto.OpPut || c.Op == proto.OpSymlink || c.Op == proto.OpMkdir {
+		keep := decide.Decision{Action: decide.Conflict, Winner: decide.Local, Loser: decide.Remote, Version: version}
+		if err := e.conflict(ctx, id, c, keep, local, src); err != nil {
+			return err
+		}
+		if err := e.answered(c.Path, c.Hash); err != nil {
+			return err
+		}
+	} else {
+		e.log.Info("kept a file open for writing; the peer's change is not applied here", "path", c.Path, "op", c.Op, "node", id.String())
+	}
+	return e.store.Update(func(tx *cache.Tx) error {
+		ent, ok, err := tx.Get(c.Path)
+		if err != nil || !ok {
+			return err
+		}
+		ent.Version = ent.Version.Merge(version)
+		return e.dirtyPayload(tx, ent, payloadPut)
+	})
 }
 
 func (e *Engine) entry(path string) (*cache.Entry, error) {

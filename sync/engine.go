@@ -135,6 +135,12 @@ type Config struct {
 	// folder (installed, removed, moved, or its metadata set), after the
 	// change: the mount invalidates the kernel's caches of it.
 	OnChange func(path string)
+	// InUse, if set, reports whether the file at path is open for writing
+	// (through the mount). A pulled version never replaces such a file
+	// under its writer: it is kept beside it as a conflict copy, and a
+	// pulled delete is not applied; the local file is pushed again over
+	// the peer's version, so that every node ends alike.
+	InUse func(path string) bool
 	// Watch configures the folder's watcher in Run.
 	Watch localdir.WatchOptions
 	// Clock is the time source; nil means the system clock.
