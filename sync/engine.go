@@ -136,10 +136,11 @@ type Config struct {
 	// change: the mount invalidates the kernel's caches of it.
 	OnChange func(path string)
 	// InUse, if set, reports whether the file at path is open for writing
-	// (through the mount). A pulled version never replaces such a file
-	// under its writer: it is kept beside it as a conflict copy, and a
-	// pulled delete is not applied; the local file is pushed again over
-	// the peer's version, so that every node ends alike.
+	// (through the mount). Such a file is pushed once closed, not while
+	// written. A pulled version never replaces it under its writer: it is
+	// kept beside it as a conflict copy, and a pulled delete is not
+	// applied; the local file is pushed again over the peer's version, so
+	// that every node ends alike.
 	InUse func(path string) bool
 	// Watch configures the folder's watcher in Run.
 	Watch localdir.WatchOptions

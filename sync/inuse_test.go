@@ -30,8 +30,8 @@ func (o *openFiles) InUse(path string) bool {
 	return o.paths[path]
 }
 
-// TestInUseNotReplaced: a file open for writing is never replaced under its
-// writer. A peer's new version becomes a conflict copy beside it, a peer's
+// TestInUseNotReplaced: a file open for writing is pushed once closed, and
+// never replaced under its writer. A peer's new version becomes a conflict copy beside it, a peer's
 // delete is not applied, and what the writer leaves wins on every node.
 func TestInUseNotReplaced(t *testing.T) {
 	open := &openFiles{}
@@ -59,6 +59,10 @@ func TestInUseNotReplaced(t *testing.T) {
 	// The writer saves and closes: its version wins everywhere, and a's
 	// version survives as the copy everywhere.
 	b.write(t, "doc.txt", []byte("v3 from b's editor"))
+	c.settle()
+	if got := string(a.read(t, "doc.txt")); got != "v2 from a" {
+		t.Fatalf("a file was pushed while open for writing: a has %q", got)
+	}
 	open.set("doc.txt", false)
 	c.settle()
 	c.sameTrees()

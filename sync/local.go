@@ -36,6 +36,7 @@ func (e *Engine) Scan(ctx context.Context, paths []string) (int, error) {
 			return 0, err
 		}
 	}
+	res.Changes = e.withoutOpenFiles(res.Changes)
 	n := 0
 	for chunk := range slices.Chunk(res.Changes, scanTxSize) {
 		err := e.store.Update(func(tx *cache.Tx) error {
@@ -56,6 +57,25 @@ func (e *Engine) Scan(ctx context.Context, paths []string) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// withoutOpenFiles drops the content changes of files open for writing
+// (Config.InUse): a file is pushed once its writer closes it, which the
+// mount reports, not half-written.
+func (e *Engine) withoutOpenFiles(changes []localdir.Change) []localdir.Change {
+	if e.cfg.InUse == nil {
+		return changes
+	}
+	return slices.DeleteFunc(changes, func(ch localdir.Change) bool {
+		switch ch.Op {
+		case localdir.OpCreate, localdir.OpModify, localdir.OpTouch:
+			if e.cfg.InUse(ch.Path) {
+				e.log.Debug("file open for writing; pushed once closed", "path", ch.Path)
+				return true
+			}
+		}
+		return false
+	})
 }
 
 // ErrFolderEmptied means a scan found every synchronized file gone at once.

@@ -45,6 +45,7 @@ type pushItem struct {
 	drop     bool // nothing to push (entry gone or clean)
 	retry    bool // the file changed while uploading: scan it again
 	wait     bool // no room on the relay: stays queued
+	held     bool // open for writing (Config.InUse): stays queued until closed
 	hasher   hash.Hash
 	closed   *cache.LocalStat // the file's fingerprint when the upload closed it
 }
@@ -104,6 +105,11 @@ func (e *Engine) pushBatch(ctx context.Context) (n int, more bool, err error) {
 	for _, it := range items {
 		if !it.drop && !e.mayRead(it.ent) {
 			it.drop = true // r-, or download mode: the change stays here, dirty
+		}
+		if !it.drop && e.inUse(&it.ent) {
+			// Pushed once its writer closes it, which the mount reports.
+			it.held = true
+			continue
 		}
 		if !it.drop {
 			e.plan(it, live)
@@ -271,7 +277,7 @@ func changedLocally(err error) bool {
 func (e *Engine) upload(ctx context.Context, items []*pushItem) (full bool, err error) {
 	var small []*pushItem
 	for _, it := range items {
-		if !it.upload || it.drop || it.wait {
+		if !it.upload || it.drop || it.wait || it.held {
 			continue
 		}
 		if it.ent.Size < e.cfg.PackLimit {
@@ -483,7 +489,7 @@ func (e *Engine) commit(ctx context.Context, items []*pushItem, force bool) (int
 		var changes []proto.Change
 		var blobs []crypto.BlobID
 		for _, it := range items {
-			if it.retry || (it.upload && it.ref == nil) {
+			if it.retry || it.held || (it.upload && it.ref == nil) {
 				continue // stays queued
 			}
 			cur, ok, err := tx.Get(it.ent.Path)
