@@ -27,7 +27,8 @@ var (
 	// ErrClosed: the Store was closed, or a Tx was used after the function
 	// it was passed to returned.
 	ErrClosed = errors.New("cache is closed")
-	// ErrReadOnly: a write method was called on the Tx of View.
+	// ErrReadOnly: a write method was called on the Tx of View, or Update
+	// on a Store opened with Options.ReadOnly.
 	ErrReadOnly = errors.New("read-only transaction")
 	// ErrWalking: Put or Delete was called from the function of Walk or
 	// Children, which would invalidate the iteration.

@@ -51,6 +51,12 @@ type Options struct {
 	// Now returns the current time, stamped on queue items; nil means
 	// time.Now. Tests inject a clock here.
 	Now func() time.Time
+	// ReadOnly opens an existing cache for reading only, as escalefs
+	// status does: it shares the lock with other readers, so it still
+	// fails with ErrInUse while a process has the cache open for writing,
+	// creates and migrates nothing, and fails every Update with
+	// ErrReadOnly.
+	ReadOnly bool
 }
 
 // Store is an open cache database. It is safe for concurrent use: any number
@@ -95,7 +101,7 @@ func open(path string, opts Options, target uint64, steps []migration) (*Store, 
 		now = time.Now
 	}
 	// NoSync stays false: every commit is fsynced before Update returns.
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout})
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, ReadOnly: opts.ReadOnly})
 	if err != nil {
 		switch {
 		case errors.Is(err, berrors.ErrTimeout):
@@ -110,6 +116,14 @@ func open(path string, opts Options, target uint64, steps []migration) (*Store, 
 		return nil, fmt.Errorf("open cache %s: %w", path, err)
 	}
 	s := &Store{db: db, path: path, log: log, now: now}
+	if opts.ReadOnly {
+		if err := db.View(func(tx *bolt.Tx) error { return s.checkSchema(tx, target) }); err != nil {
+			_ = db.Close()
+			return nil, err
+		}
+		log.Debug("cache opened read-only", "path", path, "schema", target)
+		return s, nil
+	}
 	var from uint64
 	err = db.Update(func(tx *bolt.Tx) error {
 		from, err = s.upgrade(tx, target, steps)
@@ -168,6 +182,30 @@ func (s *Store) upgrade(tx *bolt.Tx, target uint64, steps []migration) (uint64, 
 		return v, fmt.Errorf("open cache %s: %w", s.path, err)
 	}
 	return v, nil
+}
+
+// checkSchema checks, for a read-only Store, that the cache is one of
+// schema version target: one that needs creating or migrating cannot be
+// read without writing it.
+func (s *Store) checkSchema(tx *bolt.Tx, target uint64) error {
+	sys := tx.Bucket(bucketSys)
+	if sys == nil {
+		return fmt.Errorf("open cache %s: not an escalefs cache: %w", s.path, ErrCorrupt)
+	}
+	v, ok, err := getUint64(sys, keySchema)
+	switch {
+	case err != nil:
+		return fmt.Errorf("open cache %s: schema version: %w", s.path, err)
+	case !ok || v == 0:
+		return fmt.Errorf("open cache %s: no schema version: %w", s.path, ErrCorrupt)
+	case v > target:
+		return fmt.Errorf("open cache %s: schema version %d, this escalefs supports up to %d; upgrade escalefs: %w",
+			s.path, v, target, ErrSchemaTooNew)
+	case v < target:
+		return fmt.Errorf("open cache %s: schema version %d must be migrated to %d, which opening it read-only cannot do; "+
+			"start the node once", s.path, v, target)
+	}
+	return nil
 }
 
 // migrate runs steps[from-1] … steps[to-2] and records version to.
@@ -244,6 +282,9 @@ func (s *Store) run(write bool, fn func(tx *Tx) error) error {
 	}
 	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 		return fmt.Errorf("cache %s: %w", s.path, ErrClosed)
+	}
+	if errors.Is(err, berrors.ErrDatabaseReadOnly) {
+		return fmt.Errorf("cache %s: opened read-only: %w", s.path, ErrReadOnly)
 	}
 	// fn's errors pass through unchanged; bbolt's commit errors already
 	// say what failed.
