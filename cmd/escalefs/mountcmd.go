@@ -87,6 +87,14 @@ engine has queued, and exits.`,
 	return cmd
 }
 
+// mountHooks connect the engine to the mount: onChange invalidates the
+// kernel's caches of what the engine changed, inUse tells it which files
+// are open for writing (escsync.Config's OnChange and InUse).
+type mountHooks struct {
+	onChange func(path string)
+	inUse    func(path string) bool
+}
+
 // engineEvents passes the changes made through the mount to the engine.
 type engineEvents struct{ eng *escsync.Engine }
 
@@ -110,10 +118,16 @@ func runMount(ctx context.Context, g *globals, f *mountFlags, mountArg string) e
 	// The server exists only once the engine does; the engine changes
 	// nothing in the folder before Run, which starts after the mount.
 	var srv atomic.Pointer[escfs.Server]
-	onChange := func(p string) {
-		if s := srv.Load(); s != nil {
-			s.Invalidate(p)
-		}
+	hooks := mountHooks{
+		onChange: func(p string) {
+			if s := srv.Load(); s != nil {
+				s.Invalidate(p)
+			}
+		},
+		inUse: func(p string) bool {
+			s := srv.Load()
+			return s != nil && s.Writing(p)
+		},
 	}
 	var backing string
 	n, err := openNode(ctx, g, &f.syncFlags, mnt, func(state string) (string, error) {
@@ -127,7 +141,7 @@ func runMount(ctx context.Context, g *globals, f *mountFlags, mountArg string) e
 			}
 		}
 		return backing, nil
-	}, onChange)
+	}, hooks)
 	if err != nil {
 		return err
 	}
@@ -154,7 +168,7 @@ func runMount(ctx context.Context, g *globals, f *mountFlags, mountArg string) e
 		}
 		defer removePID()
 	}
-	n.logStart("mounted", "mountpoint", mnt, "dir", backing)
+	n.logStart("mounted", "mountpoint", mnt, "dir", backing, "passthrough", s.Passthrough())
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()

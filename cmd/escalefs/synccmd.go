@@ -357,7 +357,7 @@ func runSync(ctx context.Context, g *globals, f *syncFlags, dirArg string) error
 	if err != nil {
 		return err
 	}
-	n, err := openNode(ctx, g, f, dir, func(string) (string, error) { return dir, nil }, nil)
+	n, err := openNode(ctx, g, f, dir, func(string) (string, error) { return dir, nil }, mountHooks{})
 	if err != nil {
 		return err
 	}
@@ -409,10 +409,10 @@ type node struct {
 // openNode opens the relay and the repository for the folder or mountpoint
 // dir (absolute, symbolic links resolved), which keys the node's state
 // directory, and sets up the engine over the folder that folder returns
-// for that state directory (dir itself for sync). onChange, if not nil, is
-// the engine's OnChange. The flags must have been checked.
+// for that state directory (dir itself for sync), with the mount's hooks
+// (none for sync). The flags must have been checked.
 func openNode(ctx context.Context, g *globals, f *syncFlags, dir string, folder func(state string) (string, error),
-	onChange func(string)) (_ *node, err error) {
+	hooks mountHooks) (_ *node, err error) {
 	secret, err := f.secret()
 	if err != nil {
 		return nil, err
@@ -524,7 +524,8 @@ func openNode(ctx context.Context, g *globals, f *syncFlags, dir string, folder 
 		DiskQuota:   f.parsedQuota,
 		Pullers:     f.pullers,
 		LockTimeout: f.lockTimeout,
-		OnChange:    onChange,
+		OnChange:    hooks.onChange,
+		InUse:       hooks.inUse,
 		Logger:      log,
 	})
 	if err != nil {
