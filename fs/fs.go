@@ -19,6 +19,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -97,7 +98,7 @@ func Mount(ctx context.Context, mountpoint, backing string, opts Options) (*Serv
 		return nil, fmt.Errorf("backing directory %s: %w", backing, err)
 	}
 	ln := lroot.(*gofs.LoopbackNode)
-	root := &node{LoopbackNode: ln, ev: opts.Events, mods: opts.Modifiers}
+	root := &node{LoopbackNode: ln, ev: opts.Events, mods: opts.Modifiers, writes: new(atomic.Int64)}
 	ln.RootData.RootNode = root
 
 	name := opts.Name
@@ -114,12 +115,48 @@ func Mount(ctx context.Context, mountpoint, backing string, opts Options) (*Serv
 			FsName:   backing,
 			Name:     name,
 			Debug:    opts.Debug,
+			// flock and fcntl locks are taken on the backing files,
+			// so that they hold against the engine's installs and
+			// other programs on this node, not only within the mount.
+			EnableLocks: true,
 		},
 	})
 	if err != nil {
 		return nil, mountFailed(mnt, err)
 	}
 	return &Server{Server: srv, root: root, mountpoint: mnt, backing: backing}, nil
+}
+
+// Passthrough reports whether the kernel offered FUSE passthrough (Linux
+// 6.9 and later): reads and writes of an open file then go from the kernel
+// to the backing file without the process, when it may register backing
+// files (CAP_SYS_ADMIN); otherwise the process serves them (loopback).
+// WritesServed tells which happened.
+func (s *Server) Passthrough() bool {
+	ks := s.KernelSettings()
+	return ks != nil && ks.Flags64()&fuse.CAP_PASSTHROUGH != 0
+}
+
+// WritesServed is how many write requests the process has served: none
+// while passthrough carries every write.
+func (s *Server) WritesServed() int64 { return s.root.writes.Load() }
+
+// Writing reports whether the file at rel (slash-separated, relative to the
+// root) is open for writing through the mount. It follows the kernel's
+// view: a file renamed while open is found under its new name.
+func (s *Server) Writing(rel string) bool {
+	rel = strings.Trim(path.Clean("/"+rel), "/")
+	if rel == "" {
+		return false
+	}
+	in := s.root.EmbeddedInode()
+	for _, c := range strings.Split(rel, "/") {
+		if in = in.GetChild(c); in == nil {
+			return false
+		}
+	}
+	n, ok := in.Operations().(*node)
+	return ok && n.writers.Load() > 0
 }
 
 // Mountpoint is the absolute path of the mount.

@@ -17,6 +17,11 @@ type node struct {
 	*gofs.LoopbackNode
 	ev   Events
 	mods Modifiers // nil: no modifiers, the backing files' modes as they are
+	// writers counts the node's handles open for writing (Server.Writing).
+	writers atomic.Int32
+	// writes counts the write requests the process served, for every
+	// node of the mount (Server.WritesServed).
+	writes *atomic.Int64
 }
 
 var (
@@ -41,7 +46,7 @@ var (
 // WrapChild makes every node the loopback creates one of ours.
 func (n *node) WrapChild(_ context.Context, ops gofs.InodeEmbedder) gofs.InodeEmbedder {
 	if ln, ok := ops.(*gofs.LoopbackNode); ok {
-		return &node{LoopbackNode: ln, ev: n.ev, mods: n.mods}
+		return &node{LoopbackNode: ln, ev: n.ev, mods: n.mods, writes: n.writes}
 	}
 	return ops
 }
@@ -107,6 +112,7 @@ func (n *node) wrap(fh gofs.FileHandle, flags uint32) gofs.FileHandle {
 	if !ok || flags&syscall.O_ACCMODE == syscall.O_RDONLY && flags&syscall.O_TRUNC == 0 {
 		return fh
 	}
+	n.writers.Add(1)
 	return &handle{LoopbackFile: lf, n: n}
 }
 
@@ -124,13 +130,10 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 	if errno == 0 {
 		n.mark(n.rel(), &out.Attr)
 	}
-	switch {
-	case errno != 0:
-	case viaHandle:
-		// ftruncate, or the truncation of an open with O_TRUNC: the
-		// file is being written, and reported when it is closed.
-		h.written.Store(true)
-	default:
+	if errno == 0 && !viaHandle {
+		// Through a handle (ftruncate, the truncation of an open with
+		// O_TRUNC), the file is being written: it is reported when it
+		// is closed.
 		n.changed(n.rel())
 	}
 	return errno
@@ -191,12 +194,14 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 }
 
 // handle is a file opened for writing through the mount: its node's path is
-// reported when it is flushed after a write (each close) and when it is
-// released (the last close), so the engine pushes it without a rescan.
+// reported when it is flushed (each close) and when it is released (the last
+// close), so the engine pushes it without a rescan. Under FUSE passthrough
+// the kernel writes to the backing file itself, so a flush cannot know
+// whether anything was written: it reports the path anyway, and the engine
+// finds out from the file's fingerprint.
 type handle struct {
 	*gofs.LoopbackFile
-	n       *node
-	written atomic.Bool
+	n *node
 }
 
 var (
@@ -206,20 +211,21 @@ var (
 )
 
 func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
-	h.written.Store(true)
+	if h.n.writes != nil {
+		h.n.writes.Add(1)
+	}
 	return h.LoopbackFile.Write(ctx, data, off)
 }
 
 func (h *handle) Flush(ctx context.Context) syscall.Errno {
 	errno := h.LoopbackFile.Flush(ctx)
-	if h.written.Swap(false) {
-		h.n.changed(h.n.rel())
-	}
+	h.n.changed(h.n.rel())
 	return errno
 }
 
 func (h *handle) Release(ctx context.Context) syscall.Errno {
 	errno := h.LoopbackFile.Release(ctx)
+	h.n.writers.Add(-1)
 	h.n.changed(h.n.rel())
 	return errno
 }

@@ -13,15 +13,7 @@ import (
 // with that reason so the rest of the suite runs; set
 // ESCALEFS_RUN_KNOWN_FAILURES=1 to run them anyway (and remove an entry
 // once its test passes).
-var posixKnownFailures = map[string]string{
-	// Mount does not set fuse.MountOptions.EnableLocks, so the kernel
-	// keeps fcntl locks itself, with POSIX semantics: locks belong to the
-	// process, and a second F_SETLK by the same process on another
-	// descriptor of the file succeeds. The test expects EAGAIN, which
-	// only go-fuse's loopback with EnableLocks gives (it takes OFD locks
-	// on the backing file, per descriptor).
-	"FcntlFlockLocksFile": "fcntl locks are kept by the kernel (no EnableLocks): a process does not conflict with itself",
-}
+var posixKnownFailures = map[string]string{}
 
 // posixExtra are posixtest tests that posixtest.All leaves out.
 var posixExtra = map[string]func(*testing.T, string){
