@@ -142,6 +142,11 @@ type Config struct {
 	// applied; the local file is pushed again over the peer's version, so
 	// that every node ends alike.
 	InUse func(path string) bool
+	// OnStatus, if set, is called when Status may have changed: after each
+	// round (or push between rounds) and when Run returns. It is called
+	// from Run's goroutine and must not block; it may call Status from
+	// another goroutine.
+	OnStatus func()
 	// Watch configures the folder's watcher in Run.
 	Watch localdir.WatchOptions
 	// Clock is the time source; nil means the system clock.
@@ -198,6 +203,7 @@ type Engine struct {
 
 	mu    gosync.Mutex
 	stats Stats
+	round roundStatus
 }
 
 // Stats count what the engine did since it started.
@@ -482,7 +488,9 @@ func (e *Engine) exchange(ctx context.Context, res RoundResult) (RoundResult, er
 	res.Pushed += pushed
 	errs = append(errs, err)
 	errs = append(errs, e.Collect(ctx))
-	return res, errors.Join(errs...)
+	err = errors.Join(errs...)
+	e.noteRound(err, true)
+	return res, err
 }
 
 // Run keeps the folder in step until ctx is cancelled: it cleans up after a
@@ -491,7 +499,8 @@ func (e *Engine) exchange(ctx context.Context, res RoundResult) (RoundResult, er
 // after activity and slows down to Refresh when idle. Errors of one round
 // (the relay is down, a file cannot be read) are logged and retried; Run
 // returns only when ctx ends, or on an error that retrying cannot fix.
-func (e *Engine) Run(ctx context.Context) error {
+func (e *Engine) Run(ctx context.Context) (err error) {
+	defer func() { e.noteStopped(err) }()
 	if c, ok := e.local.(interface {
 		CleanTemp(context.Context) (int, error)
 	}); ok {
@@ -638,6 +647,7 @@ func (e *Engine) drain(parent context.Context, batches <-chan localdir.Batch) {
 // at warning level (local work goes on, changes queue on disk), repeats at
 // debug level, and the first success after failures at info level.
 func (e *Engine) reportRound(err error) {
+	e.noteRound(err, false)
 	switch {
 	case err != nil && !e.failing:
 		e.failing = true

@@ -1,0 +1,155 @@
+package sync
+
+import (
+	"time"
+
+	"github.com/escalefs/escalefs/cache"
+	"github.com/escalefs/escalefs/sync/proto"
+)
+
+// Status is a snapshot of a node: what it has yet to push and how its
+// rounds went. Engine.Status returns it while the engine runs; ReadQueue
+// reads the queue of a node whose engine does not run.
+type Status struct {
+	Queue Queue
+	// LastSync is when a round last pushed and pulled without error; zero
+	// if none did since the engine started.
+	LastSync time.Time
+	// Failing reports that the latest round failed. LastError is the
+	// error of the latest failed round, even once rounds work again, and
+	// LastErrorAt is when it failed.
+	Failing     bool
+	LastError   error
+	LastErrorAt time.Time
+	// Stopped is the error that Run returned on, one that retrying cannot
+	// fix; nil while Run runs or after it stopped cleanly.
+	Stopped error
+	Stats   Stats
+}
+
+// Queue is what a node has yet to push. It is kept on disk, in the node's
+// cache, and survives restarts.
+type Queue struct {
+	// Files counts the paths changed here and not yet pushed: files,
+	// directories, links and deletions.
+	Files int
+	// Bytes is the size of the files' content among them.
+	Bytes int64
+	// Records counts the records written but not yet published on the
+	// relay (their content is uploaded already).
+	Records int
+}
+
+// Empty reports whether nothing waits to be pushed.
+func (q Queue) Empty() bool { return q.Files == 0 && q.Records == 0 }
+
+// ReadQueue reads what waits to be pushed from a node's cache, which may be
+// opened read-only (cache.Options.ReadOnly).
+func ReadQueue(store *cache.Store) (Queue, error) {
+	return readQueue(store, true)
+}
+
+// readQueue is ReadQueue for a node whose mode pushes (modePushes) or not:
+// the queued paths that Push would drop are not counted.
+func readQueue(store *cache.Store, modePushes bool) (Queue, error) {
+	var q Queue
+	err := store.View(func(tx *cache.Tx) error {
+		items, err := tx.Peek(0)
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			ent, ok, err := tx.Get(it.Path)
+			if err != nil {
+				return err
+			}
+			// As pushBatch decides what to drop.
+			repush := string(it.Payload) == payloadRepush && !ent.Dirty
+			switch {
+			case !ok, !ent.Dirty && !repush, repush && (ent.Deleted || ent.Kind != cache.KindFile):
+				continue
+			case !mayPush(ent.Access, modePushes):
+				continue
+			}
+			q.Files++
+			if ent.Kind == cache.KindFile && !ent.Deleted {
+				q.Bytes += ent.Size
+			}
+		}
+		ls, err := loadLogState(tx)
+		if err != nil {
+			return err
+		}
+		for _, r := range ls.Records {
+			if !r.Published {
+				q.Records++
+			}
+		}
+		return nil
+	})
+	return q, err
+}
+
+// roundStatus is what Status reports of the engine's rounds, guarded by
+// Engine.mu.
+type roundStatus struct {
+	lastSync    time.Time
+	failing     bool
+	lastErr     error
+	lastErrAt   time.Time
+	stopped     error
+}
+
+// Status returns the node's status: its queue, read from the cache, and how
+// its latest rounds went. Unlike the engine's other methods it may be called
+// while Run runs, from any goroutine; Config.OnStatus tells when to.
+func (e *Engine) Status() (Status, error) {
+	q, err := readQueue(e.store, e.cfg.Mode != proto.ModeDownload)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r := e.round
+	return Status{
+		Queue:       q,
+		LastSync:    r.lastSync,
+		Failing:     r.failing,
+		LastError:   r.lastErr,
+		LastErrorAt: r.lastErrAt,
+		Stopped:     r.stopped,
+		Stats:       e.stats,
+	}, err
+}
+
+// noteRound records the outcome of a round (or of a push between rounds) for
+// Status; synced says that the round pulled as well as pushed, so that its
+// success is a sync.
+func (e *Engine) noteRound(err error, synced bool) {
+	now := e.clock.Now()
+	e.mu.Lock()
+	switch {
+	case err != nil:
+		e.round.failing = true
+		e.round.lastErr, e.round.lastErrAt = err, now
+	case synced:
+		e.round.failing = false
+		e.round.lastSync = now
+	default:
+		e.round.failing = false
+	}
+	e.mu.Unlock()
+	e.statusChanged()
+}
+
+// noteStopped records the error Run returns on, and tells OnStatus.
+func (e *Engine) noteStopped(err error) {
+	e.mu.Lock()
+	e.round.stopped = err
+	e.mu.Unlock()
+	e.statusChanged()
+}
+
+// statusChanged tells Config.OnStatus that Status may have changed.
+func (e *Engine) statusChanged() {
+	if e.cfg.OnStatus != nil {
+		e.cfg.OnStatus()
+	}
+}
