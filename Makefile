@@ -41,7 +41,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -skip '^BenchmarkSync$$' -benchtime 3x -timeout 30m ./bench/
 	$(GO) test -run '^$$' -bench '^BenchmarkSync$$' -benchtime 1x -timeout 60m ./bench/
 
-## demo: build escalefs; check a relay and sync two folders through it, all in a temporary directory
+## demo: build escalefs; mount two nodes, alice and bob, under ./demo and keep them in step through a relay there (needs FUSE)
 demo: build
 	./scripts/demo.sh ./$(BIN)
 
