@@ -45,7 +45,11 @@ type syncFlags struct {
 	once         bool
 	mode         string
 	diskQuota    string
+	stopGrace    time.Duration
 	filter       filter.Options
+	// command is the command that runs the node, sync or mount, for its
+	// status file.
+	command string
 
 	// Parsed by check.
 	parsedMode  proto.Mode
@@ -109,6 +113,7 @@ call.`,
 // register adds the repository and engine flags, which escalefs sync and
 // escalefs mount share, to cmd.
 func (f *syncFlags) register(cmd *cobra.Command) {
+	f.command = cmd.Name()
 	fl := cmd.Flags()
 	fl.StringVar(&f.relayURL, "relay", "", "URL of the relay holding the repository (see escalefs relay check --help)")
 	fl.StringVar(&f.name, "name", "", "this node's name, shown to the other nodes (default: the host name)")
@@ -121,6 +126,9 @@ func (f *syncFlags) register(cmd *cobra.Command) {
 			"(push; pull only over files that came from other nodes untouched)")
 	fl.StringVar(&f.diskQuota, "disk-quota", "0",
 		"what the repository may hold on the relay, such as 500MB or 2GiB; pushes wait for the other nodes to pull when it is reached (0: no quota)")
+	fl.DurationVar(&f.stopGrace, "stop-grace", escsync.DefaultStopGrace,
+		"when stopped, how long to keep pushing the files changed but not yet pushed (0: stop at once); "+
+			"what is left stays queued on disk and is pushed at the next start (escalefs status shows it)")
 	fl.StringArrayVar(&f.filter.Include, "include", nil,
 		"sync only the files matching this glob or /regex/ (on the name; on the path from the folder when it has a slash); repeatable")
 	fl.StringArrayVar(&f.filter.Exclude, "exclude", nil,
@@ -159,6 +167,10 @@ func (f *syncFlags) check() error {
 	}
 	if f.lockTimeout == 0 {
 		return fmt.Errorf("--lock-timeout %s: expected a positive duration, such as 72h, or a negative one to wait forever", f.lockTimeout)
+	}
+	if f.stopGrace < 0 {
+		return fmt.Errorf("--stop-grace %s: expected 0 (stop at once, leaving the queue for the next start) "+
+			"or a positive duration, such as 5s or 1m", f.stopGrace)
 	}
 	mode, err := proto.ParseMode(f.mode)
 	if err != nil {
@@ -373,6 +385,7 @@ func runSync(ctx context.Context, g *globals, f *syncFlags, dirArg string) error
 		}
 		res, err := eng.Round(ctx)
 		if err != nil {
+			n.stopErr = err
 			if ctx.Err() != nil {
 				return fmt.Errorf("sync of %s interrupted", dir)
 			}
@@ -404,6 +417,9 @@ type node struct {
 	local  *localdir.Dir
 	eng    *escsync.Engine
 	closer []func()
+	// stopErr is the error the node stops on, for its status file, when
+	// the engine does not know it.
+	stopErr error
 }
 
 // openNode opens the relay and the repository for the folder or mountpoint
@@ -510,6 +526,11 @@ func openNode(ctx context.Context, g *globals, f *syncFlags, dir string, folder 
 		return nil, err
 	}
 	n.local = local
+	stopGrace := f.stopGrace
+	if stopGrace == 0 {
+		stopGrace = -1 // none
+	}
+	pub := newStatusPublisher(state, log)
 	eng, err := escsync.New(escsync.Config{
 		Relay:       r,
 		Repo:        repo,
@@ -526,12 +547,21 @@ func openNode(ctx context.Context, g *globals, f *syncFlags, dir string, folder 
 		LockTimeout: f.lockTimeout,
 		OnChange:    hooks.onChange,
 		InUse:       hooks.inUse,
+		StopGrace:   stopGrace,
+		OnStatus:    pub.notify,
 		Logger:      log,
 	})
 	if err != nil {
 		return nil, engineFailed(err, state)
 	}
 	n.eng = eng
+	base := statusFile{Command: f.command, Once: f.once, Folder: dir, Relay: loc, Node: name,
+		NodeID: eng.Node().String(), Mode: string(f.parsedMode)}
+	if folderDir != dir {
+		base.Files = folderDir
+	}
+	pub.start(eng, base)
+	n.closer = append(n.closer, func() { pub.stop(n.stopErr) })
 	return n, nil
 }
 

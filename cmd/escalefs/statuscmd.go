@@ -1,0 +1,659 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/escalefs/escalefs/cache"
+	escsync "github.com/escalefs/escalefs/sync"
+)
+
+// The status file: a running escalefs sync or mount publishes its node's
+// status in its state directory, since no other process can read the cache
+// it holds. It is written whole (a temporary file renamed over it) when the
+// node starts, when the engine reports a change (at most once per
+// statusWriteEvery, and only when something but the time of the last sync
+// changed, or that time is statusSyncEvery old) and when the node stops.
+const (
+	statusFileName    = "status.json"
+	statusFileVersion = 1
+	statusWriteEvery  = time.Second
+	statusSyncEvery   = time.Minute
+	// statusLockTimeout is how long escalefs status waits for the cache of
+	// a node: a running node holds it, and never lets go.
+	statusLockTimeout = 200 * time.Millisecond
+)
+
+// statusFile is the content of status.json. Its fields only grow; a reader
+// ignores what it does not know.
+type statusFile struct {
+	Version int    `json:"version"`
+	Command string `json:"command"` // "sync" or "mount"
+	Once    bool   `json:"once,omitzero"`
+	PID     int    `json:"pid"`
+	// Folder is the folder (sync) or mountpoint (mount) that keys the
+	// state directory; Files is where a mount's files live.
+	Folder   string    `json:"folder"`
+	Files    string    `json:"files,omitzero"`
+	Relay    string    `json:"relay"` // without credentials
+	Node     string    `json:"node"`
+	NodeID   string    `json:"node_id"`
+	Mode     string    `json:"mode"`
+	Started  time.Time `json:"started"`
+	Stopped  time.Time `json:"stopped,omitzero"` // zero while it runs (or if it was killed)
+	StopErr  string    `json:"stop_error,omitzero"`
+	Queue    queueJSON `json:"queue"`
+	LastSync time.Time `json:"last_sync,omitzero"`
+	Failing  bool      `json:"failing,omitzero"`
+	LastErr  string    `json:"last_error,omitzero"`
+	LastErrT time.Time `json:"last_error_at,omitzero"`
+	Session  statsJSON `json:"session"` // since Started
+}
+
+type queueJSON struct {
+	Files   int   `json:"files"`
+	Bytes   int64 `json:"bytes"`
+	Records int   `json:"records,omitzero"`
+}
+
+type statsJSON struct {
+	FilesPushed int   `json:"files_pushed"`
+	BytesPushed int64 `json:"bytes_pushed"`
+	FilesPulled int   `json:"files_pulled"`
+	BytesPulled int64 `json:"bytes_pulled"`
+	Conflicts   int   `json:"conflicts"`
+}
+
+func toQueueJSON(q escsync.Queue) queueJSON {
+	return queueJSON{Files: q.Files, Bytes: q.Bytes, Records: q.Records}
+}
+
+func (q queueJSON) queue() escsync.Queue {
+	return escsync.Queue{Files: q.Files, Bytes: q.Bytes, Records: q.Records}
+}
+
+// statusSource is what the publisher reads the status from: the engine.
+type statusSource interface {
+	Status() (escsync.Status, error)
+}
+
+// statusPublisher keeps a node's status.json up to date.
+type statusPublisher struct {
+	path string
+	log  *slog.Logger
+	kick chan struct{}
+	quit chan struct{}
+	done chan struct{}
+
+	mu      sync.Mutex // serializes publish
+	src     statusSource
+	base    statusFile // the fields fixed at start
+	written statusFile // as last written
+	failed  bool       // a write failed (logged once)
+}
+
+func newStatusPublisher(state string, log *slog.Logger) *statusPublisher {
+	return &statusPublisher{
+		path: filepath.Join(state, statusFileName),
+		log:  log,
+		kick: make(chan struct{}, 1),
+		quit: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+}
+
+// notify tells the publisher that the status may have changed; it never
+// blocks (escsync.Config.OnStatus).
+func (p *statusPublisher) notify() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// start writes the first status and keeps it up to date until stop.
+func (p *statusPublisher) start(src statusSource, base statusFile) {
+	base.Version = statusFileVersion
+	base.PID = os.Getpid()
+	base.Started = time.Now()
+	p.src, p.base = src, base
+	p.publish(false, nil)
+	go p.loop()
+}
+
+func (p *statusPublisher) loop() {
+	defer close(p.done)
+	for {
+		select {
+		case <-p.quit:
+			return
+		case <-p.kick:
+		}
+		p.publish(false, nil)
+		// Throttle: the kicks of the next interval make one write.
+		t := time.NewTimer(statusWriteEvery)
+		select {
+		case <-p.quit:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// stop writes the final status, with the error the node stops on (nil: a
+// clean stop; the engine's own fatal error is added if it had one).
+func (p *statusPublisher) stop(err error) {
+	close(p.quit)
+	<-p.done
+	p.publish(true, err)
+}
+
+func (p *statusPublisher) publish(final bool, stopErr error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f := p.base
+	st, err := p.src.Status()
+	if err != nil {
+		p.log.Debug("reading the node's status", "err", err)
+		st.Queue = p.written.Queue.queue() // the queue as last known
+	}
+	f.Queue = toQueueJSON(st.Queue)
+	f.LastSync = st.LastSync
+	f.Failing = st.Failing
+	if st.LastError != nil {
+		f.LastErr, f.LastErrT = st.LastError.Error(), st.LastErrorAt
+	}
+	s := st.Stats
+	f.Session = statsJSON{FilesPushed: s.FilesPushed, BytesPushed: s.BytesPushed, FilesPulled: s.FilesPulled,
+		BytesPulled: s.BytesPulled, Conflicts: s.Conflicts}
+	if final {
+		f.Stopped = time.Now()
+		if stopErr == nil {
+			stopErr = st.Stopped
+		}
+		if stopErr != nil {
+			f.StopErr = stopErr.Error()
+		}
+	} else if p.written.Version != 0 {
+		same := f
+		same.LastSync = p.written.LastSync
+		if same == p.written && f.LastSync.Sub(p.written.LastSync) < statusSyncEvery {
+			return
+		}
+	}
+	if err := writeStatusFile(p.path, f); err != nil {
+		if !p.failed {
+			p.failed = true
+			p.log.Warn("writing the node's status file; escalefs status may show old information", "err", err)
+		}
+		return
+	}
+	p.written = f
+}
+
+// writeStatusFile replaces path with f, atomically.
+func writeStatusFile(path string, f statusFile) error {
+	b, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+// readStatusFile reads the status file of the state directory state; it
+// returns nil, nil if there is none.
+func readStatusFile(state string) (*statusFile, error) {
+	b, err := os.ReadFile(filepath.Join(state, statusFileName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var f statusFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(state, statusFileName), err)
+	}
+	return &f, nil
+}
+
+func newStatusCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status [PATH...]",
+		Short: "Show what the nodes of this machine are doing and what they have yet to push",
+		Long: `Status shows, for the folder or mountpoint PATH (or a path inside one), or for
+every node of this machine when no PATH is given: whether escalefs sync or
+mount runs for it (with its process ID) and whether it is mounted, the
+node's name and relay, what waits to be pushed (files and bytes), when it
+last synchronized and what went wrong last.
+
+What waits to be pushed is kept on disk, in the node's state directory
+($XDG_STATE_HOME/escalefs, by default ~/.local/state/escalefs): a node that
+stopped before it could push, because the relay failed or its --stop-grace
+ran out, pushes it when it starts again.`,
+		Example: "  escalefs status\n  escalefs status ~/Sync",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runStatus(g, args)
+		},
+	}
+}
+
+// nodeReport is what escalefs status found out about one node.
+type nodeReport struct {
+	State   string
+	File    *statusFile // nil if the node never wrote one
+	FileErr error       // why status.json could not be read
+	Running bool
+	PID     int  // of the running process, 0 if unknown
+	Mounted bool // a FUSE filesystem is mounted on the folder
+	// Queue is what waits to be pushed: from the cache when no process
+	// runs, else as the process last published it. QueueFrom says which.
+	Queue     *escsync.Queue
+	QueueFrom string
+	CacheErr  error // why the cache could not be read
+	NodeID    string
+}
+
+// folder returns the node's folder or mountpoint, or "" if unknown.
+func (r *nodeReport) folder() string {
+	if r.File != nil {
+		return r.File.Folder
+	}
+	return ""
+}
+
+// current reports whether the status file is that of the running process.
+func (r *nodeReport) current() bool {
+	return r.File != nil && r.Running && r.File.Stopped.IsZero() && (r.PID == 0 || r.PID == r.File.PID)
+}
+
+func runStatus(g *globals, paths []string) error {
+	root, err := stateRoot()
+	if err != nil {
+		return err
+	}
+	var states []string
+	if len(paths) == 0 {
+		if states, err = allStateDirs(root); err != nil {
+			return err
+		}
+		if len(states) == 0 {
+			fmt.Fprintf(g.stdout, "no escalefs node on this machine (nothing in %s): start one with "+
+				"escalefs sync --relay URL --key-file FILE DIR, or escalefs mount with the same flags and a MOUNTPOINT\n", root)
+			return nil
+		}
+	}
+	for _, p := range paths {
+		found, err := pathStateDirs(root, p)
+		if err != nil {
+			return err
+		}
+		if len(found) == 0 {
+			abs := resolvePath(p)
+			return fmt.Errorf("no escalefs node keeps %s in step (no state directory for it or a folder above it in %s): "+
+				"start one with escalefs sync --relay URL --key-file FILE %s, or mount one there with escalefs mount "+
+				"--relay URL --key-file FILE %s", abs, root, abs, abs)
+		}
+		for _, s := range found {
+			if !slices.Contains(states, s) {
+				states = append(states, s)
+			}
+		}
+	}
+	mounts := fuseMounts()
+	reports := make([]*nodeReport, 0, len(states))
+	for _, s := range states {
+		reports = append(reports, inspectNode(s, mounts))
+	}
+	if len(paths) == 0 {
+		slices.SortStableFunc(reports, func(a, b *nodeReport) int { return strings.Compare(a.folder(), b.folder()) })
+	}
+	now := time.Now()
+	for i, r := range reports {
+		if i > 0 {
+			fmt.Fprintln(g.stdout)
+		}
+		printReport(g, r, now)
+	}
+	return nil
+}
+
+// stateDirName matches the name of a node's state directory:
+// <repository ID>-<folder key>.
+var stateDirName = regexp.MustCompile(`^[0-9a-zA-Z]+-[0-9a-f]{8}$`)
+
+// allStateDirs lists the state directories of the nodes under root.
+func allStateDirs(root string) ([]string, error) {
+	ents, err := os.ReadDir(root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var dirs []string
+	for _, d := range ents {
+		if !d.IsDir() || !stateDirName.MatchString(d.Name()) {
+			continue
+		}
+		p := filepath.Join(root, d.Name())
+		for _, f := range []string{"cache.db", statusFileName} {
+			if _, err := os.Stat(filepath.Join(p, f)); err == nil {
+				dirs = append(dirs, p)
+				break
+			}
+		}
+	}
+	return dirs, nil
+}
+
+// pathStateDirs finds the state directories of the nodes whose folder or
+// mountpoint is p or, if none, the nearest folder above p that has one
+// whose status file names it (the key is a short hash: a match above p is
+// taken only when confirmed).
+func pathStateDirs(root, p string) ([]string, error) {
+	abs := resolvePath(p)
+	for d := abs; ; {
+		states, err := folderStateDirs(root, d)
+		if err != nil {
+			return nil, err
+		}
+		if d != abs {
+			states = slices.DeleteFunc(states, func(s string) bool {
+				f, err := readStatusFile(s)
+				return err != nil || f == nil || f.Folder != d
+			})
+		}
+		if len(states) > 0 {
+			return states, nil
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return nil, nil
+		}
+		d = parent
+	}
+}
+
+// inspectNode finds out what state says about its node. Whether a process
+// runs for it is told by the cache's lock, which a running node holds:
+// a pid in a file may be stale.
+func inspectNode(state string, mounts map[string]bool) *nodeReport {
+	r := &nodeReport{State: state}
+	r.File, r.FileErr = readStatusFile(state)
+	store, err := cache.Open(filepath.Join(state, "cache.db"), cache.Options{ReadOnly: true, Timeout: statusLockTimeout})
+	switch {
+	case errors.Is(err, cache.ErrInUse):
+		r.Running = true
+		if m := pidInMessage.FindStringSubmatch(err.Error()); m != nil {
+			r.PID, _ = strconv.Atoi(m[1])
+		}
+		if r.PID == 0 && r.File != nil && r.File.Stopped.IsZero() && processAlive(r.File.PID) {
+			r.PID = r.File.PID
+		}
+	case errors.Is(err, fs.ErrNotExist):
+		// The node stopped before it made its cache.
+	case err != nil:
+		r.CacheErr = err
+	default:
+		q, err := escsync.ReadQueue(store)
+		if err != nil {
+			r.CacheErr = err
+		} else {
+			r.Queue, r.QueueFrom = &q, "cache"
+		}
+		_ = store.View(func(tx *cache.Tx) error {
+			if b, ok, err := tx.Meta(cache.MetaNodeID); err == nil && ok {
+				r.NodeID = string(b)
+			}
+			return nil
+		})
+		store.Close()
+	}
+	if r.Queue == nil && r.File != nil {
+		q := r.File.Queue.queue()
+		r.Queue, r.QueueFrom = &q, "file"
+	}
+	if r.NodeID == "" && r.File != nil {
+		r.NodeID = r.File.NodeID
+	}
+	if f := r.folder(); f != "" {
+		r.Mounted = mounts[f]
+	}
+	return r
+}
+
+// processAlive reports whether a process with ID pid exists.
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// fuseMounts returns the mountpoints of the FUSE filesystems mounted on
+// this machine, from /proc/self/mountinfo; none where there is none.
+func fuseMounts() map[string]bool {
+	mounts := make(map[string]bool)
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return mounts
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		// ID parent major:minor root mountpoint options [optional...] - fstype source super
+		fields := strings.Fields(sc.Text())
+		sep := slices.Index(fields, "-")
+		if len(fields) < 5 || sep < 0 || sep+1 >= len(fields) {
+			continue
+		}
+		if fstype := fields[sep+1]; fstype == "fuse" || strings.HasPrefix(fstype, "fuse.") {
+			mounts[unescapeMountinfo(fields[4])] = true
+		}
+	}
+	return mounts
+}
+
+// unescapeMountinfo undoes the octal escapes (\040 for a space) of a path in
+// /proc/self/mountinfo.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+func printReport(g *globals, r *nodeReport, now time.Time) {
+	w := g.stdout
+	f := r.File
+	line := func(label, format string, args ...any) {
+		fmt.Fprintf(w, "  %-11s %s\n", label+":", fmt.Sprintf(format, args...))
+	}
+	if folder := r.folder(); folder != "" {
+		fmt.Fprintln(w, folder)
+	} else {
+		fmt.Fprintf(w, "%s (folder unknown: the node has not run since escalefs wrote status files)\n", r.State)
+	}
+
+	command := "sync"
+	if f != nil {
+		command = f.Command
+		if f.Once {
+			command += " --once"
+		}
+	}
+	switch {
+	case r.Running:
+		pid := "pid unknown"
+		if r.PID > 0 {
+			pid = "pid " + strconv.Itoa(r.PID)
+		}
+		s := fmt.Sprintf("running (%s, %s)", command, pid)
+		if f != nil && f.Command == "mount" {
+			if r.Mounted {
+				s += ", mounted"
+			} else {
+				s += ", not mounted"
+			}
+		}
+		line("status", "%s", s)
+	default:
+		s := "not running"
+		if f != nil {
+			switch {
+			case !f.Stopped.IsZero():
+				s += fmt.Sprintf(" (last ran as %s, pid %d, stopped %s)", command, f.PID, when(f.Stopped, now))
+			default:
+				s += fmt.Sprintf(" (last ran as %s, pid %d, which ended without stopping cleanly)", command, f.PID)
+			}
+		}
+		line("status", "%s", s)
+		if r.Mounted {
+			line("mount", "still mounted, but no process serves it: unmount it with fusermount -u %s", r.folder())
+		}
+	}
+
+	if f != nil {
+		line("node", "%s (id %s, mode %s)", f.Node, r.NodeID, f.Mode)
+		line("relay", "%s", f.Relay)
+		if f.Files != "" {
+			line("files", "%s", f.Files)
+		}
+	} else if r.NodeID != "" {
+		line("node", "id %s", r.NodeID)
+	}
+
+	switch {
+	case r.Queue == nil && r.CacheErr != nil:
+		line("queue", "unknown: %v", r.CacheErr)
+	case r.Queue == nil && r.Running:
+		line("queue", "unknown: the node has not published its status yet")
+	case r.Queue == nil:
+		line("queue", "nothing to push")
+	default:
+		s := queueString(*r.Queue)
+		switch {
+		case r.QueueFrom != "file" || r.current():
+		case f.Stopped.IsZero():
+			s += " (as last published)"
+		default:
+			s += " (as of " + when(f.Stopped, now) + ")"
+		}
+		if !r.Queue.Empty() && !r.Running {
+			s += "; pushed when the node starts again"
+		}
+		line("queue", "%s", s)
+	}
+
+	if f != nil {
+		if f.LastSync.IsZero() {
+			line("last sync", "none in its last run")
+		} else {
+			line("last sync", "%s", when(f.LastSync, now))
+		}
+		if f.LastErr != "" {
+			s := when(f.LastErrT, now) + ": " + f.LastErr
+			if f.Failing && r.current() {
+				s += " (still failing, retrying)"
+			}
+			line("last error", "%s", s)
+		}
+		if f.StopErr != "" {
+			line("stopped on", "%s", f.StopErr)
+		}
+	}
+	if r.FileErr != nil {
+		line("warning", "%v", r.FileErr)
+	}
+	if r.CacheErr != nil && r.Queue != nil {
+		line("warning", "reading the cache: %v", r.CacheErr)
+	}
+	line("state", "%s", r.State)
+}
+
+// queueString says what waits to be pushed.
+func queueString(q escsync.Queue) string {
+	if q.Empty() {
+		return "nothing to push"
+	}
+	var parts []string
+	if q.Files > 0 {
+		parts = append(parts, fmt.Sprintf("%s, %s to push", plural(q.Files, "file"), byteString(q.Bytes)))
+	}
+	if q.Records > 0 {
+		parts = append(parts, fmt.Sprintf("%s to publish", plural(q.Records, "record")))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.Itoa(n) + " " + what + "s"
+}
+
+// byteString writes n bytes exactly, with a binary unit beside when large.
+func byteString(n int64) string {
+	s := strconv.FormatInt(n, 10) + " bytes"
+	if n == 1 {
+		s = "1 byte"
+	}
+	const units = "KMGTPE"
+	if n < 1024 {
+		return s
+	}
+	v, u := float64(n)/1024, 0
+	for v >= 1024 && u < len(units)-1 {
+		v /= 1024
+		u++
+	}
+	return fmt.Sprintf("%s (%.1f %ciB)", s, v, units[u])
+}
+
+// when writes t in local time, with how long ago it was.
+func when(t, now time.Time) string {
+	s := t.Local().Format("2006-01-02 15:04:05")
+	if d := now.Sub(t).Round(time.Second); d >= 0 {
+		s += " (" + d.String() + " ago)"
+	}
+	return s
+}
