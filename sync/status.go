@@ -93,11 +93,11 @@ func readQueue(store *cache.Store, modePushes bool) (Queue, error) {
 // roundStatus is what Status reports of the engine's rounds, guarded by
 // Engine.mu.
 type roundStatus struct {
-	lastSync    time.Time
-	failing     bool
-	lastErr     error
-	lastErrAt   time.Time
-	stopped     error
+	lastSync  time.Time
+	failing   bool
+	lastErr   error
+	lastErrAt time.Time
+	stopped   error
 }
 
 // Status returns the node's status: its queue, read from the cache, and how
