@@ -13,6 +13,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -43,6 +45,11 @@ const (
 	mountStepDeadline = 10 * time.Minute
 	// mountPoll is how often a wait looks again.
 	mountPoll = 20 * time.Millisecond
+	// A fresh mount's process has settled once it used no CPU for
+	// mountSettleQuiet; the benchmark goes on after mountSettleDeadline
+	// anyway.
+	mountSettleQuiet    = 500 * time.Millisecond
+	mountSettleDeadline = 30 * time.Second
 	// clockTicks is USER_HZ, the unit of the CPU times in /proc/PID/stat.
 	clockTicks = 100
 )
@@ -145,6 +152,8 @@ func BenchmarkMount(b *testing.B) {
 		s.notes = append(s.notes, "not root: the page cache was not dropped before the dd read, which may have come from memory")
 	}
 
+	s.setup = describeSetup(s.rclone)
+
 	s.dav = testserver.StartApache(b, testserver.DAVOptions{})
 	out, err := exec.Command(s.rclone, "--config", s.rcloneConfig, "obscure", s.dav.Password).Output()
 	if err != nil {
@@ -180,8 +189,12 @@ type mountBench struct {
 	tarBytes               int64
 
 	results []*mountResult
-	uploads [numKinds]time.Duration // dd file's close → on the relay
-	notes   []string
+	// passthrough is what escalefs mount logged about FUSE passthrough
+	// (true: the kernel reads and writes the backing files itself).
+	passthrough string
+	setup       string                  // the machine and the versions, for the table's title
+	uploads     [numKinds]time.Duration // dd file's close → on the relay
+	notes       []string
 }
 
 // kind is one of the three places a workload runs in.
@@ -333,17 +346,25 @@ func (s *mountBench) open(b *testing.B, k kind) *place {
 			b.Fatal(err)
 		}
 		p.cleanup = func() error { return os.RemoveAll(p.dir) }
+		guard(b, p)
 	case escalefsMount:
 		p = s.openEscalefs(b, base)
 	case rcloneMount:
 		p = s.openRclone(b, base)
 	}
+	if p.proc != nil {
+		settle(p.proc)
+	}
+	return p
+}
+
+// guard has p stopped when b ends, whether or not its steps succeeded.
+func guard(b *testing.B, p *place) {
 	b.Cleanup(func() {
 		if err := p.stop(); err != nil {
 			b.Error(err)
 		}
 	})
-	return p
 }
 
 func (p *place) stop() error {
@@ -430,6 +451,22 @@ func until(b *testing.B, deadline time.Duration, what string, proc *mountProc, c
 	}
 }
 
+// settle waits, up to mountSettleDeadline, until proc has used no CPU
+// for mountSettleQuiet: the work a process does once mounted (a first
+// look at the relay) is then done before the first step.
+func settle(proc *mountProc) {
+	end := time.Now().Add(mountSettleDeadline)
+	tick := time.NewTicker(mountPoll)
+	defer tick.Stop()
+	last, since := proc.cpu(), time.Now()
+	for time.Since(since) < mountSettleQuiet && time.Now().Before(end) {
+		<-tick.C
+		if c := proc.cpu(); c != last {
+			last, since = c, time.Now()
+		}
+	}
+}
+
 // openEscalefs mounts a fresh node over a fresh collection of the WebDAV
 // server with `escalefs mount -f`.
 func (s *mountBench) openEscalefs(b *testing.B, base string) *place {
@@ -457,9 +494,13 @@ func (s *mountBench) openEscalefs(b *testing.B, base string) *place {
 		os.RemoveAll(davDir)
 		return errors.Join(err, os.RemoveAll(base))
 	}
+	guard(b, p)
 	until(b, mountReadyDeadline, "mount", proc, func() bool {
 		return strings.Contains(proc.out.String(), "level=INFO msg=mounted") && isMounted(mnt)
 	})
+	if m := regexp.MustCompile(`msg=mounted .*passthrough=(\w+)`).FindStringSubmatch(proc.out.String()); m != nil {
+		s.passthrough = m[1]
+	}
 	p.onRelay = func(b *testing.B, rel string, size int64) {
 		want := fmt.Sprintf("level=INFO msg=pushed path=%s size=%d", rel, size)
 		until(b, mountStepDeadline, rel+" pushed", proc, func() bool {
@@ -505,6 +546,7 @@ func (s *mountBench) openRclone(b *testing.B, base string) *place {
 		os.RemoveAll(davDir)
 		return errors.Join(err, os.RemoveAll(base))
 	}
+	guard(b, p)
 	until(b, mountReadyDeadline, "mount", proc, func() bool {
 		if !isMounted(mnt) {
 			return false
@@ -815,7 +857,7 @@ func (s *mountBench) print(w io.Writer) {
 	if len(s.results) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\nmount: native directory, escalefs mount and rclone mount --vfs-cache-mode full, both over Apache WebDAV on 127.0.0.1\n\n")
+	fmt.Fprintf(w, "\nmount: native directory, escalefs mount and rclone mount --vfs-cache-mode full, both over Apache WebDAV on 127.0.0.1 (%s)\n\n", s.setup)
 	fmt.Fprintln(w, "| step | native s | escalefs s | rclone s | native | escalefs | rclone | escalefs/native | rclone/escalefs | goal vs native | goal vs rclone |")
 	fmt.Fprintln(w, "|---|--:|--:|--:|--:|--:|--:|--:|--:|---|---|")
 	for _, r := range s.results {
@@ -852,6 +894,15 @@ func (s *mountBench) print(w io.Writer) {
 		fmt.Fprintf(w, "Before the dd read, waited for dd.bin to reach the relay (not in the figures): escalefs %.1f s, rclone %.1f s (rclone starts uploading 5 s after the close, its --vfs-write-back).\n",
 			s.uploads[escalefsMount].Seconds(), s.uploads[rcloneMount].Seconds())
 	}
+	switch s.passthrough {
+	case "true":
+		fmt.Fprintln(w, "escalefs mount logged passthrough=true: the kernel reads and writes the backing files itself (FUSE passthrough); opens, closes, fsyncs and metadata still go through the escalefs process.")
+	case "":
+		fmt.Fprintln(w, "escalefs mount did not log whether it uses FUSE passthrough.")
+	default:
+		fmt.Fprintf(w, "escalefs mount logged passthrough=%s: every read and write goes through the escalefs process.\n", s.passthrough)
+	}
+	fmt.Fprintf(w, "Load average at the end: %s.\n", loadAverage())
 	for _, n := range s.notes {
 		fmt.Fprintln(w, n)
 	}
@@ -862,4 +913,35 @@ func met(ok bool) string {
 		return "met"
 	}
 	return "MISSED"
+}
+
+// describeSetup names the CPUs, the kernel and rclone's version.
+func describeSetup(rclone string) string {
+	kernel := "unknown kernel"
+	var u syscall.Utsname
+	if syscall.Uname(&u) == nil {
+		var rel []byte
+		for _, c := range u.Release {
+			if c == 0 {
+				break
+			}
+			rel = append(rel, byte(c))
+		}
+		kernel = "Linux " + string(rel)
+	}
+	version := "rclone version unknown"
+	if out, err := exec.Command(rclone, "version").Output(); err == nil {
+		version, _, _ = strings.Cut(string(out), "\n")
+	}
+	return fmt.Sprintf("%d CPUs, %s, %s, load average %s at the start", runtime.NumCPU(), kernel, version, loadAverage())
+}
+
+// loadAverage returns the 1, 5 and 15 minute load averages: the machine
+// may be shared.
+func loadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(data)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "unknown"
 }
