@@ -93,8 +93,10 @@ const (
 //     KiB, in 50 directories: about 45 MB). Every file must be there with
 //     its size.
 //
-// Within a workload nothing waits for the relay, but the dd read: the
-// mounts sync in the background as they would for a user. sync(2) runs
+// A fresh mount's first step starts once its process used no CPU for half
+// a second (its first look at the relay done). Within a workload nothing
+// waits for the relay, but the dd read: the mounts sync in the background
+// as they would for a user. sync(2) runs
 // before each timed step so that none pays for another's writeback. The
 // mounts are unmounted (fusermount3 -u, then -u -z) and their processes
 // killed after each workload, also when a step fails; what they still had
