@@ -550,7 +550,10 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 			if fatal(err) {
 				return err
 			}
-			e.reportRound(err)
+			if err != nil || n > 0 {
+				// A scan that found nothing did not try the relay.
+				e.reportRound(err)
+			}
 			if n > 0 && poll > MinPoll {
 				poll = MinPoll
 				t.Stop()
@@ -578,7 +581,10 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 			if fatal(err) {
 				return err
 			}
-			e.reportRound(err)
+			if err != nil || n > 0 {
+				// A scan that found nothing did not try the relay.
+				e.reportRound(err)
+			}
 			if n > 0 && poll > MinPoll {
 				// Peers answer (acks, their own edits): look soon.
 				poll = MinPoll
