@@ -504,8 +504,11 @@ func unescapeMountinfo(s string) string {
 func printReport(g *globals, r *nodeReport, now time.Time) {
 	w := g.stdout
 	f := r.File
+	// A value of several lines (errors joined) is indented under the
+	// first.
 	line := func(label, format string, args ...any) {
-		fmt.Fprintf(w, "  %-11s %s\n", label+":", fmt.Sprintf(format, args...))
+		v := strings.ReplaceAll(fmt.Sprintf(format, args...), "\n", "\n"+strings.Repeat(" ", 14))
+		fmt.Fprintf(w, "  %-11s %s\n", label+":", v)
 	}
 	if folder := r.folder(); folder != "" {
 		fmt.Fprintln(w, folder)
