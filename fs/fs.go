@@ -54,17 +54,20 @@ type Options struct {
 // of Linux 4.20 and later, so that sequential writes cost few round trips.
 const MaxWrite = 1 << 20
 
-// Timeouts of the kernel's caches. The mount is the only writer of the
-// backing directory besides the engine, and the engine invalidates what it
-// changes (Invalidate), so the timeouts only bound how long a missed
-// invalidation (a node not yet known to the kernel, a failed notify) can
-// show stale data: a short second keeps that harmless while still sparing
-// a LOOKUP/GETATTR round trip per path component on every open or stat of
-// a busy tree.
+// Timeouts of the kernel's caches. Only two parties change the backing
+// directory: the mount itself, whose answers carry the new entries and
+// attributes, and the engine, which invalidates every path it changes
+// (Invalidate, from Config.OnChange: pulled files, deletions, conflict
+// copies, access modifiers set with escalefs access). So the kernel may
+// keep what it learned for long: a LOOKUP or GETATTR round trip per path
+// component on every open or stat costs more than the whole operation on a
+// local disk. A minute bounds how long a missed invalidation (a failed
+// notify) could show stale names or attributes; new content always comes
+// from the backing file (passthrough, or reads of a fresh open).
 const (
-	entryTimeout    = time.Second
-	attrTimeout     = time.Second
-	negativeTimeout = time.Second
+	entryTimeout    = time.Minute
+	attrTimeout     = time.Minute
+	negativeTimeout = time.Minute
 )
 
 // Server is a mounted filesystem.

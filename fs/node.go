@@ -194,11 +194,11 @@ func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string,
 }
 
 // handle is a file opened for writing through the mount: its node's path is
-// reported when it is flushed (each close) and when it is released (the last
-// close), so the engine pushes it without a rescan. Under FUSE passthrough
-// the kernel writes to the backing file itself, so a flush cannot know
-// whether anything was written: it reports the path anyway, and the engine
-// finds out from the file's fingerprint.
+// reported when it is released (the last close), so the engine pushes it
+// without a rescan. Under FUSE passthrough the kernel writes to the backing
+// file itself, so the release cannot know whether anything was written: it
+// reports the path anyway, and the engine finds out from the file's
+// fingerprint.
 type handle struct {
 	*gofs.LoopbackFile
 	n *node
@@ -217,10 +217,12 @@ func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, sys
 	return h.LoopbackFile.Write(ctx, data, off)
 }
 
-func (h *handle) Flush(ctx context.Context) syscall.Errno {
-	errno := h.LoopbackFile.Flush(ctx)
-	h.n.changed(h.n.rel())
-	return errno
+// Flush answers ENOSYS, so that the kernel stops sending FLUSH: a close
+// then costs no round trip. The kernel still writes back a mapped file's
+// dirty pages before close returns, releases POSIX locks with a SETLK of
+// its own, and sends RELEASE (which reports the file) after the last close.
+func (h *handle) Flush(context.Context) syscall.Errno {
+	return syscall.ENOSYS
 }
 
 func (h *handle) Release(ctx context.Context) syscall.Errno {

@@ -139,6 +139,8 @@ func (e *Engine) applyAccessRequests(ctx context.Context) error {
 			e.log.Warn("access request", "path", r.Path, "err", err)
 		} else {
 			changed = true
+			// The mount shows the modifiers as mode bits.
+			e.changed(r.Path)
 		}
 		_ = os.Remove(p)
 	}
