@@ -34,12 +34,15 @@ check:
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 
-## bench: relay throughput per backend, beside cp/curl against the same server; sync end to end, beside rclone
-# BenchmarkSync runs once: each of its iterations moves 512 MiB through two
-# relays and waits most of a minute for rclone's WebDAV baseline.
+## bench: relay throughput per backend, beside cp/curl against the same server; sync end to end, beside rclone; the mount, beside a native directory and rclone mount
+# BenchmarkSync and BenchmarkMount run once: each of BenchmarkSync's
+# iterations moves 512 MiB through two relays and waits most of a minute for
+# rclone's WebDAV baseline; BenchmarkMount writes and reads 1 GiB, makes
+# 10,000 files and unpacks a tree on each of three targets.
 bench:
-	$(GO) test -run '^$$' -bench . -skip '^BenchmarkSync$$' -benchtime 3x -timeout 30m ./bench/
+	$(GO) test -run '^$$' -bench . -skip '^Benchmark(Sync|Mount)$$' -benchtime 3x -timeout 30m ./bench/
 	$(GO) test -run '^$$' -bench '^BenchmarkSync$$' -benchtime 1x -timeout 60m ./bench/
+	$(GO) test -run '^$$' -bench '^BenchmarkMount$$' -benchtime 1x -timeout 30m ./bench/
 
 ## demo: build escalefs; mount two nodes, alice and bob, under ./demo and keep them in step through a relay there (needs FUSE)
 demo: build
