@@ -135,6 +135,11 @@ type Config struct {
 	// folder (installed, removed, moved, or its metadata set), after the
 	// change: the mount invalidates the kernel's caches of it.
 	OnChange func(path string)
+	// Reported says that every change made to the folder by others than
+	// the engine is reported through Notify (the folder is the mount's):
+	// Run then does not watch the folder. Reports lost to an overflow
+	// make it scan the whole folder.
+	Reported bool
 	// InUse, if set, reports whether the file at path is open for writing
 	// (through the mount). Such a file is pushed once closed, not while
 	// written. A pulled version never replaces it under its writer: it is
@@ -197,6 +202,9 @@ type Engine struct {
 
 	// notify carries the paths that Notify reported to Run.
 	notify chan []string
+	// lostReports is set when Notify dropped paths (notify was full): Run
+	// then scans the whole folder.
+	lostReports atomic.Bool
 	// scanMu serializes Scan: Run's scans and those of Known, called
 	// from the mount's goroutines.
 	scanMu gosync.Mutex
@@ -397,8 +405,27 @@ func (e *Engine) Notify(paths ...string) {
 	select {
 	case e.notify <- paths:
 	default:
-		e.log.Debug("change reports overflow; the next scan finds them", "paths", len(paths))
+		e.lostReports.Store(true)
+		e.log.Debug("change reports overflow; the next scan of the whole folder finds them", "paths", len(paths))
 	}
+}
+
+// reportedPaths returns what to scan for the paths Notify reported: paths
+// and whatever else is waiting, or nil (the whole folder) when reports
+// were lost.
+func (e *Engine) reportedPaths(paths []string) []string {
+	for more := true; more; {
+		select {
+		case p := <-e.notify:
+			paths = append(paths, p...)
+		default:
+			more = false
+		}
+	}
+	if e.lostReports.Swap(false) {
+		return nil
+	}
+	return paths
 }
 
 // changed reports a change the engine made in the folder to OnChange.
@@ -511,7 +538,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		}
 	}
 	var batches <-chan localdir.Batch
-	if w, ok := e.local.(Watchable); ok {
+	if w, ok := e.local.(Watchable); ok && !e.cfg.Reported {
 		watcher, err := w.Watch(ctx, e.cfg.Watch)
 		if err != nil {
 			return err
@@ -535,15 +562,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		case paths := <-e.notify:
 			// Paths reported by the mount: scan them now (more may be
 			// waiting; take them too).
-			for more := true; more; {
-				select {
-				case p := <-e.notify:
-					paths = append(paths, p...)
-				default:
-					more = false
-				}
-			}
-			n, err := e.Scan(ctx, paths)
+			n, err := e.Scan(ctx, e.reportedPaths(paths))
 			if err == nil && n > 0 {
 				_, err = e.Push(ctx)
 			}
@@ -632,8 +651,12 @@ func (e *Engine) drain(parent context.Context, batches <-chan localdir.Batch) {
 			more = false
 		}
 	}
-	if len(paths) > 0 {
-		if _, err := e.Scan(ctx, paths); err != nil {
+	reported := e.reportedPaths([]string{})
+	if reported == nil || len(paths)+len(reported) > 0 {
+		if reported != nil {
+			reported = append(paths, reported...)
+		}
+		if _, err := e.Scan(ctx, reported); err != nil {
 			e.log.Warn("stopping: recording the last local changes", "err", err)
 		}
 	}

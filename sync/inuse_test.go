@@ -1,12 +1,15 @@
 package sync_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	gosync "sync"
 	"testing"
+	"time"
 
 	escsync "github.com/escalefs/escalefs/sync"
+	"github.com/escalefs/escalefs/sync/localdir"
 )
 
 // openFiles is a Config.InUse: the paths open for writing.
@@ -107,4 +110,66 @@ func TestInUseNotReplaced(t *testing.T) {
 	if n := len(conflictCopies(t, b)); n != 1 {
 		t.Fatalf("a mode change made a conflict copy: %d copies", n)
 	}
+}
+
+// TestReportedChanges: with Config.Reported (the folder is a mount's, which
+// reports every change made through it), Run does not watch the folder: a
+// reported file is pushed at once, one changed behind the mount's back is
+// not, until the next start scans the whole folder.
+func TestReportedChanges(t *testing.T) {
+	c := newCluster(t, fileRelay(t))
+	a := c.add("a", small, func(cfg *escsync.Config) {
+		cfg.Reported = true
+		// The system clock, and a quick watcher, were one running.
+		cfg.Clock = nil
+		cfg.Watch = localdir.WatchOptions{Quiet: 10 * time.Millisecond, MaxDelay: 50 * time.Millisecond}
+	})
+	b := c.add("b", small)
+	c.register()
+	run := func() (stop func()) {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- a.e.Run(ctx) }()
+		return func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	before, err := a.e.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run()
+	// Run's first round scans the whole folder.
+	waitFor(t, 30*time.Second, "a's first round", func() bool {
+		st, err := a.e.Status()
+		return err == nil && st.LastSync.After(before.LastSync)
+	})
+	a.write(t, "unreported.txt", []byte("behind the mount's back"))
+	a.write(t, "reported.txt", []byte("through the mount"))
+	a.e.Notify("reported.txt")
+	waitFor(t, 30*time.Second, "the reported file to reach b", func() bool {
+		b.round(t)
+		return b.exists("reported.txt")
+	})
+	// Another reported change goes through, well after a watcher would
+	// have reported the first ones.
+	a.write(t, "second.txt", []byte("through the mount too"))
+	a.e.Notify("second.txt")
+	waitFor(t, 30*time.Second, "the second reported file to reach b", func() bool {
+		b.round(t)
+		return b.exists("second.txt")
+	})
+	if b.exists("unreported.txt") {
+		t.Fatal("a change that was not reported was pushed: the folder is watched")
+	}
+	stop()
+	stop = run()
+	defer stop()
+	waitFor(t, 30*time.Second, "the unreported file to reach b after a restart", func() bool {
+		b.round(t)
+		return b.exists("unreported.txt")
+	})
 }

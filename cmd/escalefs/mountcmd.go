@@ -89,10 +89,13 @@ engine has queued, and exits.`,
 
 // mountHooks connect the engine to the mount: onChange invalidates the
 // kernel's caches of what the engine changed, inUse tells it which files
-// are open for writing (escsync.Config's OnChange and InUse).
+// are open for writing, and reported that the mount reports every change
+// made through it, so that the engine need not watch the folder
+// (escsync.Config's OnChange, InUse and Reported).
 type mountHooks struct {
 	onChange func(path string)
 	inUse    func(path string) bool
+	reported bool
 }
 
 // engineEvents passes the changes made through the mount to the engine.
@@ -128,6 +131,7 @@ func runMount(ctx context.Context, g *globals, f *mountFlags, mountArg string) e
 			s := srv.Load()
 			return s != nil && s.Writing(p)
 		},
+		reported: true,
 	}
 	var backing string
 	n, err := openNode(ctx, g, &f.syncFlags, mnt, func(state string) (string, error) {

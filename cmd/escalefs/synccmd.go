@@ -547,6 +547,7 @@ func openNode(ctx context.Context, g *globals, f *syncFlags, dir string, folder 
 		LockTimeout: f.lockTimeout,
 		OnChange:    hooks.onChange,
 		InUse:       hooks.inUse,
+		Reported:    hooks.reported,
 		StopGrace:   stopGrace,
 		OnStatus:    pub.notify,
 		Logger:      log,
