@@ -516,7 +516,7 @@ func printReport(g *globals, r *nodeReport, now time.Time) {
 		fmt.Fprintf(w, "%s (folder unknown: the node has not run since escalefs wrote status files)\n", r.State)
 	}
 
-	command := "sync"
+	command := "command unknown" // a node that never wrote a status file
 	if f != nil {
 		command = f.Command
 		if f.Once {
@@ -587,9 +587,12 @@ func printReport(g *globals, r *nodeReport, now time.Time) {
 	}
 
 	if f != nil {
-		if f.LastSync.IsZero() {
+		switch {
+		case f.LastSync.IsZero() && r.current():
+			line("last sync", "none yet")
+		case f.LastSync.IsZero():
 			line("last sync", "none in its last run")
-		} else {
+		default:
 			line("last sync", "%s", when(f.LastSync, now))
 		}
 		if f.LastErr != "" {
