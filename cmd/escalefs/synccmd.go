@@ -476,7 +476,15 @@ func openNode(ctx context.Context, g *globals, f *syncFlags, dir string, folder 
 	n.loc = r.Properties().Location
 	loc := n.loc
 
-	ropts := escsync.RepoOptions{Create: true}
+	// A folder synced before joins its repository: a relay without one
+	// is more likely an unmounted share or an emptied account than a
+	// fresh start, and a new repository there would take the folder away
+	// from its other nodes.
+	prior, err := folderStateDirs(root, dir)
+	if err != nil {
+		return nil, fmt.Errorf("reading the state directories: %w", err)
+	}
+	ropts := escsync.RepoOptions{Create: len(prior) == 0}
 	if f.noEncryption {
 		ropts.Encryption = crypto.EncryptionOff
 	}
@@ -484,6 +492,11 @@ func openNode(ctx context.Context, g *globals, f *syncFlags, dir string, folder 
 	switch {
 	case errors.Is(err, crypto.ErrWrongSecret), errors.Is(err, crypto.ErrConfigCorrupt):
 		return nil, fmt.Errorf("unlocking the repository at %s: %w", loc, err)
+	case errors.Is(err, escsync.ErrNoRepository) && len(prior) > 0:
+		return nil, fmt.Errorf("the relay %s holds no repository, but %s was synced through one before (its state: %s): "+
+			"the relay may be unmounted, emptied or not the one meant; check --relay. To start a new repository for "+
+			"this folder anyway, move that state directory away first (for a mount, its files/ holds the folder's files)",
+			loc, dir, prior[0])
 	case err != nil:
 		return nil, n.relayFailed(fmt.Errorf("opening the repository at %s: %w", loc, err))
 	}
