@@ -410,6 +410,58 @@ func (e *Engine) Notify(paths ...string) {
 	}
 }
 
+// Reports from the mount are scanned once they pause for reportQuiet, or
+// reportMaxDelay after the first of them when they never pause: a close
+// reaches the relay well within a second, and a burst of them (tar x,
+// cp -r) becomes one scan, one pack and one record instead of hundreds.
+const (
+	reportQuiet    = 100 * time.Millisecond
+	reportMaxDelay = time.Second
+)
+
+// reportBatch gathers the paths Notify reported until they are due.
+type reportBatch struct {
+	paths []string
+	first time.Time      // when the first of paths was reported
+	timer localdir.Timer // nil while nothing is gathered
+}
+
+func (b *reportBatch) add(c localdir.Clock, paths []string) {
+	now := c.Now()
+	if b.timer == nil {
+		b.first = now
+	} else {
+		b.timer.Stop()
+	}
+	b.paths = append(b.paths, paths...)
+	wait := min(reportQuiet, max(b.first.Add(reportMaxDelay).Sub(now), 0))
+	b.timer = c.NewTimer(wait)
+}
+
+// due delivers when the gathered paths are to be scanned; nil (never)
+// while nothing is gathered.
+func (b *reportBatch) due() <-chan time.Time {
+	if b.timer == nil {
+		return nil
+	}
+	return b.timer.C()
+}
+
+// take returns the gathered paths and starts afresh.
+func (b *reportBatch) take() []string {
+	b.stop()
+	p := b.paths
+	b.paths = nil
+	return p
+}
+
+func (b *reportBatch) stop() {
+	if b.timer != nil {
+		b.timer.Stop()
+		b.timer = nil
+	}
+}
+
 // reportedPaths returns what to scan for the paths Notify reported: paths
 // and whatever else is waiting, or nil (the whole folder) when reports
 // were lost.
@@ -547,6 +599,8 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		batches = watcher.Batches()
 	}
 	poll := MinPoll
+	var rb reportBatch
+	defer rb.stop()
 	res, err := e.Round(ctx)
 	if fatal(err) {
 		return err
@@ -557,12 +611,15 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	for {
 		select {
 		case <-ctx.Done():
-			e.drain(ctx, batches)
+			e.drain(ctx, batches, rb.take())
 			return nil
 		case paths := <-e.notify:
-			// Paths reported by the mount: scan them now (more may be
-			// waiting; take them too).
-			n, err := e.Scan(ctx, e.reportedPaths(paths))
+			// Paths reported by the mount: gathered until the reports
+			// pause, so that a burst (tar x, cp -r) is scanned and
+			// pushed as one batch.
+			rb.add(e.clock, paths)
+		case <-rb.due():
+			n, err := e.Scan(ctx, e.reportedPaths(rb.take()))
 			if err == nil && n > 0 {
 				_, err = e.Push(ctx)
 			}
@@ -581,7 +638,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 		case b, ok := <-batches:
 			if !ok {
 				if ctx.Err() != nil {
-					e.drain(ctx, nil)
+					e.drain(ctx, nil, rb.take())
 					return nil
 				}
 				return errors.New("the folder's watcher stopped")
@@ -616,7 +673,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 			}
 			res, err := e.exchange(ctx, RoundResult{})
 			if ctx.Err() != nil {
-				e.drain(ctx, batches)
+				e.drain(ctx, batches, rb.take())
 				return nil
 			}
 			if fatal(err) {
@@ -632,7 +689,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 // the watcher already reported and pushes the queue, so that a file closed
 // just before the stop leaves with it. Whatever does not make it stays
 // queued on disk (or is found by the next start's scan).
-func (e *Engine) drain(parent context.Context, batches <-chan localdir.Batch) {
+func (e *Engine) drain(parent context.Context, batches <-chan localdir.Batch, reported []string) {
 	if e.cfg.StopGrace < 0 {
 		return
 	}
@@ -651,7 +708,7 @@ func (e *Engine) drain(parent context.Context, batches <-chan localdir.Batch) {
 			more = false
 		}
 	}
-	reported := e.reportedPaths([]string{})
+	reported = e.reportedPaths(append([]string{}, reported...))
 	if reported == nil || len(paths)+len(reported) > 0 {
 		if reported != nil {
 			reported = append(paths, reported...)
