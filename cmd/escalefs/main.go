@@ -69,6 +69,7 @@ stores opaque, encrypted objects.`,
 	root.SetErr(stderr)
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log every relay call (debug level) to stderr")
 	root.AddCommand(newVersionCmd(g), newRelayCmd(g), newKeyCmd(g), newSyncCmd(g), newMountCmd(g), newAccessCmd(g), newStatusCmd(g))
+	root.AddCommand(newBackupCmd(g), newRestoreCmd(g))
 	return root
 }
 
