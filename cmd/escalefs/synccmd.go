@@ -19,6 +19,7 @@ import (
 
 	"github.com/escalefs/escalefs/cache"
 	"github.com/escalefs/escalefs/crypto"
+	"github.com/escalefs/escalefs/internal/units"
 	"github.com/escalefs/escalefs/relay"
 	"github.com/escalefs/escalefs/relay/all"
 	"github.com/escalefs/escalefs/relay/check"
@@ -177,9 +178,9 @@ func (f *syncFlags) check() error {
 		return fmt.Errorf("--mode %q: expected shared, upload (or push-only), download (or pull-only) or conservative", f.mode)
 	}
 	f.parsedMode = mode
-	quota, err := parseSize(f.diskQuota)
+	quota, err := units.ParseSize(f.diskQuota)
 	if err != nil {
-		return fmt.Errorf("--disk-quota %q: %v; %s", f.diskQuota, err, sizeForm)
+		return fmt.Errorf("--disk-quota %q: %v; %s", f.diskQuota, err, units.SizeForm)
 	}
 	f.parsedQuota = quota
 	if err := checkFilterFlags(f.filter); err != nil {
