@@ -16,6 +16,7 @@ require (
 	golang.org/x/oauth2 v0.38.0
 	golang.org/x/sys v0.50.0
 	google.golang.org/api v0.311.0
+	gopkg.in/natefinch/lumberjack.v2 v2.2.1
 )
 
 require (

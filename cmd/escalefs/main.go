@@ -43,15 +43,12 @@ func main() {
 type globals struct {
 	stdout, stderr io.Writer
 	verbose        bool
+	log            logOptions
 }
 
-func (g *globals) logger() *slog.Logger {
-	level := slog.LevelWarn
-	if g.verbose {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
-}
+// logger is the logger of the commands but sync and mount: warnings and
+// errors by default (see logging.go).
+func (g *globals) logger() *slog.Logger { return g.newLogger(slog.LevelWarn) }
 
 func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	g := &globals{stdout: stdout, stderr: stderr}
@@ -68,6 +65,7 @@ stores opaque, encrypted objects.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log every relay call (debug level) to stderr")
+	g.log.register(root.PersistentFlags())
 	root.AddCommand(newVersionCmd(g), newRelayCmd(g), newKeyCmd(g), newSyncCmd(g), newMountCmd(g), newAccessCmd(g), newStatusCmd(g))
 	root.AddCommand(newBackupCmd(g), newRestoreCmd(g))
 	return root

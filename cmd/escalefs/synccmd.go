@@ -150,13 +150,7 @@ func (f *syncFlags) register(cmd *cobra.Command) {
 
 // syncLogger is the logger of sync: info by default, so that every file
 // pushed or pulled shows, debug with -v. Other commands keep globals.logger.
-func syncLogger(g *globals) *slog.Logger {
-	level := slog.LevelInfo
-	if g.verbose {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
-}
+func syncLogger(g *globals) *slog.Logger { return g.newLogger(slog.LevelInfo) }
 
 // check validates the flags that need no file or relay.
 func (f *syncFlags) check() error {
