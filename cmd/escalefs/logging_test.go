@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -155,5 +157,52 @@ func checkMode(t *testing.T, path string, want os.FileMode) {
 	}
 	if got := fi.Mode() & (os.ModePerm | os.ModeDir); got != want {
 		t.Errorf("%s has mode %v, want %v", path, got, want)
+	}
+}
+
+// A mount in the background with --log-file logs there, and says so,
+// instead of in mount.log.
+func TestMountBackgroundLogFile(t *testing.T) {
+	needFUSE(t)
+	bin := buildEscalefs(t)
+	key, _ := keyFile(t)
+	relay := "file://" + t.TempDir()
+	mnt, stateHome := t.TempDir(), t.TempDir()
+	logFile := filepath.Join(t.TempDir(), "escalefs.log")
+	t.Cleanup(func() {
+		for _, pid := range processesWith(t, mnt) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		_ = exec.Command("fusermount", "-u", "-z", mnt).Run()
+	})
+
+	out, errOut, code := mountBG(t, bin, stateHome, "--relay", relay, "--key-file", key, "--name", "alice",
+		"--log-file", logFile, "--log-max-size", "2MiB", mnt)
+	if code != 0 {
+		t.Fatalf("escalefs mount --log-file: exit %d\n%s%s", code, out, errOut)
+	}
+	if want := "mounted " + mnt + " (log: " + logFile + ")\n"; out != want {
+		t.Errorf("output %q, want %q", out, want)
+	}
+	readLog := func() string {
+		data, _ := os.ReadFile(logFile)
+		return string(data)
+	}
+	if !strings.Contains(readLog(), "level=INFO msg=mounted") {
+		t.Errorf("the log file lacks the mounted line:\n%s", readLog())
+	}
+	checkMode(t, logFile, 0o600)
+	if out, err := exec.Command("fusermount", "-u", mnt).CombinedOutput(); err != nil {
+		t.Fatalf("fusermount -u %s: %v\n%s", mnt, err, out)
+	}
+	waitFor(t, 20*time.Second, "the background process to log its end", func() bool {
+		return strings.Contains(readLog(), "level=INFO msg=stopped")
+	})
+	logs, err := filepath.Glob(filepath.Join(stateHome, "escalefs", "*", mountLogName))
+	if err != nil || len(logs) != 1 {
+		t.Fatalf("mount.log files under %s: %v, %v; want one", stateHome, logs, err)
+	}
+	if data, err := os.ReadFile(logs[0]); err != nil || strings.Contains(string(data), "level=") {
+		t.Errorf("%s holds log records although --log-file was given (%v):\n%s", logs[0], err, data)
 	}
 }

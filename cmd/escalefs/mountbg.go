@@ -144,6 +144,9 @@ func stopBackground(cmd *exec.Cmd, exited <-chan error) {
 type notifier struct {
 	pipe *os.File
 	log  *os.File
+	// logFile is the --log-file the process logs to instead of log, if
+	// given; log still takes what is not logged, such as a crash's trace.
+	logFile string
 
 	mu    sync.Mutex
 	early *bytes.Buffer // nil once the output goes to the log
@@ -162,7 +165,7 @@ func takeNotifier(g *globals) (*notifier, error) {
 	if err != nil || fd < 3 {
 		return nil, fmt.Errorf("$%s=%q is not a file descriptor", notifyEnv, v)
 	}
-	nt := &notifier{pipe: os.NewFile(uintptr(fd), "notify"), early: &bytes.Buffer{}}
+	nt := &notifier{pipe: os.NewFile(uintptr(fd), "notify"), early: &bytes.Buffer{}, logFile: g.log.logFilePath()}
 	g.stderr = &teeWriter{w: g.stderr, nt: nt}
 	return nt, nil
 }
@@ -213,7 +216,11 @@ func (nt *notifier) ready(state string) (func(), error) {
 			return nil, fmt.Errorf("moving the output to the mount's log: %w", err)
 		}
 	}
-	_, err := fmt.Fprintln(nt.pipe, nt.log.Name())
+	logName := nt.log.Name()
+	if nt.logFile != "" {
+		logName = nt.logFile
+	}
+	_, err := fmt.Fprintln(nt.pipe, logName)
 	nt.pipe.Close()
 	if err != nil {
 		removePID()

@@ -51,6 +51,8 @@ type syncFlags struct {
 	// command is the command that runs the node, sync or mount, for its
 	// status file.
 	command string
+	// maintainer is told when the node stops on an error (maintainer.go).
+	maintainer string
 
 	// Parsed by check.
 	parsedMode  proto.Mode
@@ -143,6 +145,7 @@ func (f *syncFlags) register(cmd *cobra.Command) {
 		"also sync editors' and systems' temporary files (swap, lock, backup, partial download files, .DS_Store, Thumbs.db…)")
 	f.sf.register(fl)
 	f.rf.register(fl)
+	registerMaintainer(fl, &f.maintainer)
 	if err := cmd.MarkFlagRequired("relay"); err != nil {
 		panic(err)
 	}
@@ -385,7 +388,7 @@ func runSync(ctx context.Context, g *globals, f *syncFlags, dirArg string) error
 				return fmt.Errorf("sync of %s interrupted", dir)
 			}
 			if errors.Is(err, escsync.ErrRepoChanged) || errors.Is(err, cache.ErrCorrupt) {
-				return engineFailed(err, state)
+				return n.stopped(dir, engineFailed(err, state))
 			}
 			return n.relayFailed(fmt.Errorf("sync round failed: %w", err))
 		}
@@ -394,7 +397,7 @@ func runSync(ctx context.Context, g *globals, f *syncFlags, dirArg string) error
 		return nil
 	}
 	if err := eng.Run(ctx); err != nil {
-		return engineFailed(err, state)
+		return n.stopped(dir, engineFailed(err, state))
 	}
 	logStats(log, "stopped", eng.Stats())
 	return nil
@@ -517,7 +520,7 @@ func openNode(ctx context.Context, g *globals, f *syncFlags, dir string, folder 
 		}
 		return nil, fmt.Errorf("another escalefs process is syncing %s (%s): stop it first, or let it run", dir, pid)
 	case err != nil:
-		return nil, engineFailed(err, state)
+		return nil, n.stopped(dir, engineFailed(err, state))
 	}
 	n.closer = append(n.closer, func() {
 		if err := store.Close(); err != nil {
@@ -561,7 +564,7 @@ func openNode(ctx context.Context, g *globals, f *syncFlags, dir string, folder 
 		Logger:      log,
 	})
 	if err != nil {
-		return nil, engineFailed(err, state)
+		return nil, n.stopped(dir, engineFailed(err, state))
 	}
 	n.eng = eng
 	base := statusFile{Command: f.command, Once: f.once, Folder: dir, Relay: loc, Node: name,
