@@ -44,6 +44,7 @@ type globals struct {
 	stdout, stderr io.Writer
 	verbose        bool
 	log            logOptions
+	config         configSource // configflags.go
 }
 
 // logger is the logger of the commands but sync and mount: warnings and
@@ -66,6 +67,7 @@ stores opaque, encrypted objects.`,
 	root.SetErr(stderr)
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log every relay call (debug level) to stderr")
 	g.log.register(root.PersistentFlags())
+	g.config.register(root)
 	root.AddCommand(newVersionCmd(g), newRelayCmd(g), newKeyCmd(g), newSyncCmd(g), newMountCmd(g), newAccessCmd(g), newStatusCmd(g))
 	root.AddCommand(newBackupCmd(g), newRestoreCmd(g))
 	return root

@@ -81,6 +81,7 @@ engine has queued, and exits.`,
 		},
 	}
 	f.register(cmd)
+	f.registerConfig(cmd, g)
 	fl := cmd.Flags()
 	fl.BoolVarP(&f.foreground, "foreground", "f", false, "stay attached to the terminal and log on standard error")
 	fl.BoolVar(&f.nonEmpty, "nonempty", false, "mount over a directory that holds files, hiding them until unmounted")

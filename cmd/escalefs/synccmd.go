@@ -48,6 +48,7 @@ type syncFlags struct {
 	diskQuota    string
 	stopGrace    time.Duration
 	filter       filter.Options
+	cf           configFlags // configflags.go
 	// command is the command that runs the node, sync or mount, for its
 	// status file.
 	command string
@@ -109,6 +110,7 @@ call.`,
 		},
 	}
 	f.register(cmd)
+	f.registerConfig(cmd, g)
 	cmd.Flags().BoolVar(&f.once, "once", false, "do one round (scan, push, pull) and exit")
 	return cmd
 }
