@@ -199,6 +199,10 @@ type Engine struct {
 	accessWritten bool
 	// tooLarge are the files larger than the disk quota, reported once.
 	tooLarge map[string]bool
+	// forgets are the forget records of the last listing, by name;
+	// forgotten, the peers they make forgotten, with their up_to.
+	forgets   map[string]forgetSeen
+	forgotten map[crypto.NodeID]uint64
 
 	// notify carries the paths that Notify reported to Run.
 	notify chan []string

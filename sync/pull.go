@@ -64,7 +64,9 @@ type PullResult struct {
 // tampered, replayed) stops that peer's log there and is reported; the other
 // peers go on.
 func (e *Engine) Pull(ctx context.Context) (PullResult, error) {
+	e.applyForgetRequests(ctx)
 	peers := make(map[crypto.NodeID]*peerListing)
+	var forgets []relay.ObjectInfo
 	var usage int64
 	var own []crypto.BlobID
 	ownBlobs := "blobs/" + e.selfID + "/"
@@ -93,6 +95,10 @@ func (e *Engine) Pull(ctx context.Context) (PullResult, error) {
 			return nil
 		}
 		if !strings.HasPrefix(oi.Name, "nodes/") {
+			return nil
+		}
+		if _, _, ok := parseForgetName(oi.Name); ok {
+			forgets = append(forgets, oi)
 			return nil
 		}
 		var node crypto.NodeID
@@ -130,6 +136,7 @@ func (e *Engine) Pull(ctx context.Context) (PullResult, error) {
 	if err := e.checkConfig(ctx, config); err != nil {
 		return PullResult{}, err
 	}
+	e.noteForgets(ctx, forgets, peers)
 	if !e.ownTempCleared {
 		// Temporary objects of Puts a killed run of this node left: only
 		// one process runs a node, and nothing is being put now.
