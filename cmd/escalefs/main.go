@@ -70,14 +70,16 @@ stores opaque, encrypted objects.`,
 	g.config.register(root)
 	root.AddCommand(newVersionCmd(g), newRelayCmd(g), newKeyCmd(g), newSyncCmd(g), newMountCmd(g), newAccessCmd(g), newStatusCmd(g))
 	root.AddCommand(newBackupCmd(g), newRestoreCmd(g))
+	addCompletion(root)
 	return root
 }
 
 func newVersionCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the version of escalefs",
-		Args:  cobra.NoArgs,
+		Use:     "version",
+		Short:   "Print the version of escalefs",
+		Example: "  escalefs version",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fmt.Fprintln(g.stdout, "escalefs", versionString())
 			return nil
