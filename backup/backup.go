@@ -177,7 +177,7 @@ func Write(ctx context.Context, src Source, w io.Writer, opts Options) (Summary,
 
 	h := sha256.New()
 	h.Write(config)
-	if err := tw.WriteHeader(header(crypto.ConfigName, int64(len(config)), now)); err != nil {
+	if err := tw.WriteHeader(header(crypto.ConfigName, int64(len(config)), now, now)); err != nil {
 		return sum, fmt.Errorf("writing the archive: %w", err)
 	}
 	if _, err := tw.Write(config); err != nil {
@@ -189,7 +189,7 @@ func Write(ctx context.Context, src Source, w io.Writer, opts Options) (Summary,
 		if err := ctx.Err(); err != nil {
 			return sum, err
 		}
-		h, err := copyObject(ctx, src, tw, oi)
+		h, err := copyObject(ctx, src, tw, oi, now)
 		if errors.Is(err, errVanished) {
 			sum.Vanished++
 			log.Info("object deleted since the listing (collected by a running node), skipped", "name", oi.Name)
@@ -208,7 +208,7 @@ func Write(ctx context.Context, src Source, w io.Writer, opts Options) (Summary,
 		return sum, err
 	}
 	data = append(data, '\n')
-	if err := tw.WriteHeader(header(ManifestName, int64(len(data)), now)); err != nil {
+	if err := tw.WriteHeader(header(ManifestName, int64(len(data)), now, now)); err != nil {
 		return sum, fmt.Errorf("writing the archive: %w", err)
 	}
 	if _, err := tw.Write(data); err != nil {
@@ -241,7 +241,10 @@ func readConfig(ctx context.Context, src Source) ([]byte, error) {
 	return data, nil
 }
 
-func header(name string, size int64, mod time.Time) *tar.Header {
+func header(name string, size int64, mod, now time.Time) *tar.Header {
+	if mod.Unix() <= 0 {
+		mod = now // not reported by the backend
+	}
 	return &tar.Header{
 		Typeflag: tar.TypeReg,
 		Name:     name,
@@ -258,13 +261,13 @@ var errVanished = errors.New("vanished")
 // nothing in the archive (errVanished). A Get retried by the relay's
 // wrappers starts over from the first byte: the bytes already in the
 // archive are read again, compared by hash, and skipped.
-func copyObject(ctx context.Context, src Source, tw *tar.Writer, oi relay.ObjectInfo) (hash.Hash, error) {
+func copyObject(ctx context.Context, src Source, tw *tar.Writer, oi relay.ObjectInfo, now time.Time) (hash.Hash, error) {
 	h := sha256.New()
 	var written int64
 	started := false
 	err := src.Get(ctx, oi.Name, 0, -1, func(r io.Reader) error {
 		if !started {
-			if err := tw.WriteHeader(header(oi.Name, oi.Size, oi.ModTime)); err != nil {
+			if err := tw.WriteHeader(header(oi.Name, oi.Size, oi.ModTime, now)); err != nil {
 				return fmt.Errorf("writing the archive: %w", err)
 			}
 			started = true
