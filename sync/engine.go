@@ -175,7 +175,8 @@ type Engine struct {
 	up      *transfer.Uploader
 	down    *transfer.Downloader
 
-	// usage is the repository's size on the relay at the last listing.
+	// usage is the repository's size on the relay at the last listing, -1
+	// before the first.
 	usage atomic.Int64
 	// full is set while pushes wait for room on the relay; failing while
 	// rounds fail (the relay is down). Each is logged when it starts and
@@ -328,6 +329,7 @@ func New(cfg Config) (*Engine, error) {
 		up:       transfer.NewUploader(cfg.Relay, cfg.Repo.Keys, self, cfg.Scratch, cfg.Logger),
 		down:     transfer.NewDownloader(cfg.Relay, cfg.Repo.Keys, cfg.Logger),
 	}
+	e.usage.Store(-1) // unknown until the first listing
 	e.cleanScratch()
 	e.cleanPartial()
 	if err := e.requeueDirty(); err != nil {

@@ -25,6 +25,11 @@ type Status struct {
 	// fix; nil while Run runs or after it stopped cleanly.
 	Stopped error
 	Stats   Stats
+	// RelayUsage is what the repository held on the relay, in bytes, at
+	// the last listing; -1 before the first. Quota is Config.DiskQuota
+	// (0: none).
+	RelayUsage int64
+	Quota      int64
 }
 
 // Queue is what a node has yet to push. It is kept on disk, in the node's
@@ -116,6 +121,8 @@ func (e *Engine) Status() (Status, error) {
 		LastErrorAt: r.lastErrAt,
 		Stopped:     r.stopped,
 		Stats:       e.stats,
+		RelayUsage:  e.usage.Load(),
+		Quota:       e.cfg.DiskQuota,
 	}, err
 }
 
