@@ -70,6 +70,7 @@ stores opaque, encrypted objects.`,
 	g.config.register(root)
 	root.AddCommand(newVersionCmd(g), newRelayCmd(g), newKeyCmd(g), newSyncCmd(g), newMountCmd(g), newAccessCmd(g), newStatusCmd(g))
 	root.AddCommand(newBackupCmd(g), newRestoreCmd(g))
+	root.AddCommand(newInitCmd(g))
 	root.AddCommand(newNodesCmd(g))
 	addCompletion(root)
 	return root
