@@ -309,8 +309,8 @@ func printNodes(g *globals, list []escsync.NodeInfo, this map[string]bool, now t
 
 // nodeListJSON is the output of escalefs nodes --json.
 type nodeListJSON struct {
-	Relay      string     `json:"relay"`
-	Repository string     `json:"repository"`
+	Relay      string          `json:"relay"`
+	Repository string          `json:"repository"`
 	Nodes      []nodeListEntry `json:"nodes"`
 }
 
