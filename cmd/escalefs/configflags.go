@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -25,12 +26,26 @@ type configSource struct {
 	cfg    *config.Config // nil: no file
 }
 
+// configAnnotation, set to configWritten on a command, says that the
+// command writes the configuration file (escalefs init), which a --config
+// FILE may therefore name before it exists.
+const (
+	configAnnotation = "escalefs/config"
+	configWritten    = "written"
+)
+
 // register adds --config to root, and applies the file's [global] table
 // to the global flags before any command runs.
 func (c *configSource) register(root *cobra.Command) {
 	root.PersistentFlags().StringVar(&c.path, "config", "",
 		"configuration `FILE` (default $XDG_CONFIG_HOME/escalefs/config.toml, if it exists); flags override its values")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		if cmd.Annotations[configAnnotation] == configWritten {
+			// escalefs init writes the file: it need not exist yet.
+			if _, err := os.Stat(c.path); c.path != "" && errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+		}
 		cfg, err := c.load()
 		if err != nil || cfg == nil {
 			return err

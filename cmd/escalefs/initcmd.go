@@ -82,7 +82,8 @@ it; --accept-license accepts it in scripts.`,
 			"  escalefs init --accept-license --relay ftps://me@ftp.example.org/sync --name laptop \\\n" +
 			"      --passphrase-file ~/.config/escalefs/work.passphrase --path ~/Work\n" +
 			"  escalefs init --join --relay ftps://me@ftp.example.org/sync --key-file work.key --mountpoint ~/Work",
-		Args: cobra.NoArgs,
+		Args:        cobra.NoArgs,
+		Annotations: map[string]string{configAnnotation: configWritten},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runInit(cmd.Context(), g, f, newPrompter(os.Stdin, g.stdout))
 		},
@@ -165,7 +166,15 @@ func runInit(ctx context.Context, g *globals, f *initFlags, p *prompter) error {
 	if err := os.MkdirAll(cfgDir, 0o700); err != nil {
 		return fmt.Errorf("creating the configuration directory: %w", err)
 	}
-	if err := acceptLicense(cfgDir, f.acceptLicense, p, g.stdout); err != nil {
+	// The acceptance is the user's, whatever the file.
+	userDir := cfgDir
+	if def, err := config.DefaultPath(); err == nil {
+		userDir = filepath.Dir(def)
+	}
+	if err := os.MkdirAll(userDir, 0o700); err != nil {
+		return fmt.Errorf("creating the configuration directory: %w", err)
+	}
+	if err := acceptLicense(userDir, f.acceptLicense, p, g.stdout); err != nil {
 		return err
 	}
 
@@ -235,18 +244,21 @@ func runInit(ctx context.Context, g *globals, f *initFlags, p *prompter) error {
 		}
 	}
 
-	// 3. The secret.
-	secretKey, secretPath, err := initSecret(f, p, cfgDir, repo, g.stdout)
+	// 3. The secret, kept in memory until the repository opens with it.
+	sec, err := initSecret(f, p, cfgDir, repo, g.stdout)
 	if err != nil {
 		return err
 	}
-	if secretKey != "" {
-		values[secretKey] = secretPath
+	if err := initRepository(ctx, g, f, opts, sec); err != nil {
+		return err
+	}
+	if err := sec.save(g.stdout, f.relayURL); err != nil {
+		return err
+	}
+	if sec.key != "" {
+		values[sec.key] = sec.path
 	} else {
 		values["encryption"] = false
-	}
-	if err := initRepository(ctx, g, f, opts, secretKey, secretPath); err != nil {
-		return err
 	}
 
 	// 4. Mode and folder.
@@ -323,31 +335,36 @@ func acceptLicense(cfgDir string, given bool, p *prompter, out io.Writer) error 
 	return writePrivate(marker, []byte("CeCILL-C accepted "+time.Now().UTC().Format(time.RFC3339)+"\n"))
 }
 
-// initSecret returns the config key and file of the repository's secret:
-// the one given, or a key file generated or a passphrase asked for; "" for
-// none.
-func initSecret(f *initFlags, p *prompter, cfgDir, repo string, out io.Writer) (key, path string, err error) {
+// initSecretChoice is the repository's secret chosen by init: key is its
+// configuration key (key-file or passphrase-file; "" for none) and path
+// its file, which save writes when init made it.
+type initSecretChoice struct {
+	key, path string
+	secret    crypto.Secret
+	write     []byte // the file to write, nil if it exists already
+	generated bool   // a key generated now
+}
+
+// initSecret returns the secret given by the flags, or a key generated or
+// a passphrase asked for.
+func initSecret(f *initFlags, p *prompter, cfgDir, repo string, out io.Writer) (*initSecretChoice, error) {
 	switch {
 	case f.noEncryption:
-		return "", "", nil
+		return &initSecretChoice{}, nil
 	case f.keyFile != "" && f.passphraseFile != "":
-		return "", "", errors.New("both --key-file and --passphrase-file given: a repository has one secret")
+		return nil, errors.New("both --key-file and --passphrase-file given: a repository has one secret")
 	case f.keyFile != "":
-		if _, err := crypto.ReadKeyFile(f.keyFile); err != nil {
-			return "", "", err
-		}
-		return "key-file", resolvePath(f.keyFile), nil
+		s, err := crypto.ReadKeyFile(f.keyFile)
+		return &initSecretChoice{key: "key-file", path: resolvePath(f.keyFile), secret: s}, err
 	case f.passphraseFile != "":
-		if _, err := crypto.ReadPassphraseFile(f.passphraseFile); err != nil {
-			return "", "", err
-		}
-		return "passphrase-file", resolvePath(f.passphraseFile), nil
+		s, err := crypto.ReadPassphraseFile(f.passphraseFile)
+		return &initSecretChoice{key: "passphrase-file", path: resolvePath(f.passphraseFile), secret: s}, err
 	}
 	usePassphrase := false
 	if p != nil {
 		a, err := p.ask("Protect the repository with a generated key file (k) or a passphrase (p)?", "k")
 		if err != nil {
-			return "", "", err
+			return nil, err
 		}
 		usePassphrase = strings.HasPrefix(strings.ToLower(a), "p")
 	}
@@ -355,11 +372,11 @@ func initSecret(f *initFlags, p *prompter, cfgDir, repo string, out io.Writer) (
 		for {
 			a, err := p.hidden("Passphrase")
 			if err != nil {
-				return "", "", err
+				return nil, err
 			}
 			b, err := p.hidden("The same passphrase again")
 			if err != nil {
-				return "", "", err
+				return nil, err
 			}
 			switch {
 			case a != b:
@@ -369,49 +386,49 @@ func initSecret(f *initFlags, p *prompter, cfgDir, repo string, out io.Writer) (
 				fmt.Fprintln(out, "A passphrase needs 12 characters or more; again.")
 				continue
 			}
-			path = filepath.Join(cfgDir, repo+".passphrase")
-			if err := writePrivate(path, []byte(a+"\n")); err != nil {
-				return "", "", err
-			}
-			fmt.Fprintf(out, "The passphrase is in %s (mode 0600). The other nodes need the same passphrase.\n", path)
-			return "passphrase-file", path, nil
+			return &initSecretChoice{key: "passphrase-file", path: filepath.Join(cfgDir, repo+".passphrase"),
+				secret: crypto.Passphrase(a), write: []byte(a + "\n")}, nil
 		}
 	}
-	path = filepath.Join(cfgDir, repo+".key")
-	if err := crypto.WriteKeyFile(path, crypto.GenerateKey(), time.Now()); err != nil {
-		return "", "", fmt.Errorf("writing the key file: %w", err)
+	return &initSecretChoice{key: "key-file", path: filepath.Join(cfgDir, repo+".key"), secret: crypto.GenerateKey(),
+		generated: true}, nil
+}
+
+// save writes the secret's file if init made the secret, and says how to
+// bring it to the other nodes.
+func (c *initSecretChoice) save(out io.Writer, relayURL string) error {
+	switch {
+	case c.generated:
+		if err := crypto.WriteKeyFile(c.path, c.secret, time.Now()); err != nil {
+			return fmt.Errorf("writing the key file: %w", err)
+		}
+		fmt.Fprintf(out, "Generated the repository key %s (mode 0600).\n"+
+			"Copy it to the other nodes over a channel you trust (scp, a USB stick), then run there:\n"+
+			"  escalefs init --join --relay %s --key-file KEYFILE --path DIR\n", c.path, relayURL)
+	case c.write != nil:
+		if err := writePrivate(c.path, c.write); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "The passphrase is in %s (mode 0600). The other nodes need the same passphrase:\n"+
+			"  escalefs init --join --relay %s --passphrase-file FILE --path DIR\n", c.path, relayURL)
 	}
-	fmt.Fprintf(out, "Generated the repository key %s (mode 0600).\n"+
-		"Copy it to the other nodes over a channel you trust (scp, a USB stick), then run there:\n"+
-		"  escalefs init --join --relay %s --key-file KEYFILE --path DIR\n", path, f.relayURL)
-	return "key-file", path, nil
+	return nil
 }
 
 // initRepository opens the repository on the relay with the secret, making
 // it unless --join, so that a wrong secret or a missing repository shows
 // now rather than at the first sync.
-func initRepository(ctx context.Context, g *globals, f *initFlags, opts relay.Options, key, path string) error {
-	var secret crypto.Secret
-	var err error
-	switch key {
-	case "key-file":
-		secret, err = crypto.ReadKeyFile(path)
-	case "passphrase-file":
-		secret, err = crypto.ReadPassphraseFile(path)
-	}
-	if err != nil {
-		return err
-	}
+func initRepository(ctx context.Context, g *globals, f *initFlags, opts relay.Options, sec *initSecretChoice) error {
 	r, err := all.Open(ctx, f.relayURL, opts)
 	if err != nil {
 		return fmt.Errorf("opening the relay %s: %w", f.relayURL, err)
 	}
 	defer r.Close()
 	ropts := escsync.RepoOptions{Create: !f.join}
-	if key == "" {
+	if sec.key == "" {
 		ropts.Encryption = crypto.EncryptionOff
 	}
-	repo, err := escsync.OpenRepository(ctx, r, secret, ropts)
+	repo, err := escsync.OpenRepository(ctx, r, sec.secret, ropts)
 	switch {
 	case errors.Is(err, escsync.ErrNoRepository):
 		return fmt.Errorf("--join: the relay %s holds no repository to join; run escalefs init without --join to create one", f.relayURL)
@@ -484,4 +501,3 @@ func expandHome(p string) string {
 	}
 	return p
 }
-
