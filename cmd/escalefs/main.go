@@ -72,6 +72,7 @@ stores opaque, encrypted objects.`,
 	root.AddCommand(newBackupCmd(g), newRestoreCmd(g))
 	root.AddCommand(newInitCmd(g))
 	root.AddCommand(newNodesCmd(g))
+	root.AddCommand(newAuthCmd(g))
 	addCompletion(root)
 	return root
 }
