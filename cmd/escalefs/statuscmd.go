@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -69,6 +70,25 @@ type statusFile struct {
 	// quota (absent: none).
 	RelayUsage *int64 `json:"relay_usage,omitempty"`
 	Quota      int64  `json:"quota,omitzero"`
+	// Peers are the other nodes seen, as of the node's last round.
+	Peers []peerJSON `json:"peers,omitempty"`
+}
+
+// peerJSON is a peer in status.json and in escalefs status --json.
+type peerJSON struct {
+	ID       string    `json:"id"`
+	Name     string    `json:"name,omitzero"`
+	Mode     string    `json:"mode,omitzero"`
+	LastSeen time.Time `json:"last_seen,omitzero"`
+	Behind   int       `json:"behind"` // this node's records it has not acknowledged
+}
+
+func toPeersJSON(peers []escsync.Peer) []peerJSON {
+	var out []peerJSON
+	for _, p := range peers {
+		out = append(out, peerJSON{ID: p.ID, Name: p.Name, Mode: string(p.Mode), LastSeen: p.LastSeen, Behind: p.Behind})
+	}
+	return out
 }
 
 type queueJSON struct {
@@ -192,6 +212,11 @@ func (p *statusPublisher) publish(final bool, stopErr error) {
 		f.RelayUsage = p.written.RelayUsage
 	}
 	f.Quota = st.Quota
+	if err == nil {
+		f.Peers = toPeersJSON(st.Peers)
+	} else {
+		f.Peers = p.written.Peers
+	}
 	s := st.Stats
 	f.Session = statsJSON{FilesPushed: s.FilesPushed, BytesPushed: s.BytesPushed, FilesPulled: s.FilesPulled,
 		BytesPulled: s.BytesPulled, Conflicts: s.Conflicts}
@@ -209,7 +234,7 @@ func (p *statusPublisher) publish(final bool, stopErr error) {
 		if sameUsage(f.RelayUsage, p.written.RelayUsage) {
 			same.RelayUsage = p.written.RelayUsage
 		}
-		if same == p.written && f.LastSync.Sub(p.written.LastSync) < statusSyncEvery {
+		if reflect.DeepEqual(same, p.written) && f.LastSync.Sub(p.written.LastSync) < statusSyncEvery {
 			return
 		}
 	}
@@ -306,6 +331,9 @@ type nodeReport struct {
 	// them all.
 	Conflicts     []string
 	ConflictCount int
+	// Peers are the other nodes seen: from the cache when no process
+	// runs, else as last published.
+	Peers []peerJSON
 }
 
 // maxConflictsListed bounds the conflict copies status names.
@@ -466,6 +494,9 @@ func inspectNode(state string, mounts map[string]bool) *nodeReport {
 		} else {
 			r.Queue, r.QueueFrom = &q, "cache"
 		}
+		if peers, err := escsync.ReadPeers(store); err == nil {
+			r.Peers = toPeersJSON(peers)
+		}
 		_ = store.View(func(tx *cache.Tx) error {
 			if b, ok, err := tx.Meta(cache.MetaNodeID); err == nil && ok {
 				r.NodeID = string(b)
@@ -480,6 +511,9 @@ func inspectNode(state string, mounts map[string]bool) *nodeReport {
 	}
 	if r.NodeID == "" && r.File != nil {
 		r.NodeID = r.File.NodeID
+	}
+	if r.Peers == nil && r.File != nil {
+		r.Peers = r.File.Peers
 	}
 	if f := r.folder(); f != "" {
 		r.Mounted = mounts[f]
@@ -654,6 +688,25 @@ func printReport(g *globals, r *nodeReport, now time.Time) {
 		}
 		line("relay use", "%s", s)
 	}
+	if len(r.Peers) > 0 {
+		var ps []string
+		for _, p := range r.Peers {
+			name := p.Name
+			if name == "" {
+				name = p.ID
+			}
+			seen := "not seen writing yet"
+			if !p.LastSeen.IsZero() {
+				seen = "last wrote " + when(p.LastSeen, now)
+			}
+			behind := "up to date"
+			if p.Behind > 0 {
+				behind = plural(p.Behind, "record") + " behind"
+			}
+			ps = append(ps, fmt.Sprintf("%s (%s; %s)", name, seen, behind))
+		}
+		line("peers", "%s", strings.Join(ps, "\n"))
+	}
 	if r.ConflictCount > 0 {
 		s := "1 conflict copy"
 		if r.ConflictCount > 1 {
@@ -746,6 +799,7 @@ type nodeJSON struct {
 	StopError     string     `json:"stop_error,omitzero"`
 	RelayUsage    *int64     `json:"relay_usage,omitempty"`
 	Quota         int64      `json:"quota,omitzero"`
+	Peers         []peerJSON `json:"peers,omitempty"`
 	Conflicts     []string   `json:"conflicts,omitempty"`
 	ConflictCount int        `json:"conflict_count"`
 	Warnings      []string   `json:"warnings,omitempty"`
@@ -765,6 +819,7 @@ func printJSON(g *globals, reports []*nodeReport) error {
 			n.LastSync, n.Failing, n.LastError, n.LastErrorAt = f.LastSync, f.Failing && r.current(), f.LastErr, f.LastErrT
 			n.Stopped, n.StopError, n.RelayUsage, n.Quota = f.Stopped, f.StopErr, f.RelayUsage, f.Quota
 		}
+		n.Peers = r.Peers
 		if r.FileErr != nil {
 			n.Warnings = append(n.Warnings, r.FileErr.Error())
 		}

@@ -25,11 +25,23 @@ func TestStatusConflictsUsageJSON(t *testing.T) {
 		"--name", "alice", "--disk-quota", "1MiB", dir); code != 0 {
 		t.Fatalf("sync --once: exit %d\n%s", code, errOut)
 	}
+	// bob joins; alice's next round sees him.
+	relayURL := ""
+	if f, err := readStatusFile(mustOneState(t, dir)); err == nil && f != nil {
+		relayURL = f.Relay
+	}
+	if _, errOut, code := run(t, "sync", "--once", "--relay", relayURL, "--key-file", key, "--name", "bob", t.TempDir()); code != 0 {
+		t.Fatalf("bob's sync --once: exit %d\n%s", code, errOut)
+	}
+	if _, errOut, code := run(t, "sync", "--once", "--relay", relayURL, "--key-file", key, "--name", "alice",
+		"--disk-quota", "1MiB", dir); code != 0 {
+		t.Fatalf("alice's second sync --once: exit %d\n%s", code, errOut)
+	}
 	out, errOut, code := run(t, "status", dir)
 	if code != 0 {
 		t.Fatalf("status: exit %d\n%s", code, errOut)
 	}
-	wantAll(t, "status", out, "conflicts:  1 conflict copy to look at: sub/"+copyName,
+	wantAll(t, "status", out, "peers:      bob (last wrote ", "conflicts:  1 conflict copy to look at: sub/"+copyName,
 		"relay use:", "on the relay of a 1048576 bytes (1.0 MiB) quota (")
 
 	out, errOut, code = run(t, "status", "--json", dir)
@@ -53,6 +65,9 @@ func TestStatusConflictsUsageJSON(t *testing.T) {
 	if n.RelayUsage == nil || *n.RelayUsage <= 0 || n.Quota != 1<<20 {
 		t.Errorf("relay usage %v, quota %d: want a positive usage and a 1 MiB quota", n.RelayUsage, n.Quota)
 	}
+	if len(n.Peers) != 1 || n.Peers[0].Name != "bob" || n.Peers[0].LastSeen.IsZero() {
+		t.Errorf("peers: %+v, want bob, seen writing", n.Peers)
+	}
 	if n.Queue == nil || n.Queue.Files != 0 {
 		t.Errorf("queue after a full sync: %+v", n.Queue)
 	}
@@ -63,4 +78,18 @@ func TestStatusConflictsUsageJSON(t *testing.T) {
 	if code != 0 || strings.TrimSpace(out) != "[]" {
 		t.Errorf("status --json without nodes: exit %d, %q", code, out)
 	}
+}
+
+// mustOneState returns the state directory of the one node of dir.
+func mustOneState(t *testing.T, dir string) string {
+	t.Helper()
+	root, err := stateRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	states, err := folderStateDirs(root, resolvePath(dir))
+	if err != nil || len(states) != 1 {
+		t.Fatalf("state directories of %s: %v %v", dir, states, err)
+	}
+	return states[0]
 }
