@@ -73,6 +73,7 @@ stores opaque, encrypted objects.`,
 	root.AddCommand(newInitCmd(g))
 	root.AddCommand(newNodesCmd(g))
 	root.AddCommand(newAuthCmd(g))
+	root.AddCommand(newMigrateCmd(g))
 	addCompletion(root)
 	return root
 }
