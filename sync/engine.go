@@ -364,6 +364,9 @@ func nodeID(store *cache.Store, repo *Repository) (crypto.NodeID, error) {
 			return fmt.Errorf("the cache %s belongs to another repository, or the relay's %s was replaced since this node joined: %w",
 				store.Path(), crypto.ConfigName, ErrRepoChanged)
 		}
+		if err := keepConfig(tx, repo); err != nil {
+			return err
+		}
 		b, ok, err = tx.Meta(cache.MetaNodeID)
 		if err != nil {
 			return err
