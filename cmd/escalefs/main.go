@@ -74,6 +74,7 @@ stores opaque, encrypted objects.`,
 	root.AddCommand(newNodesCmd(g))
 	root.AddCommand(newAuthCmd(g))
 	root.AddCommand(newMigrateCmd(g))
+	root.AddCommand(newFixCmd(g))
 	addCompletion(root)
 	return root
 }
