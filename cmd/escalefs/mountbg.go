@@ -41,7 +41,7 @@ const (
 // reports that the mount is up or fails. What that process writes before it
 // is ready reaches the user only if it fails, with its exit status; after,
 // it logs to mount.log in the node's state directory.
-func mountBackground(ctx context.Context, g *globals, mnt string) error {
+func mountBackground(ctx context.Context, g *globals, mnt string, asked askedSecrets) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("cannot find the escalefs program to start in the background (%v): mount with -f", err)
@@ -67,6 +67,17 @@ func mountBackground(ctx context.Context, g *globals, mnt string) error {
 	cmd.Env = append(os.Environ(), notifyEnv+"=3")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devNull, outW, outW
 	cmd.ExtraFiles = []*os.File{notifyW} // fd 3
+	secretsR, env, err := asked.handOver(4)
+	if err != nil {
+		notifyW.Close()
+		outW.Close()
+		return err
+	}
+	if secretsR != nil {
+		defer secretsR.Close()
+		cmd.ExtraFiles = append(cmd.ExtraFiles, secretsR) // fd 4
+		cmd.Env = append(cmd.Env, env)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	err = cmd.Start()
 	notifyW.Close()

@@ -117,8 +117,11 @@ func runMount(ctx context.Context, g *globals, f *mountFlags, mountArg string) e
 	if err != nil {
 		return err
 	}
+	if err := f.gatherSecrets(g); err != nil {
+		return err
+	}
 	if nt == nil && !f.foreground {
-		return mountBackground(ctx, g, mnt)
+		return mountBackground(ctx, g, mnt, f.asked)
 	}
 	// The server exists only once the engine does; the engine changes
 	// nothing in the folder before Run, which starts after the mount.

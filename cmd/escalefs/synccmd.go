@@ -37,6 +37,7 @@ const cacheOpenTimeout = 2 * time.Second
 type syncFlags struct {
 	rf           relayFlags
 	sf           secretFlags
+	asked        askedSecrets // asked on the terminal (prompt.go)
 	relayURL     string
 	name         string
 	noEncryption bool
@@ -231,10 +232,13 @@ func (f *syncFlags) secret() (crypto.Secret, error) {
 			"give a secret to encrypt the repository, or --no-encryption alone for one without a secret")
 	case f.noEncryption:
 		return crypto.NoSecret(), nil
+	case !given && f.asked.Passphrase != "":
+		return crypto.Passphrase(f.asked.Passphrase), nil
 	case !given:
 		return crypto.Secret{}, errors.New("no secret given: exactly one of --passphrase-file FILE and --key-file FILE is required " +
-			"(create a key file with escalefs key generate); for a repository without a secret, whose files the relay can " +
-			"read and alter, give --no-encryption")
+			"(or the passphrase-file or key-file key in the configuration; create a key file with escalefs key generate), " +
+			"or run on a terminal to be asked for the passphrase; for a repository without a secret, whose files the relay " +
+			"can read and alter, give --no-encryption")
 	}
 	return f.sf.read()
 }
@@ -363,6 +367,9 @@ var pidInMessage = regexp.MustCompile(`\(pid (\d+)\)`)
 
 func runSync(ctx context.Context, g *globals, f *syncFlags, dirArg string) error {
 	if err := f.check(); err != nil {
+		return err
+	}
+	if err := f.gatherSecrets(g); err != nil {
 		return err
 	}
 	dir, err := syncDir(dirArg)
