@@ -70,12 +70,16 @@ func (e *Engine) Pull(ctx context.Context) (PullResult, error) {
 	var usage int64
 	var own []crypto.BlobID
 	ownBlobs := "blobs/" + e.selfID + "/"
-	var config *relay.ObjectInfo
+	var config, moved *relay.ObjectInfo
 	others := make(map[crypto.NodeID][]crypto.BlobID)
 	err := e.r.List(ctx, "", func(oi relay.ObjectInfo) error {
 		usage += oi.Size
 		if oi.Name == crypto.ConfigName {
 			config = &oi
+			return nil
+		}
+		if oi.Name == MovedName {
+			moved = &oi
 			return nil
 		}
 		if strings.HasPrefix(oi.Name, "blobs/") {
@@ -136,6 +140,12 @@ func (e *Engine) Pull(ctx context.Context) (PullResult, error) {
 	if err := e.checkConfig(ctx, config); err != nil {
 		return PullResult{}, err
 	}
+	var errs []error
+	if err := e.checkMoved(ctx, moved); errors.Is(err, ErrMoved) || ctx.Err() != nil {
+		return PullResult{}, err
+	} else if err != nil {
+		errs = append(errs, err)
+	}
 	e.noteForgets(ctx, forgets, peers)
 	if !e.ownTempCleared {
 		// Temporary objects of Puts a killed run of this node left: only
@@ -161,7 +171,6 @@ func (e *Engine) Pull(ctx context.Context) (PullResult, error) {
 	}
 	slices.SortFunc(ids, func(a, b crypto.NodeID) int { return bytes.Compare(a[:], b[:]) })
 	var res PullResult
-	var errs []error
 	for _, id := range ids {
 		r, err := e.pullPeer(ctx, id, peers[id])
 		res.Records += r.Records
