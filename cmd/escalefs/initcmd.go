@@ -51,6 +51,7 @@ type initFlags struct {
 	join           bool
 	acceptLicense  bool
 	skipCheck      bool
+	fromEscale     string
 }
 
 func newInitCmd(g *globals) *cobra.Command {
@@ -101,6 +102,7 @@ it; --accept-license accepts it in scripts.`,
 	fl.BoolVar(&f.join, "join", false, "join an existing repository: fail if the relay has none")
 	fl.BoolVar(&f.acceptLicense, "accept-license", false, "accept the CeCILL-C license notice without being asked")
 	fl.BoolVar(&f.skipCheck, "no-check", false, "do not check the relay before writing the configuration")
+	fl.StringVar(&f.fromEscale, "from-escale", "", "convert the Escale configuration `FILE` (escale.conf) into tables, reporting what cannot be carried over")
 	f.rf.register(fl)
 	return cmd
 }
@@ -176,6 +178,9 @@ func runInit(ctx context.Context, g *globals, f *initFlags, p *prompter) error {
 	}
 	if err := acceptLicense(userDir, f.acceptLicense, p, g.stdout); err != nil {
 		return err
+	}
+	if f.fromEscale != "" {
+		return initFromEscale(g, cfgPath, f.fromEscale)
 	}
 
 	// 1. The relay.
@@ -310,6 +315,65 @@ func runInit(ctx context.Context, g *globals, f *initFlags, p *prompter) error {
 		command = "mount"
 	}
 	fmt.Fprintf(g.stdout, "Wrote [%s] to %s (mode 0600).\nStart the node with: escalefs %s --repo %s\n", repo, cfgPath, command, repo)
+	return nil
+}
+
+// initFromEscale appends the sections of an Escale configuration file to
+// the configuration as tables, and says what did not carry over.
+func initFromEscale(g *globals, cfgPath, escalePath string) error {
+	fh, err := os.Open(escalePath)
+	if err != nil {
+		return fmt.Errorf("--from-escale: %w", err)
+	}
+	defer fh.Close()
+	tables, err := config.ConvertEscale(fh, filepath.Dir(resolvePath(escalePath)))
+	if err != nil {
+		return fmt.Errorf("--from-escale %s: %w", escalePath, err)
+	}
+	existing, err := config.Load(cfgPath)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		existing = nil
+	case err != nil:
+		return fmt.Errorf("the configuration file is not valid, fix it first: %w", err)
+	}
+	for _, t := range tables {
+		if existing != nil {
+			if _, ok := existing.Repo(t.Name); ok {
+				return fmt.Errorf("%s already has a table [%s]: remove it or rename the section in %s", cfgPath, t.Name, escalePath)
+			}
+		}
+	}
+	// Written to a copy first: a conversion that does not load leaves the
+	// configuration as it was.
+	tmp := cfgPath + ".escale-import"
+	old, err := os.ReadFile(cfgPath)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := writePrivate(tmp, old); err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	for _, t := range tables {
+		if err := appendTable(tmp, t.Name, t.Values); err != nil {
+			return err
+		}
+	}
+	if _, err := config.Load(tmp); err != nil {
+		return fmt.Errorf("the converted tables do not load, and %s is unchanged; fix %s and try again: %w", cfgPath, escalePath, err)
+	}
+	if err := os.Rename(tmp, cfgPath); err != nil {
+		return err
+	}
+	for _, t := range tables {
+		fmt.Fprintf(g.stdout, "[%s]: converted %d options\n", t.Name, len(t.Values))
+		for _, n := range t.Notes {
+			fmt.Fprintf(g.stdout, "  not carried over: %s\n", n)
+		}
+	}
+	fmt.Fprintf(g.stdout, "Wrote %d tables to %s (mode 0600). Check them, then start a node with escalefs sync --repo NAME.\n",
+		len(tables), cfgPath)
 	return nil
 }
 

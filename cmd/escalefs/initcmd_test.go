@@ -223,3 +223,44 @@ func TestInitWizard(t *testing.T) {
 		t.Errorf("refusal says:\n%s", c.output())
 	}
 }
+
+// escalefs init --from-escale converts an Escale configuration into
+// tables, saying what did not carry over; a sync then runs from one.
+func TestInitFromEscale(t *testing.T) {
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	cfg := filepath.Join(os.Getenv("XDG_CONFIG_HOME"), "escalefs", "config.toml")
+	relayDir, dir := t.TempDir(), t.TempDir()
+	escaleDir := t.TempDir()
+	writeFile(t, filepath.Join(escaleDir, "docs.passphrase"), []byte("an escale passphrase\n"), 0o600)
+	conf := filepath.Join(escaleDir, "escale.conf")
+	writeFile(t, conf, []byte("[docs]\nlocal path = "+dir+"\nrelay address = "+relayDir+
+		"\npassphrase = docs.passphrase\nencryption = on\nindex = 1\nclient = laptop\n"), 0o600)
+	out, errOut, code := run(t, "init", "--accept-license", "--from-escale", conf)
+	if code != 0 {
+		t.Fatalf("init --from-escale: exit %d\n%s%s", code, out, errOut)
+	}
+	wantAll(t, "init --from-escale", out, "[docs]: converted", `not carried over: "index" dropped`,
+		"not carried over: encryption = on", "Wrote 1 tables to "+cfg)
+	writeFile(t, filepath.Join(dir, "a.txt"), []byte("a\n"), 0o644)
+	if _, errOut, code := run(t, "sync", "--once", "--repo", "docs"); code != 0 {
+		t.Fatalf("sync --once --repo docs: exit %d\n%s", code, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(relayDir, "escale.json")); err != nil {
+		t.Errorf("the converted relay was not used: %v", err)
+	}
+	before, _ := os.ReadFile(cfg)
+	// A second import of the same section is refused, and a file that
+	// is not Escale's changes nothing.
+	if _, errOut, code := run(t, "init", "--from-escale", conf); code == 0 || !strings.Contains(errOut, "already has a table [docs]") {
+		t.Errorf("importing [docs] twice: exit %d\n%s", code, errOut)
+	}
+	bad := filepath.Join(escaleDir, "bad.conf")
+	writeFile(t, bad, []byte("no sections here\n"), 0o600)
+	if _, errOut, code := run(t, "init", "--from-escale", bad); code == 0 || !strings.Contains(errOut, "expected") {
+		t.Errorf("importing a file without sections: exit %d\n%s", code, errOut)
+	}
+	if after, _ := os.ReadFile(cfg); !bytes.Equal(before, after) {
+		t.Error("a refused import changed the configuration")
+	}
+}
