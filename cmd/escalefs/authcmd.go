@@ -195,7 +195,7 @@ func runAuthGdrive(ctx context.Context, g *globals, o authGdriveOptions) error {
 		return err
 	}
 	if tok.RefreshToken == "" {
-		return errors.New("Google returned no refresh token, so the access token would stop working within an hour; " +
+		return errors.New("the token endpoint returned no refresh token, so the access token would stop working within an hour; " +
 			"revoke escalefs's access at https://myaccount.google.com/permissions and run the command again")
 	}
 	tf := gdriveTokenFile{
