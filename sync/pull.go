@@ -72,6 +72,7 @@ func (e *Engine) Pull(ctx context.Context) (PullResult, error) {
 	ownBlobs := "blobs/" + e.selfID + "/"
 	var config, moved *relay.ObjectInfo
 	others := make(map[crypto.NodeID][]crypto.BlobID)
+	ownLog := make(map[string]bool)
 	err := e.r.List(ctx, "", func(oi relay.ObjectInfo) error {
 		usage += oi.Size
 		if oi.Name == crypto.ConfigName {
@@ -117,6 +118,7 @@ func (e *Engine) Pull(ctx context.Context) (PullResult, error) {
 			return nil
 		}
 		if node == e.self {
+			ownLog[oi.Name] = true
 			return nil
 		}
 		pl := peers[node]
@@ -164,6 +166,11 @@ func (e *Engine) Pull(ctx context.Context) (PullResult, error) {
 	// while a Pull runs).
 	if err := e.deleteOrphans(ctx, own); err != nil {
 		e.log.Warn("deleting blobs left by an interrupted push", "err", err)
+	}
+	// A relay wiped or restored from an older copy lost this node's log:
+	// republish it from the cache (fix.go).
+	if err := e.ensureOwnLog(ctx, ownLog); err != nil {
+		return PullResult{}, fmt.Errorf("republishing this node's log: %w", err)
 	}
 	ids := make([]crypto.NodeID, 0, len(peers))
 	for id := range peers {
