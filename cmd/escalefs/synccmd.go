@@ -55,6 +55,9 @@ type syncFlags struct {
 	command string
 	// maintainer is told when the node stops on an error (maintainer.go).
 	maintainer string
+	// noFollow keeps openNode on the relay given even when it holds a
+	// moved marker (escalefs migrate, follow.go).
+	noFollow bool
 
 	// Parsed by check.
 	parsedMode  proto.Mode
@@ -376,6 +379,19 @@ func runSync(ctx context.Context, g *globals, f *syncFlags, dirArg string) error
 	if err != nil {
 		return err
 	}
+	for hop := 0; ; hop++ {
+		err := runSyncOn(ctx, g, f, dir)
+		if !errors.Is(err, escsync.ErrMoved) || hop >= maxMoveHops {
+			return err
+		}
+		// The repository moved while the node ran: open it again, which
+		// follows the marker (follow.go).
+	}
+}
+
+// runSyncOn runs the node once; a move of the repository is returned as
+// an error wrapping escsync.ErrMoved, for runSync to follow.
+func runSyncOn(ctx context.Context, g *globals, f *syncFlags, dir string) error {
 	n, err := openNode(ctx, g, f, dir, func(string) (string, error) { return dir, nil }, mountHooks{})
 	if err != nil {
 		return err
@@ -396,6 +412,9 @@ func runSync(ctx context.Context, g *globals, f *syncFlags, dirArg string) error
 			if ctx.Err() != nil {
 				return fmt.Errorf("sync of %s interrupted", dir)
 			}
+			if errors.Is(err, escsync.ErrMoved) {
+				return err
+			}
 			if errors.Is(err, escsync.ErrRepoChanged) || errors.Is(err, cache.ErrCorrupt) {
 				return n.stopped(dir, engineFailed(err, state))
 			}
@@ -406,6 +425,9 @@ func runSync(ctx context.Context, g *globals, f *syncFlags, dirArg string) error
 		return nil
 	}
 	if err := eng.Run(ctx); err != nil {
+		if errors.Is(err, escsync.ErrMoved) && ctx.Err() == nil {
+			return err
+		}
 		return n.stopped(dir, engineFailed(err, state))
 	}
 	logStats(log, "stopped", eng.Stats())
@@ -421,6 +443,8 @@ type node struct {
 	loc    string // the relay's location
 	name   string // the node's name
 	state  string // the node's state directory
+	relay  relay.Relay
+	repo   *escsync.Repository
 	local  *localdir.Dir
 	eng    *escsync.Engine
 	closer []func()
@@ -479,7 +503,11 @@ func openNode(ctx context.Context, g *globals, f *syncFlags, dir string, folder 
 	if err != nil {
 		return nil, n.relayFailed(err)
 	}
-	n.closer = append(n.closer, func() { r.Close() })
+	n.closer = append(n.closer, func() {
+		if r != nil {
+			r.Close()
+		}
+	})
 	n.loc = r.Properties().Location
 	loc := n.loc
 
@@ -536,6 +564,16 @@ func openNode(ctx context.Context, g *globals, f *syncFlags, dir string, folder 
 			log.Warn("closing the cache", "err", err)
 		}
 	})
+	if !f.noFollow {
+		// The relay's closer closes r, whichever relay it is by then.
+		nr, nrepo, err := n.followMoves(ctx, r, repo, secret, store, state, opts)
+		if err != nil {
+			return nil, err
+		}
+		r, repo = nr, nrepo
+		loc = n.loc
+	}
+	n.relay, n.repo = r, repo
 	folderDir, err := folder(state)
 	if err != nil {
 		return nil, err
@@ -620,6 +658,8 @@ func (n *node) logStart(msg string, attrs ...any) {
 // engineFailed adds what to do to an error that retrying cannot fix.
 func engineFailed(err error, state string) error {
 	switch {
+	case errors.Is(err, escsync.ErrMoved):
+		return fmt.Errorf("%w; start this node again to follow it, or give it --relay with the new relay", err)
 	case errors.Is(err, escsync.ErrRepoChanged):
 		return fmt.Errorf("%w; if the repository on the relay was replaced on purpose, remove the state directory %s "+
 			"to join it afresh", err, state)
