@@ -200,6 +200,8 @@ type Engine struct {
 	accessWritten bool
 	// tooLarge are the files larger than the disk quota, reported once.
 	tooLarge map[string]bool
+	// transfers are the uploads and downloads under way, for Status.
+	transfers transfers
 	// forgets are the forget records of the last listing, by name;
 	// forgotten, the peers they make forgotten, with their up_to.
 	forgets   map[string]forgetSeen
@@ -330,6 +332,7 @@ func New(cfg Config) (*Engine, error) {
 		down:     transfer.NewDownloader(cfg.Relay, cfg.Repo.Keys, cfg.Logger),
 	}
 	e.usage.Store(-1) // unknown until the first listing
+	e.transfers.changed = e.statusChanged
 	e.cleanScratch()
 	e.cleanPartial()
 	if err := e.requeueDirty(); err != nil {

@@ -33,6 +33,10 @@ type Status struct {
 	// Peers are the other nodes this node has seen, in the order it first
 	// saw them.
 	Peers []Peer
+	// Transfers are the uploads and downloads under way; Incoming is what
+	// the pull under way has yet to apply.
+	Transfers []Transfer
+	Incoming  Queue
 }
 
 // Peer is what a node knows of another: when it last wrote and how far
@@ -163,6 +167,7 @@ type roundStatus struct {
 func (e *Engine) Status() (Status, error) {
 	q, err := readQueue(e.store, e.cfg.Mode != proto.ModeDownload)
 	peers, perr := ReadPeers(e.store)
+	trs, in := e.transfers.snapshot()
 	if err == nil {
 		err = perr
 	}
@@ -180,6 +185,8 @@ func (e *Engine) Status() (Status, error) {
 		RelayUsage:  e.usage.Load(),
 		Quota:       e.cfg.DiskQuota,
 		Peers:       peers,
+		Transfers:   trs,
+		Incoming:    in,
 	}, err
 }
 

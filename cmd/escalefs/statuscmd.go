@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/escalefs/escalefs/cache"
 	escfs "github.com/escalefs/escalefs/fs"
@@ -72,6 +74,26 @@ type statusFile struct {
 	Quota      int64  `json:"quota,omitzero"`
 	// Peers are the other nodes seen, as of the node's last round.
 	Peers []peerJSON `json:"peers,omitempty"`
+	// Transfers are the uploads and downloads under way; Incoming is what
+	// the pull under way has yet to apply.
+	Transfers []transferJSON `json:"transfers,omitempty"`
+	Incoming  queueJSON      `json:"incoming,omitzero"`
+}
+
+// transferJSON is a transfer under way in status.json.
+type transferJSON struct {
+	Up   bool   `json:"up"`
+	What string `json:"what"`
+	Done int64  `json:"done"`
+	Size int64  `json:"size"`
+}
+
+func toTransfersJSON(trs []escsync.Transfer) []transferJSON {
+	var out []transferJSON
+	for _, t := range trs {
+		out = append(out, transferJSON{Up: t.Up, What: t.What, Done: t.Done, Size: t.Size})
+	}
+	return out
 }
 
 // peerJSON is a peer in status.json and in escalefs status --json.
@@ -212,6 +234,9 @@ func (p *statusPublisher) publish(final bool, stopErr error) {
 		f.RelayUsage = p.written.RelayUsage
 	}
 	f.Quota = st.Quota
+	if !final {
+		f.Transfers, f.Incoming = toTransfersJSON(st.Transfers), toQueueJSON(st.Incoming)
+	}
 	if err == nil {
 		f.Peers = toPeersJSON(st.Peers)
 	} else {
@@ -305,7 +330,7 @@ stopped before it could push, because the relay failed or its --stop-grace
 ran out, pushes it when it starts again.`,
 		Example: "  escalefs status\n  escalefs status ~/Sync\n  escalefs status --json | jq '.[].queue'",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runStatus(g, args, asJSON)
+			return runStatus(cmd.Context(), g, args, asJSON)
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array with one object per node")
@@ -352,7 +377,7 @@ func (r *nodeReport) current() bool {
 	return r.File != nil && r.Running && r.File.Stopped.IsZero() && (r.PID == 0 || r.PID == r.File.PID)
 }
 
-func runStatus(g *globals, paths []string, asJSON bool) error {
+func runStatus(ctx context.Context, g *globals, paths []string, asJSON bool) error {
 	root, err := stateRoot()
 	if err != nil {
 		return err
@@ -406,6 +431,9 @@ func runStatus(g *globals, paths []string, asJSON bool) error {
 			fmt.Fprintln(g.stdout)
 		}
 		printReport(g, r, now)
+	}
+	if f, ok := g.stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		showTransfers(ctx, f, reports)
 	}
 	return nil
 }
@@ -706,6 +734,14 @@ func printReport(g *globals, r *nodeReport, now time.Time) {
 			ps = append(ps, fmt.Sprintf("%s (%s; %s)", name, seen, behind))
 		}
 		line("peers", "%s", strings.Join(ps, "\n"))
+	}
+	if r.current() && f != nil {
+		for _, t := range f.Transfers {
+			line(transferVerb(t), "%s", transferString(t))
+		}
+		if in := f.Incoming.queue(); !in.Empty() {
+			line("to apply", "%s from the pull under way", strings.TrimSuffix(queueString(in), " to push"))
+		}
 	}
 	if r.ConflictCount > 0 {
 		s := "1 conflict copy"
