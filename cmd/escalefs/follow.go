@@ -79,7 +79,7 @@ func (n *node) followMoves(ctx context.Context, r relay.Relay, repo *escsync.Rep
 		case err != nil:
 			return nil, nil, n.relayFailed(fmt.Errorf("reading the relay's %s marker: %w", escsync.MovedName, err))
 		case hop >= maxMoveHops:
-			return nil, nil, fmt.Errorf("%w; it moved %d times in a row: the markers may form a loop; give the relay it is on now with --relay",
+			return nil, nil, fmt.Errorf("%v; it moved %d times in a row: the markers may form a loop; give the relay it is on now with --relay",
 				me, hop)
 		}
 		from := n.loc
@@ -151,7 +151,8 @@ func (n *node) movedStop(me *escsync.MovedError, cause error, state string) erro
 	if cfg := n.g.config.cfg; cfg != nil {
 		where = fmt.Sprintf("set relay = %q in this repository's table of %s (or give --relay %s)", me.Moved.URL, cfg.Path, me.Moved.URL)
 	}
-	return fmt.Errorf("%w. This node could not open the new relay with its current relay options: %v. "+
+	// Not wrapping me: runSync would try to follow again.
+	return fmt.Errorf("%v. This node could not open the new relay with its current relay options: %v. "+
 		"To follow it, %s, with what the new relay needs to log in (--password-file, --netrc, --credentials, --username…), "+
 		"and start again. Nothing is lost: this node's queue stays in %s and is pushed to the new relay then",
 		me, cause, where, state)
