@@ -18,7 +18,7 @@ import (
 	"github.com/escalefs/escalefs/sync/proto"
 )
 
-// Rebuilding a lost or damaged relay (docs/format.md §12.14, `escalefs
+// Rebuilding a lost or damaged relay (docs/format.md §12.15, `escalefs
 // fix`). A node's cache holds everything it published: escale.json's bytes,
 // its sequence numbers and its whole view. From them a node restores
 // escale.json when the relay lost it, and republishes its view as a fresh
