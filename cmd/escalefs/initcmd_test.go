@@ -127,6 +127,17 @@ func newConsole(t *testing.T, cmd *exec.Cmd) *console {
 	return c
 }
 
+// finished waits until everything the program printed has been read:
+// after it exits, its last output may still be in the terminal.
+func (c *console) finished() {
+	c.t.Helper()
+	select {
+	case <-c.eof:
+	case <-time.After(10 * time.Second):
+		c.t.Fatalf("the terminal did not close within 10s of the program's exit:\n%s", c.output())
+	}
+}
+
 func (c *console) output() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -194,6 +205,7 @@ func TestInitWizard(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("escalefs init: %v\n%s", err, c.output())
 	}
+	c.finished()
 	out := c.output()
 	if strings.Contains(out, secret) {
 		t.Fatalf("the passphrase was echoed:\n%s", out)
@@ -219,6 +231,7 @@ func TestInitWizard(t *testing.T) {
 	if err := cmd.Wait(); err == nil {
 		t.Fatalf("init went on without the license accepted:\n%s", c.output())
 	}
+	c.finished()
 	if !strings.Contains(c.output(), "not accepted: nothing was set up") {
 		t.Errorf("refusal says:\n%s", c.output())
 	}

@@ -30,6 +30,7 @@ func TestPassphraseAsked(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("sync --once with an asked passphrase: %v\n%s", err, c.output())
 	}
+	c.finished()
 	if strings.Contains(c.output(), secret) {
 		t.Fatalf("the passphrase was echoed:\n%s", c.output())
 	}
@@ -72,6 +73,7 @@ func TestMountPassphraseHandedOver(t *testing.T) {
 	c.expect("Passphrase of the repository at "+relay+": ", "handed over through a pipe")
 	err := cmd.Wait()
 	t.Cleanup(func() { _ = exec.Command("fusermount", "-u", "-z", mnt).Run() })
+	c.finished()
 	if err != nil {
 		t.Fatalf("mount with an asked passphrase: %v\n%s", err, c.output())
 	}
