@@ -278,9 +278,19 @@ func checkMountpoint(mnt string, nonEmpty bool) error {
 // isMounted reports whether mnt is the mountpoint of a mount of this
 // process's namespace, and that mount's filesystem type.
 func isMounted(mnt string) (bool, string) {
+	fstype, ok := Mounts()[mnt]
+	return ok, fstype
+}
+
+// Mounts returns the mountpoints of this process's mount namespace, each
+// with its filesystem type ("fuse.escalefs", "ext4"), from
+// /proc/self/mountinfo; none where that cannot be read. Where mounts are
+// stacked, the type is the topmost one's.
+func Mounts() map[string]string {
+	mounts := make(map[string]string)
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
-		return false, ""
+		return mounts
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -288,7 +298,7 @@ func isMounted(mnt string) (bool, string) {
 	for sc.Scan() {
 		// 36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw
 		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 || unescapeMountinfo(fields[4]) != mnt {
+		if len(fields) < 5 {
 			continue
 		}
 		fstype := ""
@@ -297,9 +307,9 @@ func isMounted(mnt string) (bool, string) {
 				fstype = fields[i+1]
 			}
 		}
-		return true, fstype
+		mounts[unescapeMountinfo(fields[4])] = fstype
 	}
-	return false, ""
+	return mounts
 }
 
 // unescapeMountinfo undoes the octal escapes (\040 for a space) of a path in

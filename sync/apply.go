@@ -103,6 +103,15 @@ func (e *Engine) applyChanges(ctx context.Context, id crypto.NodeID, changes []p
 			return 0, err
 		}
 	}
+	var in Queue
+	for _, c := range changes {
+		in.Files++
+		if c.Op == proto.OpPut {
+			in.Bytes += c.Size
+		}
+	}
+	e.transfers.setIncoming(in)
+	defer e.transfers.setIncoming(Queue{})
 	n := 0
 	for i, c := range changes {
 		changed, err := e.applyOne(ctx, id, c, srcs[i], snapshot)
@@ -112,6 +121,11 @@ func (e *Engine) applyChanges(ctx context.Context, id crypto.NodeID, changes []p
 		if changed {
 			n++
 		}
+		in.Files--
+		if c.Op == proto.OpPut {
+			in.Bytes -= c.Size
+		}
+		e.transfers.setIncoming(in)
 	}
 	return n, nil
 }
@@ -141,6 +155,12 @@ func (e *Engine) fetchPack(ctx context.Context, id crypto.NodeID, changes []prot
 	if len(files) == 0 {
 		return nil
 	}
+	var size int64
+	for _, f := range files {
+		size += f.Length
+	}
+	tr := e.transfers.start(false, packWhat(len(files)), size)
+	defer e.transfers.end(tr)
 	ref := files[0].Blob
 	hashes := make([]hash.Hash, len(files))
 	err := e.down.GetPack(ctx, ref, id, files, func(k int) (io.WriteCloser, error) {
@@ -812,6 +832,9 @@ func (e *Engine) fetchParts(ctx context.Context, id crypto.NodeID, c proto.Chang
 		_ = os.Remove(name)
 		_ = e.setDownload(key, nil)
 	}
+	tr := e.transfers.start(false, c.Path, c.Size)
+	defer e.transfers.end(tr)
+	e.transfers.set(tr, prog.Bytes)
 	for i := prog.Parts; i < len(c.Parts); i++ {
 		n := &countingWriter{}
 		err := e.down.GetParts(ctx, id, c.Parts[i:i+1], io.MultiWriter(f, h, n))
@@ -828,6 +851,7 @@ func (e *Engine) fetchParts(ctx context.Context, id crypto.NodeID, c proto.Chang
 			return cache.LocalStat{}, fmt.Errorf("partial download: %w", err)
 		}
 		prog.Parts, prog.Bytes = i+1, prog.Bytes+n.n
+		e.transfers.set(tr, prog.Bytes)
 		if err := e.setDownload(key, &prog); err != nil {
 			return cache.LocalStat{}, err
 		}

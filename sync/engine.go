@@ -175,7 +175,8 @@ type Engine struct {
 	up      *transfer.Uploader
 	down    *transfer.Downloader
 
-	// usage is the repository's size on the relay at the last listing.
+	// usage is the repository's size on the relay at the last listing, -1
+	// before the first.
 	usage atomic.Int64
 	// full is set while pushes wait for room on the relay; failing while
 	// rounds fail (the relay is down). Each is logged when it starts and
@@ -199,6 +200,12 @@ type Engine struct {
 	accessWritten bool
 	// tooLarge are the files larger than the disk quota, reported once.
 	tooLarge map[string]bool
+	// transfers are the uploads and downloads under way, for Status.
+	transfers transfers
+	// forgets are the forget records of the last listing, by name;
+	// forgotten, the peers they make forgotten, with their up_to.
+	forgets   map[string]forgetSeen
+	forgotten map[crypto.NodeID]uint64
 
 	// notify carries the paths that Notify reported to Run.
 	notify chan []string
@@ -324,6 +331,8 @@ func New(cfg Config) (*Engine, error) {
 		up:       transfer.NewUploader(cfg.Relay, cfg.Repo.Keys, self, cfg.Scratch, cfg.Logger),
 		down:     transfer.NewDownloader(cfg.Relay, cfg.Repo.Keys, cfg.Logger),
 	}
+	e.usage.Store(-1) // unknown until the first listing
+	e.transfers.changed = e.statusChanged
 	e.cleanScratch()
 	e.cleanPartial()
 	if err := e.requeueDirty(); err != nil {
@@ -357,6 +366,9 @@ func nodeID(store *cache.Store, repo *Repository) (crypto.NodeID, error) {
 		case string(b) != string(repo.Hash[:]):
 			return fmt.Errorf("the cache %s belongs to another repository, or the relay's %s was replaced since this node joined: %w",
 				store.Path(), crypto.ConfigName, ErrRepoChanged)
+		}
+		if err := keepConfig(tx, repo); err != nil {
+			return err
 		}
 		b, ok, err = tx.Meta(cache.MetaNodeID)
 		if err != nil {

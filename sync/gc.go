@@ -48,6 +48,9 @@ func (e *Engine) Collect(ctx context.Context) error {
 			if !ok || !ps.Mode.Pulls() {
 				continue // an upload-only node fetches nothing
 			}
+			if e.isForgotten(id, ps.MaxSeq) {
+				continue // a retired node, forgotten (§12.13)
+			}
 			in.Pullers = append(in.Pullers, id)
 			in.LastSeen[id] = ps.LastSeen
 			if ps.HasAcked {

@@ -64,16 +64,23 @@ type PullResult struct {
 // tampered, replayed) stops that peer's log there and is reported; the other
 // peers go on.
 func (e *Engine) Pull(ctx context.Context) (PullResult, error) {
+	e.applyForgetRequests(ctx)
 	peers := make(map[crypto.NodeID]*peerListing)
+	var forgets []relay.ObjectInfo
 	var usage int64
 	var own []crypto.BlobID
 	ownBlobs := "blobs/" + e.selfID + "/"
-	var config *relay.ObjectInfo
+	var config, moved *relay.ObjectInfo
 	others := make(map[crypto.NodeID][]crypto.BlobID)
+	ownLog := make(map[string]bool)
 	err := e.r.List(ctx, "", func(oi relay.ObjectInfo) error {
 		usage += oi.Size
 		if oi.Name == crypto.ConfigName {
 			config = &oi
+			return nil
+		}
+		if oi.Name == MovedName {
+			moved = &oi
 			return nil
 		}
 		if strings.HasPrefix(oi.Name, "blobs/") {
@@ -95,6 +102,10 @@ func (e *Engine) Pull(ctx context.Context) (PullResult, error) {
 		if !strings.HasPrefix(oi.Name, "nodes/") {
 			return nil
 		}
+		if _, _, ok := parseForgetName(oi.Name); ok {
+			forgets = append(forgets, oi)
+			return nil
+		}
 		var node crypto.NodeID
 		var seq uint64
 		var snap bool
@@ -107,6 +118,7 @@ func (e *Engine) Pull(ctx context.Context) (PullResult, error) {
 			return nil
 		}
 		if node == e.self {
+			ownLog[oi.Name] = true
 			return nil
 		}
 		pl := peers[node]
@@ -130,6 +142,13 @@ func (e *Engine) Pull(ctx context.Context) (PullResult, error) {
 	if err := e.checkConfig(ctx, config); err != nil {
 		return PullResult{}, err
 	}
+	var errs []error
+	if err := e.checkMoved(ctx, moved); errors.Is(err, ErrMoved) || ctx.Err() != nil {
+		return PullResult{}, err
+	} else if err != nil {
+		errs = append(errs, err)
+	}
+	e.noteForgets(ctx, forgets, peers)
 	if !e.ownTempCleared {
 		// Temporary objects of Puts a killed run of this node left: only
 		// one process runs a node, and nothing is being put now.
@@ -148,13 +167,17 @@ func (e *Engine) Pull(ctx context.Context) (PullResult, error) {
 	if err := e.deleteOrphans(ctx, own); err != nil {
 		e.log.Warn("deleting blobs left by an interrupted push", "err", err)
 	}
+	// A relay wiped or restored from an older copy lost this node's log:
+	// republish it from the cache (fix.go).
+	if err := e.ensureOwnLog(ctx, ownLog); err != nil {
+		return PullResult{}, fmt.Errorf("republishing this node's log: %w", err)
+	}
 	ids := make([]crypto.NodeID, 0, len(peers))
 	for id := range peers {
 		ids = append(ids, id)
 	}
 	slices.SortFunc(ids, func(a, b crypto.NodeID) int { return bytes.Compare(a[:], b[:]) })
 	var res PullResult
-	var errs []error
 	for _, id := range ids {
 		r, err := e.pullPeer(ctx, id, peers[id])
 		res.Records += r.Records

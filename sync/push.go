@@ -395,9 +395,13 @@ func (e *Engine) uploadParts(ctx context.Context, it *pushItem) error {
 		}
 		e.log.Info("resuming an interrupted upload", "path", it.ent.Path, "parts_done", countStored(prog.Parts))
 	}
+	tr := e.transfers.start(true, it.ent.Path, it.ent.Size)
+	defer e.transfers.end(tr)
+	e.transfers.set(tr, int64(countStored(prog.Parts))*e.cfg.PartSize)
 	refs, err := e.up.PutPartsFrom(ctx, func() (io.ReadCloser, error) { return e.open(ctx, it) }, it.ent.Size, e.cfg.PartSize,
 		prog.Parts, func(refs []crypto.BlobRef) error {
 			prog.Parts = refs
+			e.transfers.set(tr, int64(countStored(refs))*e.cfg.PartSize)
 			return e.saveUpload(key, prog)
 		})
 	switch {
@@ -443,6 +447,12 @@ func (e *Engine) verified(it *pushItem) bool {
 // uploadPack stores the files of pack as one blob. Files that changed since
 // they were scanned are left out and the pack is written without them.
 func (e *Engine) uploadPack(ctx context.Context, pack []*pushItem) error {
+	var size int64
+	for _, it := range pack {
+		size += it.ent.Size
+	}
+	tr := e.transfers.start(true, packWhat(len(pack)), size)
+	defer e.transfers.end(tr)
 	for attempt := 0; len(pack) > 0; attempt++ {
 		files := make([]transfer.PackFile, len(pack))
 		for i, it := range pack {

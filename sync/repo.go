@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 
+	"github.com/escalefs/escalefs/cache"
 	"github.com/escalefs/escalefs/crypto"
 	"github.com/escalefs/escalefs/relay"
 )
@@ -23,6 +24,9 @@ type Repository struct {
 	// Hash is the SHA-256 of escale.json as read; a node's cache is bound to
 	// it.
 	Hash [32]byte
+	// Raw is escale.json as read, byte for byte; a node keeps it in its
+	// cache so that a lost relay can be given back the same file (Fix).
+	Raw []byte
 	// Created is set when OpenRepository created the repository.
 	Created bool
 }
@@ -75,7 +79,7 @@ func OpenRepository(ctx context.Context, r relay.Relay, secret crypto.Secret, op
 	if err != nil {
 		return nil, err
 	}
-	return &Repository{Config: cfg, Keys: keys, ID: cfg.Repository, Hash: sha256.Sum256(data), Created: created}, nil
+	return &Repository{Config: cfg, Keys: keys, ID: cfg.Repository, Hash: sha256.Sum256(data), Raw: data, Created: created}, nil
 }
 
 func readConfig(ctx context.Context, r Getter) ([]byte, error) {
@@ -122,4 +126,60 @@ func createConfig(ctx context.Context, r relay.Relay, secret crypto.Secret, opts
 		return back, nil
 	}
 	return data, nil
+}
+
+// metaConfig is the cache's meta key of escale.json's bytes, as the node
+// joined it (Repository.Raw).
+const metaConfig = "sync/escale.json"
+
+// keepConfig stores escale.json's bytes in the cache, once, so that the
+// node can restore the file should the relay lose it.
+func keepConfig(tx *cache.Tx, repo *Repository) error {
+	if len(repo.Raw) == 0 || sha256.Sum256(repo.Raw) != repo.Hash {
+		return nil
+	}
+	b, ok, err := tx.Meta(metaConfig)
+	if err != nil || (ok && bytes.Equal(b, repo.Raw)) {
+		return err
+	}
+	return tx.SetMeta(metaConfig, repo.Raw)
+}
+
+// ErrNoKeptConfig means a node's cache holds no copy of escale.json: the
+// node last ran with a version that did not keep one.
+var ErrNoKeptConfig = errors.New("the cache holds no copy of " + crypto.ConfigName)
+
+// KeptRepository opens the repository whose escale.json the node's cache
+// kept, with secret, without reading the relay: what `escalefs fix` restores
+// a lost relay from. The copy must be the file the node joined (its
+// SHA-256 is the one the cache is bound to).
+func KeptRepository(store *cache.Store, secret crypto.Secret) (*Repository, error) {
+	var raw, hash []byte
+	err := store.View(func(tx *cache.Tx) error {
+		var ok bool
+		var err error
+		if raw, ok, err = tx.Meta(metaConfig); err != nil {
+			return err
+		} else if !ok {
+			return fmt.Errorf("%s: %w", store.Path(), ErrNoKeptConfig)
+		}
+		hash, _, err = tx.Meta(cache.MetaConfigHash)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(raw)
+	if !bytes.Equal(hash, sum[:]) {
+		return nil, fmt.Errorf("the copy of %s in %s is not the one the node joined: %w", crypto.ConfigName, store.Path(), cache.ErrCorrupt)
+	}
+	cfg, err := crypto.ParseConfig(raw)
+	if err != nil {
+		return nil, fmt.Errorf("the copy of %s in %s: %w", crypto.ConfigName, store.Path(), err)
+	}
+	keys, err := cfg.Unlock(secret)
+	if err != nil {
+		return nil, err
+	}
+	return &Repository{Config: cfg, Keys: keys, ID: cfg.Repository, Hash: sum, Raw: raw}, nil
 }

@@ -25,6 +25,30 @@ type Status struct {
 	// fix; nil while Run runs or after it stopped cleanly.
 	Stopped error
 	Stats   Stats
+	// RelayUsage is what the repository held on the relay, in bytes, at
+	// the last listing; -1 before the first. Quota is Config.DiskQuota
+	// (0: none).
+	RelayUsage int64
+	Quota      int64
+	// Peers are the other nodes this node has seen, in the order it first
+	// saw them.
+	Peers []Peer
+	// Transfers are the uploads and downloads under way; Incoming is what
+	// the pull under way has yet to apply.
+	Transfers []Transfer
+	Incoming  Queue
+}
+
+// Peer is what a node knows of another: when it last wrote and how far
+// behind it is in acknowledging this node's records.
+type Peer struct {
+	ID, Name string
+	Mode     proto.Mode
+	// LastSeen is when this node last saw the peer write a new record.
+	LastSeen time.Time
+	// Behind counts this node's published records the peer has not
+	// acknowledged yet.
+	Behind int
 }
 
 // Queue is what a node has yet to push. It is kept on disk, in the node's
@@ -90,6 +114,43 @@ func readQueue(store *cache.Store, modePushes bool) (Queue, error) {
 	return q, err
 }
 
+// ReadPeers reads from a node's cache (which may be opened read-only) the
+// peers it has seen.
+func ReadPeers(store *cache.Store) ([]Peer, error) {
+	var peers []Peer
+	err := store.View(func(tx *cache.Tx) error {
+		ls, err := loadLogState(tx)
+		if err != nil {
+			return err
+		}
+		self, _, err := tx.Meta(cache.MetaNodeID)
+		if err != nil {
+			return err
+		}
+		for _, id := range ls.Peers {
+			if id == string(self) {
+				continue
+			}
+			ps, ok, err := loadPeer(tx, id)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+			p := Peer{ID: id, Name: ps.Name, Mode: ps.Mode, LastSeen: ps.LastSeen}
+			for _, r := range ls.Records {
+				if r.Published && (!ps.HasAcked || r.Seq > ps.Acked) {
+					p.Behind++
+				}
+			}
+			peers = append(peers, p)
+		}
+		return nil
+	})
+	return peers, err
+}
+
 // roundStatus is what Status reports of the engine's rounds, guarded by
 // Engine.mu.
 type roundStatus struct {
@@ -105,6 +166,11 @@ type roundStatus struct {
 // while Run runs, from any goroutine; Config.OnStatus tells when to.
 func (e *Engine) Status() (Status, error) {
 	q, err := readQueue(e.store, e.cfg.Mode != proto.ModeDownload)
+	peers, perr := ReadPeers(e.store)
+	trs, in := e.transfers.snapshot()
+	if err == nil {
+		err = perr
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	r := e.round
@@ -116,6 +182,11 @@ func (e *Engine) Status() (Status, error) {
 		LastErrorAt: r.lastErrAt,
 		Stopped:     r.stopped,
 		Stats:       e.stats,
+		RelayUsage:  e.usage.Load(),
+		Quota:       e.cfg.DiskQuota,
+		Peers:       peers,
+		Transfers:   trs,
+		Incoming:    in,
 	}, err
 }
 

@@ -43,15 +43,13 @@ func main() {
 type globals struct {
 	stdout, stderr io.Writer
 	verbose        bool
+	log            logOptions
+	config         configSource // configflags.go
 }
 
-func (g *globals) logger() *slog.Logger {
-	level := slog.LevelWarn
-	if g.verbose {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
-}
+// logger is the logger of the commands but sync and mount: warnings and
+// errors by default (see logging.go).
+func (g *globals) logger() *slog.Logger { return g.newLogger(slog.LevelWarn) }
 
 func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	g := &globals{stdout: stdout, stderr: stderr}
@@ -68,15 +66,25 @@ stores opaque, encrypted objects.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log every relay call (debug level) to stderr")
+	g.log.register(root.PersistentFlags())
+	g.config.register(root)
 	root.AddCommand(newVersionCmd(g), newRelayCmd(g), newKeyCmd(g), newSyncCmd(g), newMountCmd(g), newAccessCmd(g), newStatusCmd(g))
+	root.AddCommand(newBackupCmd(g), newRestoreCmd(g))
+	root.AddCommand(newInitCmd(g))
+	root.AddCommand(newNodesCmd(g))
+	root.AddCommand(newAuthCmd(g))
+	root.AddCommand(newMigrateCmd(g))
+	root.AddCommand(newFixCmd(g))
+	addCompletion(root)
 	return root
 }
 
 func newVersionCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "version",
-		Short: "Print the version of escalefs",
-		Args:  cobra.NoArgs,
+		Use:     "version",
+		Short:   "Print the version of escalefs",
+		Example: "  escalefs version",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fmt.Fprintln(g.stdout, "escalefs", versionString())
 			return nil

@@ -41,7 +41,7 @@ const (
 // reports that the mount is up or fails. What that process writes before it
 // is ready reaches the user only if it fails, with its exit status; after,
 // it logs to mount.log in the node's state directory.
-func mountBackground(ctx context.Context, g *globals, mnt string) error {
+func mountBackground(ctx context.Context, g *globals, mnt string, asked askedSecrets) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("cannot find the escalefs program to start in the background (%v): mount with -f", err)
@@ -67,6 +67,17 @@ func mountBackground(ctx context.Context, g *globals, mnt string) error {
 	cmd.Env = append(os.Environ(), notifyEnv+"=3")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = devNull, outW, outW
 	cmd.ExtraFiles = []*os.File{notifyW} // fd 3
+	secretsR, env, err := asked.handOver(4)
+	if err != nil {
+		notifyW.Close()
+		outW.Close()
+		return err
+	}
+	if secretsR != nil {
+		defer secretsR.Close()
+		cmd.ExtraFiles = append(cmd.ExtraFiles, secretsR) // fd 4
+		cmd.Env = append(cmd.Env, env)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	err = cmd.Start()
 	notifyW.Close()
@@ -144,6 +155,9 @@ func stopBackground(cmd *exec.Cmd, exited <-chan error) {
 type notifier struct {
 	pipe *os.File
 	log  *os.File
+	// logFile is the --log-file the process logs to instead of log, if
+	// given; log still takes what is not logged, such as a crash's trace.
+	logFile string
 
 	mu    sync.Mutex
 	early *bytes.Buffer // nil once the output goes to the log
@@ -162,7 +176,7 @@ func takeNotifier(g *globals) (*notifier, error) {
 	if err != nil || fd < 3 {
 		return nil, fmt.Errorf("$%s=%q is not a file descriptor", notifyEnv, v)
 	}
-	nt := &notifier{pipe: os.NewFile(uintptr(fd), "notify"), early: &bytes.Buffer{}}
+	nt := &notifier{pipe: os.NewFile(uintptr(fd), "notify"), early: &bytes.Buffer{}, logFile: g.log.logFilePath()}
 	g.stderr = &teeWriter{w: g.stderr, nt: nt}
 	return nt, nil
 }
@@ -213,7 +227,11 @@ func (nt *notifier) ready(state string) (func(), error) {
 			return nil, fmt.Errorf("moving the output to the mount's log: %w", err)
 		}
 	}
-	_, err := fmt.Fprintln(nt.pipe, nt.log.Name())
+	logName := nt.log.Name()
+	if nt.logFile != "" {
+		logName = nt.logFile
+	}
+	_, err := fmt.Fprintln(nt.pipe, logName)
 	nt.pipe.Close()
 	if err != nil {
 		removePID()

@@ -52,12 +52,13 @@ holds them too (getfattr, setfattr -v r-w+, setfattr -x).
 
 Mount returns once the mount is ready, printing "mounted MOUNTPOINT (log:
 FILE)", and keeps serving in the background, detached from the terminal,
-logging to mount.log in the node's state directory; its process ID is in
-mount.pid there. If it fails before the mount is ready (the relay, the key,
-the mountpoint), it prints why and exits with a non-zero status, leaving no
-process behind; if the mount is not ready within 60s, it stops the
-background process and says so. -f/--foreground keeps it attached to the
-terminal, logging on standard error, until it stops.
+logging to mount.log in the node's state directory (or to --log-file); its
+process ID is in mount.pid there. If it fails before the mount is ready
+(the relay, the key, the mountpoint), it prints why and exits with a
+non-zero status, leaving no process behind; if the mount is not ready
+within 60s, it stops the background process and says so. -f/--foreground
+keeps it attached to the terminal, logging on standard error, until it
+stops.
 
 fusermount -u MOUNTPOINT stops it, and so do Ctrl-C (with -f) and SIGTERM:
 it unmounts (lazily if a program still works in the mount), pushes what the
@@ -80,6 +81,7 @@ engine has queued, and exits.`,
 		},
 	}
 	f.register(cmd)
+	f.registerConfig(cmd, g)
 	fl := cmd.Flags()
 	fl.BoolVarP(&f.foreground, "foreground", "f", false, "stay attached to the terminal and log on standard error")
 	fl.BoolVar(&f.nonEmpty, "nonempty", false, "mount over a directory that holds files, hiding them until unmounted")
@@ -115,8 +117,11 @@ func runMount(ctx context.Context, g *globals, f *mountFlags, mountArg string) e
 	if err != nil {
 		return err
 	}
+	if err := f.gatherSecrets(g); err != nil {
+		return err
+	}
 	if nt == nil && !f.foreground {
-		return mountBackground(ctx, g, mnt)
+		return mountBackground(ctx, g, mnt, f.asked)
 	}
 	// The server exists only once the engine does; the engine changes
 	// nothing in the folder before Run, which starts after the mount.
@@ -207,7 +212,7 @@ func runMount(ctx context.Context, g *globals, f *mountFlags, mountArg string) e
 		runErr = <-ran
 	}
 	if runErr != nil {
-		return engineFailed(runErr, n.state)
+		return n.stopped(mnt, engineFailed(runErr, n.state))
 	}
 	logStats(log, "stopped", n.eng.Stats())
 	return nil

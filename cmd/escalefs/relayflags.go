@@ -22,6 +22,9 @@ type relayFlags struct {
 	sslVersion      string
 	maxConns        int
 	timeout         time.Duration
+	// password comes from the configuration file only: a flag would
+	// show it in ps.
+	password string
 }
 
 func (f *relayFlags) register(fs *pflag.FlagSet) {
@@ -41,6 +44,7 @@ func (f *relayFlags) register(fs *pflag.FlagSet) {
 func (f *relayFlags) options(g *globals) relay.Options {
 	return relay.Options{
 		Logger:          g.logger(),
+		Password:        f.password,
 		PasswordFile:    f.passwordFile,
 		NetrcFile:       f.netrcFile,
 		CredentialsFile: f.credentialsFile,

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -18,9 +19,12 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/escalefs/escalefs/cache"
+	escfs "github.com/escalefs/escalefs/fs"
 	escsync "github.com/escalefs/escalefs/sync"
+	"github.com/escalefs/escalefs/sync/localdir"
 )
 
 // The status file: a running escalefs sync or mount publishes its node's
@@ -63,6 +67,50 @@ type statusFile struct {
 	LastErr  string    `json:"last_error,omitzero"`
 	LastErrT time.Time `json:"last_error_at,omitzero"`
 	Session  statsJSON `json:"session"` // since Started
+	// RelayUsage is what the repository held on the relay at the node's
+	// last listing, in bytes (absent before the first); Quota is its disk
+	// quota (absent: none).
+	RelayUsage *int64 `json:"relay_usage,omitempty"`
+	Quota      int64  `json:"quota,omitzero"`
+	// Peers are the other nodes seen, as of the node's last round.
+	Peers []peerJSON `json:"peers,omitempty"`
+	// Transfers are the uploads and downloads under way; Incoming is what
+	// the pull under way has yet to apply.
+	Transfers []transferJSON `json:"transfers,omitempty"`
+	Incoming  queueJSON      `json:"incoming,omitzero"`
+}
+
+// transferJSON is a transfer under way in status.json.
+type transferJSON struct {
+	Up   bool   `json:"up"`
+	What string `json:"what"`
+	Done int64  `json:"done"`
+	Size int64  `json:"size"`
+}
+
+func toTransfersJSON(trs []escsync.Transfer) []transferJSON {
+	var out []transferJSON
+	for _, t := range trs {
+		out = append(out, transferJSON{Up: t.Up, What: t.What, Done: t.Done, Size: t.Size})
+	}
+	return out
+}
+
+// peerJSON is a peer in status.json and in escalefs status --json.
+type peerJSON struct {
+	ID       string    `json:"id"`
+	Name     string    `json:"name,omitzero"`
+	Mode     string    `json:"mode,omitzero"`
+	LastSeen time.Time `json:"last_seen,omitzero"`
+	Behind   int       `json:"behind"` // this node's records it has not acknowledged
+}
+
+func toPeersJSON(peers []escsync.Peer) []peerJSON {
+	var out []peerJSON
+	for _, p := range peers {
+		out = append(out, peerJSON{ID: p.ID, Name: p.Name, Mode: string(p.Mode), LastSeen: p.LastSeen, Behind: p.Behind})
+	}
+	return out
 }
 
 type queueJSON struct {
@@ -179,6 +227,21 @@ func (p *statusPublisher) publish(final bool, stopErr error) {
 	if st.LastError != nil {
 		f.LastErr, f.LastErrT = st.LastError.Error(), st.LastErrorAt
 	}
+	if st.RelayUsage >= 0 {
+		u := st.RelayUsage
+		f.RelayUsage = &u
+	} else if p.written.RelayUsage != nil {
+		f.RelayUsage = p.written.RelayUsage
+	}
+	f.Quota = st.Quota
+	if !final {
+		f.Transfers, f.Incoming = toTransfersJSON(st.Transfers), toQueueJSON(st.Incoming)
+	}
+	if err == nil {
+		f.Peers = toPeersJSON(st.Peers)
+	} else {
+		f.Peers = p.written.Peers
+	}
 	s := st.Stats
 	f.Session = statsJSON{FilesPushed: s.FilesPushed, BytesPushed: s.BytesPushed, FilesPulled: s.FilesPulled,
 		BytesPulled: s.BytesPulled, Conflicts: s.Conflicts}
@@ -193,7 +256,10 @@ func (p *statusPublisher) publish(final bool, stopErr error) {
 	} else if p.written.Version != 0 {
 		same := f
 		same.LastSync = p.written.LastSync
-		if same == p.written && f.LastSync.Sub(p.written.LastSync) < statusSyncEvery {
+		if sameUsage(f.RelayUsage, p.written.RelayUsage) {
+			same.RelayUsage = p.written.RelayUsage
+		}
+		if reflect.DeepEqual(same, p.written) && f.LastSync.Sub(p.written.LastSync) < statusSyncEvery {
 			return
 		}
 	}
@@ -241,8 +307,15 @@ func readStatusFile(state string) (*statusFile, error) {
 	return &f, nil
 }
 
+// sameUsage reports whether two relay usages are equal (both unknown, or
+// the same number of bytes).
+func sameUsage(a, b *int64) bool {
+	return a == nil && b == nil || a != nil && b != nil && *a == *b
+}
+
 func newStatusCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "status [PATH...]",
 		Short: "Show what the nodes of this machine are doing and what they have yet to push",
 		Long: `Status shows, for the folder or mountpoint PATH (or a path inside one), or for
@@ -255,11 +328,13 @@ What waits to be pushed is kept on disk, in the node's state directory
 ($XDG_STATE_HOME/escalefs, by default ~/.local/state/escalefs): a node that
 stopped before it could push, because the relay failed or its --stop-grace
 ran out, pushes it when it starts again.`,
-		Example: "  escalefs status\n  escalefs status ~/Sync",
+		Example: "  escalefs status\n  escalefs status ~/Sync\n  escalefs status --json | jq '.[].queue'",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runStatus(g, args)
+			return runStatus(cmd.Context(), g, args, asJSON)
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array with one object per node")
+	return cmd
 }
 
 // nodeReport is what escalefs status found out about one node.
@@ -276,7 +351,18 @@ type nodeReport struct {
 	QueueFrom string
 	CacheErr  error // why the cache could not be read
 	NodeID    string
+	// Conflicts are the conflict copies in the node's folder, as paths
+	// from its root (at most maxConflictsListed); ConflictCount counts
+	// them all.
+	Conflicts     []string
+	ConflictCount int
+	// Peers are the other nodes seen: from the cache when no process
+	// runs, else as last published.
+	Peers []peerJSON
 }
+
+// maxConflictsListed bounds the conflict copies status names.
+const maxConflictsListed = 20
 
 // folder returns the node's folder or mountpoint, or "" if unknown.
 func (r *nodeReport) folder() string {
@@ -291,7 +377,7 @@ func (r *nodeReport) current() bool {
 	return r.File != nil && r.Running && r.File.Stopped.IsZero() && (r.PID == 0 || r.PID == r.File.PID)
 }
 
-func runStatus(g *globals, paths []string) error {
+func runStatus(ctx context.Context, g *globals, paths []string, asJSON bool) error {
 	root, err := stateRoot()
 	if err != nil {
 		return err
@@ -300,6 +386,10 @@ func runStatus(g *globals, paths []string) error {
 	if len(paths) == 0 {
 		if states, err = allStateDirs(root); err != nil {
 			return err
+		}
+		if len(states) == 0 && asJSON {
+			fmt.Fprintln(g.stdout, "[]")
+			return nil
 		}
 		if len(states) == 0 {
 			fmt.Fprintf(g.stdout, "no escalefs node on this machine (nothing in %s): start one with "+
@@ -333,11 +423,17 @@ func runStatus(g *globals, paths []string) error {
 		slices.SortStableFunc(reports, func(a, b *nodeReport) int { return strings.Compare(a.folder(), b.folder()) })
 	}
 	now := time.Now()
+	if asJSON {
+		return printJSON(g, reports)
+	}
 	for i, r := range reports {
 		if i > 0 {
 			fmt.Fprintln(g.stdout)
 		}
 		printReport(g, r, now)
+	}
+	if f, ok := g.stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		showTransfers(ctx, f, reports)
 	}
 	return nil
 }
@@ -426,6 +522,9 @@ func inspectNode(state string, mounts map[string]bool) *nodeReport {
 		} else {
 			r.Queue, r.QueueFrom = &q, "cache"
 		}
+		if peers, err := escsync.ReadPeers(store); err == nil {
+			r.Peers = toPeersJSON(peers)
+		}
 		_ = store.View(func(tx *cache.Tx) error {
 			if b, ok, err := tx.Meta(cache.MetaNodeID); err == nil && ok {
 				r.NodeID = string(b)
@@ -441,10 +540,47 @@ func inspectNode(state string, mounts map[string]bool) *nodeReport {
 	if r.NodeID == "" && r.File != nil {
 		r.NodeID = r.File.NodeID
 	}
+	if r.Peers == nil && r.File != nil {
+		r.Peers = r.File.Peers
+	}
 	if f := r.folder(); f != "" {
 		r.Mounted = mounts[f]
 	}
+	r.findConflicts()
 	return r
+}
+
+// findConflicts lists the conflict copies in the node's files: its folder,
+// or a mount's files directory.
+func (r *nodeReport) findConflicts() {
+	f := r.File
+	if f == nil {
+		return
+	}
+	root := f.Folder
+	if f.Files != "" {
+		root = f.Files
+	}
+	if root == "" {
+		return
+	}
+	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil // unreadable or gone: not ours to report here
+		}
+		if !localdir.IsConflictName(d.Name()) {
+			return nil
+		}
+		r.ConflictCount++
+		if len(r.Conflicts) < maxConflictsListed {
+			rel, _ := filepath.Rel(root, p)
+			r.Conflicts = append(r.Conflicts, filepath.ToSlash(rel))
+		}
+		if d.IsDir() {
+			return fs.SkipDir
+		}
+		return nil
+	})
 }
 
 // processAlive reports whether a process with ID pid exists.
@@ -457,48 +593,15 @@ func processAlive(pid int) bool {
 }
 
 // fuseMounts returns the mountpoints of the FUSE filesystems mounted on
-// this machine, from /proc/self/mountinfo; none where there is none.
+// this machine; none where there is none.
 func fuseMounts() map[string]bool {
 	mounts := make(map[string]bool)
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return mounts
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		// ID parent major:minor root mountpoint options [optional...] - fstype source super
-		fields := strings.Fields(sc.Text())
-		sep := slices.Index(fields, "-")
-		if len(fields) < 5 || sep < 0 || sep+1 >= len(fields) {
-			continue
-		}
-		if fstype := fields[sep+1]; fstype == "fuse" || strings.HasPrefix(fstype, "fuse.") {
-			mounts[unescapeMountinfo(fields[4])] = true
+	for mnt, fstype := range escfs.Mounts() {
+		if fstype == "fuse" || strings.HasPrefix(fstype, "fuse.") {
+			mounts[mnt] = true
 		}
 	}
 	return mounts
-}
-
-// unescapeMountinfo undoes the octal escapes (\040 for a space) of a path in
-// /proc/self/mountinfo.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 func printReport(g *globals, r *nodeReport, now time.Time) {
@@ -606,6 +709,51 @@ func printReport(g *globals, r *nodeReport, now time.Time) {
 			line("stopped on", "%s", f.StopErr)
 		}
 	}
+	if f != nil && f.RelayUsage != nil {
+		s := byteString(*f.RelayUsage) + " on the relay"
+		if f.Quota > 0 {
+			s += fmt.Sprintf(" of a %s quota (%.0f%%)", byteString(f.Quota), 100*float64(*f.RelayUsage)/float64(f.Quota))
+		}
+		line("relay use", "%s", s)
+	}
+	if len(r.Peers) > 0 {
+		var ps []string
+		for _, p := range r.Peers {
+			name := p.Name
+			if name == "" {
+				name = p.ID
+			}
+			seen := "not seen writing yet"
+			if !p.LastSeen.IsZero() {
+				seen = "last wrote " + when(p.LastSeen, now)
+			}
+			behind := "up to date"
+			if p.Behind > 0 {
+				behind = plural(p.Behind, "record") + " behind"
+			}
+			ps = append(ps, fmt.Sprintf("%s (%s; %s)", name, seen, behind))
+		}
+		line("peers", "%s", strings.Join(ps, "\n"))
+	}
+	if r.current() && f != nil {
+		for _, t := range f.Transfers {
+			line(transferVerb(t), "%s", transferString(t))
+		}
+		if in := f.Incoming.queue(); !in.Empty() {
+			line("to apply", "%s from the pull under way", strings.TrimSuffix(queueString(in), " to push"))
+		}
+	}
+	if r.ConflictCount > 0 {
+		s := "1 conflict copy"
+		if r.ConflictCount > 1 {
+			s = strconv.Itoa(r.ConflictCount) + " conflict copies"
+		}
+		s += " to look at: " + strings.Join(r.Conflicts, ", ")
+		if r.ConflictCount > len(r.Conflicts) {
+			s += ", …"
+		}
+		line("conflicts", "%s", s)
+	}
 	if r.FileErr != nil {
 		line("warning", "%v", r.FileErr)
 	}
@@ -662,4 +810,61 @@ func when(t, now time.Time) string {
 		s += " (" + d.String() + " ago)"
 	}
 	return s
+}
+
+// nodeJSON is one node in the output of escalefs status --json.
+type nodeJSON struct {
+	State         string     `json:"state"`
+	Folder        string     `json:"folder,omitzero"`
+	Files         string     `json:"files,omitzero"`
+	Running       bool       `json:"running"`
+	PID           int        `json:"pid,omitzero"`
+	Command       string     `json:"command,omitzero"`
+	Mounted       bool       `json:"mounted"`
+	Node          string     `json:"node,omitzero"`
+	NodeID        string     `json:"node_id,omitzero"`
+	Mode          string     `json:"mode,omitzero"`
+	Relay         string     `json:"relay,omitzero"`
+	Queue         *queueJSON `json:"queue,omitempty"`
+	QueueFrom     string     `json:"queue_from,omitzero"` // "cache" or "file"
+	LastSync      time.Time  `json:"last_sync,omitzero"`
+	Failing       bool       `json:"failing,omitzero"`
+	LastError     string     `json:"last_error,omitzero"`
+	LastErrorAt   time.Time  `json:"last_error_at,omitzero"`
+	Stopped       time.Time  `json:"stopped,omitzero"`
+	StopError     string     `json:"stop_error,omitzero"`
+	RelayUsage    *int64     `json:"relay_usage,omitempty"`
+	Quota         int64      `json:"quota,omitzero"`
+	Peers         []peerJSON `json:"peers,omitempty"`
+	Conflicts     []string   `json:"conflicts,omitempty"`
+	ConflictCount int        `json:"conflict_count"`
+	Warnings      []string   `json:"warnings,omitempty"`
+}
+
+func printJSON(g *globals, reports []*nodeReport) error {
+	out := make([]nodeJSON, 0, len(reports))
+	for _, r := range reports {
+		n := nodeJSON{State: r.State, Folder: r.folder(), Running: r.Running, PID: r.PID, Mounted: r.Mounted,
+			NodeID: r.NodeID, QueueFrom: r.QueueFrom, Conflicts: r.Conflicts, ConflictCount: r.ConflictCount}
+		if r.Queue != nil {
+			q := toQueueJSON(*r.Queue)
+			n.Queue = &q
+		}
+		if f := r.File; f != nil {
+			n.Files, n.Command, n.Node, n.Mode, n.Relay = f.Files, f.Command, f.Node, f.Mode, f.Relay
+			n.LastSync, n.Failing, n.LastError, n.LastErrorAt = f.LastSync, f.Failing && r.current(), f.LastErr, f.LastErrT
+			n.Stopped, n.StopError, n.RelayUsage, n.Quota = f.Stopped, f.StopErr, f.RelayUsage, f.Quota
+		}
+		n.Peers = r.Peers
+		if r.FileErr != nil {
+			n.Warnings = append(n.Warnings, r.FileErr.Error())
+		}
+		if r.CacheErr != nil {
+			n.Warnings = append(n.Warnings, "reading the cache: "+r.CacheErr.Error())
+		}
+		out = append(out, n)
+	}
+	enc := json.NewEncoder(g.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/escalefs/escalefs/cache"
 	"github.com/escalefs/escalefs/crypto"
+	"github.com/escalefs/escalefs/internal/units"
 	"github.com/escalefs/escalefs/relay"
 	"github.com/escalefs/escalefs/relay/all"
 	"github.com/escalefs/escalefs/relay/check"
@@ -36,6 +37,7 @@ const cacheOpenTimeout = 2 * time.Second
 type syncFlags struct {
 	rf           relayFlags
 	sf           secretFlags
+	asked        askedSecrets // asked on the terminal (prompt.go)
 	relayURL     string
 	name         string
 	noEncryption bool
@@ -47,9 +49,15 @@ type syncFlags struct {
 	diskQuota    string
 	stopGrace    time.Duration
 	filter       filter.Options
+	cf           configFlags // configflags.go
 	// command is the command that runs the node, sync or mount, for its
 	// status file.
 	command string
+	// maintainer is told when the node stops on an error (maintainer.go).
+	maintainer string
+	// noFollow keeps openNode on the relay given even when it holds a
+	// moved marker (escalefs migrate, follow.go).
+	noFollow bool
 
 	// Parsed by check.
 	parsedMode  proto.Mode
@@ -106,6 +114,7 @@ call.`,
 		},
 	}
 	f.register(cmd)
+	f.registerConfig(cmd, g)
 	cmd.Flags().BoolVar(&f.once, "once", false, "do one round (scan, push, pull) and exit")
 	return cmd
 }
@@ -142,6 +151,7 @@ func (f *syncFlags) register(cmd *cobra.Command) {
 		"also sync editors' and systems' temporary files (swap, lock, backup, partial download files, .DS_Store, Thumbs.db…)")
 	f.sf.register(fl)
 	f.rf.register(fl)
+	registerMaintainer(fl, &f.maintainer)
 	if err := cmd.MarkFlagRequired("relay"); err != nil {
 		panic(err)
 	}
@@ -149,13 +159,7 @@ func (f *syncFlags) register(cmd *cobra.Command) {
 
 // syncLogger is the logger of sync: info by default, so that every file
 // pushed or pulled shows, debug with -v. Other commands keep globals.logger.
-func syncLogger(g *globals) *slog.Logger {
-	level := slog.LevelInfo
-	if g.verbose {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(g.stderr, &slog.HandlerOptions{Level: level}))
-}
+func syncLogger(g *globals) *slog.Logger { return g.newLogger(slog.LevelInfo) }
 
 // check validates the flags that need no file or relay.
 func (f *syncFlags) check() error {
@@ -177,9 +181,9 @@ func (f *syncFlags) check() error {
 		return fmt.Errorf("--mode %q: expected shared, upload (or push-only), download (or pull-only) or conservative", f.mode)
 	}
 	f.parsedMode = mode
-	quota, err := parseSize(f.diskQuota)
+	quota, err := units.ParseSize(f.diskQuota)
 	if err != nil {
-		return fmt.Errorf("--disk-quota %q: %v; %s", f.diskQuota, err, sizeForm)
+		return fmt.Errorf("--disk-quota %q: %v; %s", f.diskQuota, err, units.SizeForm)
 	}
 	f.parsedQuota = quota
 	if err := checkFilterFlags(f.filter); err != nil {
@@ -231,10 +235,13 @@ func (f *syncFlags) secret() (crypto.Secret, error) {
 			"give a secret to encrypt the repository, or --no-encryption alone for one without a secret")
 	case f.noEncryption:
 		return crypto.NoSecret(), nil
+	case !given && f.asked.Passphrase != "":
+		return crypto.Passphrase(f.asked.Passphrase), nil
 	case !given:
 		return crypto.Secret{}, errors.New("no secret given: exactly one of --passphrase-file FILE and --key-file FILE is required " +
-			"(create a key file with escalefs key generate); for a repository without a secret, whose files the relay can " +
-			"read and alter, give --no-encryption")
+			"(or the passphrase-file or key-file key in the configuration; create a key file with escalefs key generate), " +
+			"or run on a terminal to be asked for the passphrase; for a repository without a secret, whose files the relay " +
+			"can read and alter, give --no-encryption")
 	}
 	return f.sf.read()
 }
@@ -365,10 +372,26 @@ func runSync(ctx context.Context, g *globals, f *syncFlags, dirArg string) error
 	if err := f.check(); err != nil {
 		return err
 	}
+	if err := f.gatherSecrets(g); err != nil {
+		return err
+	}
 	dir, err := syncDir(dirArg)
 	if err != nil {
 		return err
 	}
+	for hop := 0; ; hop++ {
+		err := runSyncOn(ctx, g, f, dir)
+		if !errors.Is(err, escsync.ErrMoved) || hop >= maxMoveHops {
+			return err
+		}
+		// The repository moved while the node ran: open it again, which
+		// follows the marker (follow.go).
+	}
+}
+
+// runSyncOn runs the node once; a move of the repository is returned as
+// an error wrapping escsync.ErrMoved, for runSync to follow.
+func runSyncOn(ctx context.Context, g *globals, f *syncFlags, dir string) error {
 	n, err := openNode(ctx, g, f, dir, func(string) (string, error) { return dir, nil }, mountHooks{})
 	if err != nil {
 		return err
@@ -389,8 +412,11 @@ func runSync(ctx context.Context, g *globals, f *syncFlags, dirArg string) error
 			if ctx.Err() != nil {
 				return fmt.Errorf("sync of %s interrupted", dir)
 			}
+			if errors.Is(err, escsync.ErrMoved) {
+				return err
+			}
 			if errors.Is(err, escsync.ErrRepoChanged) || errors.Is(err, cache.ErrCorrupt) {
-				return engineFailed(err, state)
+				return n.stopped(dir, engineFailed(err, state))
 			}
 			return n.relayFailed(fmt.Errorf("sync round failed: %w", err))
 		}
@@ -399,7 +425,10 @@ func runSync(ctx context.Context, g *globals, f *syncFlags, dirArg string) error
 		return nil
 	}
 	if err := eng.Run(ctx); err != nil {
-		return engineFailed(err, state)
+		if errors.Is(err, escsync.ErrMoved) && ctx.Err() == nil {
+			return err
+		}
+		return n.stopped(dir, engineFailed(err, state))
 	}
 	logStats(log, "stopped", eng.Stats())
 	return nil
@@ -414,6 +443,8 @@ type node struct {
 	loc    string // the relay's location
 	name   string // the node's name
 	state  string // the node's state directory
+	relay  relay.Relay
+	repo   *escsync.Repository
 	local  *localdir.Dir
 	eng    *escsync.Engine
 	closer []func()
@@ -472,7 +503,11 @@ func openNode(ctx context.Context, g *globals, f *syncFlags, dir string, folder 
 	if err != nil {
 		return nil, n.relayFailed(err)
 	}
-	n.closer = append(n.closer, func() { r.Close() })
+	n.closer = append(n.closer, func() {
+		if r != nil {
+			r.Close()
+		}
+	})
 	n.loc = r.Properties().Location
 	loc := n.loc
 
@@ -522,13 +557,23 @@ func openNode(ctx context.Context, g *globals, f *syncFlags, dir string, folder 
 		}
 		return nil, fmt.Errorf("another escalefs process is syncing %s (%s): stop it first, or let it run", dir, pid)
 	case err != nil:
-		return nil, engineFailed(err, state)
+		return nil, n.stopped(dir, engineFailed(err, state))
 	}
 	n.closer = append(n.closer, func() {
 		if err := store.Close(); err != nil {
 			log.Warn("closing the cache", "err", err)
 		}
 	})
+	if !f.noFollow {
+		// The relay's closer closes r, whichever relay it is by then.
+		nr, nrepo, err := n.followMoves(ctx, r, repo, secret, store, state, opts)
+		if err != nil {
+			return nil, err
+		}
+		r, repo = nr, nrepo
+		loc = n.loc
+	}
+	n.relay, n.repo = r, repo
 	folderDir, err := folder(state)
 	if err != nil {
 		return nil, err
@@ -566,7 +611,7 @@ func openNode(ctx context.Context, g *globals, f *syncFlags, dir string, folder 
 		Logger:      log,
 	})
 	if err != nil {
-		return nil, engineFailed(err, state)
+		return nil, n.stopped(dir, engineFailed(err, state))
 	}
 	n.eng = eng
 	base := statusFile{Command: f.command, Once: f.once, Folder: dir, Relay: loc, Node: name,
@@ -613,6 +658,8 @@ func (n *node) logStart(msg string, attrs ...any) {
 // engineFailed adds what to do to an error that retrying cannot fix.
 func engineFailed(err error, state string) error {
 	switch {
+	case errors.Is(err, escsync.ErrMoved):
+		return fmt.Errorf("%w; start this node again to follow it, or give it --relay with the new relay", err)
 	case errors.Is(err, escsync.ErrRepoChanged):
 		return fmt.Errorf("%w; if the repository on the relay was replaced on purpose, remove the state directory %s "+
 			"to join it afresh", err, state)

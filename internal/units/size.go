@@ -1,4 +1,6 @@
-package main
+// Package units parses the quantities escalefs takes on its command line
+// and in its configuration file, such as sizes ("2GB", "500MiB").
+package units
 
 import (
 	"errors"
@@ -8,11 +10,11 @@ import (
 	"strings"
 )
 
-// sizeForm describes the sizes parseSize accepts, for error messages.
-const sizeForm = "expected a size such as 1000000 (bytes), 500KB, 2GB (k, M, G, T, P: powers of 1000) " +
+// SizeForm describes the sizes ParseSize accepts, for error messages.
+const SizeForm = "expected a size such as 1000000 (bytes), 500KB, 2GB (k, M, G, T, P: powers of 1000) " +
 	"or 500MiB, 2GiB (Ki, Mi, Gi, Ti, Pi: powers of 1024), or 0 for none"
 
-// sizeUnits maps the lower-case units parseSize accepts to their value in
+// sizeUnits maps the lower-case units ParseSize accepts to their value in
 // bytes.
 var sizeUnits = map[string]int64{
 	"": 1, "b": 1,
@@ -24,13 +26,13 @@ var sizeUnits = map[string]int64{
 // sizeSyntax splits a size into its whole part, its fraction and its unit.
 var sizeSyntax = regexp.MustCompile(`^([0-9]+)(?:\.([0-9]+))?[ \t]*([a-zA-Z]*)$`)
 
-// parseSize parses a size in bytes written the usual way: plain bytes
+// ParseSize parses a size in bytes written the usual way: plain bytes
 // ("1000000"), decimal units ("500KB", "2GB", "1.5T": powers of 1000) or
 // binary ones ("500MiB", "2GiB": powers of 1024), case-insensitive, with an
 // optional space before the unit. A fraction is allowed with a unit and
 // rounded down to whole bytes. The error says why s is not a size; the
-// caller adds the flag and sizeForm.
-func parseSize(s string) (int64, error) {
+// caller adds the flag and SizeForm.
+func ParseSize(s string) (int64, error) {
 	t := strings.TrimSpace(s)
 	if t == "" {
 		return 0, errors.New("empty")

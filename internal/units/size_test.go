@@ -1,4 +1,4 @@
-package main
+package units
 
 import (
 	"strings"
@@ -60,16 +60,16 @@ func TestParseSize(t *testing.T) {
 		{"1.5B", 0, "whole"},
 		{"0.0001KB", 0, "less than one byte"},
 	} {
-		got, err := parseSize(tc.in)
+		got, err := ParseSize(tc.in)
 		switch {
 		case tc.err == "" && err != nil:
-			t.Errorf("parseSize(%q): %v", tc.in, err)
+			t.Errorf("ParseSize(%q): %v", tc.in, err)
 		case tc.err == "" && got != tc.want:
-			t.Errorf("parseSize(%q) = %d, want %d", tc.in, got, tc.want)
+			t.Errorf("ParseSize(%q) = %d, want %d", tc.in, got, tc.want)
 		case tc.err != "" && err == nil:
-			t.Errorf("parseSize(%q) = %d, want an error mentioning %q", tc.in, got, tc.err)
+			t.Errorf("ParseSize(%q) = %d, want an error mentioning %q", tc.in, got, tc.err)
 		case tc.err != "" && !strings.Contains(err.Error(), tc.err):
-			t.Errorf("parseSize(%q): error %q does not mention %q", tc.in, err, tc.err)
+			t.Errorf("ParseSize(%q): error %q does not mention %q", tc.in, err, tc.err)
 		}
 	}
 }

@@ -1,0 +1,677 @@
+package sync
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"slices"
+	"strings"
+
+	"github.com/escalefs/escalefs/cache"
+	"github.com/escalefs/escalefs/crypto"
+	"github.com/escalefs/escalefs/relay"
+	"github.com/escalefs/escalefs/sync/proto"
+)
+
+// Rebuilding a lost or damaged relay (docs/format.md §12.15, `escalefs
+// fix`). A node's cache holds everything it published: escale.json's bytes,
+// its sequence numbers and its whole view. From them a node restores
+// escale.json when the relay lost it, and republishes its view as a fresh
+// snapshot covering its whole log, with every file's content uploaded again
+// where the relay lost or damaged it; it then deletes its damaged objects.
+// It keeps its sequence numbers: the snapshot is sealed under the last one
+// it used, and its next record follows it, so no name is reused and no peer
+// takes it for a replay. A running engine does the same for its own log
+// when it finds it gone (ensureOwnLog).
+
+// FixOptions configure Fix.
+type FixOptions struct {
+	// Apply carries the plan out; without it Fix only looks and plans.
+	Apply bool
+	// Quick skips reading every blob to check its hash: only the blobs'
+	// presence and sizes are checked.
+	Quick bool
+}
+
+// Damage is one damaged object on the relay.
+type Damage struct {
+	Name string // the object's relay name
+	Node crypto.NodeID
+	// NodeName is the writer's name, as this node knows it ("" if
+	// unknown).
+	NodeName string
+	Own      bool   // written by this node: Fix deletes and replaces it
+	Reason   string // why it is damaged
+}
+
+// FixReport is what Fix found, and did or would do.
+type FixReport struct {
+	Node crypto.NodeID
+	// RestoreConfig: the relay holds no escale.json; it is (or would be)
+	// written back from the node's cache.
+	RestoreConfig bool
+	Repository    crypto.RepoID
+	// Missing are this node's objects that the relay should hold and
+	// does not (its records, snapshot, or live blobs).
+	Missing []string
+	// Damaged are the damaged objects found, this node's and others'.
+	Damaged []Damage
+	// Republish: this node's view is (or would be) republished as a
+	// snapshot covering its log up to UpTo.
+	Republish bool
+	UpTo      uint64
+	// Entries of the snapshot: Files (UploadFiles of which have their
+	// content uploaded again, UploadBytes in all), Dirs, Symlinks and
+	// Tombstones. NoContent are files published without content (not on
+	// disk, or not pushable from this node): peers ask for them.
+	Files, Dirs, Symlinks, Tombstones int
+	UploadFiles                       int
+	UploadBytes                       int64
+	NoContent                         int
+	// Deleted are this node's damaged objects deleted (Apply).
+	Deleted []string
+	// Applied is set once the plan was carried out.
+	Applied bool
+}
+
+// Clean reports whether the relay needs nothing from this node.
+func (r *FixReport) Clean() bool {
+	return !r.RestoreConfig && !r.Republish && len(r.Damaged) == 0
+}
+
+// OthersDamaged returns the damaged objects of other nodes, which only
+// their own node can replace.
+func (r *FixReport) OthersDamaged() []Damage {
+	var out []Damage
+	for _, d := range r.Damaged {
+		if !d.Own {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// fixListing is what the relay holds, as Fix sees it.
+type fixListing struct {
+	config   bool
+	objects  map[string]int64 // name → size
+	ownLogs  map[uint64]bool
+	ownSnaps []uint64
+	peerRecs []recName
+	blobs    map[crypto.NodeID]map[crypto.BlobID]int64
+}
+
+type recName struct {
+	node crypto.NodeID
+	seq  uint64
+	snap bool
+}
+
+func (r recName) name() string {
+	if r.snap {
+		return SnapshotName(r.node, r.seq)
+	}
+	return crypto.LogName(r.node, r.seq)
+}
+
+func (r recName) kind() string {
+	if r.snap {
+		return KindSnapshot
+	}
+	return KindLog
+}
+
+func (e *Engine) fixList(ctx context.Context) (*fixListing, error) {
+	l := &fixListing{objects: make(map[string]int64), ownLogs: make(map[uint64]bool),
+		blobs: make(map[crypto.NodeID]map[crypto.BlobID]int64)}
+	err := e.r.List(ctx, "", func(oi relay.ObjectInfo) error {
+		l.objects[oi.Name] = oi.Size
+		if oi.Name == crypto.ConfigName {
+			l.config = true
+			return nil
+		}
+		if rest, ok := strings.CutPrefix(oi.Name, "blobs/"); ok {
+			node, id, ok := strings.Cut(rest, "/")
+			n, err1 := crypto.ParseNodeID(node)
+			b, err2 := crypto.ParseBlobID(id)
+			if ok && err1 == nil && err2 == nil {
+				if l.blobs[n] == nil {
+					l.blobs[n] = make(map[crypto.BlobID]int64)
+				}
+				l.blobs[n][b] = oi.Size
+			}
+			return nil
+		}
+		var rn recName
+		if n, s, err := crypto.ParseLogName(oi.Name); err == nil {
+			rn = recName{node: n, seq: s}
+		} else if n, s, ok := parseSnapshotName(oi.Name); ok {
+			rn = recName{node: n, seq: s, snap: true}
+		} else {
+			return nil
+		}
+		switch {
+		case rn.node != e.self:
+			l.peerRecs = append(l.peerRecs, rn)
+		case rn.snap:
+			l.ownSnaps = append(l.ownSnaps, rn.seq)
+		default:
+			l.ownLogs[rn.seq] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing the relay: %w", err)
+	}
+	return l, nil
+}
+
+// Fix inspects the relay for what this node published and everything it
+// can check of the others', and plans how this node repairs it; with
+// opts.Apply it carries the plan out. It never changes the node's folder.
+// The engine must not be running (Run), and the node's cache is held by
+// the caller. log receives what is done, step by step.
+func (e *Engine) Fix(ctx context.Context, log *slog.Logger, opts FixOptions) (*FixReport, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	rep := &FixReport{Node: e.self, Repository: e.cfg.Repo.ID}
+	l, err := e.fixList(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if l.config {
+		data, err := readConfig(ctx, e.r)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", crypto.ConfigName, err)
+		}
+		if sha256.Sum256(data) != e.cfg.Repo.Hash {
+			return nil, fmt.Errorf("%s on the relay is not the one this node joined: fix rebuilds this node's repository only: %w",
+				crypto.ConfigName, ErrRepoChanged)
+		}
+	} else {
+		if len(e.cfg.Repo.Raw) == 0 || sha256.Sum256(e.cfg.Repo.Raw) != e.cfg.Repo.Hash {
+			return nil, fmt.Errorf("%s is gone from the relay and this node holds no copy of it: %w", crypto.ConfigName, ErrNoKeptConfig)
+		}
+		rep.RestoreConfig = true
+	}
+	var ls logState
+	var nextSeq uint64
+	names := make(map[crypto.NodeID]string)
+	err = e.store.View(func(tx *cache.Tx) error {
+		if ls, err = loadLogState(tx); err != nil {
+			return err
+		}
+		if nextSeq, _, err = tx.MetaUint64(cache.MetaNextSeq); err != nil {
+			return err
+		}
+		for _, rn := range l.peerRecs {
+			if _, ok := names[rn.node]; ok {
+				continue
+			}
+			ps, _, err := loadPeer(tx, rn.node.String())
+			if err != nil {
+				return err
+			}
+			names[rn.node] = ps.Name
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	// What this node should have on the relay.
+	for _, r := range ls.Records {
+		if r.Published && !l.ownLogs[r.Seq] && (!ls.HasSnapshot || r.Seq > ls.Snapshot) {
+			rep.Missing = append(rep.Missing, crypto.LogName(e.self, r.Seq))
+		}
+	}
+	if ls.HasSnapshot && !slices.Contains(l.ownSnaps, ls.Snapshot) {
+		rep.Missing = append(rep.Missing, SnapshotName(e.self, ls.Snapshot))
+	}
+	ownBlobs := l.blobs[e.self]
+	for id := range ls.liveBlobs() {
+		if _, ok := ownBlobs[id]; !ok {
+			rep.Missing = append(rep.Missing, crypto.BlobName(e.self, id))
+		}
+	}
+	slices.Sort(rep.Missing)
+
+	// Every record that can be read, and the blobs they name.
+	refs := make(map[crypto.NodeID]map[crypto.BlobID]crypto.BlobRef)
+	name := func(node crypto.NodeID, changes []proto.Change) {
+		if refs[node] == nil {
+			refs[node] = make(map[crypto.BlobID]crypto.BlobRef)
+		}
+		for _, c := range changes {
+			if c.Pack != nil {
+				refs[node][c.Pack.Blob.ID] = c.Pack.Blob
+			}
+			for _, p := range c.Parts {
+				refs[node][p.ID] = p
+			}
+		}
+	}
+	recs := slices.Clone(l.peerRecs)
+	for seq := range l.ownLogs {
+		recs = append(recs, recName{node: e.self, seq: seq})
+	}
+	for _, seq := range l.ownSnaps {
+		recs = append(recs, recName{node: e.self, seq: seq, snap: true})
+	}
+	slices.SortFunc(recs, func(a, b recName) int { return strings.Compare(a.name(), b.name()) })
+	damaged := make(map[string]bool)
+	addDamage := func(node crypto.NodeID, obj, reason string) {
+		d := Damage{Name: obj, Node: node, NodeName: names[node], Own: node == e.self, Reason: reason}
+		if d.Own {
+			d.NodeName = e.cfg.Name
+		}
+		rep.Damaged = append(rep.Damaged, d)
+		damaged[obj] = true
+		log.Warn("damaged object on the relay", "name", obj, "node", node.String(), "node_name", d.NodeName, "reason", reason)
+	}
+	for _, rn := range recs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		plain, err := e.fetchRecord(ctx, rn.name(), crypto.RecordContext{Node: rn.node, Seq: rn.seq, Kind: rn.kind()})
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // deleted since the listing (compacted)
+		}
+		if err != nil && !errors.Is(err, ErrBadRecord) {
+			return nil, err
+		}
+		if err == nil {
+			if rn.snap {
+				var s proto.Snapshot
+				if s, err = proto.DecodeSnapshot(plain); err == nil && s.UpTo != rn.seq {
+					err = fmt.Errorf("covers records up to %d, named %d", s.UpTo, rn.seq)
+				}
+				name(rn.node, s.Entries)
+			} else {
+				var lg proto.Log
+				lg, err = proto.DecodeLog(plain)
+				name(rn.node, lg.Changes)
+			}
+		}
+		if err != nil {
+			addDamage(rn.node, rn.name(), err.Error())
+		}
+	}
+	nodes := make([]crypto.NodeID, 0, len(l.blobs))
+	for n := range l.blobs {
+		nodes = append(nodes, n)
+	}
+	slices.SortFunc(nodes, func(a, b crypto.NodeID) int { return bytes.Compare(a[:], b[:]) })
+	for _, node := range nodes {
+		ids := make([]crypto.BlobID, 0, len(l.blobs[node]))
+		for id := range l.blobs[node] {
+			ids = append(ids, id)
+		}
+		slices.SortFunc(ids, func(a, b crypto.BlobID) int { return bytes.Compare(a[:], b[:]) })
+		for _, id := range ids {
+			ref, ok := refs[node][id]
+			if !ok {
+				continue // named by no record that could be read: nothing to check against
+			}
+			obj := crypto.BlobName(node, id)
+			if size := l.blobs[node][id]; size != ref.Size {
+				addDamage(node, obj, fmt.Sprintf("%d bytes, the records say %d", size, ref.Size))
+				continue
+			}
+			if opts.Quick {
+				continue
+			}
+			sum, n, err := e.hashObject(ctx, obj)
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+			case err != nil:
+				return nil, err
+			case n != ref.Size:
+				addDamage(node, obj, fmt.Sprintf("%d bytes read, the records say %d", n, ref.Size))
+			case sum != ref.SHA256:
+				addDamage(node, obj, "SHA-256 does not match the records'")
+			}
+		}
+	}
+
+	ownDamaged := slices.ContainsFunc(rep.Damaged, func(d Damage) bool { return d.Own })
+	rep.Republish = (len(rep.Missing) > 0 || ownDamaged) && nextSeq > 0
+	rep.UpTo = max(nextSeq, 1) - 1
+	intact := func(id crypto.BlobID) bool {
+		_, ok := ownBlobs[id]
+		return ok && !damaged[crypto.BlobName(e.self, id)]
+	}
+	items, err := e.rebuildPlan(ls, intact, rep)
+	if err != nil {
+		return nil, err
+	}
+	if !opts.Apply {
+		return rep, nil
+	}
+
+	if rep.RestoreConfig {
+		if err := e.restoreConfig(ctx); err != nil {
+			return rep, err
+		}
+		log.Info("restored "+crypto.ConfigName+" from this node's cache", "repository", e.cfg.Repo.ID.String())
+	}
+	if rep.Republish {
+		if err := e.republish(ctx, log, rep.UpTo, items, intact, l.ownSnaps); err != nil {
+			return rep, err
+		}
+	}
+	for _, d := range rep.Damaged {
+		if !d.Own || (rep.Republish && d.Name == SnapshotName(e.self, rep.UpTo)) {
+			continue // another's, or replaced by the snapshot just published
+		}
+		if err := e.r.Delete(ctx, d.Name); err != nil {
+			return rep, fmt.Errorf("deleting the damaged %s: %w", d.Name, err)
+		}
+		rep.Deleted = append(rep.Deleted, d.Name)
+		log.Info("deleted a damaged object of this node", "name", d.Name)
+	}
+	rep.Applied = true
+	return rep, nil
+}
+
+// hashObject reads a whole object and returns its SHA-256 and size.
+func (e *Engine) hashObject(ctx context.Context, name string) ([32]byte, int64, error) {
+	var sum [32]byte
+	var n int64
+	err := e.r.Get(ctx, name, 0, -1, func(r io.Reader) error {
+		h := sha256.New()
+		var err error
+		n, err = io.Copy(h, r)
+		h.Sum(sum[:0])
+		return err
+	})
+	return sum, n, err
+}
+
+// restoreConfig writes escale.json back from the node's copy and checks
+// that the relay holds exactly those bytes.
+func (e *Engine) restoreConfig(ctx context.Context) error {
+	raw := e.cfg.Repo.Raw
+	if _, err := readConfig(ctx, e.r); err == nil {
+		return nil // put back meanwhile: Fix checked it is the same, or refuses next time
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("reading %s: %w", crypto.ConfigName, err)
+	}
+	if err := e.r.Put(ctx, crypto.ConfigName, relay.BytesPayload(raw)); err != nil {
+		return fmt.Errorf("writing %s: %w", crypto.ConfigName, err)
+	}
+	back, err := readConfig(ctx, e.r)
+	if err != nil {
+		return fmt.Errorf("reading back %s: %w", crypto.ConfigName, err)
+	}
+	if !bytes.Equal(back, raw) {
+		return fmt.Errorf("%s on the relay is not the one written back (another repository was created there meanwhile?): %w",
+			crypto.ConfigName, ErrRepoChanged)
+	}
+	return nil
+}
+
+// rebuildPlan counts the entries the rebuilt snapshot holds and returns
+// the files whose content must be uploaded again: their own blobs of it
+// are not all intact on the relay.
+func (e *Engine) rebuildPlan(ls logState, intact func(crypto.BlobID) bool, rep *FixReport) ([]*pushItem, error) {
+	live := ls.liveBlobs()
+	for id := range live {
+		if !intact(id) {
+			delete(live, id)
+		}
+	}
+	var items []*pushItem
+	err := e.store.View(func(tx *cache.Tx) error {
+		return tx.Walk("", func(ent cache.Entry) error {
+			if ent.Dirty || len(ent.Version) == 0 {
+				return nil // pushed as a change later, as usual
+			}
+			switch {
+			case ent.Deleted:
+				rep.Tombstones++
+				return nil
+			case ent.Kind == cache.KindDir:
+				rep.Dirs++
+				return nil
+			case ent.Kind == cache.KindSymlink:
+				rep.Symlinks++
+				return nil
+			}
+			rep.Files++
+			if ent.Size == 0 {
+				return nil
+			}
+			if rr, ok := decodeRemote(ent.Remote); ok && rr.reusable(e.selfID, ent.Hash, live) {
+				return nil
+			}
+			if ent.Local == (cache.LocalStat{}) || !e.mayRead(ent) {
+				rep.NoContent++
+				return nil
+			}
+			rep.UploadFiles++
+			rep.UploadBytes += ent.Size
+			items = append(items, &pushItem{ent: ent, upload: true, fullPut: true})
+			return nil
+		})
+	})
+	return items, err
+}
+
+// republish uploads the content of items again and publishes this node's
+// whole view as the snapshot covering its log up to upTo. The node's log
+// state is rewritten to what the relay holds: its intact records and
+// blobs, and the new snapshot and blobs; records still in the outbox are
+// covered by the snapshot and dropped. oldSnaps are this node's snapshots
+// listed on the relay; those other than upTo are deleted.
+func (e *Engine) republish(ctx context.Context, log *slog.Logger, upTo uint64, items []*pushItem,
+	intact func(crypto.BlobID) bool, oldSnaps []uint64) error {
+	if _, err := e.upload(ctx, items); err != nil {
+		return fmt.Errorf("uploading content again: %w", err)
+	}
+	uploaded := 0
+	for _, it := range items {
+		if it.ref != nil {
+			uploaded++
+		} else {
+			log.Warn("content not uploaded (the file changed or is gone): the snapshot names none; the next sync pushes it", "path", it.ent.Path)
+		}
+	}
+	var sealed []byte
+	var entries int
+	now := e.clock.Now()
+	err := e.store.Update(func(tx *cache.Tx) error {
+		ls, err := loadLogState(tx)
+		if err != nil {
+			return err
+		}
+		var fresh []crypto.BlobID
+		for _, it := range items {
+			if it.ref == nil {
+				continue
+			}
+			cur, ok, err := tx.Get(it.ent.Path)
+			if err != nil {
+				return err
+			}
+			if it.progress != "" {
+				if err := forgetUpload(tx, it.progress); err != nil {
+					return err
+				}
+			}
+			if !ok || cur.Dirty || !samePlanned(cur, it.ent) {
+				continue // changed meanwhile: its blobs are orphans
+			}
+			cur.Remote = encodeRemote(*it.ref)
+			if err := tx.Put(cur); err != nil {
+				return err
+			}
+			fresh = append(fresh, it.blobs...)
+		}
+		var recs []ownRecord
+		for _, r := range ls.Records {
+			if !r.Published {
+				if err := tx.DeleteMeta(outboxKey(r.Seq)); err != nil {
+					return err
+				}
+				continue // covered by the snapshot, never published
+			}
+			if !r.Collected {
+				r.Blobs = slices.DeleteFunc(slices.Clone(r.Blobs), func(id crypto.BlobID) bool { return !intact(id) })
+			}
+			recs = append(recs, r)
+		}
+		i := slices.IndexFunc(recs, func(r ownRecord) bool { return r.Seq == upTo })
+		if i < 0 {
+			// No object of this name: the record holds the blobs the
+			// snapshot names, for collection and orphan detection.
+			recs = append(recs, ownRecord{Seq: upTo, Published: true})
+			slices.SortFunc(recs, func(a, b ownRecord) int { return cmpSeq(a.Seq, b.Seq) })
+			i = slices.IndexFunc(recs, func(r ownRecord) bool { return r.Seq == upTo })
+		}
+		recs[i].Collected = false
+		recs[i].Blobs = dedupe(append(recs[i].Blobs, fresh...))
+		ls.Records = recs
+		ls.OldSnapshots = nil
+		for _, s := range oldSnaps {
+			if s != upTo {
+				ls.OldSnapshots = append(ls.OldSnapshots, s)
+			}
+		}
+		if ls.HasSnapshot && ls.Snapshot != upTo && !slices.Contains(ls.OldSnapshots, ls.Snapshot) {
+			ls.OldSnapshots = append(ls.OldSnapshots, ls.Snapshot)
+		}
+		ls.Snapshot, ls.HasSnapshot = upTo, true
+		ls.LastWrite, ls.LastCompaction = now, now
+		if err := saveLogState(tx, ls); err != nil {
+			return err
+		}
+		if next, _, err := tx.MetaUint64(cache.MetaNextSeq); err != nil {
+			return err
+		} else if next <= upTo {
+			if err := tx.SetMetaUint64(cache.MetaNextSeq, upTo+1); err != nil {
+				return err
+			}
+		}
+		live := ls.liveBlobs()
+		snap := proto.Snapshot{Version: proto.FormatVersion, NodeName: e.cfg.Name, UpTo: upTo}
+		if snap.Acks, err = e.acks(tx); err != nil {
+			return err
+		}
+		err = tx.Walk("", func(ent cache.Entry) error {
+			if c, ok := e.snapshotEntry(ent, live); ok {
+				snap.Entries = append(snap.Entries, c)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		entries = len(snap.Entries)
+		plain, err := proto.EncodeSnapshot(snap)
+		if err != nil {
+			return err
+		}
+		sealed, err = e.sealer.Seal(crypto.RecordContext{Node: e.self, Seq: upTo, Kind: KindSnapshot}, plain)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("rebuilding this node's log: %w", err)
+	}
+	// The state says the snapshot is on the relay before it is: should the
+	// Put fail, the node finds it missing and rebuilds again.
+	if err := e.r.Put(ctx, SnapshotName(e.self, upTo), relay.BytesPayload(sealed)); err != nil {
+		return fmt.Errorf("publishing the rebuilt snapshot: %w", err)
+	}
+	e.count(func(s *Stats) { s.Records++ })
+	log.Info("republished this node's state as a snapshot", "up_to", upTo, "entries", entries, "files_uploaded", uploaded)
+	return e.compact(ctx, upTo)
+}
+
+func cmpSeq(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// ensureOwnLog checks, at a listing, that this node's log is still on the
+// relay: the snapshot it published last and every published record after
+// it. When any is gone (the relay was wiped or restored from an older
+// copy), the node rebuilds its log from its cache, as Fix does, so that
+// its peers (and nodes that join later) can read it from the start again;
+// its queued changes follow as records. own are the names of this node's
+// records and snapshots listed.
+func (e *Engine) ensureOwnLog(ctx context.Context, own map[string]bool) error {
+	var ls logState
+	var next uint64
+	err := e.store.View(func(tx *cache.Tx) (err error) {
+		if ls, err = loadLogState(tx); err != nil {
+			return err
+		}
+		next, _, err = tx.MetaUint64(cache.MetaNextSeq)
+		return err
+	})
+	if err != nil || next == 0 {
+		return err
+	}
+	var want []string
+	if ls.HasSnapshot {
+		want = append(want, SnapshotName(e.self, ls.Snapshot))
+	}
+	for _, r := range ls.Records {
+		if r.Published && (!ls.HasSnapshot || r.Seq > ls.Snapshot) {
+			want = append(want, crypto.LogName(e.self, r.Seq))
+		}
+	}
+	var lost []string
+	for _, name := range want {
+		if own[name] {
+			continue
+		}
+		// Listings may lag behind a Put: ask for the object itself.
+		if _, err := e.r.Stat(ctx, name); errors.Is(err, fs.ErrNotExist) {
+			lost = append(lost, name)
+		} else if err != nil {
+			return err
+		}
+	}
+	if len(lost) == 0 {
+		return nil
+	}
+	e.log.Warn("this node's log is gone from the relay (was the relay wiped or restored?): republishing its state from the cache",
+		"missing", len(lost), "first", lost[0], "up_to", next-1)
+	var snaps []uint64
+	ownBlobs := make(map[crypto.BlobID]bool)
+	prefix := "blobs/" + e.selfID + "/"
+	err = e.r.List(ctx, "", func(oi relay.ObjectInfo) error {
+		if node, seq, ok := parseSnapshotName(oi.Name); ok && node == e.self {
+			snaps = append(snaps, seq)
+		} else if id, ok := strings.CutPrefix(oi.Name, prefix); ok {
+			if b, err := crypto.ParseBlobID(id); err == nil {
+				ownBlobs[b] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("listing the relay: %w", err)
+	}
+	intact := func(id crypto.BlobID) bool { return ownBlobs[id] }
+	var rep FixReport
+	items, err := e.rebuildPlan(ls, intact, &rep)
+	if err != nil {
+		return err
+	}
+	return e.republish(ctx, e.log, next-1, items, intact, snaps)
+}
