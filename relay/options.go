@@ -38,6 +38,8 @@ type Options struct {
 
 	// TLS configures ftps:// and https:// connections.
 	TLS TLSOptions
+	// SSH configures sftp:// connections.
+	SSH SSHOptions
 
 	// CredentialsFile is a backend-specific credential file, e.g. the
 	// Google Drive OAuth token or service-account JSON.
@@ -47,6 +49,20 @@ type Options struct {
 	MaxConns int
 	// Timeout bounds connecting and each network wait (0: 30s).
 	Timeout time.Duration
+}
+
+// SSHOptions configure SSH client keys and host key checks (sftp://).
+type SSHOptions struct {
+	// KeyFile is a private key file to log in with (after the keys of
+	// ssh-agent); "" means OpenSSH's default identity files.
+	KeyFile string
+	// KnownHostsFile lists the trusted host keys; "" means
+	// ~/.ssh/known_hosts (and /etc/ssh/ssh_known_hosts).
+	KnownHostsFile string
+	// HostKeySHA256 accepts exactly the host key with this fingerprint
+	// ("SHA256:" and base64, as ssh-keygen -l prints it) instead of
+	// consulting known_hosts.
+	HostKeySHA256 string
 }
 
 // Log returns the logger, or one that discards everything.

@@ -19,6 +19,9 @@ type relayFlags struct {
 	caFile          string
 	certFile        string
 	keyFile         string
+	sshKey          string
+	knownHosts      string
+	hostKeySHA256   string
 	sslVersion      string
 	maxConns        int
 	timeout         time.Duration
@@ -36,6 +39,9 @@ func (f *relayFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.caFile, "ca-file", "", "PEM file of certificates to trust instead of the system's")
 	fs.StringVar(&f.certFile, "certificate", "", "PEM client certificate for TLS")
 	fs.StringVar(&f.keyFile, "certificate-key", "", "PEM key of the TLS client certificate")
+	fs.StringVar(&f.sshKey, "ssh-key", "", "SSH private key file for sftp (tried after ssh-agent's keys)")
+	fs.StringVar(&f.knownHosts, "known-hosts", "", "known_hosts file for sftp host keys (default ~/.ssh/known_hosts)")
+	fs.StringVar(&f.hostKeySHA256, "host-key-sha256", "", "trust exactly the SSH host key with this fingerprint (SHA256:… as ssh-keygen -l prints)")
 	fs.StringVar(&f.sslVersion, "ssl-version", "", "highest TLS version to use: 1.0, 1.1, 1.2 or 1.3")
 	fs.IntVar(&f.maxConns, "max-connections", 0, "connections to the relay at most (default 4)")
 	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "how long to wait for the relay to answer")
@@ -55,6 +61,11 @@ func (f *relayFlags) options(g *globals) relay.Options {
 			CertFile:           f.certFile,
 			KeyFile:            f.keyFile,
 			MaxVersion:         f.sslVersion,
+		},
+		SSH: relay.SSHOptions{
+			KeyFile:        f.sshKey,
+			KnownHostsFile: f.knownHosts,
+			HostKeySHA256:  f.hostKeySHA256,
 		},
 		MaxConns: f.maxConns,
 		Timeout:  f.timeout,
