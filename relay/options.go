@@ -45,6 +45,12 @@ type Options struct {
 	// Google Drive OAuth token or service-account JSON.
 	CredentialsFile string
 
+	// S3Endpoint is the S3 service to use instead of Amazon's, as a URL
+	// (http://host:port for plain HTTP) or host[:port] (HTTPS).
+	S3Endpoint string
+	// S3Region is the S3 region; "" means the store's default.
+	S3Region string
+
 	// MaxConns caps the connections a pooled backend keeps (0: default).
 	MaxConns int
 	// Timeout bounds connecting and each network wait (0: 30s).
