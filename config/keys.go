@@ -120,7 +120,7 @@ func Lookup(name string) (Key, bool) {
 
 // Schemes are the relay URL schemes a relay key may use (relay/all serves
 // them).
-var Schemes = []string{"file", "ftp", "ftps", "webdav", "webdavs", "http", "https", "gdrive"}
+var Schemes = []string{"file", "ftp", "ftps", "webdav", "webdavs", "http", "https", "gdrive", "sftp"}
 
 // sizeText holds a size as written: a TOML string or integer.
 type sizeText string
