@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the escalefs test suite needs on Debian 12: fuse3, the relay
 # servers it starts on 127.0.0.1 (pure-ftpd, vsftpd, proftpd, Apache with
-# mod_dav, nginx with dav_ext), age and rclone. Run as root.
+# mod_dav, nginx with dav_ext, OpenSSH's sshd), age and rclone. Run as root.
 #
 # pure-ftpd, vsftpd and proftpd-core conflict in Debian ("Provides:
 # ftp-server"), so only pure-ftpd is installed; the other two are unpacked
@@ -22,6 +22,7 @@ apt-get update -q
 apt-get install -y -q --no-install-recommends \
 	ca-certificates curl openssl fuse3 age rclone lftp \
 	pure-ftpd apache2 apache2-utils nginx libnginx-mod-http-dav-ext \
+	openssh-server openssh-client \
 	libpam-pwdfile libwrap0 libhiredis0.14 libmemcached11 libmemcachedutil2 libpcre2-posix3
 
 if [ ! -x "$extra/usr/sbin/vsftpd" ] || [ ! -x "$extra/usr/sbin/proftpd" ]; then
