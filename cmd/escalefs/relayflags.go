@@ -14,6 +14,8 @@ type relayFlags struct {
 	passwordFile    string
 	netrcFile       string
 	credentialsFile string
+	s3Endpoint      string
+	s3Region        string
 	verifySSL       bool
 	pinSHA256       string
 	caFile          string
@@ -33,7 +35,9 @@ type relayFlags struct {
 func (f *relayFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.passwordFile, "password-file", "", "file holding the relay password (or user:password lines); also $"+relay.PasswordEnv+" or ~/.netrc")
 	fs.StringVar(&f.netrcFile, "netrc", "", "netrc file to read the relay password from (default ~/.netrc)")
-	fs.StringVar(&f.credentialsFile, "credentials", "", "Google Drive credentials: OAuth token file or service-account JSON")
+	fs.StringVar(&f.credentialsFile, "credentials", "", "Google Drive credentials: OAuth token file or service-account JSON; for s3, an AWS credentials file")
+	fs.StringVar(&f.s3Endpoint, "s3-endpoint", "", "S3 service `URL` for stores other than Amazon's, e.g. http://127.0.0.1:9000 (s3 relays)")
+	fs.StringVar(&f.s3Region, "s3-region", "", "S3 region (s3 relays; default $AWS_REGION, or the bucket's)")
 	fs.BoolVar(&f.verifySSL, "verify-ssl", true, "verify the server's TLS certificate (ftps, https)")
 	fs.StringVar(&f.pinSHA256, "pin-sha256", "", "trust exactly the server certificate with this SHA-256 fingerprint")
 	fs.StringVar(&f.caFile, "ca-file", "", "PEM file of certificates to trust instead of the system's")
@@ -54,6 +58,8 @@ func (f *relayFlags) options(g *globals) relay.Options {
 		PasswordFile:    f.passwordFile,
 		NetrcFile:       f.netrcFile,
 		CredentialsFile: f.credentialsFile,
+		S3Endpoint:      f.s3Endpoint,
+		S3Region:        f.s3Region,
 		TLS: relay.TLSOptions{
 			InsecureSkipVerify: !f.verifySSL,
 			PinSHA256:          f.pinSHA256,

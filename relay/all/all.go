@@ -13,6 +13,7 @@ import (
 	"github.com/escalefs/escalefs/relay/limit"
 	"github.com/escalefs/escalefs/relay/logging"
 	"github.com/escalefs/escalefs/relay/retry"
+	"github.com/escalefs/escalefs/relay/s3"
 	"github.com/escalefs/escalefs/relay/sftp"
 	"github.com/escalefs/escalefs/relay/webdav"
 )
@@ -28,6 +29,7 @@ func Backends() relay.Registry {
 		ftp.Backend(),
 		webdav.Backend(),
 		gdrive.Backend(),
+		s3.Backend(),
 		sftp.Backend(),
 	}
 }
