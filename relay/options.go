@@ -60,7 +60,7 @@ type Options struct {
 // SSHOptions configure SSH client keys and host key checks (sftp://).
 type SSHOptions struct {
 	// KeyFile is a private key file to log in with (after the keys of
-	// ssh-agent); "" means OpenSSH's default identity files.
+	// ssh-agent); "" means OpenSSH's default identity files ($HOME/.ssh/id_*).
 	KeyFile string
 	// KnownHostsFile lists the trusted host keys; "" means
 	// ~/.ssh/known_hosts (and /etc/ssh/ssh_known_hosts).

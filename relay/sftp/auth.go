@@ -28,10 +28,10 @@ var defaultIdentities = []string{"id_ed25519", "id_ecdsa", "id_rsa"}
 type authSetup struct {
 	agentSock string
 	mu        gosync.Mutex
-	agentConn net.Conn     // guarded by mu; nil until first used
+	agentConn net.Conn            // guarded by mu; nil until first used
 	agent     agent.ExtendedAgent // guarded by mu
-	keys      []ssh.Signer // from the key file(s)
-	keyFiles  []string     // the files keys came from, for messages
+	keys      []ssh.Signer        // from the key file(s)
+	keyFiles  []string            // the files keys came from, for messages
 	pass      string
 }
 
@@ -47,7 +47,7 @@ func newAuth(opts relay.Options, user, pass string) (*authSetup, error) {
 	explicit := opts.SSH.KeyFile != ""
 	if !explicit {
 		files = nil
-		if home, err := os.UserHomeDir(); err == nil {
+		if home := getenv("HOME"); home != "" {
 			for _, n := range defaultIdentities {
 				files = append(files, filepath.Join(home, ".ssh", n))
 			}

@@ -112,7 +112,7 @@ func parseFingerprint(s string) (string, error) {
 // hostKeyCheck returns the host key callback for addr and the host key
 // algorithms to ask for: those of the keys known_hosts holds for the host,
 // so that a server with several keys presents the one that is known.
-func hostKeyCheck(o relay.SSHOptions, addr string) (ssh.HostKeyCallback, []string, error) {
+func hostKeyCheck(o relay.SSHOptions, home, addr string) (ssh.HostKeyCallback, []string, error) {
 	if o.HostKeySHA256 != "" {
 		pin, err := parseFingerprint(o.HostKeySHA256)
 		if err != nil {
@@ -133,7 +133,7 @@ func hostKeyCheck(o relay.SSHOptions, addr string) (ssh.HostKeyCallback, []strin
 		files = []string{o.KnownHostsFile}
 	} else {
 		var cands []string
-		if home, err := os.UserHomeDir(); err == nil {
+		if home != "" {
 			cands = append(cands, filepath.Join(home, ".ssh", "known_hosts"))
 		}
 		cands = append(cands, "/etc/ssh/ssh_known_hosts")

@@ -39,6 +39,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -176,7 +177,11 @@ func newRelay(u *url.URL, opts relay.Options) (*Relay, error) {
 	if err != nil {
 		return nil, fmt.Errorf("relay URL %q: %w", loc, err)
 	}
-	hk, algos, err := hostKeyCheck(opts.SSH, addr)
+	getenv := opts.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	hk, algos, err := hostKeyCheck(opts.SSH, getenv("HOME"), addr)
 	if err != nil {
 		a.close()
 		return nil, fmt.Errorf("relay URL %q: %w", loc, err)
