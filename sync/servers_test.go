@@ -3,6 +3,7 @@ package sync_test
 import (
 	"context"
 	"net/url"
+	"os"
 	"testing"
 
 	"github.com/escalefs/escalefs/internal/testserver"
@@ -96,5 +97,18 @@ func TestOverNginx(t *testing.T) {
 		}
 		u.User = url.User(s.User)
 		return openRelay(t, u.String(), relay.Options{Password: s.Password})
+	})
+}
+
+func TestOverSSHD(t *testing.T) {
+	t.Parallel()
+	s := testserver.StartSSHD(t)
+	overServer(t, func(t *testing.T) relay.Relay {
+		u, _ := s.NewRelayDir(t)
+		return openRelay(t, u.String(), relay.Options{
+			Getenv:    func(string) string { return "" },
+			NetrcFile: os.DevNull,
+			SSH:       relay.SSHOptions{KeyFile: s.KeyFile, KnownHostsFile: s.KnownHosts},
+		})
 	})
 }
