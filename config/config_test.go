@@ -49,6 +49,9 @@ ca-file = "ca.pem"
 verify-ssl = false
 ssl-version = "1.2"
 pin-sha256 = "3F:9A` + strings.Repeat("00", 30) + `"
+ssh-key = "id_ed25519"
+known-hosts = "known_hosts"
+host-key-sha256 = "SHA256:n4EzUQk"
 mode = "push-only"
 refresh = "1m"
 pullers = 2
@@ -146,8 +149,8 @@ func TestLoadEveryKey(t *testing.T) {
 	if len(w.Values) != len(want) {
 		t.Errorf("[work] has %d values, want %d", len(w.Values), len(want))
 	}
-	if w.Lines["refresh"] != 26 || w.Line != 8 {
-		t.Errorf("[work] at line %d, refresh at line %d; want 8, 26", w.Line, w.Lines["refresh"])
+	if w.Lines["refresh"] != 29 || w.Line != 8 {
+		t.Errorf("[work] at line %d, refresh at line %d; want 8, 29", w.Line, w.Lines["refresh"])
 	}
 	if w.Raw["refresh"] != `"1m"` || w.Raw["password"] != "(hidden)" {
 		t.Errorf("raw refresh %q, password %q", w.Raw["refresh"], w.Raw["password"])
