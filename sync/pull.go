@@ -352,7 +352,17 @@ func (e *Engine) pullPeer(ctx context.Context, id crypto.NodeID, pl *peerListing
 // it changed.
 func (e *Engine) checkConfig(ctx context.Context, oi *relay.ObjectInfo) error {
 	if oi == nil {
-		return fmt.Errorf("%s is gone from the relay: %w", crypto.ConfigName, ErrRepoChanged)
+		// Some object stores list new objects only some time after they
+		// were stored (eventually consistent listings), while a Stat
+		// sees them at once: a repository just created is not gone.
+		st, err := e.r.Stat(ctx, crypto.ConfigName)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("%s is gone from the relay: %w", crypto.ConfigName, ErrRepoChanged)
+		case err != nil:
+			return fmt.Errorf("checking %s: %w", crypto.ConfigName, err)
+		}
+		oi = &st
 	}
 	if e.configSeen != nil && e.configSeen.Size == oi.Size && e.configSeen.ModTime.Equal(oi.ModTime) {
 		return nil
