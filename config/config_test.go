@@ -71,6 +71,8 @@ checksum = "sha256"
 maintainer = "me@example.org"
 max-connections = 8
 timeout = "45s"
+s3-endpoint = "http://127.0.0.1:9000"
+s3-region = "eu-west-1"
 
 [photos]
 path = "/srv/photos"
@@ -119,6 +121,8 @@ func TestLoadEveryKey(t *testing.T) {
 		"ssh-key":            filepath.Join(dir, "id_ed25519"),
 		"known-hosts":        filepath.Join(dir, "known_hosts"),
 		"host-key-sha256":    "SHA256:n4EzUQk",
+		"s3-endpoint":        "http://127.0.0.1:9000",
+		"s3-region":          "eu-west-1",
 		"mode":               "push-only",
 		"refresh":            time.Minute,
 		"pullers":            2,

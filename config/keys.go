@@ -94,6 +94,8 @@ var Keys = []Key{
 	{Name: "ssh-key", Kind: File},
 	{Name: "known-hosts", Kind: File},
 	{Name: "host-key-sha256", Kind: String, check: nonEmpty},
+	{Name: "s3-endpoint", Kind: String, check: nonEmpty},
+	{Name: "s3-region", Kind: String, check: nonEmpty},
 	{Name: "mode", Kind: String, check: checkMode},
 	{Name: "refresh", Kind: Duration, check: positive},
 	{Name: "pullers", Kind: Int, check: nonNegative},
@@ -123,7 +125,7 @@ func Lookup(name string) (Key, bool) {
 
 // Schemes are the relay URL schemes a relay key may use (relay/all serves
 // them).
-var Schemes = []string{"file", "ftp", "ftps", "webdav", "webdavs", "http", "https", "gdrive", "sftp"}
+var Schemes = []string{"file", "ftp", "ftps", "webdav", "webdavs", "http", "https", "gdrive", "sftp", "s3"}
 
 // sizeText holds a size as written: a TOML string or integer.
 type sizeText string
