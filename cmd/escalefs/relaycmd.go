@@ -35,7 +35,8 @@ URL forms:
   ftp://user@host[:port]/dir        FTP
   ftps://user@host[:port]/dir       FTP with explicit TLS
   webdav[s]://user@host[:port]/path WebDAV over HTTP(S); http(s):// too
-  gdrive://…                        Google Drive (see --credentials)`,
+  gdrive://…                        Google Drive (see --credentials)
+  s3://bucket/prefix                Amazon S3, or another S3 store with --s3-endpoint`,
 		Example: "  escalefs relay check file:///tmp/relay\n  escalefs relay check --password-file ~/.relaypw ftps://me@ftp.example.org/sync",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
