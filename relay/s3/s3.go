@@ -284,17 +284,11 @@ func transport(tlsCfg *tls.Config, timeout time.Duration) *http.Transport {
 	}
 }
 
-// check makes sure the bucket exists and the credentials are accepted.
+// check makes sure the bucket exists and the credentials are accepted,
+// with a listing of one key: unlike a HEAD request, whose error answers
+// have no body, it says why it was refused (SignatureDoesNotMatch,
+// InvalidAccessKeyId, NoSuchBucket…).
 func (r *Relay) check(ctx context.Context) error {
-	ok, err := r.client.BucketExists(ctx, r.bucket)
-	if err != nil {
-		return r.translate(err)
-	}
-	if !ok {
-		return r.noBucket()
-	}
-	// BucketExists is a HEAD request, which some stores answer without
-	// checking the signature; a listing checks it.
 	lctx, cancel := context.WithCancel(ctx)
 	ch := r.client.ListObjects(lctx, r.bucket, minio.ListObjectsOptions{Prefix: r.prefix, MaxKeys: 1})
 	oi := <-ch
