@@ -32,4 +32,24 @@ if [ ! -x "$extra/usr/sbin/vsftpd" ] || [ ! -x "$extra/usr/sbin/proftpd" ]; then
 	for d in "$work"/*.deb; do dpkg-deb -x "$d" "$extra"; done
 	rm -rf "$work"
 fi
-echo "test dependencies installed; vsftpd and proftpd are in $extra/usr/sbin"
+
+# SeaweedFS for the s3 backend's tests. `go install …/weed@VERSION` is
+# refused (its go.mod has replace directives), so the module is built in a
+# writable copy. About 6 minutes on 2 cores; the binary is kept under the
+# name the harness looks for (internal/testserver/s3.go: keep the version
+# in step with testserver.WeedVersion).
+weed_version=v0.0.0-20261109003541-7506e5f91cd6
+weed=${XDG_CACHE_HOME:-$HOME/.cache}/escalefs-test/weed-$weed_version
+if [ ! -x "$weed" ]; then
+	mod=$(cd / && go mod download -json "github.com/seaweedfs/seaweedfs@$weed_version" |
+		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+	src=$(mktemp -d)
+	cp -r "$mod/." "$src"
+	chmod -R u+w "$src"
+	mkdir -p "$(dirname "$weed")"
+	(cd "$src" && go build -o "$weed.tmp" ./weed)
+	mv "$weed.tmp" "$weed"
+	rm -rf "$src"
+fi
+
+echo "test dependencies installed; vsftpd and proftpd are in $extra/usr/sbin, weed is $weed"

@@ -112,3 +112,13 @@ func TestOverSSHD(t *testing.T) {
 		})
 	})
 }
+
+func TestOverSeaweedFS(t *testing.T) {
+	t.Parallel()
+	s := testserver.StartSeaweedFS(t)
+	open := func(t *testing.T) relay.Relay {
+		return openRelay(t, s.URL(s.NewPrefix(t)), s.Options())
+	}
+	overServer(t, open)
+	t.Run("EventualListing", func(t *testing.T) { eventualListing(t, open(t), 2) })
+}
