@@ -1,6 +1,7 @@
 // Package bench measures relay throughput per backend, each figure beside a
 // baseline doing the same work against the same server in the same run:
-// cp for a local directory, curl for FTP and WebDAV. Run it with make bench.
+// cp for a local directory, curl for FTP and WebDAV, the OpenSSH sftp client
+// for SFTP and a plain minio-go loop for S3. Run it with make bench.
 package bench
 
 import (
@@ -15,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/jlaffaye/ftp"
+	"github.com/minio/minio-go/v7"
 
 	"github.com/escalefs/escalefs/internal/testserver"
 	"github.com/escalefs/escalefs/relay"
@@ -59,7 +61,7 @@ func BenchmarkRelay(b *testing.B) {
 	}
 	small := relaytest.RandomBytes(smallSize)
 
-	for _, mk := range []func(b *testing.B) target{fileTarget, pureFTPdTarget, apacheTarget} {
+	for _, mk := range []func(b *testing.B) target{fileTarget, pureFTPdTarget, apacheTarget, sftpTarget, s3Target} {
 		tg := mk(b)
 		ctx := context.Background()
 		// The small-object figures come first: after large transfers,
@@ -231,4 +233,104 @@ func apacheTarget(b *testing.B) target {
 	u, _ := s.Subdir(b)
 	u = strings.Replace(u, "://", "://"+s.User+"@", 1)
 	return curlTarget(b, "apache-webdav", u, s.User, s.Password)
+}
+
+// sftpTarget opens a relay directory of the sshd harness with its client
+// key and runs the OpenSSH sftp client in batch mode as the baseline.
+func sftpTarget(b *testing.B) target {
+	s := testserver.StartSSHD(b)
+	client := testserver.LookBinary(b, "sftp")
+	u, disk := s.NewRelayDir(b)
+	r, err := all.Open(context.Background(), u.String(), relay.Options{
+		Getenv:    func(string) string { return "" },
+		NetrcFile: os.DevNull,
+		SSH:       relay.SSHOptions{KeyFile: s.KeyFile, KnownHostsFile: s.KnownHosts},
+	})
+	if err != nil {
+		b.Fatalf("open %s: %v\nserver output:\n%s", u, err, s.Process.Output())
+	}
+	b.Cleanup(func() { r.Close() })
+	scripts := b.TempDir()
+	batches := 0
+	// batch runs one sftp session that executes lines; a leading "-"
+	// ignores a command's failure (mkdir of an existing directory).
+	batch := func(b *testing.B, lines ...string) {
+		batches++
+		file := filepath.Join(scripts, fmt.Sprintf("batch-%d", batches))
+		if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+			b.Fatal(err)
+		}
+		run(b, client, "-b", file, "-i", s.KeyFile, "-P", fmt.Sprint(s.Port),
+			"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+			s.User+"@127.0.0.1")
+	}
+	remote := func(name string) string { return disk + "/" + name }
+	return target{
+		name:  "sftp",
+		relay: r,
+		putFile: func(b *testing.B, local, name string) {
+			batch(b, "-mkdir "+remote(filepath.Dir(name)), "put "+local+" "+remote(name))
+		},
+		getFile: func(b *testing.B, name string) { batch(b, "get "+remote(name)+" /dev/null") },
+		putMany: func(b *testing.B, locals []string, sub string) {
+			lines := []string{"-mkdir " + remote(filepath.Dir(sub)), "-mkdir " + remote(sub)}
+			for _, l := range locals {
+				lines = append(lines, "put "+l+" "+remote(sub)+"/"+filepath.Base(l))
+			}
+			// One sftp process uploads every file over one connection.
+			batch(b, lines...)
+		},
+	}
+}
+
+// s3Target opens a prefix of the SeaweedFS harness's bucket and stores the
+// same objects with the harness's plain minio-go client as the baseline.
+func s3Target(b *testing.B) target {
+	s := testserver.StartSeaweedFS(b)
+	prefix := s.NewPrefix(b)
+	r, err := all.Open(context.Background(), s.URL(prefix), s.Options())
+	if err != nil {
+		b.Fatalf("open %s: %v\nserver output:\n%s", s.URL(prefix), err, s.Process.Output())
+	}
+	b.Cleanup(func() { r.Close() })
+	ctx := context.Background()
+	key := func(name string) string { return prefix + "/" + name }
+	putLocal := func(b *testing.B, local, name string) {
+		f, err := os.Open(local)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		st, err := f.Stat()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Client.PutObject(ctx, s.Bucket, key(name), f, st.Size(), minio.PutObjectOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return target{
+		name:    "s3",
+		relay:   r,
+		putFile: putLocal,
+		getFile: func(b *testing.B, name string) {
+			o, err := s.Client.GetObject(ctx, s.Bucket, key(name), minio.GetObjectOptions{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer o.Close()
+			n, err := io.Copy(io.Discard, o)
+			if err == nil && n != bigSize {
+				err = fmt.Errorf("read %d bytes, want %d", n, bigSize)
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+		},
+		putMany: func(b *testing.B, locals []string, sub string) {
+			for _, l := range locals {
+				putLocal(b, l, sub+"/"+filepath.Base(l))
+			}
+		},
+	}
 }
