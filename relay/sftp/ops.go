@@ -1,6 +1,7 @@
 package sftp
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -133,9 +134,11 @@ func (r *Relay) Get(ctx context.Context, name string, offset, length int64, fn f
 		if _, err := f.Seek(offset, io.SeekStart); err != nil {
 			return translate(err)
 		}
-		var src io.Reader = f
+		// Large reads let pkg/sftp keep several read requests in
+		// flight; a caller's small reads would cost a round trip each.
+		var src io.Reader = bufio.NewReaderSize(f, getBuffer)
 		if length >= 0 {
-			src = io.LimitReader(f, length)
+			src = io.LimitReader(src, length)
 		}
 		rd := &getReader{c: c, name: name, r: src}
 		ferr := fn(rd)
@@ -148,6 +151,9 @@ func (r *Relay) Get(ctx context.Context, name string, offset, length int64, fn f
 		return nil
 	})
 }
+
+// getBuffer is the size of the reads Get makes of a remote file.
+const getBuffer = 1 << 20
 
 // getReader translates read errors and marks the connection broken on
 // one that is not a server refusal.
