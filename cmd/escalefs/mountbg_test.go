@@ -12,21 +12,11 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	escfs "github.com/escalefs/escalefs/fs"
-	"github.com/escalefs/escalefs/internal/testserver"
 )
 
 func needFUSE(t *testing.T) {
 	t.Helper()
-	if err := escfs.Check(t.TempDir(), false); errors.Is(err, escfs.ErrFUSEUnavailable) {
-		testserver.Unavailable(t, "cannot mount FUSE filesystems: %v", err)
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := exec.LookPath("fusermount"); err != nil {
-		testserver.Unavailable(t, "no fusermount in $PATH (install fuse3)")
-	}
+	mountUsable(t)
 }
 
 // mountBG runs escalefs mount without -f and returns its standard output,

@@ -1,15 +1,11 @@
 package main
 
 import (
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	escfs "github.com/escalefs/escalefs/fs"
-	"github.com/escalefs/escalefs/internal/testserver"
 )
 
 // A passphrase that neither the flags nor the configuration give is asked
@@ -59,11 +55,7 @@ func TestPassphraseAsked(t *testing.T) {
 // escalefs mount asks in the foreground and hands the passphrase to the
 // process it leaves serving in the background.
 func TestMountPassphraseHandedOver(t *testing.T) {
-	if err := escfs.Check(t.TempDir(), false); errors.Is(err, escfs.ErrFUSEUnavailable) {
-		testserver.Unavailable(t, "cannot mount FUSE filesystems: %v", err)
-	} else if err != nil {
-		t.Fatal(err)
-	}
+	mountUsable(t)
 	bin := buildEscalefs(t)
 	relay := "file://" + t.TempDir()
 	mnt := t.TempDir()
