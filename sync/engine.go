@@ -422,6 +422,25 @@ func (e *Engine) Notify(paths ...string) {
 	}
 }
 
+// scanAndPush scans paths (nil: the whole folder) between rounds and pushes
+// what the scan recorded; pushed reports that it recorded something. A
+// failure that retrying can fix is reported and dropped (the changes stay
+// queued); the others are returned, and end Run.
+func (e *Engine) scanAndPush(ctx context.Context, paths []string) (pushed bool, err error) {
+	n, err := e.Scan(ctx, paths)
+	if err == nil && n > 0 {
+		_, err = e.Push(ctx)
+	}
+	if fatal(err) {
+		return false, err
+	}
+	if err != nil || n > 0 {
+		// A scan that found nothing did not try the relay.
+		e.reportRound(err)
+	}
+	return n > 0, nil
+}
+
 // Reports from the mount are scanned once they pause for reportQuiet, or
 // reportMaxDelay after the first of them when they never pause: a close
 // reaches the relay well within a second, and a burst of them (tar x,
@@ -631,18 +650,12 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 			// pushed as one batch.
 			rb.add(e.clock, paths)
 		case <-rb.due():
-			n, err := e.Scan(ctx, e.reportedPaths(rb.take()))
-			if err == nil && n > 0 {
-				_, err = e.Push(ctx)
-			}
-			if fatal(err) {
+			pushed, err := e.scanAndPush(ctx, e.reportedPaths(rb.take()))
+			if err != nil {
 				return err
 			}
-			if err != nil || n > 0 {
-				// A scan that found nothing did not try the relay.
-				e.reportRound(err)
-			}
-			if n > 0 && poll > MinPoll {
+			if pushed && poll > MinPoll {
+				// Peers answer (acks, their own edits): look soon.
 				poll = MinPoll
 				t.Stop()
 				t = e.clock.NewTimer(poll)
@@ -662,19 +675,11 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 			if err := e.applyAccessRequests(ctx); err != nil {
 				e.log.Warn("access requests", "err", err)
 			}
-			n, err := e.Scan(ctx, paths)
-			if err == nil && n > 0 {
-				_, err = e.Push(ctx)
-			}
-			if fatal(err) {
+			pushed, err := e.scanAndPush(ctx, paths)
+			if err != nil {
 				return err
 			}
-			if err != nil || n > 0 {
-				// A scan that found nothing did not try the relay.
-				e.reportRound(err)
-			}
-			if n > 0 && poll > MinPoll {
-				// Peers answer (acks, their own edits): look soon.
+			if pushed && poll > MinPoll {
 				poll = MinPoll
 				t.Stop()
 				t = e.clock.NewTimer(poll)

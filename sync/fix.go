@@ -560,26 +560,7 @@ func (e *Engine) republish(ctx context.Context, log *slog.Logger, upTo uint64, i
 				return err
 			}
 		}
-		live := ls.liveBlobs()
-		snap := proto.Snapshot{Version: proto.FormatVersion, NodeName: e.cfg.Name, UpTo: upTo}
-		if snap.Acks, err = e.acks(tx); err != nil {
-			return err
-		}
-		err = tx.Walk("", func(ent cache.Entry) error {
-			if c, ok := e.snapshotEntry(ent, live); ok {
-				snap.Entries = append(snap.Entries, c)
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		entries = len(snap.Entries)
-		plain, err := proto.EncodeSnapshot(snap)
-		if err != nil {
-			return err
-		}
-		sealed, err = e.sealer.Seal(crypto.RecordContext{Node: e.self, Seq: upTo, Kind: KindSnapshot}, plain)
+		sealed, entries, err = e.sealSnapshot(tx, ls, upTo)
 		return err
 	})
 	if err != nil {

@@ -185,25 +185,7 @@ func (e *Engine) publishSnapshot(ctx context.Context, upTo uint64) error {
 		if err != nil {
 			return err
 		}
-		live := ls.liveBlobs()
-		snap := proto.Snapshot{Version: proto.FormatVersion, NodeName: e.cfg.Name, UpTo: upTo}
-		if snap.Acks, err = e.acks(tx); err != nil {
-			return err
-		}
-		err = tx.Walk("", func(ent cache.Entry) error {
-			if c, ok := e.snapshotEntry(ent, live); ok {
-				snap.Entries = append(snap.Entries, c)
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		plain, err := proto.EncodeSnapshot(snap)
-		if err != nil {
-			return err
-		}
-		sealed, err = e.sealer.Seal(crypto.RecordContext{Node: e.self, Seq: upTo, Kind: KindSnapshot}, plain)
+		sealed, _, err = e.sealSnapshot(tx, ls, upTo)
 		return err
 	})
 	if err != nil {
@@ -220,6 +202,32 @@ func (e *Engine) publishSnapshot(ctx context.Context, upTo uint64) error {
 		s.Snapshot, s.HasSnapshot = upTo, true
 		s.LastCompaction = e.clock.Now()
 	})
+}
+
+// sealSnapshot seals the snapshot of the node's state up to its record
+// upTo, as the cache in tx holds it with log state ls, and says how many
+// entries it has.
+func (e *Engine) sealSnapshot(tx *cache.Tx, ls logState, upTo uint64) (sealed []byte, entries int, err error) {
+	live := ls.liveBlobs()
+	snap := proto.Snapshot{Version: proto.FormatVersion, NodeName: e.cfg.Name, UpTo: upTo}
+	if snap.Acks, err = e.acks(tx); err != nil {
+		return nil, 0, err
+	}
+	err = tx.Walk("", func(ent cache.Entry) error {
+		if c, ok := e.snapshotEntry(ent, live); ok {
+			snap.Entries = append(snap.Entries, c)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	plain, err := proto.EncodeSnapshot(snap)
+	if err != nil {
+		return nil, 0, err
+	}
+	sealed, err = e.sealer.Seal(crypto.RecordContext{Node: e.self, Seq: upTo, Kind: KindSnapshot}, plain)
+	return sealed, len(snap.Entries), err
 }
 
 // snapshotEntry is the snapshot's form of an entry: its last pushed or

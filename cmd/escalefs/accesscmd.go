@@ -229,7 +229,7 @@ func requestAccess(ctx context.Context, g *globals, sf syncedFile, upd cache.Acc
 		return err
 	}
 	want := upd.Apply(before)
-	req, err := writeAccessRequest(sf.state, escsync.AccessRequest{Path: sf.rel, Mods: updateString(upd)})
+	req, err := writeControlRequest(sf.state, escsync.AccessRequestsDir, escsync.AccessRequest{Path: sf.rel, Mods: updateString(upd)})
 	if err != nil {
 		return fmt.Errorf("handing the change to the running escalefs sync (%s): %w", pid, err)
 	}
@@ -287,15 +287,16 @@ func updateString(u cache.AccessUpdate) string {
 	return strings.Join(parts, "")
 }
 
-// writeAccessRequest writes r into the control directory's request
-// directory, atomically (a temporary file renamed into place), and returns
-// the request's path.
-func writeAccessRequest(control string, r escsync.AccessRequest) (string, error) {
-	dir := filepath.Join(control, escsync.AccessRequestsDir)
+// writeControlRequest writes req as JSON into the directory sub of the
+// control directory, atomically (a temporary file renamed into place),
+// under a name that sorts by time, and returns its path: a request that a
+// running engine picks up at its next round (access, forget).
+func writeControlRequest(control, sub string, req any) (string, error) {
+	dir := filepath.Join(control, sub)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
-	data, err := json.Marshal(r)
+	data, err := json.Marshal(req)
 	if err != nil {
 		return "", err
 	}

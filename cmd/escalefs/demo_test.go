@@ -40,7 +40,7 @@ func runDemo(t *testing.T, script, bin, dir string) (string, error) {
 // again over the ./demo of a run that left a mount behind, it unmounts it
 // and starts afresh.
 func TestDemo(t *testing.T) {
-	needFUSE(t)
+	mountUsable(t)
 	if _, err := exec.LookPath("bash"); err != nil {
 		testserver.Unavailable(t, "no bash in $PATH")
 	}

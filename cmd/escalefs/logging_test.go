@@ -163,7 +163,7 @@ func checkMode(t *testing.T, path string, want os.FileMode) {
 // A mount in the background with --log-file logs there, and says so,
 // instead of in mount.log.
 func TestMountBackgroundLogFile(t *testing.T) {
-	needFUSE(t)
+	mountUsable(t)
 	bin := buildEscalefs(t)
 	key, _ := keyFile(t)
 	relay := "file://" + t.TempDir()

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	escfs "github.com/escalefs/escalefs/fs"
-	"github.com/escalefs/escalefs/internal/testserver"
 	"github.com/escalefs/escalefs/sync/localdir"
 )
 
@@ -60,14 +58,7 @@ func (n *mountNode) conflictCopies(t *testing.T) map[string]string {
 // created with the sticky bit (r-) stays off the relay while a 0600 file
 // syncs as usual.
 func TestMountAccessModifiers(t *testing.T) {
-	if err := escfs.Check(t.TempDir(), false); errors.Is(err, escfs.ErrFUSEUnavailable) {
-		testserver.Unavailable(t, "cannot mount FUSE filesystems: %v", err)
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := exec.LookPath("fusermount"); err != nil {
-		testserver.Unavailable(t, "no fusermount in $PATH (install fuse3)")
-	}
+	mountUsable(t)
 	bin := buildEscalefs(t)
 	key, _ := keyFile(t)
 	relay := "file://" + t.TempDir()

@@ -12,31 +12,23 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	escfs "github.com/escalefs/escalefs/fs"
-	"github.com/escalefs/escalefs/internal/testserver"
 )
-
-func needFUSE(t *testing.T) {
-	t.Helper()
-	if err := escfs.Check(t.TempDir(), false); errors.Is(err, escfs.ErrFUSEUnavailable) {
-		testserver.Unavailable(t, "cannot mount FUSE filesystems: %v", err)
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := exec.LookPath("fusermount"); err != nil {
-		testserver.Unavailable(t, "no fusermount in $PATH (install fuse3)")
-	}
-}
 
 // mountBG runs escalefs mount without -f and returns its standard output,
 // standard error and exit status.
 func mountBG(t *testing.T, bin, stateHome string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return runBin(t, bin, stateHome, append([]string{"mount"}, args...)...)
+}
+
+// runBin runs the escalefs binary with xdg as $XDG_STATE_HOME, within two
+// minutes, and returns its output and exit status.
+func runBin(t *testing.T, bin, xdg string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, append([]string{"mount"}, args...)...)
-	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+stateHome)
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+xdg)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -45,7 +37,7 @@ func mountBG(t *testing.T, bin, stateHome string, args ...string) (stdout, stder
 	case errors.As(err, &ee):
 		code = ee.ExitCode()
 	case err != nil:
-		t.Fatalf("escalefs mount: %v", err)
+		t.Fatalf("escalefs %s: %v", strings.Join(args, " "), err)
 	}
 	return out.String(), errb.String(), code
 }
@@ -112,7 +104,7 @@ func alive(pid int) bool {
 // in the mount reaches another node; fusermount -u stops the background
 // process, which removes mount.pid.
 func TestMountBackground(t *testing.T) {
-	needFUSE(t)
+	mountUsable(t)
 	bin := buildEscalefs(t)
 	key, _ := keyFile(t)
 	relay := "file://" + t.TempDir()
@@ -195,7 +187,7 @@ func TestMountBackground(t *testing.T) {
 // process, the error reaches its standard error with a non-zero status and
 // no process or mount stays behind.
 func TestMountBackgroundErrors(t *testing.T) {
-	needFUSE(t)
+	mountUsable(t)
 	bin := buildEscalefs(t)
 	key, _ := keyFile(t)
 	otherKey, _ := keyFile(t)

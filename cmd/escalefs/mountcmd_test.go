@@ -64,33 +64,7 @@ type mountNode struct {
 
 func startMount(t *testing.T, bin, name, relay, key string) *mountNode {
 	t.Helper()
-	n := &mountNode{name: name, mnt: t.TempDir(), state: t.TempDir(), log: &testserver.SyncBuffer{}, done: make(chan error, 1)}
-	n.cmd = exec.Command(bin, "mount", "--relay", relay, "--key-file", key, "--name", name, "--refresh", "1s", "-f", n.mnt)
-	n.cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+n.state)
-	n.cmd.Stdout, n.cmd.Stderr = n.log, n.log
-	if err := n.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { n.done <- n.cmd.Wait() }()
-	t.Cleanup(func() {
-		if !n.exited {
-			_ = n.cmd.Process.Kill()
-			<-n.done
-			_ = exec.Command("fusermount", "-u", "-z", n.mnt).Run()
-		}
-	})
-	deadline := time.After(30 * time.Second)
-	for !strings.Contains(n.log.String(), "level=INFO msg=mounted") {
-		select {
-		case err := <-n.done:
-			n.exited = true
-			t.Fatalf("%s exited before mounting: %v\n%s", name, err, n.log)
-		case <-deadline:
-			t.Fatalf("%s did not mount within 30s\n%s", name, n.log)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return n
+	return startMountAt(t, bin, name, relay, key, t.TempDir(), t.TempDir())
 }
 
 func (n *mountNode) has(rel, content string) bool {
@@ -123,14 +97,7 @@ func (n *mountNode) unmount(t *testing.T) {
 // is written in alice's mount appears in bob's, a deletion in bob's
 // disappears from alice's, and fusermount -u stops both cleanly.
 func TestMountEndToEnd(t *testing.T) {
-	if err := escfs.Check(t.TempDir(), false); errors.Is(err, escfs.ErrFUSEUnavailable) {
-		testserver.Unavailable(t, "cannot mount FUSE filesystems: %v", err)
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := exec.LookPath("fusermount"); err != nil {
-		testserver.Unavailable(t, "no fusermount in $PATH (install fuse3)")
-	}
+	mountUsable(t)
 	bin := buildEscalefs(t)
 	key, _ := keyFile(t)
 	relay := "file://" + t.TempDir()
@@ -163,11 +130,7 @@ func TestMountEndToEnd(t *testing.T) {
 // SIGTERM unmounts and stops escalefs mount with status 0, after it pushed
 // the file closed just before.
 func TestMountSIGTERM(t *testing.T) {
-	if err := escfs.Check(t.TempDir(), false); errors.Is(err, escfs.ErrFUSEUnavailable) {
-		testserver.Unavailable(t, "cannot mount FUSE filesystems: %v", err)
-	} else if err != nil {
-		t.Fatal(err)
-	}
+	mountUsable(t)
 	bin := buildEscalefs(t)
 	key, _ := keyFile(t)
 	relay := "file://" + t.TempDir()
@@ -209,11 +172,7 @@ func TestMountSIGTERM(t *testing.T) {
 // mountpoint, with the same state and files, and a file closed just before
 // the kill, not pushed then, reaches another node: nothing closed is lost.
 func TestMountRemountAfterKill(t *testing.T) {
-	if err := escfs.Check(t.TempDir(), false); errors.Is(err, escfs.ErrFUSEUnavailable) {
-		testserver.Unavailable(t, "cannot mount FUSE filesystems: %v", err)
-	} else if err != nil {
-		t.Fatal(err)
-	}
+	mountUsable(t)
 	bin := buildEscalefs(t)
 	key, _ := keyFile(t)
 	relay := "file://" + t.TempDir()
@@ -286,4 +245,18 @@ func TestMountRemountAfterKill(t *testing.T) {
 		return err1 == nil && err2 == nil && string(kept) == "kept\n" && string(late) == "closed just before the kill\n"
 	})
 	m.unmount(t)
+}
+
+// mountUsable skips (locally) or fails (in CI) a test that mounts when
+// this machine cannot: FUSE unavailable, or no fusermount to unmount with.
+func mountUsable(t *testing.T) {
+	t.Helper()
+	if err := escfs.Check(t.TempDir(), false); errors.Is(err, escfs.ErrFUSEUnavailable) {
+		testserver.Unavailable(t, "cannot mount FUSE filesystems: %v", err)
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := exec.LookPath("fusermount"); err != nil {
+		testserver.Unavailable(t, "no fusermount in $PATH (install fuse3)")
+	}
 }

@@ -1,15 +1,10 @@
 package main
 
 import (
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
-
-	escfs "github.com/escalefs/escalefs/fs"
-	"github.com/escalefs/escalefs/internal/testserver"
 )
 
 // A file open for writing in bob's mount is never replaced under its
@@ -17,14 +12,7 @@ import (
 // the writer's file is pushed once closed, and both nodes end with the
 // writer's version at the path and alice's as the copy.
 func TestMountOpenFileConflict(t *testing.T) {
-	if err := escfs.Check(t.TempDir(), false); errors.Is(err, escfs.ErrFUSEUnavailable) {
-		testserver.Unavailable(t, "cannot mount FUSE filesystems: %v", err)
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := exec.LookPath("fusermount"); err != nil {
-		testserver.Unavailable(t, "no fusermount in $PATH (install fuse3)")
-	}
+	mountUsable(t)
 	bin := buildEscalefs(t)
 	key, _ := keyFile(t)
 	relay := "file://" + t.TempDir()

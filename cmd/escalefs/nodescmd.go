@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -506,7 +505,7 @@ func publishingNode(repo *escsync.Repository, folder string) (localNode, error) 
 // directory and waits until it is published.
 func requestForget(ctx context.Context, g *globals, f *nodesFlags, r relay.Relay, self localNode, target escsync.NodeInfo,
 	pid, done string) error {
-	req, err := writeForgetRequest(self.state, escsync.ForgetRequest{Node: target.ID.String(), UpTo: target.Newest})
+	req, err := writeControlRequest(self.state, escsync.ForgetRequestsDir, escsync.ForgetRequest{Node: target.ID.String(), UpTo: target.Newest})
 	if err != nil {
 		return fmt.Errorf("handing the forget to the running escalefs (%s): %w", pid, err)
 	}
@@ -537,32 +536,4 @@ func requestForget(ctx context.Context, g *globals, f *nodesFlags, r relay.Relay
 	}
 	fmt.Fprint(g.stdout, done)
 	return nil
-}
-
-// writeForgetRequest writes req into the control directory's forget
-// requests, atomically, and returns its path.
-func writeForgetRequest(control string, req escsync.ForgetRequest) (string, error) {
-	dir := filepath.Join(control, escsync.ForgetRequestsDir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", err
-	}
-	data, err := json.Marshal(req)
-	if err != nil {
-		return "", err
-	}
-	var rnd [6]byte
-	if _, err := rand.Read(rnd[:]); err != nil {
-		return "", err
-	}
-	name := fmt.Sprintf("%d-%s.json", time.Now().UnixNano(), hex.EncodeToString(rnd[:]))
-	tmp := filepath.Join(dir, "."+name+".tmp")
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
-		return "", err
-	}
-	final := filepath.Join(dir, name)
-	if err := os.Rename(tmp, final); err != nil {
-		_ = os.Remove(tmp)
-		return "", err
-	}
-	return final, nil
 }

@@ -7,9 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	escfs "github.com/escalefs/escalefs/fs"
-	"github.com/escalefs/escalefs/internal/testserver"
+	"time"
 )
 
 // A passphrase that neither the flags nor the configuration give is asked
@@ -59,16 +57,13 @@ func TestPassphraseAsked(t *testing.T) {
 // escalefs mount asks in the foreground and hands the passphrase to the
 // process it leaves serving in the background.
 func TestMountPassphraseHandedOver(t *testing.T) {
-	if err := escfs.Check(t.TempDir(), false); errors.Is(err, escfs.ErrFUSEUnavailable) {
-		testserver.Unavailable(t, "cannot mount FUSE filesystems: %v", err)
-	} else if err != nil {
-		t.Fatal(err)
-	}
+	mountUsable(t)
 	bin := buildEscalefs(t)
 	relay := "file://" + t.TempDir()
 	mnt := t.TempDir()
+	xdg := t.TempDir()
 	cmd := exec.Command(bin, "mount", "--relay", relay, "--name", "bg", mnt)
-	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+t.TempDir())
+	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+xdg)
 	c := newConsole(t, cmd)
 	c.expect("Passphrase of the repository at "+relay+": ", "handed over through a pipe")
 	err := cmd.Wait()
@@ -83,7 +78,26 @@ func TestMountPassphraseHandedOver(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(mnt, "x.txt"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	pids, err := filepath.Glob(filepath.Join(xdg, "escalefs", "*", "mount.pid"))
+	if err != nil || len(pids) != 1 {
+		t.Fatalf("the background process's mount.pid: %v %v", pids, err)
+	}
+	pidText, err := os.ReadFile(pids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := strings.TrimSpace(string(pidText))
 	if out, err := exec.Command("fusermount", "-u", mnt).CombinedOutput(); err != nil {
 		t.Fatalf("fusermount -u: %v\n%s", err, out)
 	}
+	// Wait for the background process to exit (gone, or a zombie nobody
+	// reaped) before the test's directories go.
+	waitFor(t, 60*time.Second, "the background mount to exit", func() bool {
+		stat, err := os.ReadFile("/proc/" + pid + "/stat")
+		if errors.Is(err, os.ErrNotExist) {
+			return true
+		}
+		_, rest, _ := strings.Cut(string(stat), ") ")
+		return strings.HasPrefix(rest, "Z")
+	})
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -54,19 +53,7 @@ func startMountAt(t *testing.T, bin, name, relay, key, mnt, xdg string, extra ..
 // $XDG_STATE_HOME and returns its output and exit status.
 func runStatusBin(t *testing.T, bin, xdg string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"status"}, args...)...)
-	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+xdg)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("escalefs status: %v", err)
-	}
-	return out.String(), errb.String(), code
+	return runBin(t, bin, xdg, append([]string{"status"}, args...)...)
 }
 
 // waitStatus runs escalefs status until its output holds every one of want.
@@ -104,7 +91,7 @@ func wantAll(t *testing.T, what, out string, want ...string) {
 // running, and once the relay works again the remounted node delivers the
 // file to another node and its queue empties.
 func TestMountUnmountPendingThenRemount(t *testing.T) {
-	needFUSE(t)
+	mountUsable(t)
 	bin := buildEscalefs(t)
 	key, _ := keyFile(t)
 	relayDir := filepath.Join(t.TempDir(), "relay")
@@ -176,7 +163,7 @@ func TestMountUnmountPendingThenRemount(t *testing.T) {
 // escalefs status of a running mount names its process, says it is
 // mounted and names the node and its relay, alone or among all nodes.
 func TestStatusRunningMount(t *testing.T) {
-	needFUSE(t)
+	mountUsable(t)
 	bin := buildEscalefs(t)
 	key, _ := keyFile(t)
 	relay := "file://" + t.TempDir()
