@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -189,7 +190,7 @@ func runInit(ctx context.Context, g *globals, f *initFlags, p *prompter) error {
 			return errors.New("no relay given: give --relay URL (e.g. ftps://me@ftp.example.org/sync), or run escalefs init on a terminal to be asked")
 		}
 		var err error
-		if f.relayURL, err = p.ask("Relay URL (ftp://, ftps://, webdav://, webdavs://, gdrive://, file:///path)", ""); err != nil {
+		if f.relayURL, err = p.ask("Relay URL (ftp://, ftps://, webdav://, webdavs://, sftp://, s3://, gdrive://, file:///path)", ""); err != nil {
 			return err
 		}
 	}
@@ -221,27 +222,25 @@ func runInit(ctx context.Context, g *globals, f *initFlags, p *prompter) error {
 	if f.name != "" || name != repo {
 		values["name"] = name
 	}
-	needsPassword := u.Scheme != "file" && u.Scheme != "gdrive" && f.rf.passwordFile == "" && f.rf.netrcFile == ""
-	if needsPassword && p != nil {
-		pw, err := p.hidden("Relay password (empty if ~/.netrc has it)")
-		if err != nil {
+	if p != nil {
+		orig := *u
+		if err := askRelayLogin(p, g.stdout, u, &f.rf, filepath.Join(cfgDir, repo+".relay-password")); err != nil {
 			return err
 		}
-		if pw != "" {
-			pf := filepath.Join(cfgDir, repo+".relay-password")
-			if err := writePrivate(pf, []byte(pw+"\n")); err != nil {
-				return err
-			}
-			f.rf.passwordFile = pf
-			fmt.Fprintf(g.stdout, "The relay password is in %s (mode 0600).\n", pf)
+		if u.User.String() != orig.User.String() {
+			f.relayURL = u.String()
+			values["relay"] = f.relayURL
 		}
-	}
-	if f.rf.passwordFile != "" {
-		values["password-file"] = resolvePath(f.rf.passwordFile)
 	}
 
 	// 2. Check the relay.
+	if p != nil && u.Scheme == "sftp" && f.rf.hostKeySHA256 == "" && !f.skipCheck {
+		if err := askHostKey(ctx, p, g.stdout, f.relayURL, &f.rf, f.rf.options(g)); err != nil {
+			return err
+		}
+	}
 	opts := f.rf.options(g)
+	maps.Copy(values, f.rf.configValues())
 	if !f.skipCheck {
 		fmt.Fprintf(g.stdout, "Checking the relay %s:\n", f.relayURL)
 		if err := runRelayCheck(ctx, g, f.relayURL, opts); err != nil {

@@ -103,7 +103,7 @@ func TestRelayCheckFTP(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("relay check with a wrong password: exit %d\n%s%s", code, out, errOut)
 	}
-	if !strings.Contains(out, "FAIL connect") || !strings.Contains(errOut, "likely cause: wrong user name or password") {
+	if !strings.Contains(out, "FAIL connect") || !strings.Contains(errOut, "likely cause: the login was refused") {
 		t.Errorf("wrong password: output does not name the step and cause:\n%s%s", out, errOut)
 	}
 	if strings.Contains(out+errOut, wrong) {

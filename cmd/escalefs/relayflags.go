@@ -8,6 +8,10 @@ import (
 	"github.com/escalefs/escalefs/relay"
 )
 
+// defaultRelayTimeout is how long a relay has to answer unless --timeout
+// says otherwise.
+const defaultRelayTimeout = 30 * time.Second
+
 // relayFlags are the options that say how to reach a relay. Every command
 // that talks to a relay takes them.
 type relayFlags struct {
@@ -48,7 +52,7 @@ func (f *relayFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.hostKeySHA256, "host-key-sha256", "", "trust exactly the SSH host key with this fingerprint (SHA256:… as ssh-keygen -l prints)")
 	fs.StringVar(&f.sslVersion, "ssl-version", "", "highest TLS version to use: 1.0, 1.1, 1.2 or 1.3")
 	fs.IntVar(&f.maxConns, "max-connections", 0, "connections to the relay at most (default 4)")
-	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "how long to wait for the relay to answer")
+	fs.DurationVar(&f.timeout, "timeout", defaultRelayTimeout, "how long to wait for the relay to answer")
 }
 
 func (f *relayFlags) options(g *globals) relay.Options {
@@ -76,4 +80,40 @@ func (f *relayFlags) options(g *globals) relay.Options {
 		MaxConns: f.maxConns,
 		Timeout:  f.timeout,
 	}
+}
+
+// configValues are the options given, as configuration keys (which are
+// the flag names), for escalefs init to write into a table. Options left
+// at their defaults are left out.
+func (f *relayFlags) configValues() map[string]any {
+	v := map[string]any{}
+	files := map[string]string{
+		"password-file": f.passwordFile, "netrc": f.netrcFile, "credentials": f.credentialsFile,
+		"ca-file": f.caFile, "certificate": f.certFile, "certificate-key": f.keyFile,
+		"ssh-key": f.sshKey, "known-hosts": f.knownHosts,
+	}
+	for k, s := range files {
+		if s != "" {
+			v[k] = resolvePath(expandHome(s))
+		}
+	}
+	strs := map[string]string{
+		"s3-endpoint": f.s3Endpoint, "s3-region": f.s3Region, "pin-sha256": f.pinSHA256,
+		"host-key-sha256": f.hostKeySHA256, "ssl-version": f.sslVersion,
+	}
+	for k, s := range strs {
+		if s != "" {
+			v[k] = s
+		}
+	}
+	if !f.verifySSL {
+		v["verify-ssl"] = false
+	}
+	if f.maxConns != 0 {
+		v["max-connections"] = f.maxConns
+	}
+	if f.timeout != defaultRelayTimeout {
+		v["timeout"] = f.timeout.String()
+	}
+	return v
 }

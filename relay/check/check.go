@@ -249,8 +249,9 @@ func Diagnose(err error) string {
 	case err == nil:
 		return ""
 	case errors.Is(err, relay.ErrAuth):
-		return "wrong user name or password: check the user in the URL and the password (URL, --password-file, $" +
-			relay.PasswordEnv + " or ~/.netrc)"
+		return "the login was refused: check the user in the URL and the password (URL, --password-file, $" +
+			relay.PasswordEnv + " or ~/.netrc); for sftp, the keys offered (ssh-agent, --ssh-key); for s3, the access key " +
+			"(the URL's user, --credentials, $AWS_ACCESS_KEY_ID or ~/.aws/credentials)"
 	case errors.Is(err, relay.ErrTLS):
 		return "TLS mismatch: the server's certificate is not trusted, does not match the host name, or the server " +
 			"does not speak TLS on this port. For a self-signed certificate pin it with --pin-sha256 or trust it with " +

@@ -113,7 +113,7 @@ func TestConnectFailure(t *testing.T) {
 	if len(got) != 1 || got[0].Name != "connect" || got[0].Err == nil {
 		t.Fatalf("steps = %+v, want one failed connect", got)
 	}
-	if cause := check.Diagnose(err); !strings.Contains(cause, "wrong user name or password") {
+	if cause := check.Diagnose(err); !strings.Contains(cause, "the login was refused") {
 		t.Errorf("diagnosis = %q", cause)
 	}
 }

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/escalefs/escalefs/internal/testserver"
+)
+
+// relayTestEnv is the environment of an escalefs process that must find
+// nothing of the user's: no ssh-agent, no known_hosts, no AWS credentials,
+// and its own configuration and state.
+func relayTestEnv(t *testing.T) (env []string, cfgHome string) {
+	t.Helper()
+	cfgHome = t.TempDir()
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if k == "SSH_AUTH_SOCK" || k == "HOME" || strings.HasPrefix(k, "AWS_") || strings.HasPrefix(k, "XDG_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	env = append(env, "HOME="+t.TempDir(), "XDG_CONFIG_HOME="+cfgHome, "XDG_STATE_HOME="+t.TempDir())
+	return env, cfgHome
+}
+
+// The wizard against an SSH server that known_hosts does not know: it
+// shows the host key's fingerprint and asks; a no sets nothing up, a yes
+// pins the key in the table, which then holds all a node needs (the pin
+// and the SSH key) to sync from it.
+func TestInitWizardSFTP(t *testing.T) {
+	srv := testserver.StartSSHD(t)
+	u, _ := srv.NewRelayDir(t)
+	bin := buildEscalefs(t)
+	env, cfgHome := relayTestEnv(t)
+	cfg := filepath.Join(cfgHome, "escalefs", "config.toml")
+	fp := ssh.FingerprintSHA256(srv.HostKey)
+
+	cmd := exec.Command(bin, "init", "--ssh-key", srv.KeyFile)
+	cmd.Env = env
+	c := newConsole(t, cmd)
+	c.expect("Do you accept these terms? (yes/no) [no]: ", "yes")
+	c.expect("Relay URL", u.String())
+	c.expect("This node's name [", "desk")
+	c.expect("SSH password (empty to log in with ssh-agent or an SSH key): ", "")
+	c.wait(fp)
+	c.expect("Trust this key?", "no")
+	if err := cmd.Wait(); err == nil {
+		t.Fatalf("init went on with the host key refused:\n%s", c.output())
+	}
+	c.finished()
+	wantAll(t, "the refusal", c.output(), "not in known_hosts", "was not trusted: nothing was set up")
+	if _, err := os.Stat(cfg); err == nil {
+		t.Fatalf("a refused host key left a configuration")
+	}
+
+	dir := filepath.Join(t.TempDir(), "Sync")
+	cmd = exec.Command(bin, "init", "--ssh-key", srv.KeyFile)
+	cmd.Env = env
+	c = newConsole(t, cmd)
+	c.expect("Relay URL", u.String())
+	c.expect("This node's name [", "desk")
+	c.expect("SSH password (empty to log in with ssh-agent or an SSH key): ", "")
+	c.wait(fp)
+	c.expect("Trust this key?", "yes")
+	c.expect("a generated key file (k) or a passphrase (p)? [k]: ", "k")
+	c.expect("Mode: shared, upload, download or conservative [shared]: ", "")
+	c.expect("Mount the folder with FUSE (m) or keep a plain folder in step (s)? [m]: ", "s")
+	c.expect("Directory [", dir)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("escalefs init: %v\n%s", err, c.output())
+	}
+	c.finished()
+	wantAll(t, "the wizard", c.output(), "relay works", "Created a new repository", "escalefs sync --repo desk")
+	text, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantAll(t, "the configuration", string(text), "host-key-sha256 = '"+fp+"'", "ssh-key = '"+resolvePath(srv.KeyFile)+"'")
+
+	writeFile(t, filepath.Join(dir, "a.txt"), []byte("over ssh\n"), 0o644)
+	sync := exec.Command(bin, "sync", "--once", "--repo", "desk")
+	sync.Env = env
+	if out, err := sync.CombinedOutput(); err != nil {
+		t.Fatalf("sync --once from the table init wrote: %v\n%s", err, out)
+	}
+}
+
+// The wizard for an S3 relay asks for the endpoint and the access key,
+// keeps the secret key in a 0600 file, and writes a table a node syncs
+// from with no AWS variables set.
+func TestInitWizardS3(t *testing.T) {
+	srv := testserver.StartSeaweedFS(t)
+	bin := buildEscalefs(t)
+	env, cfgHome := relayTestEnv(t)
+	env = append(env, "AWS_REGION="+srv.Region)
+	cfg := filepath.Join(cfgHome, "escalefs", "config.toml")
+	relayURL := srv.URL(srv.NewPrefix(t))
+	dir := filepath.Join(t.TempDir(), "Sync")
+
+	cmd := exec.Command(bin, "init", "--accept-license", "--name", "desk", "--path", dir, "--mode", "shared")
+	cmd.Env = env
+	c := newConsole(t, cmd)
+	c.expect("Relay URL", relayURL)
+	c.expect("S3 endpoint URL", srv.Endpoint)
+	c.expect("S3 access key ID", srv.AccessKey)
+	c.expect("S3 secret access key: ", srv.SecretKey)
+	c.expect("a generated key file (k) or a passphrase (p)? [k]: ", "k")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("escalefs init: %v\n%s", err, c.output())
+	}
+	c.finished()
+	out := c.output()
+	if strings.Contains(out, srv.SecretKey) {
+		t.Fatalf("the secret key was echoed:\n%s", out)
+	}
+	wantAll(t, "the wizard", out, "relay works", "Created a new repository")
+	text, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pwFile := filepath.Join(cfgHome, "escalefs", "desk.relay-password")
+	wantAll(t, "the configuration", string(text),
+		"relay = 's3://"+srv.AccessKey+"@"+strings.TrimPrefix(relayURL, "s3://")+"'",
+		"s3-endpoint = '"+srv.Endpoint+"'", "password-file = '"+pwFile+"'")
+	if fi, err := os.Stat(pwFile); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the secret key's file: %v %v, want mode 0600", fi, err)
+	}
+
+	writeFile(t, filepath.Join(dir, "a.txt"), []byte("into the bucket\n"), 0o644)
+	sync := exec.Command(bin, "sync", "--once", "--repo", "desk")
+	sync.Env = env
+	if out, err := sync.CombinedOutput(); err != nil {
+		t.Fatalf("sync --once from the table init wrote: %v\n%s", err, out)
+	}
+	if keys := srv.RawKeys(t, strings.TrimPrefix(relayURL, "s3://"+srv.Bucket+"/")); len(keys) < 2 {
+		t.Errorf("after the sync the prefix holds %v, want escale.json and the pushed file's objects", keys)
+	}
+}
