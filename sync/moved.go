@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/escalefs/escalefs/crypto"
@@ -39,7 +41,21 @@ type Moved struct {
 	Time time.Time
 	// Node is the migrating node.
 	Node crypto.NodeID
+	// Options are what a node needs, besides the URL and its own
+	// credentials, to reach the new relay: the keys of MovedOptionKeys.
+	// None is secret.
+	Options map[string]string
 }
+
+// MovedOptionKeys are the relay options a marker may carry, under their
+// configuration key names: where an S3 store is and which region it signs
+// for, and the SSH host key the migrating node trusted. They are part of
+// where the repository is, not secrets, and the seal makes them as
+// trustworthy as the URL.
+var MovedOptionKeys = []string{"s3-endpoint", "s3-region", "host-key-sha256"}
+
+// maxMovedOption bounds an option's value.
+const maxMovedOption = 1024
 
 var (
 	// ErrMoved means the repository moved to another relay. Errors
@@ -68,10 +84,11 @@ func (e *MovedError) Unwrap() []error { return []error{ErrMoved, ErrRepoChanged}
 
 // movedJSON is the marker's plaintext, members in this order.
 type movedJSON struct {
-	Version int    `json:"version"`
-	URL     string `json:"url"`
-	Time    int64  `json:"time"`
-	Node    string `json:"node"`
+	Version int               `json:"version"`
+	URL     string            `json:"url"`
+	Time    int64             `json:"time"`
+	Node    string            `json:"node"`
+	Options map[string]string `json:"options,omitempty"`
 }
 
 // movedVersion is the version of the marker's plaintext.
@@ -79,6 +96,20 @@ const movedVersion = 1
 
 // movedContext is where the marker is sealed.
 var movedContext = crypto.RecordContext{Kind: KindMoved}
+
+// checkMovedOptions reports why o cannot be a marker's options: only the
+// keys of MovedOptionKeys, each with a value of 1 to maxMovedOption bytes.
+func checkMovedOptions(o map[string]string) error {
+	for k, v := range o {
+		if !slices.Contains(MovedOptionKeys, k) {
+			return fmt.Errorf("option %q: expected one of %s", k, strings.Join(MovedOptionKeys, ", "))
+		}
+		if v == "" || len(v) > maxMovedOption {
+			return fmt.Errorf("option %q: expected a value of 1 to %d bytes, not %d", k, maxMovedOption, len(v))
+		}
+	}
+	return nil
+}
 
 // CheckMovedURL reports why u cannot be written in a marker: it must parse
 // as a relay URL and hold no password.
@@ -98,7 +129,11 @@ func SealMoved(repo *Repository, m Moved) ([]byte, error) {
 	if err := CheckMovedURL(m.URL); err != nil {
 		return nil, fmt.Errorf("moved marker: %w", err)
 	}
-	plain, err := json.Marshal(movedJSON{Version: movedVersion, URL: m.URL, Time: m.Time.UnixNano(), Node: m.Node.String()})
+	if err := checkMovedOptions(m.Options); err != nil {
+		return nil, fmt.Errorf("moved marker: %w", err)
+	}
+	plain, err := json.Marshal(movedJSON{Version: movedVersion, URL: m.URL, Time: m.Time.UnixNano(), Node: m.Node.String(),
+		Options: m.Options})
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +169,10 @@ func OpenMoved(repo *Repository, sealed []byte) (Moved, error) {
 	if err := CheckMovedURL(mj.URL); err != nil {
 		return Moved{}, fmt.Errorf("%w: url: %v", ErrBadMoved, err)
 	}
-	return Moved{URL: mj.URL, Time: time.Unix(0, mj.Time), Node: node}, nil
+	if err := checkMovedOptions(mj.Options); err != nil {
+		return Moved{}, fmt.Errorf("%w: %v", ErrBadMoved, err)
+	}
+	return Moved{URL: mj.URL, Time: time.Unix(0, mj.Time), Node: node, Options: mj.Options}, nil
 }
 
 // ReadMoved reads and opens the relay's marker. A relay without one yields

@@ -3,6 +3,7 @@ package sync_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +32,20 @@ func TestMovedMarkerRoundTrip(t *testing.T) {
 	if _, err := escsync.SealMoved(repo, escsync.Moved{URL: "ftp://me:secret@example.org/sync"}); err == nil {
 		t.Fatal("a marker with a password in its URL was sealed")
 	}
+	// The options that locate the new relay travel with it; only those.
+	m.URL = "s3://bucket/sync"
+	m.Options = map[string]string{"s3-endpoint": "https://s3.example.org", "s3-region": "eu-1"}
+	if sealed, err := escsync.SealMoved(repo, m); err != nil {
+		t.Fatal(err)
+	} else if got, err := escsync.OpenMoved(repo, sealed); err != nil || !maps.Equal(got.Options, m.Options) {
+		t.Fatalf("OpenMoved = %+v, %v; want the options %v", got, err, m.Options)
+	}
+	for _, bad := range []map[string]string{{"password": "x"}, {"s3-endpoint": ""}, {"s3-region": strings.Repeat("x", 2000)}} {
+		if _, err := escsync.SealMoved(repo, escsync.Moved{URL: m.URL, Options: bad}); err == nil {
+			t.Errorf("a marker with the options %v was sealed", bad)
+		}
+	}
+	m.URL, m.Options = "ftp://me@example.org/sync", nil
 	// Another repository's marker (another key, another ID) does not open.
 	other, err := escsync.OpenRepository(ctx, fileRelay(t), crypto.GenerateKey(), escsync.RepoOptions{Create: true})
 	if err != nil {

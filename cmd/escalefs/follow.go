@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/escalefs/escalefs/cache"
@@ -85,7 +86,7 @@ func (n *node) followMoves(ctx context.Context, r relay.Relay, repo *escsync.Rep
 		from := n.loc
 		n.log.Warn(fmt.Sprintf("the repository moved to %s", me.Moved.URL), "from", from, "by_node", me.Moved.Node.String(),
 			"at", me.Moved.Time.UTC().Format(time.RFC3339))
-		nr, err := all.Open(ctx, me.Moved.URL, opts)
+		nr, err := all.Open(ctx, me.Moved.URL, movedRelayOptions(opts, me.Moved))
 		var nrepo *escsync.Repository
 		if err == nil {
 			nrepo, err = escsync.OpenRepository(ctx, nr, secret, escsync.RepoOptions{})
@@ -113,9 +114,39 @@ func (n *node) followMoves(ctx context.Context, r relay.Relay, repo *escsync.Rep
 		r.Close()
 		r, repo = nr, nrepo
 		n.loc = nr.Properties().Location
-		n.log.Warn(fmt.Sprintf("following the repository to %s; give this node --relay %s (or set relay in its configuration table) "+
-			"so that it no longer goes through %s", me.Moved.URL, me.Moved.URL, from))
+		lines, flags := movedSettings(me.Moved)
+		n.log.Warn(fmt.Sprintf("following the repository to %s; give this node %s (or set %s in its configuration table) "+
+			"so that it no longer goes through %s", me.Moved.URL, flags, lines, from))
 	}
+}
+
+// movedRelayOptions are the options to open the relay a marker names:
+// the node's own (its credentials), with what the marker says of where the
+// relay is (escsync.MovedOptionKeys). For an s3 relay the endpoint and
+// region are the marker's, for an sftp relay the pinned host key: the
+// node's own were those of the old relay.
+func movedRelayOptions(opts relay.Options, m escsync.Moved) relay.Options {
+	u, err := relay.ParseURL(m.URL)
+	if err != nil {
+		return opts
+	}
+	switch u.Scheme {
+	case "s3":
+		opts.S3Endpoint, opts.S3Region = m.Options["s3-endpoint"], m.Options["s3-region"]
+	case "sftp":
+		opts.SSH.HostKeySHA256 = m.Options["host-key-sha256"]
+	}
+	return opts
+}
+
+// movedSettings are the marker's URL and options as configuration lines
+// and as flags, for messages that tell the user what to set.
+func movedSettings(m escsync.Moved) (lines, flags string) {
+	keys := map[string]string{"relay": strconv.Quote(m.URL)}
+	for k, v := range m.Options {
+		keys[k] = strconv.Quote(v)
+	}
+	return tomlLines(keys), "--relay " + m.URL + flagsOf(keys)
 }
 
 // copyOwn copies this node's own objects that the new relay lacks from the
@@ -147,9 +178,10 @@ func (n *node) copyOwn(ctx context.Context, old, nr relay.Relay, store *cache.St
 
 // movedStop is the error of a node that cannot follow its repository.
 func (n *node) movedStop(me *escsync.MovedError, cause error, state string) error {
-	where := "give --relay " + me.Moved.URL
+	lines, flags := movedSettings(me.Moved)
+	where := "give " + flags
 	if cfg := n.g.config.cfg; cfg != nil {
-		where = fmt.Sprintf("set relay = %q in this repository's table of %s (or give --relay %s)", me.Moved.URL, cfg.Path, me.Moved.URL)
+		where = fmt.Sprintf("set %s in this repository's table of %s (or give %s)", lines, cfg.Path, flags)
 	}
 	// Not wrapping me: runSync would try to follow again.
 	return fmt.Errorf("%v. This node could not open the new relay with its current relay options: %v. "+

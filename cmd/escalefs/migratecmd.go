@@ -1,14 +1,17 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -36,6 +39,11 @@ type migrateFlags struct {
 	toCertFile        string
 	toKeyFile         string
 	toVerifySSL       bool
+	toS3Endpoint      string
+	toS3Region        string
+	toSSHKey          string
+	toKnownHosts      string
+	toHostKeySHA256   string
 }
 
 func newMigrateCmd(g *globals) *cobra.Command {
@@ -86,12 +94,17 @@ nothing. Stop escalefs sync for DIR on this machine first.`,
 	fl.StringVar(&f.to, "to", "", "URL of the relay to move the repository to (see escalefs relay check --help)")
 	fl.StringVar(&f.toPasswordFile, "to-password-file", "", "file holding the new relay's password (default: as the current relay's)")
 	fl.StringVar(&f.toNetrcFile, "to-netrc", "", "netrc file to read the new relay's password from")
-	fl.StringVar(&f.toCredentialsFile, "to-credentials", "", "Google Drive credentials of the new relay")
+	fl.StringVar(&f.toCredentialsFile, "to-credentials", "", "Google Drive credentials, or an AWS credentials file, of the new relay")
 	fl.StringVar(&f.toCAFile, "to-ca-file", "", "PEM file of certificates to trust for the new relay")
 	fl.StringVar(&f.toPinSHA256, "to-pin-sha256", "", "trust exactly the new relay's certificate with this SHA-256 fingerprint")
 	fl.StringVar(&f.toCertFile, "to-certificate", "", "PEM client certificate for the new relay")
 	fl.StringVar(&f.toKeyFile, "to-certificate-key", "", "PEM key of the new relay's client certificate")
 	fl.BoolVar(&f.toVerifySSL, "to-verify-ssl", true, "verify the new relay's TLS certificate")
+	fl.StringVar(&f.toS3Endpoint, "to-s3-endpoint", "", "S3 service `URL` of the new relay, for stores other than Amazon's")
+	fl.StringVar(&f.toS3Region, "to-s3-region", "", "S3 region of the new relay")
+	fl.StringVar(&f.toSSHKey, "to-ssh-key", "", "SSH private key file for the new sftp relay")
+	fl.StringVar(&f.toKnownHosts, "to-known-hosts", "", "known_hosts file for the new sftp relay's host key")
+	fl.StringVar(&f.toHostKeySHA256, "to-host-key-sha256", "", "trust exactly this SSH host key (SHA256:…) on the new sftp relay")
 	if err := cmd.MarkFlagRequired("to"); err != nil {
 		panic(err)
 	}
@@ -99,27 +112,71 @@ nothing. Stop escalefs sync for DIR on this machine first.`,
 }
 
 // toOptions are the new relay's options: the current relay's, with the
-// --to-… flags given.
-func (f *migrateFlags) toOptions(cmd *cobra.Command, g *globals) relay.Options {
+// --to-… flags given, and those flags as the configuration keys they set
+// (each key is the flag's name without "to-").
+func (f *migrateFlags) toOptions(cmd *cobra.Command, g *globals) (relay.Options, map[string]string) {
 	opts := f.sync.rf.options(g)
 	fl := cmd.Flags()
-	for name, set := range map[string]func(){
-		"to-password-file": func() { opts.PasswordFile, opts.Password = f.toPasswordFile, "" },
-		"to-netrc":         func() { opts.NetrcFile = f.toNetrcFile },
-		"to-credentials":   func() { opts.CredentialsFile = f.toCredentialsFile },
-		"to-ca-file":       func() { opts.TLS.CAFile = f.toCAFile },
-		"to-pin-sha256":    func() { opts.TLS.PinSHA256 = f.toPinSHA256 },
-		"to-certificate":   func() { opts.TLS.CertFile = f.toCertFile },
-		"to-certificate-key": func() {
-			opts.TLS.KeyFile = f.toKeyFile
+	keys := map[string]string{}
+	for name, set := range map[string]func() string{
+		"to-password-file": func() string {
+			opts.PasswordFile, opts.Password = f.toPasswordFile, ""
+			return strconv.Quote(resolvePath(expandHome(f.toPasswordFile)))
 		},
-		"to-verify-ssl": func() { opts.TLS.InsecureSkipVerify = !f.toVerifySSL },
+		"to-netrc":       func() string { opts.NetrcFile = f.toNetrcFile; return quotedPath(f.toNetrcFile) },
+		"to-credentials": func() string { opts.CredentialsFile = f.toCredentialsFile; return quotedPath(f.toCredentialsFile) },
+		"to-ca-file":     func() string { opts.TLS.CAFile = f.toCAFile; return quotedPath(f.toCAFile) },
+		"to-pin-sha256":  func() string { opts.TLS.PinSHA256 = f.toPinSHA256; return strconv.Quote(f.toPinSHA256) },
+		"to-certificate": func() string { opts.TLS.CertFile = f.toCertFile; return quotedPath(f.toCertFile) },
+		"to-certificate-key": func() string {
+			opts.TLS.KeyFile = f.toKeyFile
+			return quotedPath(f.toKeyFile)
+		},
+		"to-verify-ssl": func() string {
+			opts.TLS.InsecureSkipVerify = !f.toVerifySSL
+			return strconv.FormatBool(f.toVerifySSL)
+		},
+		"to-s3-endpoint": func() string { opts.S3Endpoint = f.toS3Endpoint; return strconv.Quote(f.toS3Endpoint) },
+		"to-s3-region":   func() string { opts.S3Region = f.toS3Region; return strconv.Quote(f.toS3Region) },
+		"to-ssh-key":     func() string { opts.SSH.KeyFile = f.toSSHKey; return quotedPath(f.toSSHKey) },
+		"to-known-hosts": func() string { opts.SSH.KnownHostsFile = f.toKnownHosts; return quotedPath(f.toKnownHosts) },
+		"to-host-key-sha256": func() string {
+			opts.SSH.HostKeySHA256 = f.toHostKeySHA256
+			return strconv.Quote(f.toHostKeySHA256)
+		},
 	} {
 		if fl.Changed(name) {
-			set()
+			keys[strings.TrimPrefix(name, "to-")] = set()
 		}
 	}
-	return opts
+	return opts, keys
+}
+
+// quotedPath is a file name as a TOML string, absolute.
+func quotedPath(p string) string { return strconv.Quote(resolvePath(expandHome(p))) }
+
+// movedOptions are the options of the new relay at u that its moved marker
+// carries (escsync.MovedOptionKeys): what the other nodes cannot know from
+// the URL. An S3 store's endpoint and region, and an SSH server's pinned
+// host key; an absent one means the default (Amazon S3, known_hosts).
+func movedOptions(u *url.URL, opts relay.Options) map[string]string {
+	o := map[string]string{}
+	set := func(k, v string) {
+		if v != "" {
+			o[k] = v
+		}
+	}
+	switch u.Scheme {
+	case "s3":
+		set("s3-endpoint", cmp.Or(opts.S3Endpoint, os.Getenv("AWS_ENDPOINT_URL")))
+		set("s3-region", cmp.Or(opts.S3Region, os.Getenv("AWS_REGION")))
+	case "sftp":
+		set("host-key-sha256", opts.SSH.HostKeySHA256)
+	}
+	if len(o) == 0 {
+		return nil
+	}
+	return o
 }
 
 // markerURL checks the new relay's URL and returns it as the marker names
@@ -172,7 +229,8 @@ func runMigrate(ctx context.Context, g *globals, f *migrateFlags, cmd *cobra.Com
 	defer n.close()
 	log := n.log
 
-	dst, err := all.Open(ctx, newURL, f.toOptions(cmd, g))
+	toOpts, toKeys := f.toOptions(cmd, g)
+	dst, err := all.Open(ctx, newURL, toOpts)
 	if err != nil {
 		return fmt.Errorf("opening the new relay: %w; nothing was changed", err)
 	}
@@ -196,7 +254,11 @@ func runMigrate(ctx context.Context, g *globals, f *migrateFlags, cmd *cobra.Com
 	}
 
 	log.Info("migrating the repository", "repository", n.repo.ID.String(), "from", n.loc, "to", dloc)
-	m := escsync.Moved{URL: newURL, Time: time.Now(), Node: n.eng.Node()}
+	nu, err := relay.ParseURL(newURL)
+	if err != nil {
+		return err
+	}
+	m := escsync.Moved{URL: newURL, Time: time.Now(), Node: n.eng.Node(), Options: movedOptions(nu, toOpts)}
 	res, err := migrate.Move(ctx, n.relay, dst, n.repo, m, migrate.Options{Logger: log, TempDir: n.state})
 	if err != nil {
 		if !res.Marker {
@@ -213,27 +275,66 @@ func runMigrate(ctx context.Context, g *globals, f *migrateFlags, cmd *cobra.Com
 	if res.Vanished > 0 {
 		fmt.Fprintf(g.stderr, "%d objects were deleted by running nodes while they were copied (collected, no longer needed)\n", res.Vanished)
 	}
-	done, err := updateConfigRelay(g, cmd, sf, dirArg, newURL)
+	toKeys["relay"] = strconv.Quote(newURL)
+	done, err := updateConfigRelay(g, cmd, sf, dirArg, toKeys)
 	switch {
 	case err != nil:
-		fmt.Fprintf(g.stderr, "could not update the configuration file (%v): set relay = %q in this repository's table yourself\n", err, newURL)
+		fmt.Fprintf(g.stderr, "could not update the configuration file (%v): set %s in this repository's table yourself\n",
+			err, tomlLines(toKeys))
 	case done != "":
 		fmt.Fprintf(g.stderr, "%s\n", done)
 	default:
-		fmt.Fprintf(g.stderr, "from now on, sync this folder with --relay %s\n", newURL)
+		fmt.Fprintf(g.stderr, "from now on, sync this folder with --relay %s%s\n", newURL, flagsOf(toKeys))
 	}
 	fmt.Fprintf(g.stderr, "the other nodes follow at their next poll of %s, which keeps its objects: delete them once every node has moved\n", n.loc)
 	return nil
 }
 
-// relayLine matches a relay key's line, its value a basic or literal
-// string.
-var relayLine = regexp.MustCompile(`^(\s*relay\s*=\s*)("(?:[^"\\]|\\.)*"|'[^']*')(.*)$`)
+// keyLine matches a line that sets a key to a basic or literal string, a
+// boolean or a number, with an optional comment after it.
+var keyLine = regexp.MustCompile(`^(\s*([A-Za-z0-9_-]+)\s*=\s*)("(?:[^"\\]|\\.)*"|'[^']*'|true|false|[0-9][0-9_]*)(\s*(?:#.*)?)$`)
 
-// updateConfigRelay sets the relay key of the repository's table to newURL
-// when this node runs from a configuration table that sets it, and tells
-// what it did; "" when there is no such table.
-func updateConfigRelay(g *globals, cmd *cobra.Command, sf *syncFlags, dirArg, newURL string) (string, error) {
+// sortedKeys are the keys of a table update, relay first.
+func sortedKeys(keys map[string]string) []string {
+	names := slices.Sorted(maps.Keys(keys))
+	if i := slices.Index(names, "relay"); i > 0 {
+		names = append([]string{"relay"}, slices.Delete(names, i, i+1)...)
+	}
+	return names
+}
+
+// tomlLines writes a table update as key = value, … for a message.
+func tomlLines(keys map[string]string) string {
+	var parts []string
+	for _, k := range sortedKeys(keys) {
+		parts = append(parts, k+" = "+keys[k])
+	}
+	return strings.Join(parts, ", ")
+}
+
+// flagsOf writes a table update, but its relay, as the flags that give it.
+func flagsOf(keys map[string]string) string {
+	var b strings.Builder
+	for _, k := range sortedKeys(keys) {
+		if k == "relay" {
+			continue
+		}
+		v := keys[k]
+		if uq, err := strconv.Unquote(v); err == nil {
+			v = uq
+		}
+		fmt.Fprintf(&b, " --%s %s", k, v)
+	}
+	return b.String()
+}
+
+// updateConfigRelay sets keys (TOML values by key: the relay and the
+// options of the new relay) in the repository's table when this node runs
+// from a configuration table that sets its relay, and tells what it did;
+// "" when there is no such table. A key the table has is changed on its
+// line; the others are added after the relay line. Nothing else in the
+// file changes, comments included.
+func updateConfigRelay(g *globals, cmd *cobra.Command, sf *syncFlags, dirArg string, keys map[string]string) (string, error) {
 	cfg := g.config.cfg
 	if cfg == nil {
 		return "", nil
@@ -242,7 +343,7 @@ func updateConfigRelay(g *globals, cmd *cobra.Command, sf *syncFlags, dirArg, ne
 	if err != nil || r == nil {
 		return "", err
 	}
-	line, ok := r.Lines["relay"]
+	relayAt, ok := r.Lines["relay"]
 	if !ok {
 		return "", nil
 	}
@@ -251,16 +352,27 @@ func updateConfigRelay(g *globals, cmd *cobra.Command, sf *syncFlags, dirArg, ne
 		return "", err
 	}
 	lines := strings.SplitAfter(string(data), "\n")
-	if line < 1 || line > len(lines) {
-		return "", fmt.Errorf("%s:%d: no such line", cfg.Path, line)
+	var added []string
+	for _, k := range sortedKeys(keys) {
+		line, ok := r.Lines[k]
+		if !ok {
+			added = append(added, k+" = "+keys[k]+"\n")
+			continue
+		}
+		if line < 1 || line > len(lines) {
+			return "", fmt.Errorf("%s:%d: no such line", cfg.Path, line)
+		}
+		old := lines[line-1]
+		text := strings.TrimRight(old, "\r\n")
+		m := keyLine.FindStringSubmatch(text)
+		if m == nil || m[2] != k {
+			return "", fmt.Errorf("%s:%d: the %s key is not written as %s = VALUE on one line", cfg.Path, line, k, k)
+		}
+		lines[line-1] = m[1] + keys[k] + m[4] + old[len(text):]
 	}
-	old := lines[line-1]
-	eol := old[len(strings.TrimRight(old, "\r\n")):]
-	m := relayLine.FindStringSubmatch(strings.TrimRight(old, "\r\n"))
-	if m == nil {
-		return "", fmt.Errorf("%s:%d: the relay key is not written as relay = \"URL\" on one line", cfg.Path, line)
+	if len(added) > 0 {
+		lines = slices.Insert(lines, relayAt, added...)
 	}
-	lines[line-1] = m[1] + strconv.Quote(newURL) + m[3] + eol
 	out := []byte(strings.Join(lines, ""))
 	// The file must still say what it said, but the new relay.
 	back, err := config.Parse(cfg.Path, out)
@@ -268,8 +380,13 @@ func updateConfigRelay(g *globals, cmd *cobra.Command, sf *syncFlags, dirArg, ne
 		return "", err
 	}
 	nr, ok := back.Repo(r.Name)
-	if v, _ := nr.String("relay"); !ok || v != newURL {
-		return "", fmt.Errorf("%s:%d: the edited file does not read back", cfg.Path, line)
+	if !ok {
+		return "", fmt.Errorf("%s: the edited file has no table [%s]", cfg.Path, r.Name)
+	}
+	for k, v := range keys {
+		if nr.Raw[k] != v {
+			return "", fmt.Errorf("%s:%d: the edited file does not read back (%s = %s, not %s)", cfg.Path, nr.Lines[k], k, nr.Raw[k], v)
+		}
 	}
 	fi, err := os.Stat(cfg.Path)
 	if err != nil {
@@ -283,5 +400,5 @@ func updateConfigRelay(g *globals, cmd *cobra.Command, sf *syncFlags, dirArg, ne
 		os.Remove(tmp)
 		return "", err
 	}
-	return fmt.Sprintf("updated %s:%d: [%s] relay = %q", cfg.Path, line, r.Name, newURL), nil
+	return fmt.Sprintf("updated %s:%d: [%s] %s", cfg.Path, relayAt, r.Name, tomlLines(keys)), nil
 }

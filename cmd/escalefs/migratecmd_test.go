@@ -275,3 +275,57 @@ func TestMigrateWebDAV(t *testing.T) {
 		t.Fatal("node 2's file did not reach node 1 through B")
 	}
 }
+
+// A relay outgrows its account and moves to an S3 store: the migrating
+// node's table gains the store's endpoint and region, and the marker
+// carries them, so a node told nothing of the store follows it with its
+// own credentials.
+func TestMigrateToS3(t *testing.T) {
+	srv := testserver.StartSeaweedFS(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
+	t.Setenv("AWS_ENDPOINT_URL", "")
+	t.Setenv("AWS_REGION", "")
+	bin := buildEscalefs(t)
+	key, _ := keyFile(t)
+	urlA, urlB := "file://"+t.TempDir(), srv.URL(srv.NewPrefix(t))
+	n1 := newSyncNode(t, "one", bin, urlA, key)
+	n2 := newSyncNode(t, "two", bin, urlA, key)
+	n1.write(t, "a.txt", "alpha")
+	n1.once(t)
+	n2.once(t)
+	cfgPath := writeFile(t, filepath.Join(t.TempDir(), "config.toml"), []byte(
+		"[one]\nrelay = \""+urlA+"\"\npath = \""+n1.dir+"\"\nkey-file = \""+key+"\"\n"), 0o600)
+	n1.write(t, "queued.txt", "pushed before the move")
+
+	stderr, code := escalefsAs(t, bin, n1.state, "--config", cfgPath, "migrate", "--to", urlB,
+		"--to-s3-endpoint", srv.Endpoint, "--to-s3-region", srv.Region)
+	if code != 0 {
+		t.Fatalf("migrate: exit %d\n%s", code, stderr)
+	}
+	mustContain(t, "migrate output", stderr, "moved repository", "updated "+cfgPath)
+	data, _ := os.ReadFile(cfgPath)
+	mustContain(t, "the configuration after migrate", string(data), "relay = \""+urlB+"\"\n",
+		"s3-endpoint = \""+srv.Endpoint+"\"\n", "s3-region = \""+srv.Region+"\"\n")
+
+	// Node 2, given A and no endpoint, follows to the store the marker names.
+	stderr = n2.once(t)
+	mustContain(t, "node 2's log", stderr, "following the repository to "+urlB, "--s3-endpoint "+srv.Endpoint)
+	if !n2.has("queued.txt", "pushed before the move") {
+		t.Fatal("node 1's queued file did not reach node 2 through the S3 store")
+	}
+	n2.write(t, "from-two.txt", "after the move")
+	n2.once(t)
+
+	// Node 1 runs from its updated table, on the store directly.
+	stderr, code = escalefsAs(t, bin, n1.state, "--config", cfgPath, "sync", "--once")
+	if code != 0 {
+		t.Fatalf("node 1 on the S3 store: exit %d\n%s", code, stderr)
+	}
+	if strings.Contains(stderr, "moved to") {
+		t.Errorf("node 1 went through A:\n%s", stderr)
+	}
+	if !n1.has("from-two.txt", "after the move") {
+		t.Fatal("node 2's file did not reach node 1 through the S3 store")
+	}
+}
