@@ -142,3 +142,48 @@ func TestInitWizardS3(t *testing.T) {
 		t.Errorf("after the sync the prefix holds %v, want escale.json and the pushed file's objects", keys)
 	}
 }
+
+// escalefs relay check over sftp and s3: a working relay passes; an
+// unknown host key, a missing bucket and a wrong secret key each fail with
+// an error that says so.
+func TestRelayCheckSFTPAndS3(t *testing.T) {
+	ssh1 := testserver.StartSSHD(t)
+	s3 := testserver.StartSeaweedFS(t)
+	t.Setenv("HOME", t.TempDir())
+	t.Setenv("SSH_AUTH_SOCK", "")
+	t.Setenv("AWS_ACCESS_KEY_ID", s3.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", s3.SecretKey)
+	u, _ := ssh1.NewRelayDir(t)
+	fp := ssh.FingerprintSHA256(ssh1.HostKey)
+	s3URL := s3.URL(s3.NewPrefix(t))
+	s3Flags := []string{"--s3-endpoint", s3.Endpoint, "--s3-region", s3.Region}
+
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want []string // in the output, and for a failure its standard error
+		ok   bool
+	}{
+		{name: "sftp", args: []string{"--ssh-key", ssh1.KeyFile, "--known-hosts", ssh1.KnownHosts, u.String()},
+			ok: true, want: []string{"relay works"}},
+		{name: "sftp unknown host key", args: []string{"--ssh-key", ssh1.KeyFile, u.String()},
+			want: []string{"host key verification failed", "is unknown", fp, "--host-key-sha256"}},
+		{name: "s3", args: append(s3Flags, s3URL), ok: true, want: []string{"relay works"}},
+		{name: "s3 missing bucket", args: append(s3Flags, "s3://no-such-bucket-here/x"),
+			want: []string{`bucket "no-such-bucket-here" does not exist at ` + s3.Endpoint}},
+		{name: "s3 wrong secret key", args: append(s3Flags, s3URL), env: map[string]string{"AWS_SECRET_ACCESS_KEY": "not-the-key"},
+			want: []string{"refused", "AWS_ACCESS_KEY_ID", "likely cause: the login was refused"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			out, errOut, code := run(t, append([]string{"relay", "check"}, tc.args...)...)
+			if (code == 0) != tc.ok {
+				t.Fatalf("exit %d, want success %v\n%s%s", code, tc.ok, out, errOut)
+			}
+			wantAll(t, "relay check", out+errOut, tc.want...)
+		})
+	}
+}

@@ -36,9 +36,13 @@ URL forms:
   ftps://user@host[:port]/dir       FTP with explicit TLS
   webdav[s]://user@host[:port]/path WebDAV over HTTP(S); http(s):// too
   gdrive://…                        Google Drive (see --credentials)
+  sftp://user@host[:port]/dir       SFTP over SSH (ssh-agent, --ssh-key or password)
   s3://bucket/prefix                Amazon S3, or another S3 store with --s3-endpoint`,
-		Example: "  escalefs relay check file:///tmp/relay\n  escalefs relay check --password-file ~/.relaypw ftps://me@ftp.example.org/sync",
-		Args:    cobra.ExactArgs(1),
+		Example: "  escalefs relay check file:///tmp/relay\n" +
+			"  escalefs relay check --password-file ~/.relaypw ftps://me@ftp.example.org/sync\n" +
+			"  escalefs relay check sftp://me@nas.example.org/srv/sync\n" +
+			"  escalefs relay check --s3-endpoint http://127.0.0.1:9000 s3://sync-bucket/escalefs",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runRelayCheck(cmd.Context(), g, args[0], rf.options(g))
 		},
