@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -98,3 +99,51 @@ func redactRaw(s string) string {
 
 // Redact returns u as text without its password, for logs and messages.
 func Redact(u *url.URL) string { return u.Redacted() }
+
+// ServerURL is what a relay URL naming a server (ftp://, sftp://) says
+// of where to connect.
+type ServerURL struct {
+	// Loc is the URL without its password, for messages.
+	Loc string
+	// Host and Port are where to connect; Port is the default when the
+	// URL gives none.
+	Host, Port string
+}
+
+// ParseServerURL checks a server relay URL: its scheme is one of schemes,
+// it has a host and a port from 1 to 65535 (defaultPort without one), no
+// query or fragment, and no control character in its path. Errors name
+// the URL, without a password, and end with usage, the URL form expected.
+func ParseServerURL(u *url.URL, schemes []string, defaultPort, usage string) (ServerURL, error) {
+	safe := *u
+	if u.User != nil {
+		safe.User = url.User(u.User.Username())
+	}
+	s := ServerURL{Loc: safe.String(), Host: u.Hostname(), Port: u.Port()}
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("relay URL %q: %s; expected %s", s.Loc, fmt.Sprintf(format, args...), usage)
+	}
+	if !slices.Contains(schemes, u.Scheme) {
+		return s, bad("scheme %q is not %s", u.Scheme, strings.Join(schemes, " or "))
+	}
+	if u.Opaque != "" {
+		return s, bad("no // after the scheme")
+	}
+	if s.Host == "" {
+		return s, bad("no host")
+	}
+	if s.Port == "" {
+		s.Port = defaultPort
+	}
+	if n, err := strconv.Atoi(s.Port); err != nil || n < 1 || n > 65535 {
+		return s, bad("port %q is not a number from 1 to 65535", s.Port)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return s, fmt.Errorf("relay URL %q: query parameters and fragments are not supported (write a # in a path as %%23): %w",
+			s.Loc, ErrUnsupported)
+	}
+	if strings.ContainsFunc(u.Path, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return s, bad("the path contains a control character")
+	}
+	return s, nil
+}

@@ -41,7 +41,6 @@ import (
 	"net/url"
 	"os"
 	"path"
-	"strconv"
 	"strings"
 	gosync "sync"
 	"sync/atomic"
@@ -130,38 +129,11 @@ func Open(ctx context.Context, u *url.URL, opts relay.Options) (relay.Relay, err
 }
 
 func newRelay(u *url.URL, opts relay.Options) (*Relay, error) {
-	safe := *u
-	if u.User != nil {
-		safe.User = url.User(u.User.Username())
+	su, err := relay.ParseServerURL(u, Backend().Schemes, "22", Backend().Usage)
+	if err != nil {
+		return nil, err
 	}
-	loc := safe.String()
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("relay URL %q: %s; expected %s", loc, fmt.Sprintf(format, args...), Backend().Usage)
-	}
-	if u.Scheme != "sftp" {
-		return nil, bad("scheme %q is not sftp", u.Scheme)
-	}
-	if u.Opaque != "" {
-		return nil, bad("no // after the scheme")
-	}
-	host := u.Hostname()
-	if host == "" {
-		return nil, bad("no host")
-	}
-	port := u.Port()
-	if port == "" {
-		port = "22"
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return nil, bad("port %q is not a number from 1 to 65535", port)
-	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return nil, fmt.Errorf("relay URL %q: query parameters and fragments are not supported (write a # in a path as %%23): %w",
-			loc, relay.ErrUnsupported)
-	}
-	if strings.ContainsFunc(u.Path, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return nil, bad("the path contains a control character")
-	}
+	loc, host, port := su.Loc, su.Host, su.Port
 	user, pass, err := opts.Credentials(u, "")
 	if err != nil {
 		return nil, fmt.Errorf("relay URL %q: %w", loc, err)
@@ -170,7 +142,7 @@ func newRelay(u *url.URL, opts relay.Options) (*Relay, error) {
 		user = localUser()
 	}
 	if user == "" {
-		return nil, bad("no user name")
+		return nil, fmt.Errorf("relay URL %q: no user name; expected %s", loc, Backend().Usage)
 	}
 	addr := net.JoinHostPort(host, port)
 	a, err := newAuth(opts, user, pass)
