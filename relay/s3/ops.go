@@ -42,7 +42,7 @@ func (r *Relay) List(ctx context.Context, dir string, fn func(relay.ObjectInfo) 
 	}
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ch := r.client.ListObjects(lctx, r.bucket, minio.ListObjectsOptions{Prefix: p, Recursive: true})
+	ch := r.client.ListObjects(lctx, r.bucket, minio.ListObjectsOptions{Prefix: p, Recursive: true, MaxKeys: r.listPage})
 	// Stopping early cancels the listing; the channel is drained so that
 	// minio-go's goroutine ends.
 	defer func() {

@@ -89,6 +89,7 @@ type Relay struct {
 	loc      string
 	credFrom string // where the credentials came from, for messages
 	partSize int64
+	listPage int // keys per listing request; 0: the store's maximum (1000)
 	timeout  time.Duration
 	now      func() time.Time
 	log      *slog.Logger
@@ -103,6 +104,7 @@ var (
 // config holds what tests may change beyond relay.Options.
 type config struct {
 	partSize int64
+	listPage int
 	now      func() time.Time
 	staleAge time.Duration
 }
@@ -227,6 +229,7 @@ func newRelay(u *url.URL, opts relay.Options, cfg config) (*Relay, error) {
 		loc:      loc,
 		credFrom: credFrom,
 		partSize: cfg.partSize,
+		listPage: cfg.listPage,
 		timeout:  timeout,
 		now:      cfg.now,
 		log:      opts.Log(),

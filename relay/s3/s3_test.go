@@ -67,6 +67,7 @@ func TestSeaweedFS(t *testing.T) {
 	t.Run("InterruptedUploadCleanedAtOpen", func(t *testing.T) { testStaleUploads(t, s) })
 	t.Run("Errors", func(t *testing.T) { testErrors(t, s) })
 	t.Run("ForeignKeys", func(t *testing.T) { testForeignKeys(t, s) })
+	t.Run("Pagination", func(t *testing.T) { testPagination(t, s) })
 }
 
 // A 16 MiB object in 5 MiB parts round-trips, and ranges across part
@@ -268,5 +269,31 @@ func testForeignKeys(t *testing.T, s *testserver.S3Server) {
 	}
 	if got := relaytest.ListNames(t, r, ""); !slices.Equal(got, []string{"ok"}) {
 		t.Errorf("list = %q, want [ok]", got)
+	}
+}
+
+// A listing longer than a page is read page by page: with 5 keys a page,
+// every one of 23 objects is listed once, in order.
+func testPagination(t *testing.T, s *testserver.S3Server) {
+	r := openAt(t, s, s.NewPrefix(t), config{listPage: 5})
+	ctx := ctxT(t)
+	var want []string
+	for i := range 23 {
+		name := "nodes/" + strconv.Itoa(i%3) + "/obj-" + strconv.Itoa(100+i)
+		if err := r.Put(ctx, name, relay.BytesPayload([]byte(name))); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, name)
+	}
+	slices.Sort(want)
+	var got []string
+	if err := r.List(ctx, "nodes", func(oi relay.ObjectInfo) error {
+		got = append(got, oi.Name)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("listing in pages of 5 gave %d names:\n%v\nwant %d:\n%v", len(got), got, len(want), want)
 	}
 }
