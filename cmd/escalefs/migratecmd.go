@@ -121,7 +121,7 @@ func (f *migrateFlags) toOptions(cmd *cobra.Command, g *globals) (relay.Options,
 	for name, set := range map[string]func() string{
 		"to-password-file": func() string {
 			opts.PasswordFile, opts.Password = f.toPasswordFile, ""
-			return strconv.Quote(resolvePath(expandHome(f.toPasswordFile)))
+			return quotedPath(f.toPasswordFile)
 		},
 		"to-netrc":       func() string { opts.NetrcFile = f.toNetrcFile; return quotedPath(f.toNetrcFile) },
 		"to-credentials": func() string { opts.CredentialsFile = f.toCredentialsFile; return quotedPath(f.toCredentialsFile) },
