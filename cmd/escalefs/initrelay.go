@@ -19,14 +19,16 @@ import (
 // askRelayLogin asks, on a terminal, for what the relay u needs to log in
 // and the flags do not give: a password for ftp and webdav, a password or
 // nothing (ssh-agent, a key) for sftp, the endpoint and the access key for
-// s3. A secret goes to pwFile (mode 0600), which rf then names. It may add
+// s3, the credentials file for gdrive. A secret goes to pwFile (mode 0600), which rf then names. It may add
 // the access key ID to u as its user name.
 func askRelayLogin(p *prompter, out io.Writer, u *url.URL, rf *relayFlags, pwFile string) error {
 	ask := rf.passwordFile == "" && rf.netrcFile == ""
 	question := "Relay password (empty if ~/.netrc has it)"
 	switch u.Scheme {
-	case "file", "gdrive":
+	case "file":
 		return nil
+	case "gdrive":
+		return askGdriveCredentials(p, rf)
 	case "sftp":
 		question = "SSH password (empty to log in with ssh-agent or an SSH key)"
 	case "s3":
@@ -91,5 +93,31 @@ func askHostKey(ctx context.Context, p *prompter, out io.Writer, rawURL string, 
 		return fmt.Errorf("the host key %s of %s was not trusted: nothing was set up", fp, he.Addr)
 	}
 	rf.hostKeySHA256 = fp
+	return nil
+}
+
+// askGdriveCredentials asks for the Google Drive credentials file unless
+// --credentials or $GOOGLE_APPLICATION_CREDENTIALS gives one, offering the
+// token escalefs auth gdrive wrote. Without an answer the relay check says
+// what is missing.
+func askGdriveCredentials(p *prompter, rf *relayFlags) error {
+	if rf.credentialsFile != "" || os.Getenv("GOOGLE_APPLICATION_CREDENTIALS") != "" {
+		return nil
+	}
+	def := ""
+	if tok, err := defaultGdriveTokenPath(); err == nil {
+		if _, err := os.Stat(tok); err == nil {
+			def = tok
+		}
+	}
+	q := "Google Drive credentials file: the token escalefs auth gdrive writes, or a service-account key"
+	if def == "" {
+		q += " (none yet: run escalefs auth gdrive first)"
+	}
+	f, err := p.ask(q, def)
+	if err != nil {
+		return err
+	}
+	rf.credentialsFile = strings.TrimSpace(f)
 	return nil
 }

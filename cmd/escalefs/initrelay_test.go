@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/escalefs/escalefs/internal/testserver"
+	"github.com/escalefs/escalefs/relay"
 )
 
 // relayTestEnv is the environment of an escalefs process that must find
@@ -185,5 +187,55 @@ func TestRelayCheckSFTPAndS3(t *testing.T) {
 			}
 			wantAll(t, "relay check", out+errOut, tc.want...)
 		})
+	}
+}
+
+// For a Google Drive relay the wizard asks for the credentials file,
+// offering the token escalefs auth gdrive wrote, and the table names it.
+func TestInitAsksGdriveCredentials(t *testing.T) {
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", "")
+	u, err := relay.ParseURL("gdrive:///escalefs/relay")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ask := func(answer string, rf *relayFlags) string {
+		t.Helper()
+		var out strings.Builder
+		p := &prompter{in: bufio.NewReader(strings.NewReader(answer + "\n")), fd: -1, out: &out}
+		if err := askRelayLogin(p, &out, u, rf, filepath.Join(t.TempDir(), "pw")); err != nil {
+			t.Fatal(err)
+		}
+		return out.String()
+	}
+
+	var rf relayFlags
+	if q := ask("", &rf); !strings.Contains(q, "run escalefs auth gdrive first") || rf.credentialsFile != "" {
+		t.Errorf("without a token: asked %q, credentials %q", q, rf.credentialsFile)
+	}
+	tok, err := defaultGdriveTokenPath()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(tok), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, tok, []byte("{}"), 0o600)
+	rf = relayFlags{}
+	if q := ask("", &rf); !strings.Contains(q, "["+tok+"]") || rf.credentialsFile != tok {
+		t.Errorf("with a token: asked %q, credentials %q, want the token offered and taken", q, rf.credentialsFile)
+	}
+	if got := rf.configValues()["credentials"]; got != resolvePath(tok) {
+		t.Errorf("the table's credentials = %v, want %s", got, tok)
+	}
+	sa := writeFile(t, filepath.Join(t.TempDir(), "service-account.json"), []byte("{}"), 0o600)
+	rf = relayFlags{}
+	ask(sa, &rf)
+	if rf.credentialsFile != sa {
+		t.Errorf("credentials %q, want the file answered, %s", rf.credentialsFile, sa)
+	}
+	rf = relayFlags{credentialsFile: sa}
+	if q := ask("", &rf); q != "" {
+		t.Errorf("--credentials given, yet the wizard asked %q", q)
 	}
 }
