@@ -44,6 +44,10 @@ weed=${XDG_CACHE_HOME:-$HOME/.cache}/escalefs-test/weed-$weed_version
 if [ ! -x "$weed" ]; then
 	mod=$(cd / && go mod download -json "github.com/seaweedfs/seaweedfs@$weed_version" |
 		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+	if [ -z "$mod" ] || [ ! -f "$mod/weed/weed.go" ]; then
+		echo "install-test-deps: go mod download gave no SeaweedFS source directory (got '$mod')" >&2
+		exit 1
+	fi
 	src=$(mktemp -d)
 	cp -r "$mod/." "$src"
 	chmod -R u+w "$src"
