@@ -35,7 +35,7 @@ fi
 
 # SeaweedFS for the s3 backend's tests. `go install …/weed@VERSION` is
 # refused (its go.mod has replace directives), so the module is built in a
-# writable copy. About 6 minutes on 2 cores with the modules at hand, 9 to
+# writable copy. 6 to 8 minutes on 2 cores with the modules at hand, 9 to
 # 10 from nothing; the binary is kept under the
 # name the harness looks for (internal/testserver/s3.go: keep the version
 # in step with testserver.WeedVersion).
