@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/escalefs/escalefs/config"
 	"github.com/escalefs/escalefs/migrate"
 	"github.com/escalefs/escalefs/relay"
 	"github.com/escalefs/escalefs/relay/all"
@@ -290,10 +288,6 @@ func runMigrate(ctx context.Context, g *globals, f *migrateFlags, cmd *cobra.Com
 	return nil
 }
 
-// keyLine matches a line that sets a key to a basic or literal string, a
-// boolean or a number, with an optional comment after it.
-var keyLine = regexp.MustCompile(`^(\s*([A-Za-z0-9_-]+)\s*=\s*)("(?:[^"\\]|\\.)*"|'[^']*'|true|false|[0-9][0-9_]*)(\s*(?:#.*)?)$`)
-
 // sortedKeys are the keys of a table update, relay first.
 func sortedKeys(keys map[string]string) []string {
 	names := slices.Sorted(maps.Keys(keys))
@@ -331,9 +325,7 @@ func flagsOf(keys map[string]string) string {
 // updateConfigRelay sets keys (TOML values by key: the relay and the
 // options of the new relay) in the repository's table when this node runs
 // from a configuration table that sets its relay, and tells what it did;
-// "" when there is no such table. A key the table has is changed on its
-// line; the others are added after the relay line. Nothing else in the
-// file changes, comments included.
+// "" when there is no such table.
 func updateConfigRelay(g *globals, cmd *cobra.Command, sf *syncFlags, dirArg string, keys map[string]string) (string, error) {
 	cfg := g.config.cfg
 	if cfg == nil {
@@ -343,62 +335,11 @@ func updateConfigRelay(g *globals, cmd *cobra.Command, sf *syncFlags, dirArg str
 	if err != nil || r == nil {
 		return "", err
 	}
-	relayAt, ok := r.Lines["relay"]
-	if !ok {
+	if _, ok := r.Lines["relay"]; !ok {
 		return "", nil
 	}
-	data, err := os.ReadFile(cfg.Path)
-	if err != nil {
+	if err := r.SetKeys(keys, "relay"); err != nil {
 		return "", err
 	}
-	lines := strings.SplitAfter(string(data), "\n")
-	var added []string
-	for _, k := range sortedKeys(keys) {
-		line, ok := r.Lines[k]
-		if !ok {
-			added = append(added, k+" = "+keys[k]+"\n")
-			continue
-		}
-		if line < 1 || line > len(lines) {
-			return "", fmt.Errorf("%s:%d: no such line", cfg.Path, line)
-		}
-		old := lines[line-1]
-		text := strings.TrimRight(old, "\r\n")
-		m := keyLine.FindStringSubmatch(text)
-		if m == nil || m[2] != k {
-			return "", fmt.Errorf("%s:%d: the %s key is not written as %s = VALUE on one line", cfg.Path, line, k, k)
-		}
-		lines[line-1] = m[1] + keys[k] + m[4] + old[len(text):]
-	}
-	if len(added) > 0 {
-		lines = slices.Insert(lines, relayAt, added...)
-	}
-	out := []byte(strings.Join(lines, ""))
-	// The file must still say what it said, but the new relay.
-	back, err := config.Parse(cfg.Path, out)
-	if err != nil {
-		return "", err
-	}
-	nr, ok := back.Repo(r.Name)
-	if !ok {
-		return "", fmt.Errorf("%s: the edited file has no table [%s]", cfg.Path, r.Name)
-	}
-	for k, v := range keys {
-		if nr.Raw[k] != v {
-			return "", fmt.Errorf("%s:%d: the edited file does not read back (%s = %s, not %s)", cfg.Path, nr.Lines[k], k, nr.Raw[k], v)
-		}
-	}
-	fi, err := os.Stat(cfg.Path)
-	if err != nil {
-		return "", err
-	}
-	tmp := cfg.Path + ".escalefs-tmp"
-	if err := os.WriteFile(tmp, out, fi.Mode().Perm()); err != nil {
-		return "", err
-	}
-	if err := os.Rename(tmp, cfg.Path); err != nil {
-		os.Remove(tmp)
-		return "", err
-	}
-	return fmt.Sprintf("updated %s:%d: [%s] %s", cfg.Path, relayAt, r.Name, tomlLines(keys)), nil
+	return fmt.Sprintf("updated %s:%d: [%s] %s", cfg.Path, r.Lines["relay"], r.Name, tomlLines(keys)), nil
 }
