@@ -13,6 +13,7 @@ import (
 
 	"github.com/escalefs/escalefs/cache"
 	"github.com/escalefs/escalefs/crypto"
+	"github.com/escalefs/escalefs/internal/units"
 	"github.com/escalefs/escalefs/relay/all"
 	escsync "github.com/escalefs/escalefs/sync"
 	"github.com/escalefs/escalefs/sync/localdir"
@@ -266,7 +267,7 @@ func printFix(w io.Writer, loc, dir, name string, rep *escsync.FixReport, done b
 	if rep.Republish {
 		step("republish this node's state as %s: %d files (%d uploaded again, %s), %d directories, %d symlinks, %d deletions",
 			"republished this node's state as %s: %d files (%d uploaded again, %s), %d directories, %d symlinks, %d deletions",
-			escsync.SnapshotName(rep.Node, rep.UpTo), rep.Files, rep.UploadFiles, byteSize(rep.UploadBytes),
+			escsync.SnapshotName(rep.Node, rep.UpTo), rep.Files, rep.UploadFiles, units.FormatSize(rep.UploadBytes),
 			rep.Dirs, rep.Symlinks, rep.Tombstones)
 		if rep.NoContent > 0 {
 			step("%d files without content on this node: the other nodes ask for them", "%d files without content on this node: the other nodes ask for them",
@@ -282,18 +283,4 @@ func printFix(w io.Writer, loc, dir, name string, rep *escsync.FixReport, done b
 	if done {
 		fmt.Fprintln(w, "\nthe other nodes catch up at their next sync; those whose own log the relay lost republish it then")
 	}
-}
-
-// byteSize formats n bytes for people.
-func byteSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/escalefs/escalefs/cache"
 	escfs "github.com/escalefs/escalefs/fs"
+	"github.com/escalefs/escalefs/internal/units"
 	escsync "github.com/escalefs/escalefs/sync"
 	"github.com/escalefs/escalefs/sync/localdir"
 )
@@ -791,16 +792,10 @@ func byteString(n int64) string {
 	if n == 1 {
 		s = "1 byte"
 	}
-	const units = "KMGTPE"
 	if n < 1024 {
 		return s
 	}
-	v, u := float64(n)/1024, 0
-	for v >= 1024 && u < len(units)-1 {
-		v /= 1024
-		u++
-	}
-	return fmt.Sprintf("%s (%.1f %ciB)", s, v, units[u])
+	return s + " (" + units.FormatSize(n) + ")"
 }
 
 // when writes t in local time, with how long ago it was.

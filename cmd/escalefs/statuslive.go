@@ -8,6 +8,8 @@ import (
 
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
+
+	"github.com/escalefs/escalefs/internal/units"
 )
 
 // liveEvery is how often escalefs status on a terminal reads the running
@@ -27,21 +29,7 @@ func transferString(t transferJSON) string {
 	if t.Size > 0 {
 		pct = 100 * float64(t.Done) / float64(t.Size)
 	}
-	return fmt.Sprintf("%s: %s of %s (%.0f%%)", t.What, shortBytes(t.Done), shortBytes(t.Size), pct)
-}
-
-// shortBytes writes n with a binary unit.
-func shortBytes(n int64) string {
-	const units = "KMGTPE"
-	if n < 1024 {
-		return fmt.Sprintf("%d B", n)
-	}
-	v, u := float64(n)/1024, 0
-	for v >= 1024 && u < len(units)-1 {
-		v /= 1024
-		u++
-	}
-	return fmt.Sprintf("%.1f %ciB", v, units[u])
+	return fmt.Sprintf("%s: %s of %s (%.0f%%)", t.What, units.FormatSize(t.Done), units.FormatSize(t.Size), pct)
 }
 
 // showTransfers draws a progress bar per transfer under way in the running

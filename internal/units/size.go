@@ -63,3 +63,18 @@ func ParseSize(s string) (int64, error) {
 	}
 	return n.Int64(), nil
 }
+
+// FormatSize writes n bytes for people: "512 B" below 1 KiB, otherwise
+// with one decimal and a binary unit ("1.5 KiB", "2.0 GiB").
+func FormatSize(n int64) string {
+	const units = "KMGTPE"
+	if n < 1024 {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, u := float64(n)/1024, 0
+	for v >= 1024 && u < len(units)-1 {
+		v /= 1024
+		u++
+	}
+	return fmt.Sprintf("%.1f %ciB", v, units[u])
+}

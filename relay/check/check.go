@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"time"
 
+	"github.com/escalefs/escalefs/internal/units"
 	"github.com/escalefs/escalefs/relay"
 )
 
@@ -206,24 +207,10 @@ func FormatUsage(u relay.Usage) string {
 	case u.Used < 0 && u.Total < 0:
 		return "not reported"
 	case u.Total < 0:
-		return Bytes(u.Used) + " used, no limit reported"
+		return units.FormatSize(u.Used) + " used, no limit reported"
 	default:
-		return fmt.Sprintf("%s used of %s", Bytes(u.Used), Bytes(u.Total))
+		return fmt.Sprintf("%s used of %s", units.FormatSize(u.Used), units.FormatSize(u.Total))
 	}
-}
-
-// Bytes renders a size with a binary unit.
-func Bytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func read(ctx context.Context, r relay.Relay, name string, off, n int64) ([]byte, error) {
