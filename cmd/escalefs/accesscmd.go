@@ -23,9 +23,9 @@ import (
 // before deciding that escalefs sync runs and holds it.
 const accessCacheTimeout = 500 * time.Millisecond
 
-// accessPoll is how often escalefs access looks whether the running sync
-// has taken its request.
-const accessPoll = 50 * time.Millisecond
+// controlPoll is how often escalefs access and nodes forget look whether
+// the running node has taken their request.
+const controlPoll = 50 * time.Millisecond
 
 func newAccessCmd(g *globals) *cobra.Command {
 	var wait time.Duration
@@ -234,22 +234,11 @@ func requestAccess(ctx context.Context, g *globals, sf syncedFile, upd cache.Acc
 		return fmt.Errorf("handing the change to the running escalefs sync (%s): %w", pid, err)
 	}
 	queued := fmt.Sprintf("%s: %s queued: the running escalefs sync (%s) applies it at its next round", sf.rel, want.String(), pid)
-	deadline := time.Now().Add(wait)
-	tick := time.NewTicker(accessPoll)
-	defer tick.Stop()
-	for {
-		if _, err := os.Lstat(req); errors.Is(err, fs.ErrNotExist) {
-			break
-		}
-		if time.Now().After(deadline) {
-			fmt.Fprintln(g.stdout, queued)
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("interrupted; %s", strings.TrimPrefix(queued, sf.rel+": "))
-		case <-tick.C:
-		}
+	if taken, err := waitTaken(ctx, req, wait); err != nil {
+		return fmt.Errorf("interrupted; %s", strings.TrimPrefix(queued, sf.rel+": "))
+	} else if !taken {
+		fmt.Fprintln(g.stdout, queued)
+		return nil
 	}
 	got, err := runningAccess(sf)
 	if err != nil {
@@ -285,6 +274,28 @@ func updateString(u cache.AccessUpdate) string {
 		}
 	}
 	return strings.Join(parts, "")
+}
+
+// waitTaken waits until the running node has taken the request file req
+// (removed it), for at most wait: false when it has not by then. The error
+// is ctx's, when ctx ends first.
+func waitTaken(ctx context.Context, req string, wait time.Duration) (bool, error) {
+	deadline := time.Now().Add(wait)
+	tick := time.NewTicker(controlPoll)
+	defer tick.Stop()
+	for {
+		if _, err := os.Lstat(req); errors.Is(err, fs.ErrNotExist) {
+			return true, nil
+		}
+		if time.Now().After(deadline) {
+			return false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-tick.C:
+		}
+	}
 }
 
 // writeControlRequest writes req as JSON into the directory sub of the

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -36,10 +34,6 @@ type nodesFlags struct {
 	folder string
 	wait   time.Duration
 }
-
-// forgetPoll is how often escalefs nodes forget looks whether the running
-// node has taken its request.
-const forgetPoll = 50 * time.Millisecond
 
 func newNodesCmd(g *globals) *cobra.Command {
 	f := &nodesFlags{}
@@ -514,22 +508,11 @@ func requestForget(ctx context.Context, g *globals, f *nodesFlags, r relay.Relay
 		return err
 	}
 	queued := fmt.Sprintf("forgetting %s is queued: the running escalefs (%s) publishes it at its next round", nodeName(target), pid)
-	deadline := time.Now().Add(f.wait)
-	tick := time.NewTicker(forgetPoll)
-	defer tick.Stop()
-	for {
-		if _, err := os.Lstat(req); errors.Is(err, fs.ErrNotExist) {
-			break
-		}
-		if time.Now().After(deadline) {
-			fmt.Fprintln(g.stdout, queued)
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("interrupted; %s", queued)
-		case <-tick.C:
-		}
+	if taken, err := waitTaken(ctx, req, f.wait); err != nil {
+		return fmt.Errorf("interrupted; %s", queued)
+	} else if !taken {
+		fmt.Fprintln(g.stdout, queued)
+		return nil
 	}
 	if _, err := r.Stat(ctx, escsync.ForgetName(selfID, target.ID)); err != nil {
 		return fmt.Errorf("the running escalefs (%s) took the request but did not publish the forget (%v): see its log", pid, err)
