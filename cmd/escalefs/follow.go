@@ -46,15 +46,7 @@ func readMovedState(state string) (movedState, bool) {
 }
 
 func writeMovedState(state string, ms movedState) error {
-	data, err := json.MarshalIndent(ms, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := filepath.Join(state, movedStateName+".tmp")
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(state, movedStateName))
+	return writeJSONFile(filepath.Join(state, movedStateName), ms)
 }
 
 // followMoves looks for a moved marker on r, the relay the node opened,

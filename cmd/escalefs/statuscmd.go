@@ -275,8 +275,14 @@ func (p *statusPublisher) publish(final bool, stopErr error) {
 }
 
 // writeStatusFile replaces path with f, atomically.
-func writeStatusFile(path string, f statusFile) error {
-	b, err := json.MarshalIndent(f, "", "  ")
+func writeStatusFile(path string, f statusFile) error { return writeJSONFile(path, f) }
+
+// writeJSONFile replaces path with v as indented JSON (mode 0600),
+// atomically: readers see the old file or the new one, never a part. It
+// does not sync: losing the files it writes to a crash costs a status
+// shown late or a move's copy made again, which skips what is there.
+func writeJSONFile(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
