@@ -279,6 +279,19 @@ type table struct {
 // walk lists the file's tables and key-values, with their lines, and
 // rejects what is not a table of keys: keys outside a table, nested
 // tables, arrays of tables, table names that are no node names.
+// keyParts returns the dotted parts of a key or table header and the line
+// it starts on.
+func keyParts(data []byte, it unstable.Iterator) (parts []string, line int) {
+	for it.Next() {
+		n := it.Node()
+		if line == 0 {
+			line = lineAt(data, int(n.Raw.Offset))
+		}
+		parts = append(parts, string(n.Data))
+	}
+	return parts, line
+}
+
 func walk(path string, data []byte) ([]item, []table, error) {
 	var (
 		p      unstable.Parser
@@ -291,16 +304,7 @@ func walk(path string, data []byte) ([]item, []table, error) {
 		e := p.Expression()
 		switch e.Kind {
 		case unstable.Table, unstable.ArrayTable:
-			it := e.Key()
-			var parts []string
-			line := 0
-			for it.Next() {
-				n := it.Node()
-				if line == 0 {
-					line = lineAt(data, int(n.Raw.Offset))
-				}
-				parts = append(parts, string(n.Data))
-			}
+			parts, line := keyParts(data, e.Key())
 			name := strings.Join(parts, ".")
 			switch {
 			case e.Kind == unstable.ArrayTable:
@@ -316,16 +320,7 @@ func walk(path string, data []byte) ([]item, []table, error) {
 			cur = name
 			tables = append(tables, table{name: name, line: line})
 		case unstable.KeyValue:
-			it := e.Key()
-			var parts []string
-			line := 0
-			for it.Next() {
-				n := it.Node()
-				if line == 0 {
-					line = lineAt(data, int(n.Raw.Offset))
-				}
-				parts = append(parts, string(n.Data))
-			}
+			parts, line := keyParts(data, e.Key())
 			raw := string(p.Raw(e.Raw))
 			if i := strings.IndexByte(raw, '\n'); i >= 0 {
 				raw = strings.TrimSpace(raw[:i]) + " …"
