@@ -107,25 +107,36 @@ func ReadAccessFile(control string) (map[string]string, error) {
 
 // applyAccessRequests applies the access requests waiting in the control
 // directory, oldest first, and refreshes access.json.
+// requestFiles lists the request files in dir (escalefs access, nodes
+// forget) in the order they were written: their names sort by time. A
+// missing dir holds none; temporary files being written are left out.
+func requestFiles(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	var paths []string
+	for _, d := range ents {
+		if strings.HasSuffix(d.Name(), ".json") && !strings.HasPrefix(d.Name(), ".") {
+			paths = append(paths, filepath.Join(dir, d.Name()))
+		}
+	}
+	sort.Strings(paths)
+	return paths, nil
+}
+
 func (e *Engine) applyAccessRequests(ctx context.Context) error {
 	if e.cfg.Control == "" {
 		return nil
 	}
-	dir := filepath.Join(e.cfg.Control, AccessRequestsDir)
-	ents, err := os.ReadDir(dir)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	paths, err := requestFiles(filepath.Join(e.cfg.Control, AccessRequestsDir))
+	if err != nil {
 		return err
 	}
-	var names []string
-	for _, d := range ents {
-		if strings.HasSuffix(d.Name(), ".json") {
-			names = append(names, d.Name())
-		}
-	}
-	sort.Strings(names)
 	changed := !e.accessWritten
-	for _, n := range names {
-		p := filepath.Join(dir, n)
+	for _, p := range paths {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			continue

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -162,23 +161,12 @@ func (e *Engine) applyForgetRequests(ctx context.Context) {
 	if e.cfg.Control == "" {
 		return
 	}
-	dir := filepath.Join(e.cfg.Control, ForgetRequestsDir)
-	ents, err := os.ReadDir(dir)
+	paths, err := requestFiles(filepath.Join(e.cfg.Control, ForgetRequestsDir))
 	if err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
-			e.log.Warn("reading forget requests", "err", err)
-		}
+		e.log.Warn("reading forget requests", "err", err)
 		return
 	}
-	var names []string
-	for _, d := range ents {
-		if strings.HasSuffix(d.Name(), ".json") && !strings.HasPrefix(d.Name(), ".") {
-			names = append(names, d.Name())
-		}
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		p := filepath.Join(dir, n)
+	for _, p := range paths {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			continue
