@@ -1,9 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -16,19 +13,7 @@ import (
 
 func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	var out, errb bytes.Buffer
-	cmd := newRootCmd(&out, &errb)
-	cmd.SetArgs(args)
-	err := cmd.ExecuteContext(context.Background())
-	var ee *exitError
-	switch {
-	case errors.As(err, &ee):
-		code = ee.code
-	case err != nil:
-		errb.WriteString(err.Error())
-		code = 1
-	}
-	return out.String(), errb.String(), code
+	return runIn(t, nil, args...)
 }
 
 func TestVersion(t *testing.T) {

@@ -1,12 +1,7 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -19,22 +14,8 @@ import (
 // node n, from its state directory.
 func (n *syncNode) nodes(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
 	args = append(append([]string{"nodes"}, args...), "--relay", n.relay, "--key-file", n.key)
-	cmd := exec.CommandContext(ctx, n.bin, args...)
-	cmd.Env = append(os.Environ(), "XDG_STATE_HOME="+n.state)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		code = ee.ExitCode()
-	case err != nil:
-		t.Fatalf("escalefs %s: %v", strings.Join(args, " "), err)
-	}
-	return out.String(), errb.String(), code
+	return runBin(t, n.bin, n.state, args...)
 }
 
 // nodesJSON runs escalefs nodes --json as node n, by node name.
