@@ -1,6 +1,9 @@
 package cache
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Errors returned (wrapped, with details naming the path, node or file) by
 // this package. Classify them with errors.Is.
@@ -34,3 +37,26 @@ var (
 	// Children, which would invalidate the iteration.
 	ErrWalking = errors.New("entries changed during Walk or Children")
 )
+
+// InUseError is the error of Open when another process holds the cache: it
+// wraps ErrInUse and names the holder.
+type InUseError struct {
+	Path string
+	// PID is the holder's process ID, or 0 when it cannot be found.
+	PID int
+}
+
+// Holder names the holding process: "pid N", or "pid unknown".
+func (e *InUseError) Holder() string {
+	if e.PID > 0 {
+		return fmt.Sprintf("pid %d", e.PID)
+	}
+	return "pid unknown"
+}
+
+func (e *InUseError) Error() string {
+	return fmt.Sprintf("cache %s is in use by another escalefs process (%s): %v", e.Path, e.Holder(), ErrInUse)
+}
+
+// Unwrap returns ErrInUse.
+func (e *InUseError) Unwrap() error { return ErrInUse }

@@ -105,11 +105,7 @@ func open(path string, opts Options, target uint64, steps []migration) (*Store, 
 	if err != nil {
 		switch {
 		case errors.Is(err, berrors.ErrTimeout):
-			holder := "pid unknown"
-			if pid := lockHolder(path); pid > 0 {
-				holder = fmt.Sprintf("pid %d", pid)
-			}
-			return nil, fmt.Errorf("cache %s is in use by another escalefs process (%s): %w", path, holder, ErrInUse)
+			return nil, &InUseError{Path: path, PID: lockHolder(path)}
 		case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrChecksum):
 			return nil, fmt.Errorf("open cache %s: not a cache database (%w): %w", path, err, ErrCorrupt)
 		}

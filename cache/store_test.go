@@ -128,6 +128,10 @@ func checkInUse(t *testing.T, err error, path string, pid int) {
 	if !strings.Contains(err.Error(), want) {
 		t.Errorf("error %q does not say %q", err, want)
 	}
+	var iu *cache.InUseError
+	if !errors.As(err, &iu) || iu.PID != pid {
+		t.Errorf("error %v: want a *cache.InUseError with PID %d", err, pid)
+	}
 }
 
 // crashEntry is what the crash child writes in transaction i.

@@ -150,10 +150,7 @@ func runAccess(ctx context.Context, g *globals, file string, upd *cache.AccessUp
 	store, err := cache.Open(dbPath, cache.Options{Logger: g.logger(), Timeout: accessCacheTimeout})
 	switch {
 	case errors.Is(err, cache.ErrInUse):
-		pid := "pid unknown"
-		if m := pidInMessage.FindStringSubmatch(err.Error()); m != nil {
-			pid = "pid " + m[1]
-		}
+		pid := cacheHolder(err)
 		if upd == nil {
 			return readRunningAccess(g, sf)
 		}

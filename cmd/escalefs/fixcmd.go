@@ -141,10 +141,7 @@ func runFix(ctx context.Context, g *globals, f *fixFlags, dirArg string) error {
 	store, err := cache.Open(filepath.Join(state, "cache.db"), cache.Options{Logger: log, Timeout: cacheOpenTimeout})
 	switch {
 	case errors.Is(err, cache.ErrInUse):
-		pid := "pid unknown"
-		if m := pidInMessage.FindStringSubmatch(err.Error()); m != nil {
-			pid = "pid " + m[1]
-		}
+		pid := cacheHolder(err)
 		return fmt.Errorf("another escalefs process is syncing %s (%s): stop it first; fix runs alone", dir, pid)
 	case err != nil:
 		return engineFailed(err, state)

@@ -439,10 +439,7 @@ func runNodesForget(ctx context.Context, g *globals, f *nodesFlags, arg string) 
 	store, err := cache.Open(filepath.Join(self.state, "cache.db"), cache.Options{Logger: g.logger(), Timeout: accessCacheTimeout})
 	switch {
 	case errors.Is(err, cache.ErrInUse):
-		pid := "pid unknown"
-		if m := pidInMessage.FindStringSubmatch(err.Error()); m != nil {
-			pid = "pid " + m[1]
-		}
+		pid := cacheHolder(err)
 		return requestForget(ctx, g, f, r, self, target, pid, done)
 	case err != nil:
 		return engineFailed(err, self.state)

@@ -512,8 +512,9 @@ func inspectNode(state string, mounts map[string]bool) *nodeReport {
 	switch {
 	case errors.Is(err, cache.ErrInUse):
 		r.Running = true
-		if m := pidInMessage.FindStringSubmatch(err.Error()); m != nil {
-			r.PID, _ = strconv.Atoi(m[1])
+		var iu *cache.InUseError
+		if errors.As(err, &iu) {
+			r.PID = iu.PID
 		}
 		if r.PID == 0 && r.File != nil && r.File.Stopped.IsZero() && processAlive(r.File.PID) {
 			r.PID = r.File.PID

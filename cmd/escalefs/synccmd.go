@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -364,9 +363,15 @@ func isDir(p string) bool {
 	return err == nil && fi.IsDir()
 }
 
-// pidInMessage finds the process ID that cache.Open names in its ErrInUse
-// error.
-var pidInMessage = regexp.MustCompile(`\(pid (\d+)\)`)
+// cacheHolder names the process that holds a cache open, from the
+// cache.ErrInUse error of cache.Open: "pid N", or "pid unknown".
+func cacheHolder(err error) string {
+	var e *cache.InUseError
+	if errors.As(err, &e) {
+		return e.Holder()
+	}
+	return "pid unknown"
+}
 
 func runSync(ctx context.Context, g *globals, f *syncFlags, dirArg string) error {
 	if err := f.check(); err != nil {
@@ -551,10 +556,7 @@ func openNode(ctx context.Context, g *globals, f *syncFlags, dir string, folder 
 	store, err := cache.Open(filepath.Join(state, "cache.db"), cache.Options{Logger: log, Timeout: cacheOpenTimeout})
 	switch {
 	case errors.Is(err, cache.ErrInUse):
-		pid := "pid unknown"
-		if m := pidInMessage.FindStringSubmatch(err.Error()); m != nil {
-			pid = "pid " + m[1]
-		}
+		pid := cacheHolder(err)
 		return nil, fmt.Errorf("another escalefs process is syncing %s (%s): stop it first, or let it run", dir, pid)
 	case err != nil:
 		return nil, n.stopped(dir, engineFailed(err, state))
