@@ -223,12 +223,7 @@ func Write(ctx context.Context, src Source, w io.Writer, opts Options) (Summary,
 
 // readConfig reads the relay's escale.json.
 func readConfig(ctx context.Context, src Source) ([]byte, error) {
-	var data []byte
-	err := src.Get(ctx, crypto.ConfigName, 0, maxConfigSize+1, func(r io.Reader) error {
-		var err error
-		data, err = io.ReadAll(r)
-		return err
-	})
+	data, err := relay.ReadAll(ctx, src.Get, crypto.ConfigName, maxConfigSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, ErrNoRepository
 	}

@@ -172,12 +172,7 @@ func copyObject(ctx context.Context, src Source, dst Dest, oi relay.ObjectInfo, 
 	var payload relay.Payload
 	h := sha256.New()
 	if oi.Size <= memLimit {
-		var data []byte
-		err := src.Get(ctx, oi.Name, 0, memLimit+1, func(r io.Reader) error {
-			var err error
-			data, err = io.ReadAll(r)
-			return err
-		})
+		data, err := relay.ReadAll(ctx, src.Get, oi.Name, memLimit)
 		if err != nil {
 			return getErr(oi.Name, err)
 		}
@@ -222,12 +217,7 @@ func copyObject(ctx context.Context, src Source, dst Dest, oi relay.ObjectInfo, 
 	}
 	// Check the copy: its SHA-256 where it is small, its size otherwise.
 	if oi.Size <= memLimit {
-		var back []byte
-		err := dst.Get(ctx, oi.Name, 0, memLimit+1, func(r io.Reader) error {
-			var err error
-			back, err = io.ReadAll(r)
-			return err
-		})
+		back, err := relay.ReadAll(ctx, dst.Get, oi.Name, memLimit)
 		if err != nil {
 			return fmt.Errorf("reading back %s from the new relay: %w", oi.Name, err)
 		}
@@ -262,12 +252,7 @@ func getErr(name string, err error) error {
 // readSmall reads an object of at most limit bytes; a missing one yields
 // nil and an error wrapping fs.ErrNotExist.
 func readSmall(ctx context.Context, r Source, name string, limit int64) ([]byte, error) {
-	var data []byte
-	err := r.Get(ctx, name, 0, limit+1, func(rd io.Reader) error {
-		var err error
-		data, err = io.ReadAll(rd)
-		return err
-	})
+	data, err := relay.ReadAll(ctx, r.Get, name, limit)
 	if err == nil && int64(len(data)) > limit {
 		return nil, fmt.Errorf("%s is larger than %d bytes", name, limit)
 	}

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 )
@@ -72,4 +73,18 @@ func (c *checkedReader) Read(b []byte) (int, error) {
 		return n, Permanent(fmt.Errorf("payload ended %d bytes before its declared length %d: %w", c.left, c.p.Length(), io.ErrUnexpectedEOF))
 	}
 	return n, err
+}
+
+// ReadAll reads the object name whole through get (a Relay's Get), at
+// most limit+1 bytes of it: a result longer than limit tells the caller
+// that the object is larger than it accepts. Errors are Get's.
+func ReadAll(ctx context.Context, get func(ctx context.Context, name string, offset, length int64, fn func(io.Reader) error) error,
+	name string, limit int64) ([]byte, error) {
+	var data []byte
+	err := get(ctx, name, 0, limit+1, func(rd io.Reader) error {
+		var err error
+		data, err = io.ReadAll(rd)
+		return err
+	})
+	return data, err
 }

@@ -179,12 +179,7 @@ func OpenMoved(repo *Repository, sealed []byte) (Moved, error) {
 // an error wrapping fs.ErrNotExist; a marker that fails to open, one
 // wrapping ErrBadMoved.
 func ReadMoved(ctx context.Context, r Getter, repo *Repository) (*MovedError, error) {
-	var data []byte
-	err := r.Get(ctx, MovedName, 0, maxMoved+1, func(rd io.Reader) error {
-		var err error
-		data, err = io.ReadAll(rd)
-		return err
-	})
+	data, err := relay.ReadAll(ctx, r.Get, MovedName, maxMoved)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", MovedName, err)
 	}

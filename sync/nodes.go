@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"slices"
 	"time"
@@ -270,12 +269,7 @@ func readNewest(ctx context.Context, r Getter, sealer *crypto.RecordSealer, n *N
 
 // readRecord reads the record name from r and opens it under rc.
 func readRecord(ctx context.Context, r Getter, sealer *crypto.RecordSealer, name string, rc crypto.RecordContext) ([]byte, error) {
-	var sealed []byte
-	err := r.Get(ctx, name, 0, maxRecord+1, func(rd io.Reader) error {
-		var err error
-		sealed, err = io.ReadAll(rd)
-		return err
-	})
+	sealed, err := relay.ReadAll(ctx, r.Get, name, maxRecord)
 	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", name, err)
 	}

@@ -83,12 +83,7 @@ func OpenRepository(ctx context.Context, r relay.Relay, secret crypto.Secret, op
 }
 
 func readConfig(ctx context.Context, r Getter) ([]byte, error) {
-	var data []byte
-	err := r.Get(ctx, crypto.ConfigName, 0, maxConfig+1, func(rd io.Reader) error {
-		var err error
-		data, err = io.ReadAll(rd)
-		return err
-	})
+	data, err := relay.ReadAll(ctx, r.Get, crypto.ConfigName, maxConfig)
 	if err == nil && len(data) > maxConfig {
 		return nil, fmt.Errorf("%s is larger than %d bytes", crypto.ConfigName, maxConfig)
 	}
