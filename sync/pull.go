@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"slices"
 	"strconv"
@@ -409,23 +408,7 @@ func (e *Engine) addPeer(tx *cache.Tx, node string) error {
 
 // fetchRecord reads and opens a record of kind from the relay.
 func (e *Engine) fetchRecord(ctx context.Context, name string, rc crypto.RecordContext) ([]byte, error) {
-	var sealed []byte
-	err := e.r.Get(ctx, name, 0, maxRecord+1, func(r io.Reader) error {
-		var err error
-		sealed, err = io.ReadAll(r)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", name, err)
-	}
-	if len(sealed) > maxRecord {
-		return nil, fmt.Errorf("record %s is larger than %d bytes: %w", name, maxRecord, ErrBadRecord)
-	}
-	plain, err := e.sealer.Open(rc, sealed)
-	if err != nil {
-		return nil, fmt.Errorf("record %s: %w: %w", name, err, ErrBadRecord)
-	}
-	return plain, nil
+	return readRecord(ctx, e.r, e.sealer, name, rc)
 }
 
 // ErrBadRecord means a peer's record on the relay cannot be trusted: it does
