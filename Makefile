@@ -1,8 +1,13 @@
 # escalefs — build, test and measure.
 GO       ?= go
 BIN      ?= escalefs
-VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -X main.version=$(VERSION)
+# A release tag (vX.Y.Z) when one is reachable; otherwise escalefs reports
+# its source's release with -dev. The commit is stamped here because
+# GOFLAGS may turn off Go's own VCS stamping.
+VERSION  ?= $(shell git describe --tags --match 'v[0-9]*' 2>/dev/null)
+COMMIT   ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git diff --quiet HEAD -- 2>/dev/null || echo -dirty)
+PREFIX   ?= /usr/local
+LDFLAGS  := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # The test run must end well within CI's time; servers start per package.
 TESTFLAGS ?= -race -count=1 -timeout 25m
 # How long `make fuzz` (and so `make test`) runs each fuzz target.
@@ -10,7 +15,7 @@ FUZZTIME ?= 5s
 # The packages with fuzz targets; go test fuzzes one target per run.
 FUZZPKGS ?= ./crypto/ ./cache/ ./sync/proto/
 
-.PHONY: all build test check fuzz bench demo deps clean
+.PHONY: all build test check fuzz bench demo deps install clean
 
 all: build
 
@@ -18,8 +23,8 @@ all: build
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/escalefs
 
-## test: everything CI runs — the static checks, every test with -race, then each fuzz target
-test: check
+## test: everything CI runs — install what is missing (as root), the static checks, every test with -race, then each fuzz target
+test: deps check
 	$(GO) test $(TESTFLAGS) ./...
 	@$(MAKE) --no-print-directory fuzz
 
@@ -44,13 +49,20 @@ bench:
 	$(GO) test -run '^$$' -bench '^BenchmarkSync$$' -benchtime 1x -timeout 60m ./bench/
 	$(GO) test -run '^$$' -bench '^BenchmarkMount$$' -benchtime 1x -timeout 30m ./bench/
 
-## demo: build escalefs; mount two nodes, alice and bob, under ./demo and keep them in step through a relay there (needs FUSE)
+## demo: build escalefs; mount two nodes, alice and bob, under ./demo and keep them in step through a relay there (installs fuse3 as root when it is missing)
 demo: build
+	./scripts/install-test-deps.sh --demo
 	./scripts/demo.sh ./$(BIN)
 
-## deps: install the servers and tools the tests use (Debian 12, as root)
+## deps: install the servers and tools the tests use when they are missing (Debian 12; as root, or it names what to install)
 deps:
 	./scripts/install-test-deps.sh
+
+## install: install escalefs into $(PREFIX)/bin, and mount.fuse.escalefs beside it for mount -t fuse.escalefs and /etc/fstab
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/escalefs
+	ln -sf escalefs $(DESTDIR)$(PREFIX)/bin/mount.fuse.escalefs
 
 clean:
 	rm -f $(BIN)

@@ -28,6 +28,9 @@ var (
 	// ErrUnsupported: the URL or an option asks for something the backend
 	// cannot do.
 	ErrUnsupported = errors.New("not supported")
+	// ErrBadURL: a relay URL that does not parse, or whose scheme no
+	// backend serves.
+	ErrBadURL = errors.New("bad relay URL")
 )
 
 // markedError carries an explicit permanent/transient classification.

@@ -2,6 +2,7 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -36,8 +37,8 @@ func (r Registry) Lookup(rawURL string) (*url.URL, Backend, error) {
 			return u, b, nil
 		}
 	}
-	return nil, Backend{}, fmt.Errorf("relay URL %q: unknown scheme %q; expected one of: %s",
-		u.Redacted(), u.Scheme, strings.Join(r.usages(), ", "))
+	return nil, Backend{}, badURL(fmt.Errorf("relay URL %q: unknown scheme %q; expected one of: %s",
+		u.Redacted(), u.Scheme, strings.Join(r.usages(), ", ")))
 }
 
 func (r Registry) usages() []string {
@@ -53,21 +54,30 @@ func (r Registry) usages() []string {
 // Errors never include a password.
 func ParseURL(rawURL string) (*url.URL, error) {
 	if rawURL == "" {
-		return nil, fmt.Errorf("relay URL is empty; expected e.g. ftp://user@host/dir or file:///path")
+		return nil, badURL(errors.New("relay URL is empty; expected e.g. ftp://user@host/dir or file:///path"))
 	}
 	if strings.HasPrefix(rawURL, "/") || strings.HasPrefix(rawURL, "./") || strings.HasPrefix(rawURL, "../") {
 		return &url.URL{Scheme: "file", Path: rawURL}, nil
 	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("relay URL %q is malformed: %v", redactRaw(rawURL), stripURL(err))
+		return nil, badURL(fmt.Errorf("relay URL %q is malformed: %v", redactRaw(rawURL), stripURL(err)))
 	}
 	if u.Scheme == "" {
-		return nil, fmt.Errorf("relay URL %q has no scheme; expected e.g. ftp://user@host/dir or file:///path", u.Redacted())
+		return nil, badURL(fmt.Errorf("relay URL %q has no scheme; expected e.g. ftp://user@host/dir or file:///path", u.Redacted()))
 	}
 	u.Scheme = strings.ToLower(u.Scheme)
 	return u, nil
 }
+
+// badURLError is an error of ParseURL or Lookup: its message as it is,
+// and errors.Is(err, ErrBadURL).
+type badURLError struct{ error }
+
+func (e badURLError) Is(target error) bool { return target == ErrBadURL }
+func (e badURLError) Unwrap() error        { return e.error }
+
+func badURL(err error) error { return badURLError{err} }
 
 // stripURL drops the URL that url.Parse quotes in its errors, since it may
 // hold a password.

@@ -198,8 +198,9 @@ type Engine struct {
 	configSeen *relay.ObjectInfo
 	// accessWritten is set once access.json was written.
 	accessWritten bool
-	// tooLarge are the files larger than the disk quota, reported once.
-	tooLarge map[string]bool
+	// tooLarge are the files larger than the disk quota, by path, with
+	// their size: reported once, and listed by Status. Guarded by mu.
+	tooLarge map[string]int64
 	// transfers are the uploads and downloads under way, for Status.
 	transfers transfers
 	// forgets are the forget records of the last listing, by name;
@@ -324,7 +325,7 @@ func New(cfg Config) (*Engine, error) {
 		self:     self,
 		selfID:   self.String(),
 		partial:  cfg.Partial,
-		tooLarge: make(map[string]bool),
+		tooLarge: make(map[string]int64),
 		notify:   make(chan []string, 1024),
 		cleared:  make(map[crypto.NodeID]bool),
 		sealer:   crypto.NewRecordSealer(cfg.Repo.Keys, cfg.Repo.ID, rand.Reader),

@@ -329,16 +329,17 @@ func (e *Engine) fit(items []*pushItem) (waiting bool) {
 	room := e.cfg.DiskQuota - e.usage.Load()
 	for _, it := range items {
 		if !it.upload || it.drop {
+			e.noteTooLarge(it.ent.Path, -1)
 			continue
 		}
 		need := it.ent.Size + blobOverhead(it.ent.Size)
-		switch {
-		case need > e.cfg.DiskQuota:
+		if need > e.cfg.DiskQuota {
 			it.wait = true
-			if !e.tooLarge[it.ent.Path] {
-				e.tooLarge[it.ent.Path] = true
-				e.log.Warn("file larger than the disk quota; not pushed", "path", it.ent.Path, "size", it.ent.Size, "quota", e.cfg.DiskQuota)
-			}
+			e.noteTooLarge(it.ent.Path, it.ent.Size)
+			continue
+		}
+		e.noteTooLarge(it.ent.Path, -1)
+		switch {
 		case need > room:
 			it.wait, waiting = true, true
 		default:
@@ -346,6 +347,28 @@ func (e *Engine) fit(items []*pushItem) (waiting bool) {
 		}
 	}
 	return waiting
+}
+
+// noteTooLarge records that the file at path, of size bytes, can never be
+// pushed under the disk quota (logged once), or with size -1 that it no
+// longer is such a file.
+func (e *Engine) noteTooLarge(path string, size int64) {
+	e.mu.Lock()
+	if size < 0 && len(e.tooLarge) == 0 {
+		e.mu.Unlock()
+		return
+	}
+	old, had := e.tooLarge[path]
+	if size < 0 {
+		delete(e.tooLarge, path)
+	} else {
+		e.tooLarge[path] = size
+	}
+	e.mu.Unlock()
+	if size >= 0 && (!had || old != size) {
+		e.log.Warn("file larger than the disk quota: it can never be pushed under this quota", "path", path, "size", size,
+			"quota", e.cfg.DiskQuota)
+	}
 }
 
 // setFull logs when pushes start and stop waiting for room on the relay.

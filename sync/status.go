@@ -1,6 +1,8 @@
 package sync
 
 import (
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/escalefs/escalefs/cache"
@@ -37,6 +39,17 @@ type Status struct {
 	// the pull under way has yet to apply.
 	Transfers []Transfer
 	Incoming  Queue
+	// Unpushable are the files that can never be pushed as things stand
+	// (larger than the disk quota), by path.
+	Unpushable []Unpushable
+}
+
+// Unpushable is a file that cannot be pushed whatever the engine waits
+// for, and why.
+type Unpushable struct {
+	Path   string
+	Size   int64
+	Reason string
 }
 
 // Peer is what a node knows of another: when it last wrote and how far
@@ -173,8 +186,14 @@ func (e *Engine) Status() (Status, error) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	var unpushable []Unpushable
+	for p, size := range e.tooLarge {
+		unpushable = append(unpushable, Unpushable{Path: p, Size: size, Reason: "larger than the disk quota: it can never be pushed under this quota"})
+	}
+	slices.SortFunc(unpushable, func(a, b Unpushable) int { return strings.Compare(a.Path, b.Path) })
 	r := e.round
 	return Status{
+		Unpushable:  unpushable,
 		Queue:       q,
 		LastSync:    r.lastSync,
 		Failing:     r.failing,

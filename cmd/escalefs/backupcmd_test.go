@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"io"
 	"maps"
 	"net/url"
@@ -30,15 +29,7 @@ func runIn(t *testing.T, stdin io.Reader, args ...string) (stdout, stderr string
 	cmd := newRootCmd(&out, &errb)
 	cmd.SetIn(stdin)
 	cmd.SetArgs(args)
-	err := cmd.ExecuteContext(context.Background())
-	var ee *exitError
-	switch {
-	case errors.As(err, &ee):
-		code = ee.code
-	case err != nil:
-		errb.WriteString(err.Error())
-		code = 1
-	}
+	code = execute(context.Background(), cmd, &errb)
 	return out.String(), errb.String(), code
 }
 

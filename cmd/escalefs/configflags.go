@@ -48,9 +48,9 @@ func (c *configSource) register(root *cobra.Command) {
 		}
 		cfg, err := c.load()
 		if err != nil || cfg == nil {
-			return err
+			return usage(err)
 		}
-		return applyGlobal(cmd, cfg)
+		return usage(applyGlobal(cmd, cfg))
 	}
 }
 
@@ -153,10 +153,10 @@ func (f *syncFlags) registerConfig(cmd *cobra.Command, g *globals) {
 	}
 	cmd.PreRunE = func(c *cobra.Command, a []string) error {
 		if err := f.applyConfig(c, g, a); err != nil {
-			return err
+			return usage(err)
 		}
 		if len(a) == 0 && f.cf.folder == "" {
-			return args(c, a)
+			return usage(args(c, a))
 		}
 		return nil
 	}

@@ -119,6 +119,11 @@ func (f *secretFlags) register(fs *pflag.FlagSet) {
 
 // read reads the secret from the one file given.
 func (f *secretFlags) read() (crypto.Secret, error) {
+	s, err := f.readFiles()
+	return s, usage(err)
+}
+
+func (f *secretFlags) readFiles() (crypto.Secret, error) {
 	const which = "exactly one of --passphrase-file FILE and --key-file FILE is required " +
 		"(a repository is protected by either a passphrase or a key file)"
 	switch {
@@ -221,7 +226,7 @@ func readRepoConfig(ctx context.Context, g *globals, rawURL string, opts relay.O
 		if cause := check.Diagnose(err); cause != "" {
 			fmt.Fprintf(g.stderr, "likely cause: %s\n", cause)
 		}
-		return &exitError{code: 1}
+		return printed(err)
 	}
 	r, err := all.Open(ctx, rawURL, opts)
 	if err != nil {

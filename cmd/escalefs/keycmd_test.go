@@ -176,6 +176,24 @@ func TestKeyAgeIdentity(t *testing.T) {
 	}
 }
 
+// ageIdentityExit is the exit status of each case of
+// TestKeyAgeIdentityErrors (README: "Exit codes").
+var ageIdentityExit = map[string]int{
+	"wrong passphrase":                     exitSecret,
+	"wrong key file":                       exitSecret,
+	"key file for a passphrase repository": exitSecret,
+	"passphrase for a key repository":      exitSecret,
+	"missing escale.json":                  exitFailure,
+	"corrupt escale.json":                  exitFailure,
+	"encryption off":                       exitFailure,
+	"both secrets":                         exitUsage,
+	"no secret":                            exitUsage,
+	"no relay":                             exitUsage,
+	"insecure passphrase file":             exitUsage,
+	"missing passphrase file":              exitUsage,
+	"unknown scheme":                       exitUsage,
+}
+
 func TestKeyAgeIdentityErrors(t *testing.T) {
 	passURL, _ := newTestRepo(t, crypto.Passphrase(testPassphrase), crypto.EncryptionAge)
 	kf, ks := keyFile(t)
@@ -224,8 +242,8 @@ func TestKeyAgeIdentityErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, errOut, code := run(t, append([]string{"key", "age-identity"}, tc.args...)...)
-			if code != 1 {
-				t.Errorf("exit %d, want 1\n%s%s", code, out, errOut)
+			if want := ageIdentityExit[tc.name]; code != want {
+				t.Errorf("exit %d, want %d\n%s%s", code, want, out, errOut)
 			}
 			if out != "" {
 				t.Errorf("something was printed on stdout: %q", out)

@@ -11,32 +11,34 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = ""
-
-// exitError carries an exit status; its message has already been printed.
-type exitError struct{ code int }
-
-func (e *exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newRootCmd(os.Stdout, os.Stderr).ExecuteContext(ctx)
+	code := execute(ctx, newRootCmd(os.Stdout, os.Stderr), os.Stderr)
 	stop()
+	os.Exit(code)
+}
+
+// execute runs root, prints its error if it did not, and returns the exit
+// status (exitcode.go).
+func execute(ctx context.Context, root *cobra.Command, stderr io.Writer) int {
+	err := root.ExecuteContext(ctx)
 	var ee *exitError
 	switch {
+	case err == nil:
+		return 0
 	case errors.As(err, &ee):
-		os.Exit(ee.code)
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "escalefs:", err)
-		os.Exit(1)
+		return ee.code
 	}
+	fmt.Fprintln(stderr, "escalefs:", err)
+	if isCobraUsage(err) {
+		return exitUsage
+	}
+	return exitCode(err)
 }
 
 // globals are the settings every subcommand shares.
@@ -63,6 +65,8 @@ stores opaque, encrypted objects.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.Version = versionString()
+	root.SetVersionTemplate("escalefs {{.Version}}\n")
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log every relay call (debug level) to stderr")
@@ -76,35 +80,6 @@ stores opaque, encrypted objects.`,
 	root.AddCommand(newMigrateCmd(g))
 	root.AddCommand(newFixCmd(g))
 	addCompletion(root)
+	markUsageErrors(root)
 	return root
-}
-
-func newVersionCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:     "version",
-		Short:   "Print the version of escalefs",
-		Example: "  escalefs version",
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintln(g.stdout, "escalefs", versionString())
-			return nil
-		},
-	}
-}
-
-func versionString() string {
-	if version != "" {
-		return version
-	}
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "(unknown)"
-	}
-	v := info.Main.Version
-	for _, s := range info.Settings {
-		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-			v += " " + s.Value[:12]
-		}
-	}
-	return v + " " + info.GoVersion
 }

@@ -85,7 +85,7 @@ func TestRelayCheckFTP(t *testing.T) {
 	bad := *u
 	bad.User = url.UserPassword(s.User, wrong)
 	out, errOut, code = run(t, "relay", "check", bad.String())
-	if code != 1 {
+	if code != exitRelay {
 		t.Fatalf("relay check with a wrong password: exit %d\n%s%s", code, out, errOut)
 	}
 	if !strings.Contains(out, "FAIL connect") || !strings.Contains(errOut, "likely cause: the login was refused") {
@@ -98,7 +98,7 @@ func TestRelayCheckFTP(t *testing.T) {
 	dead := *u
 	dead.Host = fmt.Sprintf("127.0.0.1:%d", testserver.FreePort(t))
 	out, errOut, code = run(t, "relay", "check", "--timeout", "5s", "--password-file", pw, dead.String())
-	if code != 1 || !strings.Contains(errOut, "likely cause: host unreachable") {
+	if code != exitRelay || !strings.Contains(errOut, "likely cause: host unreachable") {
 		t.Errorf("closed port: exit %d\n%s%s", code, out, errOut)
 	}
 }

@@ -107,7 +107,7 @@ func (e engineEvents) Changed(rel string) { e.eng.Notify(rel) }
 
 func runMount(ctx context.Context, g *globals, f *mountFlags, mountArg string) error {
 	if err := f.check(); err != nil {
-		return err
+		return usage(err)
 	}
 	mnt := resolvePath(mountArg)
 	if err := escfs.Check(mnt, f.nonEmpty); err != nil {

@@ -68,5 +68,5 @@ func runRelayCheck(ctx context.Context, g *globals, rawURL string, opts relay.Op
 	if cause := check.Diagnose(err); cause != "" {
 		fmt.Fprintf(g.stderr, "likely cause: %s\n", cause)
 	}
-	return &exitError{code: 1}
+	return printed(err)
 }

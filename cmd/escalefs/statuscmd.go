@@ -79,6 +79,24 @@ type statusFile struct {
 	// the pull under way has yet to apply.
 	Transfers []transferJSON `json:"transfers,omitempty"`
 	Incoming  queueJSON      `json:"incoming,omitzero"`
+	// Unpushable are the files the node can never push as things stand.
+	Unpushable []unpushableJSON `json:"unpushable,omitempty"`
+}
+
+// unpushableJSON is a file that can never be pushed as things stand, in
+// status.json and escalefs status --json.
+type unpushableJSON struct {
+	Path   string `json:"path"`
+	Size   int64  `json:"size"`
+	Reason string `json:"reason"`
+}
+
+func toUnpushableJSON(us []escsync.Unpushable) []unpushableJSON {
+	var out []unpushableJSON
+	for _, u := range us {
+		out = append(out, unpushableJSON{Path: u.Path, Size: u.Size, Reason: u.Reason})
+	}
+	return out
 }
 
 // transferJSON is a transfer under way in status.json.
@@ -235,6 +253,7 @@ func (p *statusPublisher) publish(final bool, stopErr error) {
 		f.RelayUsage = p.written.RelayUsage
 	}
 	f.Quota = st.Quota
+	f.Unpushable = toUnpushableJSON(st.Unpushable)
 	if !final {
 		f.Transfers, f.Incoming = toTransfersJSON(st.Transfers), toQueueJSON(st.Incoming)
 	}
@@ -368,6 +387,26 @@ type nodeReport struct {
 	Peers []peerJSON
 }
 
+// problem says why the node is not well, for the exit status of escalefs
+// status: it is running and its rounds fail, it stopped on an error, or it
+// holds files it can never push; "" when none of these is so.
+func (r *nodeReport) problem() string {
+	f := r.File
+	switch {
+	case f == nil:
+		return ""
+	case r.current() && f.Failing:
+		return "failing: " + f.LastErr
+	case !r.Running && f.StopErr != "":
+		return "stopped on an error: " + f.StopErr
+	case len(f.Unpushable) == 1:
+		return "1 file can never be pushed: " + f.Unpushable[0].Path
+	case len(f.Unpushable) > 1:
+		return fmt.Sprintf("%d files can never be pushed", len(f.Unpushable))
+	}
+	return ""
+}
+
 // maxConflictsListed bounds the conflict copies status names.
 const maxConflictsListed = 20
 
@@ -431,7 +470,10 @@ func runStatus(ctx context.Context, g *globals, paths []string, asJSON bool) err
 	}
 	now := time.Now()
 	if asJSON {
-		return printJSON(g, reports)
+		if err := printJSON(g, reports); err != nil {
+			return err
+		}
+		return statusExit(reports)
 	}
 	for i, r := range reports {
 		if i > 0 {
@@ -441,6 +483,17 @@ func runStatus(ctx context.Context, g *globals, paths []string, asJSON bool) err
 	}
 	if f, ok := g.stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		showTransfers(ctx, f, reports)
+	}
+	return statusExit(reports)
+}
+
+// statusExit is the outcome of escalefs status: exitUnsynced when a node
+// has a problem (nodeReport.problem), nil otherwise.
+func statusExit(reports []*nodeReport) error {
+	for _, r := range reports {
+		if r.problem() != "" {
+			return &exitError{code: exitUnsynced}
+		}
 	}
 	return nil
 }
@@ -751,6 +804,18 @@ func printReport(g *globals, r *nodeReport, now time.Time) {
 			line("to apply", "%s from the pull under way", strings.TrimSuffix(queueString(in), " to push"))
 		}
 	}
+	if f != nil {
+		for _, u := range f.Unpushable {
+			line("never pushed", "%s (%s): %s", u.Path, byteString(u.Size), u.Reason)
+		}
+		if ss := f.Session; ss != (statsJSON{}) {
+			line("this run", "pushed %s (%s), pulled %s (%s), %s", plural(ss.FilesPushed, "file"), units.FormatSize(ss.BytesPushed),
+				plural(ss.FilesPulled, "file"), units.FormatSize(ss.BytesPulled), plural(ss.Conflicts, "conflict"))
+		}
+	}
+	if p := r.problem(); p != "" {
+		line("problem", "%s", p)
+	}
 	if r.ConflictCount > 0 {
 		s := "1 conflict copy"
 		if r.ConflictCount > 1 {
@@ -840,7 +905,16 @@ type nodeJSON struct {
 	Peers         []peerJSON `json:"peers,omitempty"`
 	Conflicts     []string   `json:"conflicts,omitempty"`
 	ConflictCount int        `json:"conflict_count"`
-	Warnings      []string   `json:"warnings,omitempty"`
+	// Transfers and Incoming are those of the running process.
+	Transfers  []transferJSON   `json:"transfers,omitempty"`
+	Incoming   *queueJSON       `json:"incoming,omitempty"`
+	Session    *statsJSON       `json:"session,omitempty"`
+	Unpushable []unpushableJSON `json:"unpushable,omitempty"`
+	// Problem is why escalefs status exits with a non-zero status for
+	// this node: it fails, stopped on an error, or holds files it can
+	// never push; absent when all is well.
+	Problem  string   `json:"problem,omitzero"`
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 func printJSON(g *globals, reports []*nodeReport) error {
@@ -856,7 +930,17 @@ func printJSON(g *globals, reports []*nodeReport) error {
 			n.Files, n.Command, n.Node, n.Mode, n.Relay = f.Files, f.Command, f.Node, f.Mode, f.Relay
 			n.LastSync, n.Failing, n.LastError, n.LastErrorAt = f.LastSync, f.Failing && r.current(), f.LastErr, f.LastErrT
 			n.Stopped, n.StopError, n.RelayUsage, n.Quota = f.Stopped, f.StopErr, f.RelayUsage, f.Quota
+			n.Unpushable = f.Unpushable
+			session := f.Session
+			n.Session = &session
+			if r.current() {
+				n.Transfers = f.Transfers
+				if in := f.Incoming; in != (queueJSON{}) {
+					n.Incoming = &in
+				}
+			}
 		}
+		n.Problem = r.problem()
 		n.Peers = r.Peers
 		if r.FileErr != nil {
 			n.Warnings = append(n.Warnings, r.FileErr.Error())

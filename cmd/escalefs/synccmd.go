@@ -227,6 +227,11 @@ func checkFilterFlags(o filter.Options) error {
 // secret reads the repository secret, insisting that a repository without
 // one is asked for explicitly.
 func (f *syncFlags) secret() (crypto.Secret, error) {
+	s, err := f.chooseSecret()
+	return s, usage(err)
+}
+
+func (f *syncFlags) chooseSecret() (crypto.Secret, error) {
 	given := f.sf.passphraseFile != "" || f.sf.keyFile != ""
 	switch {
 	case f.noEncryption && given:
@@ -375,14 +380,14 @@ func cacheHolder(err error) string {
 
 func runSync(ctx context.Context, g *globals, f *syncFlags, dirArg string) error {
 	if err := f.check(); err != nil {
-		return err
+		return usage(err)
 	}
 	if err := f.gatherSecrets(g); err != nil {
 		return err
 	}
 	dir, err := syncDir(dirArg)
 	if err != nil {
-		return err
+		return usage(err)
 	}
 	for hop := 0; ; hop++ {
 		err := runSyncOn(ctx, g, f, dir)
@@ -427,7 +432,7 @@ func runSyncOn(ctx context.Context, g *globals, f *syncFlags, dir string) error 
 		}
 		logStats(log, "round done", eng.Stats(), "scanned", res.Scanned, "pushed", res.Pushed,
 			"pulled", res.Pulled, "applied", res.Applied)
-		return nil
+		return n.leftUnpushed(dir)
 	}
 	if err := eng.Run(ctx); err != nil {
 		if errors.Is(err, escsync.ErrMoved) && ctx.Err() == nil {
@@ -626,6 +631,28 @@ func openNode(ctx context.Context, g *globals, f *syncFlags, dir string, folder 
 	return n, nil
 }
 
+// leftUnpushed tells, after sync --once, what the round left that it
+// could not push: files that can never be pushed, and the queue that
+// waits (for room on the relay, or for a file to stop changing). Either
+// gives exitUnsynced, so that a script knows its folder is not on the relay.
+func (n *node) leftUnpushed(dir string) error {
+	st, err := n.eng.Status()
+	if err != nil {
+		return err
+	}
+	for _, u := range st.Unpushable {
+		fmt.Fprintf(n.g.stderr, "escalefs: %s (%s) is not pushed: %s\n", u.Path, units.FormatSize(u.Size), u.Reason)
+	}
+	if st.Queue.Empty() && len(st.Unpushable) == 0 {
+		return nil
+	}
+	if !st.Queue.Empty() {
+		fmt.Fprintf(n.g.stderr, "escalefs: sync --once of %s left %s; the next run pushes it when it can (escalefs status shows it)\n",
+			dir, queueString(st.Queue))
+	}
+	return &exitError{code: exitUnsynced}
+}
+
 // close releases what openNode opened, last first.
 func (n *node) close() {
 	for i := len(n.closer) - 1; i >= 0; i-- {
@@ -640,7 +667,7 @@ func (n *node) relayFailed(err error) error {
 	if cause := check.Diagnose(err); cause != "" {
 		fmt.Fprintf(n.g.stderr, "likely cause: %s\n", cause)
 	}
-	return &exitError{code: 1}
+	return printed(err)
 }
 
 // logStart logs msg with what the node does: where (first, as attrs), with
