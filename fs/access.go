@@ -72,11 +72,13 @@ func (n *node) access(rel string) cache.Access {
 	return a
 }
 
-// mark sets the marks of the modifiers of rel on attr.
+// mark sets the marks of the modifiers of rel on attr, then what the
+// uid=, gid= and umask= options change.
 func (n *node) mark(rel string, attr *fuse.Attr) {
 	if n.mods != nil && isRegular(attr.Mode) {
 		attr.Mode = present(attr.Mode, n.access(rel))
 	}
+	n.view.apply(attr)
 }
 
 // protected reports whether the node is a w- file.

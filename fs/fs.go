@@ -48,6 +48,24 @@ type Options struct {
 	Name string
 	// Debug logs every FUSE request.
 	Debug bool
+	// ReadOnly mounts read-only (ro): every change through the mount
+	// fails with EROFS; pulled files still appear.
+	ReadOnly bool
+	// AllowOther lets every user use the mount (allow_other); AllowRoot
+	// lets root use it beside the user who mounted it (allow_root). A
+	// user who is not root may ask for either only where /etc/fuse.conf
+	// says user_allow_other.
+	AllowOther, AllowRoot bool
+	// DefaultPermissions has the kernel check every access against the
+	// modes and owners shown, as on a local filesystem
+	// (default_permissions).
+	DefaultPermissions bool
+	// NoATime and NoExec are the mount flags noatime and noexec.
+	NoATime, NoExec bool
+	// UID and GID, when set, are shown as the owner and group of every
+	// file (uid=, gid=). Umask, when set, clears its bits from every mode
+	// shown (umask=); the files themselves keep theirs.
+	UID, GID, Umask *uint32
 }
 
 // MaxWrite is the largest write the kernel sends at once: 1 MiB, the limit
@@ -101,7 +119,7 @@ func Mount(ctx context.Context, mountpoint, backing string, opts Options) (*Serv
 		return nil, fmt.Errorf("backing directory %s: %w", backing, err)
 	}
 	ln := lroot.(*gofs.LoopbackNode)
-	root := &node{LoopbackNode: ln, ev: opts.Events, mods: opts.Modifiers, writes: new(atomic.Int64)}
+	root := &node{LoopbackNode: ln, ev: opts.Events, mods: opts.Modifiers, writes: new(atomic.Int64), view: newAttrView(opts)}
 	ln.RootData.RootNode = root
 
 	name := opts.Name
@@ -109,21 +127,26 @@ func Mount(ctx context.Context, mountpoint, backing string, opts Options) (*Serv
 		name = "escalefs"
 	}
 	et, at, nt := entryTimeout, attrTimeout, negativeTimeout
-	srv, err := gofs.Mount(mnt, root, &gofs.Options{
+	gopts := &gofs.Options{
 		EntryTimeout:    &et,
 		AttrTimeout:     &at,
 		NegativeTimeout: &nt,
 		MountOptions: fuse.MountOptions{
-			MaxWrite: MaxWrite,
-			FsName:   backing,
-			Name:     name,
-			Debug:    opts.Debug,
+			MaxWrite:   MaxWrite,
+			FsName:     backing,
+			Name:       name,
+			Debug:      opts.Debug,
+			AllowOther: opts.AllowOther || opts.AllowRoot,
 			// flock and fcntl locks are taken on the backing files,
 			// so that they hold against the engine's installs and
 			// other programs on this node, not only within the mount.
 			EnableLocks: true,
 		},
-	})
+	}
+	if opts.DefaultPermissions {
+		gopts.Options = append(gopts.Options, "default_permissions")
+	}
+	srv, err := mountServer(mnt, root, gopts, opts)
 	if err != nil {
 		return nil, mountFailed(mnt, err)
 	}
@@ -220,6 +243,12 @@ func (s *Server) Stop(grace time.Duration) error {
 		if fm, ferr := findFusermount(); ferr == nil {
 			if out, lerr := exec.Command(fm, "-u", "-z", s.mountpoint).CombinedOutput(); lerr != nil {
 				err = fmt.Errorf("%w; lazy unmount: %v %s", err, lerr, strings.TrimSpace(string(out)))
+			} else {
+				err = nil
+			}
+		} else if os.Geteuid() == 0 {
+			if lerr := syscall.Unmount(s.mountpoint, syscall.MNT_DETACH); lerr != nil {
+				err = fmt.Errorf("%w; lazy unmount: %v", err, lerr)
 			} else {
 				err = nil
 			}

@@ -22,6 +22,9 @@ type node struct {
 	// writes counts the write requests the process served, for every
 	// node of the mount (Server.WritesServed).
 	writes *atomic.Int64
+	// view is what the mount's options change in the attributes shown,
+	// for every node of the mount.
+	view *attrView
 }
 
 var (
@@ -46,7 +49,7 @@ var (
 // WrapChild makes every node the loopback creates one of ours.
 func (n *node) WrapChild(_ context.Context, ops gofs.InodeEmbedder) gofs.InodeEmbedder {
 	if ln, ok := ops.(*gofs.LoopbackNode); ok {
-		return &node{LoopbackNode: ln, ev: n.ev, mods: n.mods, writes: n.writes}
+		return &node{LoopbackNode: ln, ev: n.ev, mods: n.mods, writes: n.writes, view: n.view}
 	}
 	return ops
 }
@@ -172,6 +175,7 @@ func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	ch, errno := n.LoopbackNode.Mkdir(ctx, name, mode, out)
 	if errno == 0 {
+		n.view.apply(&out.Attr)
 		n.changed(n.child(name))
 	}
 	return ch, errno
@@ -180,6 +184,7 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	ch, errno := n.LoopbackNode.Symlink(ctx, target, name, out)
 	if errno == 0 {
+		n.view.apply(&out.Attr)
 		n.changed(n.child(name))
 	}
 	return ch, errno
@@ -188,6 +193,7 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	ch, errno := n.LoopbackNode.Link(ctx, target, name, out)
 	if errno == 0 {
+		n.mark(n.child(name), &out.Attr)
 		n.changed(n.child(name))
 	}
 	return ch, errno

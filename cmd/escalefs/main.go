@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -18,9 +19,31 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := execute(ctx, newRootCmd(os.Stdout, os.Stderr), os.Stderr)
+	root := newRootCmd(os.Stdout, os.Stderr)
+	code := 0
+	if args, fake, ok := helperArgs(os.Args[0], os.Args[1:], isCommand(root), isDir); !ok {
+		code = execute(ctx, root, os.Stderr)
+	} else if !fake {
+		root.SetArgs(args)
+		code = execute(ctx, root, os.Stderr)
+	}
 	stop()
 	os.Exit(code)
+}
+
+// isCommand reports whether name is a command of root (or "help").
+func isCommand(root *cobra.Command) func(string) bool {
+	return func(name string) bool {
+		if name == "help" {
+			return true
+		}
+		for _, c := range root.Commands() {
+			if c.Name() == name || slices.Contains(c.Aliases, name) {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 // execute runs root, prints its error if it did not, and returns the exit

@@ -27,6 +27,10 @@ type mountFlags struct {
 	foreground bool
 	nonEmpty   bool
 	debugFUSE  bool
+	// options are the -o lists as given; fuse is what they ask of the
+	// mount (mountopts.go).
+	options []string
+	fuse    escfs.Options
 }
 
 func newMountCmd(g *globals) *cobra.Command {
@@ -82,7 +86,19 @@ engine has queued, and exits.`,
 	}
 	f.register(cmd)
 	f.registerConfig(cmd, g)
+	// The -o options may name the configuration file (config=FILE) and
+	// the repository's table (repo=NAME): they are read before either,
+	// and then the root's hook reads the file.
+	cmd.PersistentPreRunE = func(c *cobra.Command, a []string) error {
+		if err := f.applyOptions(c); err != nil {
+			return usage(err)
+		}
+		return c.Root().PersistentPreRunE(c, a)
+	}
 	fl := cmd.Flags()
+	fl.StringArrayVarP(&f.options, "option", "o", nil,
+		"mount options, comma-separated: allow_other, allow_root, default_permissions, ro, noatime, noexec, uid=N, gid=N, "+
+			"umask=OCTAL, nonempty, and any flag of escalefs mount as NAME=VALUE (repo=NAME, config=FILE…); repeatable")
 	fl.BoolVarP(&f.foreground, "foreground", "f", false, "stay attached to the terminal and log on standard error")
 	fl.BoolVar(&f.nonEmpty, "nonempty", false, "mount over a directory that holds files, hiding them until unmounted")
 	fl.BoolVar(&f.debugFUSE, "debug-fuse", false, "log every FUSE request on standard error")
@@ -111,7 +127,10 @@ func runMount(ctx context.Context, g *globals, f *mountFlags, mountArg string) e
 	}
 	mnt := resolvePath(mountArg)
 	if err := escfs.Check(mnt, f.nonEmpty); err != nil {
-		return err
+		if errors.Is(err, escfs.ErrFUSEUnavailable) {
+			return err
+		}
+		return usage(err)
 	}
 	nt, err := takeNotifier(g)
 	if err != nil {
@@ -157,12 +176,9 @@ func runMount(ctx context.Context, g *globals, f *mountFlags, mountArg string) e
 	defer n.close()
 	log := n.log
 
-	s, err := escfs.Mount(ctx, mnt, backing, escfs.Options{
-		Events:    engineEvents{n.eng},
-		Modifiers: n.eng,
-		NonEmpty:  f.nonEmpty,
-		Debug:     f.debugFUSE,
-	})
+	opts := f.fuseOptions()
+	opts.Events, opts.Modifiers, opts.NonEmpty, opts.Debug = engineEvents{n.eng}, n.eng, f.nonEmpty, f.debugFUSE
+	s, err := escfs.Mount(ctx, mnt, backing, opts)
 	if err != nil {
 		return err
 	}
