@@ -125,6 +125,7 @@ const (
 	MetaNodeID     = "node-id"     // this node's ID
 	MetaNextSeq    = "next-seq"    // the sequence number of this node's next log record
 	MetaConfigHash = "config-hash" // hash of the escale.json this node joined
+	MetaNodeName   = "node-name"   // the name this node last ran under
 )
 
 // Meta returns the value stored under key. ok is false if there is none.

@@ -312,6 +312,9 @@ func New(cfg Config) (*Engine, error) {
 		return nil, fmt.Errorf("partial downloads directory: %w", err)
 	}
 	self, err := nodeID(cfg.Cache, cfg.Repo)
+	if err == nil {
+		err = storeName(cfg.Cache, cfg.Name)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -386,6 +389,26 @@ func nodeID(store *cache.Store, repo *Repository) (crypto.NodeID, error) {
 		return tx.SetMeta(cache.MetaNodeID, []byte(id.String()))
 	})
 	return id, err
+}
+
+// StoredName returns the name the node of store last ran under (see
+// Config.Name), or "" if it never ran.
+func StoredName(store *cache.Store) (string, error) {
+	var name string
+	err := store.View(func(tx *cache.Tx) error {
+		b, _, err := tx.Meta(cache.MetaNodeName)
+		name = string(b)
+		return err
+	})
+	return name, err
+}
+
+// storeName keeps name as the one the node runs under, for StoredName.
+func storeName(store *cache.Store, name string) error {
+	if old, err := StoredName(store); err != nil || old == name || name == "" {
+		return err
+	}
+	return store.Update(func(tx *cache.Tx) error { return tx.SetMeta(cache.MetaNodeName, []byte(name)) })
 }
 
 // ErrRepoChanged means the cache was made for another repository.

@@ -19,15 +19,17 @@ type archiveFlags struct {
 	relayURL string
 	force    bool
 	tempDir  string
+	repo     repoFlag
 }
 
-func (f *archiveFlags) register(cmd *cobra.Command) {
+func (f *archiveFlags) register(cmd *cobra.Command, g *globals) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.relayURL, "relay", "", "URL of the relay holding the repository (see escalefs relay check --help)")
 	f.rf.register(fl)
 	if err := cmd.MarkFlagRequired("relay"); err != nil {
 		panic(err)
 	}
+	f.repo.register(cmd, g, &f.rf, -1)
 }
 
 func newBackupCmd(g *globals) *cobra.Command {
@@ -53,7 +55,7 @@ backup runs is left out with a note.`,
 			return runBackup(cmd.Context(), g, f, args[0])
 		},
 	}
-	f.register(cmd)
+	f.register(cmd, g)
 	return cmd
 }
 
@@ -114,7 +116,7 @@ repository while restoring.`,
 			return runRestore(cmd.Context(), g, f, args[0], cmd.InOrStdin())
 		},
 	}
-	f.register(cmd)
+	f.register(cmd, g)
 	cmd.Flags().BoolVar(&f.force, "force", false, "restore into a relay that already holds the same repository, putting only the objects it lacks")
 	cmd.Flags().StringVar(&f.tempDir, "temp-dir", os.TempDir(), "where a piped or compressed archive is unpacked before it is checked")
 	return cmd

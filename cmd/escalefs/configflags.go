@@ -242,6 +242,19 @@ func names(cfg *config.Config) string {
 // applyRepo sets every flag that the command line did not set from the
 // table r of cfg.
 func (f *syncFlags) applyRepo(cmd *cobra.Command, cfg *config.Config, r *config.Repo) error {
+	return applyTable(cmd, cfg, r, &f.rf, func(key, v string) {
+		if key == folderKeyOf(cmd) {
+			f.cf.folder = v
+		}
+	})
+}
+
+// applyTable sets every flag of cmd that the command line did not set from
+// the table r of cfg: the keys are the flags' names. The password key
+// fills rf, encryption = false sets --no-encryption, the name defaults to
+// the table's, and folder, if not nil, is given the path and mountpoint
+// keys. A command that takes --relay must get it from one or the other.
+func applyTable(cmd *cobra.Command, cfg *config.Config, r *config.Repo, rf *relayFlags, folder func(key, v string)) error {
 	if err := r.CheckFiles(); err != nil {
 		return err
 	}
@@ -276,12 +289,12 @@ func (f *syncFlags) applyRepo(cmd *cobra.Command, cfg *config.Config, r *config.
 		}
 		switch name {
 		case "path", "mountpoint":
-			if name == folderKeyOf(cmd) {
-				f.cf.folder = v.(string)
+			if folder != nil {
+				folder(name, v.(string))
 			}
 		case "password":
 			if !fl.Changed("password-file") {
-				f.rf.password = v.(string)
+				rf.password = v.(string)
 			}
 		case "encryption":
 			if !v.(bool) {
@@ -300,11 +313,71 @@ func (f *syncFlags) applyRepo(cmd *cobra.Command, cfg *config.Config, r *config.
 			return err
 		}
 	}
-	if !fl.Changed("relay") {
+	if fl.Lookup("relay") != nil && !fl.Changed("relay") {
 		return fmt.Errorf("no relay for the repository [%s] of %s: add relay = \"URL\" to its table, or give --relay URL",
 			r.Name, cfg.Path)
 	}
 	return nil
+}
+
+// repoFlag gives a command that talks to a repository, but keeps no
+// folder, the --repo flag: the table it names (or the configuration's
+// only table, or the one whose path or mountpoint is the command's
+// folder argument, if it has one) fills the flags not given.
+type repoFlag struct {
+	name string
+}
+
+// register adds --repo to cmd, with the table applied before cmd runs.
+// folderArg is the index of cmd's folder argument, or -1.
+func (t *repoFlag) register(cmd *cobra.Command, g *globals, rf *relayFlags, folderArg int) {
+	cmd.Flags().StringVar(&t.name, "repo", "",
+		"the repository's table in the configuration file, whose relay, secret and options are used (default: its only one)")
+	pre := cmd.PreRunE
+	cmd.PreRunE = func(c *cobra.Command, a []string) error {
+		if err := t.apply(c, g, rf, a, folderArg); err != nil {
+			return usage(err)
+		}
+		if pre != nil {
+			return pre(c, a)
+		}
+		return nil
+	}
+}
+
+func (t *repoFlag) apply(cmd *cobra.Command, g *globals, rf *relayFlags, args []string, folderArg int) error {
+	cfg, err := g.config.load()
+	if err != nil {
+		return err
+	}
+	var r *config.Repo
+	switch {
+	case t.name != "" && cfg == nil:
+		return fmt.Errorf("--repo %s: there is no configuration file (give one with --config FILE)", t.name)
+	case t.name != "":
+		var ok bool
+		if r, ok = cfg.Repo(t.name); !ok {
+			return fmt.Errorf("--repo %s: %s has no table [%s]; its repositories: %s", t.name, cfg.Path, t.name, names(cfg))
+		}
+	case cfg == nil || len(cfg.Repos) == 0:
+		return nil
+	case folderArg >= 0 && folderArg < len(args):
+		arg := resolvePath(args[folderArg])
+		for _, c := range cfg.Repos {
+			for _, key := range []string{"path", "mountpoint"} {
+				if p, ok := c.String(key); ok && resolvePath(p) == arg {
+					r = c
+				}
+			}
+		}
+	}
+	if r == nil && t.name == "" && len(cfg.Repos) == 1 && !cmd.Flags().Changed("relay") {
+		r = cfg.Repos[0]
+	}
+	if r == nil {
+		return nil
+	}
+	return applyTable(cmd, cfg, r, rf, nil)
 }
 
 // flagNames lists the flags of fs, for tests.

@@ -204,3 +204,63 @@ func TestConfigEndToEnd(t *testing.T) {
 		}
 	})
 }
+
+// Every command that talks to a repository takes --repo NAME, or the only
+// table, for its relay, secret and options; and a node keeps the name it
+// ran under when a later command gives none.
+func TestEveryCommandReadsTheTable(t *testing.T) {
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	key, _ := keyFile(t)
+	relayDir := t.TempDir()
+	dir := t.TempDir()
+	cfgPath := writeFile(t, filepath.Join(t.TempDir(), "config.toml"), []byte(
+		"[laptop]\nrelay = \"file://"+relayDir+"\"\nkey-file = \""+key+"\"\npath = \""+dir+"\"\nname = \"alice\"\n"+
+			"[other]\nrelay = \"file:///nonexistent\"\nencryption = false\n"), 0o600)
+	writeFile(t, filepath.Join(dir, "a.txt"), []byte("a\n"), 0o644)
+	c := func(args ...string) []string { return append([]string{"--config", cfgPath}, args...) }
+	if _, errOut, code := run(t, c("sync", "--once", "--repo", "laptop")...); code != 0 {
+		t.Fatalf("sync --once --repo laptop: exit %d\n%s", code, errOut)
+	}
+	archive := filepath.Join(t.TempDir(), "backup.tar")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"nodes", "--repo", "laptop"}, "alice"},
+		{[]string{"relay", "check", "--repo", "laptop"}, "relay works"},
+		{[]string{"key", "age-identity", "--repo", "laptop", "--recipient"}, "age1"},
+		{[]string{"backup", "--repo", "laptop", archive}, ""},
+		{[]string{"fix", "--repo", "laptop", dir}, "node:       alice"},
+		// The folder picks the table too.
+		{[]string{"fix", dir}, "node:       alice"},
+	} {
+		out, errOut, code := run(t, c(tc.args...)...)
+		if code != 0 || !strings.Contains(out, tc.want) {
+			t.Errorf("escalefs %s: exit %d, output lacks %q\n%s%s", strings.Join(tc.args, " "), code, tc.want, out, errOut)
+		}
+	}
+	if fi, err := os.Stat(archive); err != nil || fi.Size() == 0 {
+		t.Errorf("backup --repo laptop wrote no archive: %v", err)
+	}
+	_, errOut, code := run(t, c("nodes", "--repo", "nosuch")...)
+	if code != exitUsage || !strings.Contains(errOut, "has no table [nosuch]; its repositories: laptop, other") {
+		t.Errorf("nodes --repo nosuch: exit %d\n%s", code, errOut)
+	}
+
+	// Without a configuration file and without --name, a node keeps
+	// the name it last ran under: fix and sync do not rename it after
+	// the host.
+	flags := []string{"--relay", "file://" + relayDir, "--key-file", key}
+	out, errOut, code := run(t, append(append([]string{"fix"}, flags...), dir)...)
+	if code != 0 || !strings.Contains(out, "node:       alice") {
+		t.Errorf("fix without --name: exit %d\n%s%s", code, out, errOut)
+	}
+	writeFile(t, filepath.Join(dir, "b.txt"), []byte("b\n"), 0o644)
+	if _, errOut, code := run(t, append(append([]string{"sync", "--once"}, flags...), dir)...); code != 0 {
+		t.Fatalf("sync --once without --name: exit %d\n%s", code, errOut)
+	}
+	out, _, _ = run(t, append([]string{"nodes", "--json"}, flags...)...)
+	if host, _ := os.Hostname(); strings.Contains(out, `"name": "`+host+`"`) || !strings.Contains(out, `"name": "alice"`) {
+		t.Errorf("the node was renamed:\n%s", out)
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -22,6 +21,7 @@ import (
 // fixFlags are the options of escalefs fix.
 type fixFlags struct {
 	s     syncFlags // the repository flags: relay, secret, name
+	repo  repoFlag
 	apply bool
 	quick bool
 }
@@ -66,7 +66,7 @@ runs for DIR: stop it first.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.s.relayURL, "relay", "", "URL of the relay holding the repository (see escalefs relay check --help)")
-	fl.StringVar(&f.s.name, "name", "", "this node's name, as given to escalefs sync (default: the host name)")
+	fl.StringVar(&f.s.name, "name", "", "this node's name, as given to escalefs sync (default: the name it last ran under)")
 	fl.BoolVar(&f.s.noEncryption, "no-encryption", false, "the repository has no secret")
 	fl.BoolVar(&f.apply, "apply", false, "carry the plan out (default: only print it)")
 	fl.BoolVar(&f.quick, "quick", false, "do not read every blob to check its SHA-256, only its presence and size")
@@ -75,6 +75,7 @@ runs for DIR: stop it first.`,
 	if err := cmd.MarkFlagRequired("relay"); err != nil {
 		panic(err)
 	}
+	f.repo.register(cmd, g, &f.s.rf, 0)
 	return cmd
 }
 
@@ -176,9 +177,9 @@ func runFix(ctx context.Context, g *globals, f *fixFlags, dirArg string) error {
 	if err != nil {
 		return err
 	}
-	name := f.s.name
-	if name == "" {
-		name = defaultNodeName()
+	name, err := runName(f.s.name, store)
+	if err != nil {
+		return err
 	}
 	eng, err := escsync.New(escsync.Config{Relay: r, Repo: repo, Cache: store, Local: local, Name: name,
 		Scratch: filepath.Join(state, "scratch"), Control: state, StopGrace: -1, Logger: log})
@@ -193,16 +194,6 @@ func runFix(ctx context.Context, g *globals, f *fixFlags, dirArg string) error {
 		return fmt.Errorf("fix: %w", err)
 	}
 	return nil
-}
-
-// defaultNodeName is the node's name when --name is not given, as for sync:
-// the host name, or "" when it cannot name a node.
-func defaultNodeName() string {
-	n, err := os.Hostname()
-	if err != nil || checkNodeName(n) != "" {
-		return ""
-	}
-	return n
 }
 
 // printFix prints what fix found and did (done) or would do.

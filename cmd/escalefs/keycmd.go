@@ -143,6 +143,7 @@ func newKeyAgeIdentityCmd(g *globals) *cobra.Command {
 		sf        secretFlags
 		relayURL  string
 		recipient bool
+		repo      repoFlag
 	)
 	cmd := &cobra.Command{
 		Use:   "age-identity --relay URL (--passphrase-file FILE | --key-file FILE)",
@@ -173,6 +174,7 @@ repository but decrypts nothing.`,
 	if err := cmd.MarkFlagRequired("relay"); err != nil {
 		panic(err)
 	}
+	repo.register(cmd, g, &rf, -1)
 	return cmd
 }
 

@@ -33,6 +33,8 @@ type nodesFlags struct {
 	// forget
 	folder string
 	wait   time.Duration
+	// repo and forgetRepo are the --repo of nodes and of nodes forget.
+	repo, forgetRepo repoFlag
 }
 
 func newNodesCmd(g *globals) *cobra.Command {
@@ -69,6 +71,7 @@ NODE tells every node to stop waiting for it at once.`,
 		panic(err)
 	}
 	cmd.Flags().BoolVar(&f.json, "json", false, "print the nodes as JSON")
+	f.repo.register(cmd, g, &f.rf, -1)
 	cmd.AddCommand(newNodesForgetCmd(g, f))
 	return cmd
 }
@@ -111,6 +114,7 @@ and published at its next round; escalefs nodes forget waits for that
 	}
 	cmd.Flags().StringVar(&f.folder, "folder", "", "the folder (or mountpoint) of the node of this machine that publishes the forget, when several sync the repository")
 	cmd.Flags().DurationVar(&f.wait, "wait", 30*time.Second, "how long to wait for a running escalefs sync or mount to publish the forget (it stays queued after that)")
+	f.forgetRepo.register(cmd, g, &f.rf, -1)
 	return cmd
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -21,14 +22,20 @@ func newRelayCmd(g *globals) *cobra.Command {
 }
 
 func newRelayCheckCmd(g *globals) *cobra.Command {
-	var rf relayFlags
+	var (
+		rf       relayFlags
+		repo     repoFlag
+		relayURL string // from --repo's table
+	)
 	cmd := &cobra.Command{
-		Use:   "check URL",
+		Use:   "check [URL | --repo NAME]",
 		Short: "Check that a relay works: connect, put, list, read, rename, delete",
 		Long: `Check connects to the relay at URL and puts, lists, reads back (whole and a
 range), renames and deletes a few test objects under a temporary prefix,
 printing one line per step with its timing. It exits with status 0 when the
 relay works, and otherwise names the failing step and its likely cause.
+Without URL, it checks the relay of the configuration's table --repo NAME
+(or of its only table), with that table's options.
 
 URL forms:
   file:///path                      a local directory or mounted share
@@ -41,13 +48,30 @@ URL forms:
 		Example: "  escalefs relay check file:///tmp/relay\n" +
 			"  escalefs relay check --password-file ~/.relaypw ftps://me@ftp.example.org/sync\n" +
 			"  escalefs relay check sftp://me@nas.example.org/srv/sync\n" +
-			"  escalefs relay check --s3-endpoint http://127.0.0.1:9000 s3://sync-bucket/escalefs",
-		Args: cobra.ExactArgs(1),
+			"  escalefs relay check --s3-endpoint http://127.0.0.1:9000 s3://sync-bucket/escalefs\n" +
+			"  escalefs relay check --repo laptop",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if err := cobra.MaximumNArgs(1)(cmd, args); err != nil || len(args) == 0 {
+				return err
+			}
+			// A URL given is the relay: no table applies unless
+			// --repo names one.
+			return cmd.Flags().Set("relay", args[0])
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runRelayCheck(cmd.Context(), g, args[0], rf.options(g))
+			if relayURL == "" {
+				return usage(errors.New("missing URL: give the relay's URL, or --repo NAME for the relay of a table of the configuration file"))
+			}
+			return runRelayCheck(cmd.Context(), g, relayURL, rf.options(g))
 		},
 	}
 	rf.register(cmd.Flags())
+	// The table's relay key fills this hidden flag.
+	cmd.Flags().StringVar(&relayURL, "relay", "", "the relay's URL (the argument)")
+	if err := cmd.Flags().MarkHidden("relay"); err != nil {
+		panic(err)
+	}
+	repo.register(cmd, g, &rf, -1)
 	return cmd
 }
 

@@ -250,6 +250,26 @@ func (f *syncFlags) chooseSecret() (crypto.Secret, error) {
 	return f.sf.read()
 }
 
+// runName is the name a node runs under: the one given (--name, or
+// the table's), else the one it last ran under, else the host name. A
+// node's name changes only when asked.
+func runName(given string, store *cache.Store) (string, error) {
+	if given != "" {
+		return given, nil
+	}
+	if stored, err := escsync.StoredName(store); err != nil || stored != "" {
+		return stored, err
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		return "", fmt.Errorf("the host has no name (%v): give this node one with --name NODE", err)
+	}
+	if why := checkNodeName(host); why != "" {
+		return "", fmt.Errorf("the host name %q cannot name this node (%s): give it one with --name NODE", host, why)
+	}
+	return host, nil
+}
+
 // checkNodeName reports why name cannot be sealed in the node's records, or
 // "" if it can.
 func checkNodeName(name string) string {
@@ -474,17 +494,6 @@ func openNode(ctx context.Context, g *globals, f *syncFlags, dir string, folder 
 	if err != nil {
 		return nil, err
 	}
-	name := f.name
-	if name == "" {
-		host, err := os.Hostname()
-		if err != nil {
-			return nil, fmt.Errorf("the host has no name (%v): give this node one with --name NODE", err)
-		}
-		if why := checkNodeName(host); why != "" {
-			return nil, fmt.Errorf("the host name %q cannot name this node (%s): give it one with --name NODE", host, why)
-		}
-		name = host
-	}
 	root, err := stateRoot()
 	if err != nil {
 		return nil, err
@@ -494,7 +503,7 @@ func openNode(ctx context.Context, g *globals, f *syncFlags, dir string, folder 
 			"sync another folder, or set $XDG_STATE_HOME to a directory outside it", root, dir)
 	}
 
-	n := &node{g: g, f: f, log: syncLogger(g), name: name}
+	n := &node{g: g, f: f, log: syncLogger(g)}
 	defer func() {
 		if err != nil {
 			n.close()
@@ -571,6 +580,10 @@ func openNode(ctx context.Context, g *globals, f *syncFlags, dir string, folder 
 			log.Warn("closing the cache", "err", err)
 		}
 	})
+	if n.name, err = runName(f.name, store); err != nil {
+		return nil, err
+	}
+	name := n.name
 	if !f.noFollow {
 		// The relay's closer closes r, whichever relay it is by then.
 		nr, nrepo, err := n.followMoves(ctx, r, repo, secret, store, state, opts)
