@@ -177,7 +177,7 @@ func (e *Engine) fetchPack(ctx context.Context, id crypto.NodeID, changes []prot
 		if ctx.Err() != nil || !(errors.Is(err, fs.ErrNotExist) || errors.Is(err, crypto.ErrBlobCorrupt) || errors.Is(err, crypto.ErrBlobTruncated)) {
 			return fmt.Errorf("fetching a pack of %s: %w", id, err)
 		}
-		e.log.Warn("content of a peer is not on the relay or does not verify; skipped", "node", id.String(), "blob", ref.ID.String(), "err", err)
+		e.log.Warn("content of a peer is not on the relay or does not verify; skipped", "node", e.nodeLabel(id.String()), "blob", ref.ID.String(), "err", err)
 		for _, i := range which {
 			srcs[i] = source{missing: true}
 		}
@@ -188,7 +188,7 @@ func (e *Engine) fetchPack(ctx context.Context, id crypto.NodeID, changes []prot
 		var sum [32]byte
 		hashes[k].Sum(sum[:0])
 		if sum != changes[i].Hash {
-			e.log.Error("content does not match its record; skipped", "node", id.String(), "path", changes[i].Path)
+			e.log.Error("content does not match its record; skipped", "node", e.nodeLabel(id.String()), "path", changes[i].Path)
 			srcs[i] = source{missing: true}
 		}
 	}
@@ -228,7 +228,7 @@ func (e *Engine) applyOne(ctx context.Context, id crypto.NodeID, c proto.Change,
 	case proto.OpRmdir:
 		rc.Op = proto.OpDelete
 	case proto.OpRename:
-		e.log.Warn("rename records are not written by this version of escalefs; ignored", "node", peer, "path", c.Path)
+		e.log.Warn("rename records are not written by this version of escalefs; ignored", "node", e.nodeLabel(peer), "path", c.Path)
 		return false, nil
 	}
 	if e.skipped(c.Path, c.Op == proto.OpMkdir || c.Op == proto.OpRmdir) {
@@ -243,7 +243,7 @@ func (e *Engine) applyOne(ctx context.Context, id crypto.NodeID, c proto.Change,
 		d := decide.Resolve(local, rc, peer)
 		if src.missing && c.Op == proto.OpPut && c.Size > 0 && (d.Action == decide.Apply || d.Action == decide.Conflict) {
 			if !snapshot {
-				e.log.Warn("cannot pull: content missing on the relay", "node", peer, "path", c.Path)
+				e.log.Warn("cannot pull: content missing on the relay", "node", e.nodeLabel(peer), "path", c.Path)
 			}
 			return false, e.want(c.Path, c.Hash)
 		}
@@ -256,13 +256,13 @@ func (e *Engine) applyOne(ctx context.Context, id crypto.NodeID, c proto.Change,
 		if replaces {
 			switch e.mayWrite(local) {
 			case writeRefused:
-				e.log.Info("refused a peer's version of a file made here (conservative mode)", "path", c.Path, "node", peer)
+				e.log.Info("refused a peer's version of a file made here (conservative mode)", "path", c.Path, "node", e.nodeLabel(peer))
 				return false, nil
 			case writeKeepCopy:
 				if c.Op != proto.OpPut && c.Op != proto.OpSymlink && c.Op != proto.OpMkdir {
 					// w- against a delete or a mode change: the file stays
 					// here, as it is, and only here.
-					e.log.Info("kept a protected (w-) file; the peer's change is not applied here", "path", c.Path, "op", c.Op, "node", peer)
+					e.log.Info("kept a protected (w-) file; the peer's change is not applied here", "path", c.Path, "op", c.Op, "node", e.nodeLabel(peer))
 					return false, nil
 				}
 				// w-: the local file stays; the peer's version goes beside it.
@@ -324,7 +324,7 @@ func (e *Engine) keepInUse(ctx context.Context, id crypto.NodeID, c proto.Change
 			return err
 		}
 	} else {
-		e.log.Info("kept a file open for writing; the peer's change is not applied here", "path", c.Path, "op", c.Op, "node", id.String())
+		e.log.Info("kept a file open for writing; the peer's change is not applied here", "path", c.Path, "op", c.Op, "node", e.nodeLabel(id.String()))
 	}
 	return e.store.Update(func(tx *cache.Tx) error {
 		ent, ok, err := tx.Get(c.Path)
@@ -381,7 +381,7 @@ func (e *Engine) execute(ctx context.Context, id crypto.NodeID, c proto.Change, 
 	case decide.Ignore:
 		return nil
 	}
-	e.log.Debug("change not applied", "node", peer, "path", c.Path, "op", c.Op, "reason", d.Reason)
+	e.log.Debug("change not applied", "node", e.nodeLabel(peer), "path", c.Path, "op", c.Op, "reason", d.Reason)
 	return nil
 }
 
@@ -506,7 +506,7 @@ func (e *Engine) conflict(ctx context.Context, id crypto.NodeID, c proto.Change,
 			return err
 		}
 	}
-	e.log.Info("conflict: both versions kept", "path", c.Path, "copy", name, "node", peer)
+	e.log.Info("conflict: both versions kept", "path", c.Path, "copy", name, "node", e.nodeLabel(peer))
 	e.count(func(s *Stats) { s.Conflicts++ })
 	return nil
 }
@@ -579,7 +579,8 @@ func (e *Engine) emptyDir(dir string) (bool, error) {
 // this node or, pulled, by another), and is not made twice. A directory
 // there counts as the same copy only with dirOK.
 func (e *Engine) freeName(path string, t time.Time, node string, kind cache.Kind, hash [32]byte, target string, dirOK bool) (name string, there bool, err error) {
-	name = localdir.ConflictName(path, t, node)
+	label := e.nodeLabel(node)
+	name = localdir.ConflictName(path, t, label)
 	for i := 2; ; i++ {
 		ent, err := e.entry(name)
 		if err != nil {
@@ -591,7 +592,7 @@ func (e *Engine) freeName(path string, t time.Time, node string, kind cache.Kind
 		if ent.Kind == kind && ent.Hash == hash && ent.Target == target && (kind != cache.KindDir || dirOK) {
 			return name, true, nil
 		}
-		name = localdir.ConflictName(path, t, node+"-"+strconv.Itoa(i))
+		name = localdir.ConflictName(path, t, label+"-"+strconv.Itoa(i))
 	}
 }
 
@@ -634,12 +635,12 @@ func (e *Engine) install(ctx context.Context, id crypto.NodeID, c proto.Change, 
 	}
 	switch c.Op {
 	case proto.OpPut:
-		e.log.Info("pulled", "path", path, "size", c.Size, "node", id.String())
+		e.log.Info("pulled", "path", path, "size", c.Size, "node", e.nodeLabel(id.String()))
 		e.count(func(s *Stats) { s.FilesPulled++ })
 	case proto.OpDelete, proto.OpRmdir, proto.OpSymlink:
-		e.log.Info("pulled", "path", path, "op", c.Op, "node", id.String())
+		e.log.Info("pulled", "path", path, "op", c.Op, "node", e.nodeLabel(id.String()))
 	default:
-		e.log.Debug("pulled", "path", path, "op", c.Op, "node", id.String())
+		e.log.Debug("pulled", "path", path, "op", c.Op, "node", e.nodeLabel(id.String()))
 	}
 	return nil
 }
@@ -841,7 +842,7 @@ func (e *Engine) fetchParts(ctx context.Context, id crypto.NodeID, c proto.Chang
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, crypto.ErrBlobCorrupt) || errors.Is(err, crypto.ErrBlobTruncated) {
 				forget()
-				e.log.Warn("content of a peer is not on the relay or does not verify; skipped", "node", id.String(), "path", c.Path, "err", err)
+				e.log.Warn("content of a peer is not on the relay or does not verify; skipped", "node", e.nodeLabel(id.String()), "path", c.Path, "err", err)
 				return cache.LocalStat{}, errSkip
 			}
 			return cache.LocalStat{}, fmt.Errorf("fetching %q: %w", c.Path, err)
@@ -860,7 +861,7 @@ func (e *Engine) fetchParts(ctx context.Context, id crypto.NodeID, c proto.Chang
 	h.Sum(sum[:0])
 	if sum != c.Hash || prog.Bytes != c.Size {
 		forget()
-		e.log.Error("content does not match its record; skipped", "node", id.String(), "path", c.Path, "bytes", prog.Bytes)
+		e.log.Error("content does not match its record; skipped", "node", e.nodeLabel(id.String()), "path", c.Path, "bytes", prog.Bytes)
 		return cache.LocalStat{}, errSkip
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {

@@ -220,6 +220,10 @@ type Engine struct {
 	mu    gosync.Mutex
 	stats Stats
 	round roundStatus
+	// names are the nodes' names by ID, read from the cache at first
+	// use and kept up to date by learnName; labels are what nodeLabel
+	// makes of them, nil until needed (names.go).
+	names, labels map[string]string
 }
 
 // Stats count what the engine did since it started.

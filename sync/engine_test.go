@@ -3,6 +3,7 @@ package sync_test
 import (
 	"bytes"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -158,11 +159,42 @@ func TestConcurrentEditsConflict(t *testing.T) {
 	if s := string(a.read(t, copies[0])); s != "from b, longer" {
 		t.Errorf("conflict copy holds %q", s)
 	}
-	if !strings.HasPrefix(copies[0], "notes.sync-conflict-20261124-100000-") {
-		t.Errorf("conflict name %q", copies[0])
+	// The copy is named after the loser's node, as people know it.
+	if copies[0] != "notes.sync-conflict-20261124-100000-b.txt" {
+		t.Errorf("conflict name %q, want notes.sync-conflict-20261124-100000-b.txt", copies[0])
 	}
 	if n := a.e.Stats().Conflicts + b.e.Stats().Conflicts + c3.e.Stats().Conflicts; n == 0 {
 		t.Error("no conflict counted")
+	}
+}
+
+// Two nodes with the same name are told apart in conflict copies by the
+// start of their IDs, and every node names the copy alike.
+func TestConflictNameClash(t *testing.T) {
+	c := newCluster(t, fileRelay(t))
+	a := c.add("laptop", small)
+	b := c.add("laptop", small)
+	a.write(t, "f.txt", []byte("v0"))
+	c.settle()
+	a.write(t, "f.txt", []byte("from a"))
+	b.write(t, "f.txt", []byte("from b"))
+	ta := time.Date(2026, 11, 24, 10, 1, 0, 0, time.UTC)
+	tb := ta.Add(-time.Minute)
+	for _, x := range []struct {
+		n  *node
+		at time.Time
+	}{{a, ta}, {b, tb}} {
+		if err := os.Chtimes(filepath.Join(x.n.dir, "f.txt"), x.at, x.at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.round(t)
+	b.round(t)
+	c.settle()
+	got := c.sameTrees()
+	want := "f.sync-conflict-20261124-100000-" + b.e.Node().String()[:8] + ".txt"
+	if _, ok := got[want]; !ok {
+		t.Errorf("files %v, want the copy %s", slices.Sorted(maps.Keys(got)), want)
 	}
 }
 

@@ -428,6 +428,7 @@ func (e *Engine) applyRecord(ctx context.Context, id crypto.NodeID, seq uint64) 
 	if err != nil {
 		return 0, fmt.Errorf("record %s: %w: %w", name, err, ErrBadRecord)
 	}
+	e.learnName(id.String(), l.NodeName)
 	n := 0
 	if e.cfg.Mode.Pulls() {
 		if n, err = e.applyChanges(ctx, id, l.Changes, false); err != nil {
@@ -458,6 +459,7 @@ func (e *Engine) applySnapshot(ctx context.Context, id crypto.NodeID, seq uint64
 		return 0, fmt.Errorf("snapshot %s: %w: %w", name, err, ErrBadRecord)
 	}
 	e.log.Info("reading a peer's snapshot", "node", id.String(), "name", s.NodeName, "up_to", seq, "entries", len(s.Entries))
+	e.learnName(id.String(), s.NodeName)
 	n := 0
 	if e.cfg.Mode.Pulls() {
 		if n, err = e.applyChanges(ctx, id, s.Entries, true); err != nil {

@@ -106,7 +106,7 @@ func (e *Engine) answer(peer crypto.NodeID, reqs []proto.Request) error {
 			if _, err := tx.Enqueue(r.Path, payload); err != nil {
 				return err
 			}
-			e.log.Info("pushing a file again for a peer that lacks it", "path", r.Path, "node", peer.String())
+			e.log.Info("pushing a file again for a peer that lacks it", "path", r.Path, "node", e.nodeLabel(peer.String()))
 		}
 		return nil
 	})

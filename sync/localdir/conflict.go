@@ -48,6 +48,9 @@ func ConflictName(path string, t time.Time, node string) string {
 	return dir + stem + mark + ext
 }
 
+// ConflictLabel is what node becomes in a conflict name.
+func ConflictLabel(node string) string { return sanitizeNode(node) }
+
 func sanitizeNode(node string) string {
 	if node == "" {
 		return "_"
