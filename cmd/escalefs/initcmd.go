@@ -22,6 +22,7 @@ import (
 	"github.com/escalefs/escalefs/relay"
 	"github.com/escalefs/escalefs/relay/all"
 	escsync "github.com/escalefs/escalefs/sync"
+	"github.com/escalefs/escalefs/sync/proto"
 )
 
 // licenseNotice is shown by escalefs init until it is accepted, as Escale
@@ -184,28 +185,40 @@ func runInit(ctx context.Context, g *globals, f *initFlags, p *prompter) error {
 		return initFromEscale(g, cfgPath, f.fromEscale)
 	}
 
-	// 1. The relay.
-	if f.relayURL == "" {
+	// 1. The relay URL, checked as it is given.
+	for {
+		if f.relayURL == "" {
+			if p == nil {
+				return usage(errors.New("no relay given: give --relay URL (e.g. ftps://me@ftp.example.org/sync), or run escalefs init on a terminal to be asked"))
+			}
+			var err error
+			if f.relayURL, err = p.ask("Relay URL (ftp://, ftps://, webdav://, webdavs://, sftp://, s3://, gdrive://, file:///path)", ""); err != nil {
+				return err
+			}
+		}
+		err := checkRelayURL(f.relayURL)
+		if err == nil {
+			break
+		}
 		if p == nil {
-			return errors.New("no relay given: give --relay URL (e.g. ftps://me@ftp.example.org/sync), or run escalefs init on a terminal to be asked")
+			return usage(fmt.Errorf("--relay %s: %w", f.relayURL, err))
 		}
-		var err error
-		if f.relayURL, err = p.ask("Relay URL (ftp://, ftps://, webdav://, webdavs://, sftp://, s3://, gdrive://, file:///path)", ""); err != nil {
-			return err
-		}
-	}
-	u, err := relay.ParseURL(f.relayURL)
-	if err != nil {
-		return fmt.Errorf("--relay %s: %w", f.relayURL, err)
+		fmt.Fprintf(g.stdout, "  %v\n", err)
+		f.relayURL = ""
 	}
 	name, err := initNodeName(f.name)
 	if err != nil {
 		return err
 	}
-	if p != nil && f.name == "" {
+	for p != nil && f.name == "" {
 		if name, err = p.ask("This node's name", name); err != nil {
 			return err
 		}
+		why := checkNodeName(name)
+		if why == "" {
+			break
+		}
+		fmt.Fprintf(g.stdout, "  %q: %s; again.\n", name, why)
 	}
 	repo := f.repo
 	if repo == "" {
@@ -213,40 +226,25 @@ func runInit(ctx context.Context, g *globals, f *initFlags, p *prompter) error {
 	}
 	if existing, err := config.Load(cfgPath); err == nil {
 		if _, ok := existing.Repo(repo); ok {
-			return fmt.Errorf("%s already has a table [%s]: choose another name with --repo NAME, or edit the file", cfgPath, repo)
+			return usage(fmt.Errorf("%s already has a table [%s]: choose another name with --repo NAME, or edit the file", cfgPath, repo))
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("the configuration file is not valid, fix it first: %w", err)
+		return usage(fmt.Errorf("the configuration file is not valid, fix it first: %w", err))
+	}
+
+	// 2. The login, tried as soon as it is given, and the relay check.
+	// A secret init wrote is removed again when it does not work.
+	login := &relayLogin{pwFile: filepath.Join(cfgDir, repo+".relay-password")}
+	defer login.discard()
+	if err := askRelay(ctx, g, f, p, login); err != nil {
+		return err
 	}
 	values := map[string]any{"relay": f.relayURL}
 	if f.name != "" || name != repo {
 		values["name"] = name
 	}
-	if p != nil {
-		orig := *u
-		if err := askRelayLogin(p, g.stdout, u, &f.rf, filepath.Join(cfgDir, repo+".relay-password")); err != nil {
-			return err
-		}
-		if u.User.String() != orig.User.String() {
-			f.relayURL = u.String()
-			values["relay"] = f.relayURL
-		}
-	}
-
-	// 2. Check the relay.
-	if p != nil && u.Scheme == "sftp" && f.rf.hostKeySHA256 == "" && !f.skipCheck {
-		if err := askHostKey(ctx, p, g.stdout, f.relayURL, &f.rf, f.rf.options(g)); err != nil {
-			return err
-		}
-	}
 	opts := f.rf.options(g)
 	maps.Copy(values, f.rf.configValues())
-	if !f.skipCheck {
-		fmt.Fprintf(g.stdout, "Checking the relay %s:\n", f.relayURL)
-		if err := runRelayCheck(ctx, g, f.relayURL, opts); err != nil {
-			return fmt.Errorf("the relay check failed (see above); fix the URL or the credentials and run escalefs init again: %w", err)
-		}
-	}
 
 	// 3. The secret, kept in memory until the repository opens with it.
 	sec, err := initSecret(f, p, cfgDir, repo, g.stdout)
@@ -267,36 +265,25 @@ func runInit(ctx context.Context, g *globals, f *initFlags, p *prompter) error {
 
 	// 4. Mode and folder.
 	mode := f.mode
-	if mode == "" && p != nil {
+	for mode == "" && p != nil {
 		if mode, err = p.ask("Mode: shared, upload, download or conservative", "shared"); err != nil {
 			return err
 		}
+		if _, err := proto.ParseMode(mode); err != nil {
+			fmt.Fprintf(g.stdout, "  %q is not a mode; again.\n", mode)
+			mode = ""
+		}
+	}
+	if _, err := proto.ParseMode(mode); mode != "" && err != nil {
+		return usage(fmt.Errorf("--mode %q: expected shared, upload, download or conservative", mode))
 	}
 	if mode != "" && mode != "shared" {
 		values["mode"] = mode
 	}
-	key, dir := "path", f.path
-	if f.mountpoint != "" {
-		key, dir = "mountpoint", f.mountpoint
+	key, dir, err := askFolder(g.stdout, f, p)
+	if err != nil {
+		return err
 	}
-	if dir == "" {
-		if p == nil {
-			return errors.New("no folder given: give --path DIR (for escalefs sync) or --mountpoint DIR (for escalefs mount)")
-		}
-		how, err := p.ask("Mount the folder with FUSE (m) or keep a plain folder in step (s)?", "m")
-		if err != nil {
-			return err
-		}
-		if strings.HasPrefix(strings.ToLower(how), "s") {
-			key = "path"
-		} else {
-			key = "mountpoint"
-		}
-		if dir, err = p.ask("Directory", filepath.Join("~", "Sync")); err != nil {
-			return err
-		}
-	}
-	dir = expandHome(dir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("creating %s: %w", dir, err)
 	}
@@ -306,6 +293,7 @@ func runInit(ctx context.Context, g *globals, f *initFlags, p *prompter) error {
 	if err := appendTable(cfgPath, repo, values); err != nil {
 		return err
 	}
+	login.keep()
 	if _, err := config.Load(cfgPath); err != nil {
 		return fmt.Errorf("the configuration written is not valid (please report this): %w", err)
 	}

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+
+	"github.com/escalefs/escalefs/internal/testserver"
 )
 
 // escalefs init from flags alone: without the license accepted it refuses;
@@ -275,5 +277,69 @@ func TestInitFromEscale(t *testing.T) {
 	}
 	if after, _ := os.ReadFile(cfg); !bytes.Equal(before, after) {
 		t.Error("a refused import changed the configuration")
+	}
+}
+
+// The wizard asks again rather than failing: a malformed URL at once, a
+// password the FTP server refuses right after it is given (the wrong one
+// is not kept on disk), and a mountpoint that is not empty, for which it
+// offers escalefs sync instead.
+func TestInitWizardAsksAgain(t *testing.T) {
+	s := testserver.StartPureFTPd(t)
+	u, _ := s.NewRelayDir(t, "ftp")
+	bin := buildEscalefs(t)
+	env, cfgHome := relayTestEnv(t)
+	full := t.TempDir()
+	writeFile(t, filepath.Join(full, "notes.txt"), []byte("already here\n"), 0o644)
+	pwFile := filepath.Join(cfgHome, "escalefs", "desk.relay-password")
+
+	cmd := exec.Command(bin, "init", "--accept-license")
+	cmd.Env = env
+	c := newConsole(t, cmd)
+	c.expect("Relay URL", "ftp:/"+u.Host+u.Path)
+	c.wait("names no host; expected e.g. ftp://user@host/dir")
+	c.expect("Relay URL", "nosuch://host/x")
+	c.wait(`unknown scheme "nosuch"`)
+	c.expect("Relay URL", u.String())
+	c.expect("This node's name [", "desk")
+	c.expect("Relay password", "wrong password")
+	c.wait("The relay refused the login")
+	if _, err := os.Stat(pwFile); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the refused password is kept in %s: %v", pwFile, err)
+	}
+	c.expect("Relay password", s.Password)
+	c.wait("relay works")
+	c.expect("a generated key file (k) or a passphrase (p)? [k]: ", "k")
+	c.expect("Mode: shared, upload, download or conservative [shared]: ", "sharing")
+	c.wait(`"sharing" is not a mode; again.`)
+	c.expect("Mode: shared, upload, download or conservative [shared]: ", "")
+	c.expect("Mount the folder with FUSE (m) or keep a plain folder in step (s)? [m]: ", "m")
+	c.expect("Directory [", full)
+	c.wait("is not empty: a mount there would hide its files")
+	c.expect("Keep it in step as a plain folder with escalefs sync instead? (yes/no) [yes]: ", "yes")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("escalefs init: %v\n%s", err, c.output())
+	}
+	c.finished()
+	wantAll(t, "the wizard", c.output(), "escalefs sync --repo desk")
+	text, err := os.ReadFile(filepath.Join(cfgHome, "escalefs", "config.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantAll(t, "the configuration", string(text), "path = '"+full+"'", "password-file = '"+pwFile+"'")
+	if pw, err := os.ReadFile(pwFile); err != nil || strings.TrimSpace(string(pw)) != s.Password {
+		t.Errorf("the relay password file holds %q, %v", pw, err)
+	}
+	sync := exec.Command(bin, "sync", "--once", "--repo", "desk")
+	sync.Env = env
+	if out, err := sync.CombinedOutput(); err != nil {
+		t.Fatalf("sync --once from the table: %v\n%s", err, out)
+	}
+
+	// Without a terminal, a non-empty mountpoint is a usage error.
+	_, errOut, code := run(t, "--config", filepath.Join(t.TempDir(), "c.toml"), "init", "--accept-license",
+		"--relay", "file://"+t.TempDir(), "--name", "x", "--mountpoint", full)
+	if code != exitUsage || !strings.Contains(errOut, "is not empty") || !strings.Contains(errOut, "--path "+full) {
+		t.Errorf("init --mountpoint over a folder with files: exit %d\n%s", code, errOut)
 	}
 }

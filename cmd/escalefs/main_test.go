@@ -57,7 +57,7 @@ func TestRelayCheckErrors(t *testing.T) {
 	}{
 		{[]string{"relay", "check", "nosuch://host/x"}, `unknown scheme "nosuch"`},
 		{[]string{"relay", "check", "file://host/x"}, "has no host"},
-		{[]string{"relay", "check"}, "accepts 1 arg"},
+		{[]string{"relay", "check"}, "missing URL: give the relay's URL, or --repo NAME"},
 		{[]string{"relay", "check", "--timeout", "soon", "file:///x"}, `invalid argument "soon"`},
 	} {
 		out, errOut, code := run(t, tc.args...)
