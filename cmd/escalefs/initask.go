@@ -192,4 +192,3 @@ func emptyOrMissing(dir string) bool {
 	names, _ := d.Readdirnames(1)
 	return len(names) == 0
 }
-
