@@ -23,6 +23,10 @@ type EscaleTable struct {
 	Values map[string]any
 	// Notes say what could not be carried over, or changes meaning.
 	Notes []string
+	// Password is the relay password taken out of an Escale credential
+	// file whose line is "user:password": the caller writes it to a
+	// private file and names that file as password-file.
+	Password string
 }
 
 // escaleKeys maps each Escale option (any alias, lower case, single
@@ -86,6 +90,8 @@ var escaleDropped = map[string]string{
 	"split":                 "escalefs splits large files into parts itself",
 	"max pending transfers": "escalefs bounds its transfers itself",
 	"checksumcache":         "escalefs keeps its own cache of fingerprints",
+	"drive binary":          "escalefs talks to Google Drive itself",
+	"rclone binary":         "escalefs does not run rclone",
 }
 
 var escaleSpaces = regexp.MustCompile(`[\s_]+`)
@@ -126,7 +132,9 @@ func ConvertEscale(r io.Reader, dir string) ([]EscaleTable, error) {
 		if _, dup := cur.values[k]; !dup {
 			cur.order = append(cur.order, k)
 		}
-		cur.values[k] = strings.TrimSpace(line[i+1:])
+		// Escale read its file with Python's configparser, whose
+		// interpolation makes "%%" a "%".
+		cur.values[k] = strings.ReplaceAll(strings.TrimSpace(line[i+1:]), "%%", "%")
 	}
 	if err := sc.Err(); err != nil {
 		return nil, err
@@ -203,21 +211,18 @@ func convertSection(name string, vals map[string]string, order []string, dir str
 	if v, ok := fields["client"]; ok && v != "" {
 		t.Values["name"] = v
 	}
+	escaleCredential(&t, fields, file, isFile, note)
 	if u, ok := escaleRelay(fields, note); ok {
 		t.Values["relay"] = u
 	}
 	if v, ok := fields["username"]; ok && v != "" {
 		t.Values["username"] = v
 	}
-	if v, ok := fields["password"]; ok && v != "" {
-		if isFile(v) {
-			t.Values["password-file"] = file(v)
-		} else {
-			t.Values["password"] = v
-			note("the relay password is written in the table: keep the file mode 0600, or move it to a password-file")
-		}
-	}
 	if v, ok := fields["refresh"]; ok {
+		// Escale's own example writes "refresh = 300 # in seconds".
+		if i := strings.IndexAny(v, "#;"); i > 0 {
+			v = strings.TrimSpace(v[:i])
+		}
 		switch b, isBool := escaleBool(v); {
 		case isBool && b:
 			t.Values["refresh"] = "30s"
@@ -310,10 +315,11 @@ func convertSection(name string, vals map[string]string, order []string, dir str
 		}
 	}
 	if v, ok := fields["quota"]; ok && v != "" {
-		if _, err := strconv.ParseFloat(v, 64); err == nil {
-			v += "MB" // Escale's unit
+		if q, err := escaleQuota(v); err != nil {
+			note("disk quota = %s: %v; dropped (Escale ran without a quota then too)", v, err)
+		} else {
+			t.Values["disk-quota"] = q
 		}
-		t.Values["disk-quota"] = strings.ReplaceAll(v, " ", "")
 	}
 	if v, ok := fields["maintainer"]; ok && v != "" {
 		t.Values["maintainer"] = v
@@ -350,63 +356,200 @@ func convertSection(name string, vals map[string]string, order []string, dir str
 	return t
 }
 
+// escaleRclone are the protocols Escale reached through rclone (or the
+// drive tool's cousins), which escalefs does not run.
+var escaleRclone = []string{"rclone", "amazoncloud", "b2", "dropbox", "googlecloud", "hubic", "onedrive", "swift",
+	"s3", "sftp", "yandex"}
+
 // escaleRelay builds the relay URL from Escale's protocol, address, port
-// and directory.
+// and directory, as Escale's parse_address and its backends read them.
 func escaleRelay(f map[string]string, note func(string, ...any)) (string, bool) {
-	addr, dirPath := f["address"], f["directory"]
+	addr, dirPath, port := f["address"], f["directory"], f["port"]
 	proto := strings.ToLower(f["protocol"])
-	if addr == "" && strings.HasPrefix(dirPath, "/") && (proto == "" || proto == "file") {
-		return "file://" + dirPath, true
+	// An address may be a URL: proto://host[:port][/path], or for
+	// Google Drive and rclone proto:///mount//path or proto://path.
+	if i := strings.Index(addr, "://"); i > 0 && !strings.ContainsAny(addr[:i], "/ ") {
+		if proto == "" {
+			proto = strings.ToLower(addr[:i])
+		}
+		rest := addr[i+3:]
+		switch {
+		case isGdrive(proto) || slices.Contains(escaleRclone, proto):
+			if j := strings.Index(rest, "//"); strings.HasPrefix(rest, "/") && j >= 0 {
+				rest = rest[j+2:] // the mount point is the drive tool's
+			} else if strings.HasPrefix(rest, "/") {
+				rest = ""
+			}
+			addr = ""
+			dirPath = joinPath(rest, dirPath)
+		default:
+			host, p, _ := strings.Cut(rest, "/")
+			addr = host
+			dirPath = joinPath(p, dirPath)
+		}
 	}
-	if addr == "" {
+	if h, p, ok := strings.Cut(addr, ":"); ok && !strings.Contains(p, "/") && port == "" {
+		addr, port = h, p
+	}
+	switch {
+	case proto == "file" || proto == "" && addr == "" || proto == "" && strings.HasPrefix(addr, "/"):
+		p := dirPath
+		if addr != "" {
+			p = filepath.Join(addr, dirPath)
+		}
+		if !strings.HasPrefix(p, "/") {
+			note("no relay address: set relay")
+			return "", false
+		}
+		return (&url.URL{Scheme: "file", Path: p}).String(), true
+	case isGdrive(proto):
+		note("Google Drive: escalefs talks to Drive itself, without the drive tool; run escalefs auth gdrive once, " +
+			"then set credentials to the token it writes")
+		return (&url.URL{Scheme: "gdrive", Path: "/" + strings.Trim(joinPath(addrIfPath(addr), dirPath), "/")}).String(), true
+	case slices.Contains(escaleRclone, proto):
+		note("protocol %s: Escale reached this relay through rclone, which escalefs does not run; "+
+			"serve the remote with rclone serve webdav (or sftp) and give that URL as relay, or use escalefs's own "+
+			"sftp:// or s3:// relay; the table is not written until it has a relay", proto)
+		return "", false
+	case addr == "":
 		note("no relay address: set relay")
 		return "", false
 	}
-	if u, err := url.Parse(addr); err == nil && u.Scheme != "" && (u.Host != "" || u.Scheme == "file") {
-		proto = u.Scheme
-		if dirPath != "" {
-			u.Path = strings.TrimSuffix(u.Path, "/") + "/" + strings.TrimPrefix(dirPath, "/")
-		}
-		addr = u.String()
-		return mapScheme(addr, proto, note)
-	}
-	if strings.HasPrefix(addr, "/") {
-		return "file://" + filepath.Join(addr, dirPath), true
-	}
-	if proto == "" {
-		proto = "ftp"
+	scheme := proto
+	switch proto {
+	case "":
+		scheme = "ftp"
 		note("no protocol given: ftp assumed, as Escale did")
+	case "ftp", "ftps":
+	case "http":
+		scheme = "webdav"
+	case "https", "webdav", "webdavs":
+		scheme = "webdavs" // Escale's webdav is WebDAV over HTTPS
+	default:
+		note("protocol %s is not a relay escalefs supports (ftp, ftps, webdav, webdavs, gdrive, file, sftp, s3)", proto)
+		return "", false
 	}
 	host := addr
-	if p := f["port"]; p != "" {
-		host += ":" + p
+	if port != "" {
+		host += ":" + port
 	}
-	u := &url.URL{Scheme: proto, Host: host, Path: "/" + strings.TrimPrefix(dirPath, "/")}
+	u := &url.URL{Scheme: scheme, Host: host, Path: "/" + strings.Trim(dirPath, "/")}
 	if user := f["username"]; user != "" {
 		u.User = url.User(user)
 	}
-	return mapScheme(u.String(), proto, note)
+	return u.String(), true
 }
 
-// mapScheme turns Escale's protocol names into escalefs's schemes.
-func mapScheme(raw, proto string, note func(string, ...any)) (string, bool) {
-	scheme := proto
-	switch proto {
-	case "ftp", "ftps", "webdav", "webdavs", "file":
-	case "http":
-		scheme = "webdav"
-	case "https":
-		scheme = "webdavs"
-	case "google", "googledrive", "drive":
-		scheme = "gdrive"
+func isGdrive(proto string) bool {
+	return proto == "google" || proto == "googledrive" || proto == "drive" || proto == "gdrive"
+}
+
+// addrIfPath is a Google Drive address that names a folder rather than
+// the drive tool's mount point: none.
+func addrIfPath(addr string) string {
+	if addr == "" || strings.HasPrefix(addr, "/") || strings.HasPrefix(addr, "~") {
+		return "" // the drive tool's mount point
+	}
+	return addr
+}
+
+func joinPath(a, b string) string {
+	a, b = strings.Trim(a, "/"), strings.Trim(b, "/")
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	return a + "/" + b
+}
+
+// escaleCredential reads Escale's password option: a password, or a
+// credential file holding the password or "user:password" lines. With
+// user set, a one-line file is the password (less a leading "user:");
+// without, the first line is "user:password" (what Escale's wizard
+// writes), whose user then names the relay's user.
+func escaleCredential(t *EscaleTable, fields map[string]string, file func(string) string, isFile func(string) bool,
+	note func(string, ...any)) {
+	v := fields["password"]
+	if v == "" {
+		return
+	}
+	if !isFile(v) {
+		t.Values["password"] = v
+		note("the relay password is written in the table: keep the file mode 0600, or move it to a password-file")
+		return
+	}
+	path := file(v)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		note("credential file %s: %v; set password-file", path, err)
+		return
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\r\n"), "\n")
+	first := strings.TrimRight(lines[0], "\r")
+	user := fields["username"]
+	switch {
+	case user != "" && len(lines) > 1:
+		t.Values["password-file"] = path // escalefs reads user:password lines too
+	case user != "" && strings.HasPrefix(first, user+":"):
+		t.Password = strings.TrimPrefix(first, user+":")
+	case user != "":
+		t.Values["password-file"] = path
 	default:
-		note("protocol %s is not a relay escalefs supports (ftp, ftps, webdav, webdavs, gdrive, file)", proto)
-		return "", false
+		u, pw, ok := strings.Cut(first, ":")
+		if !ok {
+			note("credential file %s holds no \"user:password\" line, and no user is set: Escale asked for "+
+				"the login then; set username and password-file", path)
+			return
+		}
+		fields["username"] = u
+		t.Password = pw
 	}
-	if i := strings.Index(raw, "://"); i >= 0 {
-		raw = scheme + raw[i:]
+}
+
+// escaleUnits are Escale's storage units, in MiB (its "MB"), as its
+// storage_space_unit table has them: upper-case B for bytes, lower-case b
+// for bits, and French octets (Ko, Mo, Go…).
+var escaleUnits = map[string]float64{
+	"Kb": 1.0 / 8192, "KB": 1.0 / 1024, "Mb": 1.0 / 8, "MB": 1, "Gb": 128, "GB": 1024, "Tb": 128 << 10, "TB": 1 << 20,
+	"Pb": 128 << 20, "PB": 1 << 30, "Eb": 128 << 30, "EB": 1 << 40,
+	"MiB": 1, "GiB": 1024, "TiB": 1 << 20, "PiB": 1 << 30, "EiB": 1 << 40,
+}
+
+func init() {
+	for _, u := range "KMGTPE" {
+		escaleUnits[string(u)] = escaleUnits[string(u)+"B"]
+		escaleUnits[string(u)+"o"] = escaleUnits[string(u)+"B"]
 	}
-	return raw, true
+}
+
+var escaleNumber = regexp.MustCompile(`^([0-9]+(?:[.,][0-9]+)?)\s*([a-zA-Z]*)$`)
+
+// escaleQuota reads an Escale disk quota (a number with a unit, in MB
+// without one) as a size escalefs reads: whole MiB, or bytes.
+func escaleQuota(v string) (string, error) {
+	m := escaleNumber.FindStringSubmatch(strings.TrimSpace(v))
+	if m == nil {
+		return "", fmt.Errorf("expected a number with a unit such as 2GB")
+	}
+	n, err := strconv.ParseFloat(strings.Replace(m[1], ",", ".", 1), 64)
+	if err != nil {
+		return "", err
+	}
+	unit := m[2]
+	if unit == "" {
+		unit = "MB"
+	}
+	f, ok := escaleUnits[unit]
+	if !ok {
+		return "", fmt.Errorf("unit %q is not one of Escale's (units are case-sensitive: KB, MB, GB… bytes; Kb, Mb, Gb… bits)", unit)
+	}
+	mib := n * f
+	if mib == float64(int64(mib)) {
+		return strconv.FormatInt(int64(mib), 10) + "MiB", nil
+	}
+	return strconv.FormatInt(int64(mib*(1<<20)), 10), nil
 }
 
 // escaleBool reads Escale's booleans.

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -324,10 +325,28 @@ func initFromEscale(g *globals, cfgPath, escalePath string) error {
 	case err != nil:
 		return fmt.Errorf("the configuration file is not valid, fix it first: %w", err)
 	}
+	// A table without a relay is not written: it would not run.
+	var skipped []config.EscaleTable
+	tables = slices.DeleteFunc(tables, func(t config.EscaleTable) bool {
+		if _, ok := t.Values["relay"]; !ok {
+			skipped = append(skipped, t)
+			return true
+		}
+		return false
+	})
+	for _, t := range skipped {
+		fmt.Fprintf(g.stdout, "[%s]: not written, it has no relay escalefs can reach:\n", t.Name)
+		for _, n := range t.Notes {
+			fmt.Fprintf(g.stdout, "  %s\n", n)
+		}
+	}
+	if len(tables) == 0 {
+		return fmt.Errorf("--from-escale %s: no section has a relay escalefs can reach; nothing was written", escalePath)
+	}
 	for _, t := range tables {
 		if existing != nil {
 			if _, ok := existing.Repo(t.Name); ok {
-				return fmt.Errorf("%s already has a table [%s]: remove it or rename the section in %s", cfgPath, t.Name, escalePath)
+				return usage(fmt.Errorf("%s already has a table [%s]: remove it or rename the section in %s", cfgPath, t.Name, escalePath))
 			}
 		}
 	}
@@ -342,7 +361,15 @@ func initFromEscale(g *globals, cfgPath, escalePath string) error {
 		return err
 	}
 	defer os.Remove(tmp)
+	// Passwords out of Escale's "user:password" files go to files of
+	// their own, written only once the tables load.
+	passwords := map[string]string{}
 	for _, t := range tables {
+		if t.Password != "" {
+			pw := filepath.Join(filepath.Dir(cfgPath), t.Name+".relay-password")
+			passwords[pw] = t.Password
+			t.Values["password-file"] = pw
+		}
 		if err := appendTable(tmp, t.Name, t.Values); err != nil {
 			return err
 		}
@@ -350,11 +377,19 @@ func initFromEscale(g *globals, cfgPath, escalePath string) error {
 	if _, err := config.Load(tmp); err != nil {
 		return fmt.Errorf("the converted tables do not load, and %s is unchanged; fix %s and try again: %w", cfgPath, escalePath, err)
 	}
+	for pw, secret := range passwords {
+		if err := writePrivate(pw, []byte(secret+"\n")); err != nil {
+			return err
+		}
+	}
 	if err := os.Rename(tmp, cfgPath); err != nil {
 		return err
 	}
 	for _, t := range tables {
 		fmt.Fprintf(g.stdout, "[%s]: converted %d options\n", t.Name, len(t.Values))
+		if pw, ok := t.Values["password-file"].(string); ok && passwords[pw] != "" {
+			fmt.Fprintf(g.stdout, "  the relay password from Escale's credential file is in %s (mode 0600)\n", pw)
+		}
 		for _, n := range t.Notes {
 			fmt.Fprintf(g.stdout, "  not carried over: %s\n", n)
 		}

@@ -343,3 +343,41 @@ func TestInitWizardAsksAgain(t *testing.T) {
 		t.Errorf("init --mountpoint over a folder with files: exit %d\n%s", code, errOut)
 	}
 }
+
+// escalefs init --from-escale on Escale's own kind of files: the password
+// of a "user:password" credential file goes to a 0600 file of its own, and
+// a section escalefs cannot reach (rclone) is reported, not written.
+func TestInitFromEscaleFiles(t *testing.T) {
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	cfgDir := filepath.Join(os.Getenv("XDG_CONFIG_HOME"), "escalefs")
+	testdata, err := filepath.Abs(filepath.Join("..", "..", "config", "testdata", "escale"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := run(t, "init", "--accept-license", "--from-escale", filepath.Join(testdata, "webdav.conf"))
+	if code != 0 {
+		t.Fatalf("init --from-escale webdav.conf: exit %d\n%s%s", code, out, errOut)
+	}
+	pw := filepath.Join(cfgDir, "my-cloud.relay-password")
+	wantAll(t, "the import", out, "[my-cloud]: converted", "the relay password from Escale's credential file is in "+pw)
+	if b, err := os.ReadFile(pw); err != nil || string(b) != "n3xtcl0ud\n" {
+		t.Errorf("%s: %q, %v", pw, b, err)
+	}
+	if fi, err := os.Stat(pw); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s: %v, want mode 0600", pw, err)
+	}
+	text, _ := os.ReadFile(filepath.Join(cfgDir, "config.toml"))
+	wantAll(t, "the configuration", string(text), "relay = 'webdavs://me@cloud.example.com:8080/remote.php/webdav'",
+		"password-file = '"+pw+"'", "[dav]")
+
+	out, errOut, code = run(t, "init", "--from-escale", filepath.Join(testdata, "rclone.conf"))
+	if code != 0 {
+		t.Fatalf("init --from-escale rclone.conf: exit %d\n%s%s", code, out, errOut)
+	}
+	wantAll(t, "the import", out, "[dropbox]: not written, it has no relay escalefs can reach", "rclone serve webdav",
+		"[ftp-too]: converted")
+	text, _ = os.ReadFile(filepath.Join(cfgDir, "config.toml"))
+	if strings.Contains(string(text), "[dropbox]") {
+		t.Errorf("the rclone section was written:\n%s", text)
+	}
+}
