@@ -58,11 +58,10 @@ demo: build
 deps:
 	./scripts/install-test-deps.sh
 
-## install: install escalefs into $(PREFIX)/bin, and mount.fuse.escalefs beside it for mount -t fuse.escalefs and /etc/fstab
+## install: install escalefs into $(PREFIX)/bin (make install PREFIX=$$HOME/.local needs no root)
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/escalefs
-	ln -sf escalefs $(DESTDIR)$(PREFIX)/bin/mount.fuse.escalefs
 
 clean:
 	rm -f $(BIN)

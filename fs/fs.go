@@ -379,16 +379,18 @@ var fuseDevice = "/dev/fuse"
 // checkFUSE reports ErrFUSEUnavailable when /dev/fuse cannot be opened, or
 // when an unprivileged user has no fusermount to mount with.
 func checkFUSE() error {
+	// The package first: without it, nothing else matters to a user.
+	if os.Geteuid() != 0 {
+		if _, err := findFusermount(); err != nil {
+			return fmt.Errorf("%w: fusermount3 is not installed; install the fuse3 package (sudo apt install fuse3, "+
+				"or sudo dnf install fuse3)", ErrFUSEUnavailable)
+		}
+	}
 	f, err := os.OpenFile(fuseDevice, os.O_RDWR, 0)
 	if err != nil {
 		return fmt.Errorf("%w (%v): %s", ErrFUSEUnavailable, err, fuseHelp)
 	}
 	f.Close()
-	if os.Geteuid() != 0 {
-		if _, err := findFusermount(); err != nil {
-			return fmt.Errorf("%w: no fusermount3 or fusermount in $PATH: %s", ErrFUSEUnavailable, fuseHelp)
-		}
-	}
 	return nil
 }
 

@@ -266,16 +266,7 @@ func TestMountAllowRootOther(t *testing.T) {
 	bin := buildEscalefs(t)
 	key, _ := keyFile(t)
 	relay := "file://" + t.TempDir()
-	// Every user must reach the mountpoint.
-	base := t.TempDir()
-	if err := os.Chmod(base, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for d := filepath.Dir(base); d != "/"; d = filepath.Dir(d) {
-		if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o001 == 0 {
-			t.Skipf("%s is not searchable by other users", d)
-		}
-	}
+	base := sharedTempDir(t)
 	mnt := filepath.Join(base, "mnt")
 	if err := os.Mkdir(mnt, 0o755); err != nil {
 		t.Fatal(err)
@@ -306,5 +297,58 @@ func TestMountAllowRootOther(t *testing.T) {
 			}
 			n.unmount(t)
 		})
+	}
+}
+
+// sharedTempDir is a directory every user may enter and write, removed at
+// the end of the test: t.TempDir's parent is private to root.
+func sharedTempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "escalefs-shared-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	for d := filepath.Dir(dir); d != "/"; d = filepath.Dir(d) {
+		if fi, err := os.Stat(d); err != nil || fi.Mode().Perm()&0o001 == 0 {
+			t.Fatalf("%s is not searchable by other users: %v", d, err)
+		}
+	}
+	return dir
+}
+
+// An ordinary user without fuse3 is told, in one line, which package to
+// install.
+func TestMountWithoutFuse3AsUser(t *testing.T) {
+	rootUsable(t)
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		testserver.Unavailable(t, "no setpriv (util-linux): %v", err)
+	}
+	bin := buildEscalefs(t)
+	base := sharedTempDir(t)
+	copyTo := filepath.Join(base, "escalefs")
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, copyTo, data, 0o755)
+	mnt := filepath.Join(base, "mnt")
+	if err := os.Mkdir(mnt, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+		copyTo, "mount", "--relay", "file://"+filepath.Join(base, "relay"), "--no-encryption", mnt)
+	cmd.Env = []string{"PATH=" + filepath.Join(base, "empty"), "HOME=" + base, "XDG_STATE_HOME=" + filepath.Join(base, "state")}
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() == 0 {
+		t.Fatalf("mount without fuse3 as a user: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 1 || !strings.Contains(lines[0], "fusermount3 is not installed; install the fuse3 package") {
+		t.Errorf("want one line naming the fuse3 package, got:\n%s", out)
 	}
 }

@@ -64,11 +64,18 @@ func TestServiceUnits(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			u := parseUnit(t, filepath.Join("..", "..", "contrib", name))
 			line := strings.Fields(u.one(t, "Service", "ExecStart"))
-			if line[0] != "/usr/local/bin/escalefs" {
-				t.Errorf("ExecStart runs %s, want /usr/local/bin/escalefs, where the README installs it", line[0])
+			if len(line) < 2 || line[0] != "/usr/bin/env" || line[1] != "escalefs" {
+				t.Fatalf("ExecStart runs %q, want escalefs found through /usr/bin/env, wherever it is installed", line)
 			}
-			args := make([]string, 0, len(line)-1)
-			for _, a := range line[1:] {
+			// The places the README installs escalefs are searched.
+			path := u.one(t, "Service", "Environment")
+			for _, dir := range []string{"%h/.local/bin", "%h/go/bin", "/usr/local/bin"} {
+				if !strings.Contains(path, dir) {
+					t.Errorf("Environment=%s does not search %s", path, dir)
+				}
+			}
+			args := make([]string, 0, len(line)-2)
+			for _, a := range line[2:] {
 				args = append(args, strings.ReplaceAll(a, "%i", "work"))
 			}
 			root := newRootCmd(&bytes.Buffer{}, &bytes.Buffer{})
@@ -105,7 +112,7 @@ func TestServiceUnits(t *testing.T) {
 }
 
 // systemd-analyze verify finds nothing wrong with the units (run with a
-// program that exists in place of /usr/local/bin/escalefs).
+// program that exists in place of escalefs).
 func TestServiceUnitsVerify(t *testing.T) {
 	analyze, err := exec.LookPath("systemd-analyze")
 	if err != nil {
@@ -121,7 +128,7 @@ func TestServiceUnitsVerify(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		data = bytes.ReplaceAll(data, []byte("/usr/local/bin/escalefs"), []byte(self))
+		data = bytes.ReplaceAll(data, []byte("/usr/bin/env escalefs"), []byte(self))
 		instance := filepath.Join(dir, strings.Replace(name, "@.", "@work.", 1))
 		if err := os.WriteFile(instance, data, 0o644); err != nil {
 			t.Fatal(err)

@@ -63,7 +63,7 @@ func waitStatus(t *testing.T, bin, xdg, what string, args []string, want ...stri
 	waitFor(t, 30*time.Second, what, func() bool {
 		var code int
 		out, _, code = runStatusBin(t, bin, xdg, args...)
-		if code != 0 {
+		if code != 0 && code != exitUnsynced {
 			return false
 		}
 		for _, w := range want {
@@ -121,6 +121,11 @@ func TestMountUnmountPendingThenRemount(t *testing.T) {
 	}
 	queued := fmt.Sprintf("1 file, %d bytes to push", len(content))
 	waitStatus(t, bin, xdg, "the file to be queued", []string{mnt}, queued, "running (mount")
+	// Its rounds fail: status says so, and exits with exitUnsynced.
+	waitFor(t, 30*time.Second, "status to report the failing node", func() bool {
+		out, _, code := runStatusBin(t, bin, xdg, mnt)
+		return code == exitUnsynced && strings.Contains(out, "problem:    failing: ")
+	})
 
 	a.unmount(t) // exits with status 0
 	wantAll(t, "alice's log", a.log.String(), "stopping: pushing queued changes",
