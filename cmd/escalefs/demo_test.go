@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -131,4 +132,70 @@ func TestDemo(t *testing.T) {
 		}
 	}
 	checkStopped()
+}
+
+// pathWithout makes a directory of links to every program of $PATH but
+// those named in skip, for a $PATH on which they are missing.
+func pathWithout(t *testing.T, skip ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range filepath.SplitList(os.Getenv("PATH")) {
+		ents, err := os.ReadDir(d)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			name := e.Name()
+			if slices.Contains(skip, name) {
+				continue
+			}
+			link := filepath.Join(dir, name)
+			if _, err := os.Lstat(link); err == nil {
+				continue // the first on $PATH wins
+			}
+			if err := os.Symlink(filepath.Join(d, name), link); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return dir
+}
+
+// make demo from a clean clone, as root on a machine without fusermount:
+// it mounts with mount(2) and unmounts with umount.
+func TestDemoCleanCloneWithoutFusermount(t *testing.T) {
+	rootUsable(t)
+	for _, p := range []string{"git", "make", "bash"} {
+		if _, err := exec.LookPath(p); err != nil {
+			testserver.Unavailable(t, "no %s in $PATH", p)
+		}
+	}
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clone := filepath.Join(t.TempDir(), "escalefs")
+	if out, err := exec.Command("git", "clone", "-q", root, clone).CombinedOutput(); err != nil {
+		t.Fatalf("git clone: %v\n%s", err, out)
+	}
+	path := pathWithout(t, "fusermount", "fusermount3")
+	t.Cleanup(func() {
+		for _, n := range []string{"alice", "bob"} {
+			_ = syscall.Unmount(filepath.Join(clone, "demo", n), syscall.MNT_DETACH)
+		}
+	})
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "make", "demo")
+	cmd.Dir = clone
+	cmd.Env = append(os.Environ(), "PATH="+path)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("make demo in a clean clone without fusermount: %v\n%s", err, out)
+	}
+	for _, want := range []string{"hello.txt and photos/big.jpg arrived in bob's mount", "umount ", "The demo is done."} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the demo's output lacks %q:\n%s", want, out)
+		}
+	}
 }

@@ -60,6 +60,14 @@ func TestLimit(t *testing.T) {
 			}
 		}()
 	}
+	// Three calls get in and wait there; the others wait for a slot.
+	deadline := time.Now().Add(30 * time.Second)
+	for g.now.Load() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d calls inside after 30s, want 3", g.now.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
 	// Let the calls through one by one; at most 3 may be waiting inside.
 	for range 10 {
 		g.gate <- struct{}{}
@@ -72,7 +80,7 @@ func TestLimit(t *testing.T) {
 	for range 3 {
 		go relaytest.ReadAll(context.Background(), r, "x", 0, -1)
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline = time.Now().Add(30 * time.Second)
 	for g.now.Load() < 3 { // wait until the three hold their slots
 		if time.Now().After(deadline) {
 			t.Fatal("three Gets did not start")
