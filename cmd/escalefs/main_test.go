@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -16,10 +18,34 @@ func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	return runIn(t, nil, args...)
 }
 
+// escalefs version and --version print the same semantic version, with
+// the commit and the Go version.
 func TestVersion(t *testing.T) {
 	out, _, code := run(t, "version")
-	if code != 0 || !strings.HasPrefix(out, "escalefs ") {
+	if code != 0 || !regexp.MustCompile(`^escalefs \d+\.\d+\.\d+\S* \(commit \S+, go\S+\)\n$`).MatchString(out) {
 		t.Errorf("version: %q, exit %d", out, code)
+	}
+	flag, _, code := run(t, "--version")
+	if code != 0 || flag != out {
+		t.Errorf("--version: %q, exit %d; want %q", flag, code, out)
+	}
+	pseudo := &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "v0.0.0-20261206183000-116dd75cf12a"}}
+	tagged := &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "v1.2.3"},
+		Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "0123456789abcdef0123"}, {Key: "vcs.modified", Value: "true"}}}
+	for _, tc := range []struct {
+		ldVersion, ldCommit string
+		info                *debug.BuildInfo
+		want                string
+	}{
+		{"v0.11.0", "116dd756806b", nil, "0.11.0 (commit 116dd756806b)"},
+		{"v0.11.0-3-g116dd75", "116dd756806b-dirty", nil, "0.11.0-3-g116dd75 (commit 116dd756806b-dirty)"},
+		{"", "", pseudo, release + "-dev (commit 116dd75cf12a, go1.26.8)"},
+		{"", "", tagged, "1.2.3 (commit 0123456789ab-dirty, go1.26.8)"},
+		{"", "", nil, release + "-dev (commit unknown)"},
+	} {
+		if got := formatVersion(tc.ldVersion, tc.ldCommit, tc.info); got != tc.want {
+			t.Errorf("formatVersion(%q, %q, %v) = %q, want %q", tc.ldVersion, tc.ldCommit, tc.info, got, tc.want)
+		}
 	}
 }
 
