@@ -44,19 +44,27 @@ func TestConfigKeysAreFlags(t *testing.T) {
 	}
 }
 
-// README's key reference lists exactly the keys the config package knows.
-func TestReadmeConfigKeys(t *testing.T) {
+// readmeSection returns the text of README.md under heading, up to the
+// next heading.
+func readmeSection(t *testing.T, heading string) string {
+	t.Helper()
 	data, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, ok := strings.Cut(string(data), "\n### Configuration keys\n")
+	_, section, ok := strings.Cut(string(data), "\n"+heading+"\n")
 	if !ok {
-		t.Fatal("README.md has no section ### Configuration keys")
+		t.Fatalf("README.md has no section %s", heading)
 	}
 	if i := strings.Index(section, "\n#"); i >= 0 {
 		section = section[:i]
 	}
+	return section
+}
+
+// README's key reference lists exactly the keys the config package knows.
+func TestReadmeConfigKeys(t *testing.T) {
+	section := readmeSection(t, "### Configuration keys")
 	row := regexp.MustCompile("(?m)^\\| `([a-z0-9-]+)` \\|")
 	var documented []string
 	for _, m := range row.FindAllStringSubmatch(section, -1) {

@@ -62,7 +62,7 @@ func exitCode(err error) int {
 		return 0
 	case errors.As(err, &ee):
 		return ee.code
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), isCobraUsage(err):
 		return exitUsage
 	case errors.Is(err, crypto.ErrWrongSecret):
 		return exitSecret

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -125,17 +124,7 @@ func TestStatusJSONMatchesText(t *testing.T) {
 		}
 	}
 
-	readme, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(readme), "\n### status --json\n")
-	if !ok {
-		t.Fatal("README.md has no section ### status --json")
-	}
-	if i := strings.Index(section, "\n#"); i >= 0 {
-		section = section[:i]
-	}
+	section := readmeSection(t, "### status --json")
 	for _, f := range jsonFields(nodeJSON{}) {
 		if !strings.Contains(section, "`"+f+"`") {
 			t.Errorf("README.md's status --json section does not document %s", f)

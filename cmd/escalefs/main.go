@@ -51,15 +51,8 @@ func isCommand(root *cobra.Command) func(string) bool {
 func execute(ctx context.Context, root *cobra.Command, stderr io.Writer) int {
 	err := root.ExecuteContext(ctx)
 	var ee *exitError
-	switch {
-	case err == nil:
-		return 0
-	case errors.As(err, &ee):
-		return ee.code
-	}
-	fmt.Fprintln(stderr, "escalefs:", err)
-	if isCobraUsage(err) {
-		return exitUsage
+	if err != nil && !errors.As(err, &ee) {
+		fmt.Fprintln(stderr, "escalefs:", err)
 	}
 	return exitCode(err)
 }

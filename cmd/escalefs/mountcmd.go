@@ -176,7 +176,7 @@ func runMount(ctx context.Context, g *globals, f *mountFlags, mountArg string) e
 	defer n.close()
 	log := n.log
 
-	opts := f.fuseOptions()
+	opts := f.fuse
 	opts.Events, opts.Modifiers, opts.NonEmpty, opts.Debug = engineEvents{n.eng}, n.eng, f.nonEmpty, f.debugFUSE
 	s, err := escfs.Mount(ctx, mnt, backing, opts)
 	if err != nil {

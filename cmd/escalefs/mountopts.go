@@ -8,8 +8,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-
-	escfs "github.com/escalefs/escalefs/fs"
 )
 
 // fuseOptionNames are the mount options of -o that escalefs passes to the
@@ -120,9 +118,6 @@ func (f *mountFlags) applyOption(cmd *cobra.Command, opt string) error {
 	}
 	return cmd.Flags().Set(key, val)
 }
-
-// fuseOptions are the mount's options for escfs.Mount.
-func (f *mountFlags) fuseOptions() escfs.Options { return f.fuse }
 
 // mountHelperNames are the names under which escalefs runs as a mount
 // helper: mount -t fuse.escalefs looks for /sbin/mount.fuse.escalefs.
