@@ -182,6 +182,8 @@ type Engine struct {
 	// rounds fail (the relay is down). Each is logged when it starts and
 	// when it ends.
 	full, failing bool
+	// fullNow is full, for Status (read from any goroutine).
+	fullNow atomic.Bool
 	// ownTempCleared is set once this node's temporary objects left on
 	// the relay by a killed run were removed.
 	ownTempCleared bool

@@ -380,6 +380,7 @@ func (e *Engine) setFull(full bool, why string) {
 		e.log.Info("room on the relay again: pushing")
 	}
 	e.full = full
+	e.fullNow.Store(full)
 }
 
 // quotaHit turns the relay's "storage full" answer into waiting: the items

@@ -1,11 +1,13 @@
 package sync
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/escalefs/escalefs/cache"
+	"github.com/escalefs/escalefs/relay"
 	"github.com/escalefs/escalefs/sync/proto"
 )
 
@@ -23,6 +25,13 @@ type Status struct {
 	Failing     bool
 	LastError   error
 	LastErrorAt time.Time
+	// FailingSince is when the rounds started failing; zero while they
+	// work.
+	FailingSince time.Time
+	// Relay is the state of the relay as the rounds found it: RelayOK,
+	// RelayUnreachable (the rounds fail to reach it) or RelayFull (pushes
+	// wait for room on it).
+	Relay RelayState
 	// Stopped is the error that Run returned on, one that retrying cannot
 	// fix; nil while Run runs or after it stopped cleanly.
 	Stopped error
@@ -51,6 +60,16 @@ type Unpushable struct {
 	Size   int64
 	Reason string
 }
+
+// RelayState is the state of the relay as a node's rounds find it.
+type RelayState string
+
+// The states of the relay.
+const (
+	RelayOK          RelayState = ""
+	RelayUnreachable RelayState = "unreachable"
+	RelayFull        RelayState = "full"
+)
 
 // Peer is what a node knows of another: when it last wrote and how far
 // behind it is in acknowledging this node's records.
@@ -171,7 +190,10 @@ type roundStatus struct {
 	failing   bool
 	lastErr   error
 	lastErrAt time.Time
-	stopped   error
+	// failingSince is when the rounds started failing, zero while they
+	// work.
+	failingSince time.Time
+	stopped      error
 }
 
 // Status returns the node's status: its queue, read from the cache, and how
@@ -192,20 +214,29 @@ func (e *Engine) Status() (Status, error) {
 	}
 	slices.SortFunc(unpushable, func(a, b Unpushable) int { return strings.Compare(a.Path, b.Path) })
 	r := e.round
+	state := RelayOK
+	switch {
+	case r.failing && errors.Is(r.lastErr, relay.ErrUnreachable):
+		state = RelayUnreachable
+	case e.fullNow.Load():
+		state = RelayFull
+	}
 	return Status{
-		Unpushable:  unpushable,
-		Queue:       q,
-		LastSync:    r.lastSync,
-		Failing:     r.failing,
-		LastError:   r.lastErr,
-		LastErrorAt: r.lastErrAt,
-		Stopped:     r.stopped,
-		Stats:       e.stats,
-		RelayUsage:  e.usage.Load(),
-		Quota:       e.cfg.DiskQuota,
-		Peers:       peers,
-		Transfers:   trs,
-		Incoming:    in,
+		Unpushable:   unpushable,
+		FailingSince: r.failingSince,
+		Relay:        state,
+		Queue:        q,
+		LastSync:     r.lastSync,
+		Failing:      r.failing,
+		LastError:    r.lastErr,
+		LastErrorAt:  r.lastErrAt,
+		Stopped:      r.stopped,
+		Stats:        e.stats,
+		RelayUsage:   e.usage.Load(),
+		Quota:        e.cfg.DiskQuota,
+		Peers:        peers,
+		Transfers:    trs,
+		Incoming:     in,
 	}, err
 }
 
@@ -217,13 +248,16 @@ func (e *Engine) noteRound(err error, synced bool) {
 	e.mu.Lock()
 	switch {
 	case err != nil:
+		if !e.round.failing {
+			e.round.failingSince = now
+		}
 		e.round.failing = true
 		e.round.lastErr, e.round.lastErrAt = err, now
 	case synced:
-		e.round.failing = false
+		e.round.failing, e.round.failingSince = false, time.Time{}
 		e.round.lastSync = now
 	default:
-		e.round.failing = false
+		e.round.failing, e.round.failingSince = false, time.Time{}
 	}
 	e.mu.Unlock()
 	e.statusChanged()

@@ -67,7 +67,11 @@ type statusFile struct {
 	Failing  bool      `json:"failing,omitzero"`
 	LastErr  string    `json:"last_error,omitzero"`
 	LastErrT time.Time `json:"last_error_at,omitzero"`
-	Session  statsJSON `json:"session"` // since Started
+	// FailingSince is when the rounds started failing; RelayState is
+	// "unreachable" or "full" when the relay is so.
+	FailingSince time.Time `json:"failing_since,omitzero"`
+	RelayState   string    `json:"relay_state,omitzero"`
+	Session      statsJSON `json:"session"` // since Started
 	// RelayUsage is what the repository held on the relay at the node's
 	// last listing, in bytes (absent before the first); Quota is its disk
 	// quota (absent: none).
@@ -254,6 +258,7 @@ func (p *statusPublisher) publish(final bool, stopErr error) {
 	}
 	f.Quota = st.Quota
 	f.Unpushable = toUnpushableJSON(st.Unpushable)
+	f.FailingSince, f.RelayState = st.FailingSince, string(st.Relay)
 	if !final {
 		f.Transfers, f.Incoming = toTransfersJSON(st.Transfers), toQueueJSON(st.Incoming)
 	}
@@ -701,6 +706,9 @@ func printReport(g *globals, r *nodeReport, now time.Time) {
 				s += ", not mounted"
 			}
 		}
+		if r.current() {
+			s += relayStateString(f, r.Queue, now)
+		}
 		line("status", "%s", s)
 	default:
 		s := "not running"
@@ -836,6 +844,32 @@ func printReport(g *globals, r *nodeReport, now time.Time) {
 	line("state", "%s", r.State)
 }
 
+// relayStateString says, after a running node's status, what keeps its
+// relay from working: "; relay unreachable since 10:02 (retrying; 14 files
+// queued)". It is "" while the relay works.
+func relayStateString(f *statusFile, q *escsync.Queue, now time.Time) string {
+	queued := "nothing queued"
+	if q != nil && !q.Empty() {
+		queued = plural(q.Files, "file") + " queued"
+	}
+	switch f.RelayState {
+	case string(escsync.RelayUnreachable):
+		return fmt.Sprintf("; relay unreachable since %s (retrying; %s)", clockTime(f.FailingSince, now), queued)
+	case string(escsync.RelayFull):
+		return fmt.Sprintf("; relay full: pushes wait for pullers to make room (%s)", queued)
+	}
+	return ""
+}
+
+// clockTime writes t as a time of day, with its date unless it is today.
+func clockTime(t, now time.Time) string {
+	t, now = t.Local(), now.Local()
+	if t.YearDay() == now.YearDay() && t.Year() == now.Year() {
+		return t.Format("15:04")
+	}
+	return t.Format("2006-01-02 15:04")
+}
+
 // queueString says what waits to be pushed.
 func queueString(q escsync.Queue) string {
 	if q.Empty() {
@@ -896,6 +930,8 @@ type nodeJSON struct {
 	QueueFrom     string     `json:"queue_from,omitzero"` // "cache" or "file"
 	LastSync      time.Time  `json:"last_sync,omitzero"`
 	Failing       bool       `json:"failing,omitzero"`
+	FailingSince  time.Time  `json:"failing_since,omitzero"`
+	RelayState    string     `json:"relay_state,omitzero"`
 	LastError     string     `json:"last_error,omitzero"`
 	LastErrorAt   time.Time  `json:"last_error_at,omitzero"`
 	Stopped       time.Time  `json:"stopped,omitzero"`
@@ -934,6 +970,7 @@ func printJSON(g *globals, reports []*nodeReport) error {
 			session := f.Session
 			n.Session = &session
 			if r.current() {
+				n.FailingSince, n.RelayState = f.FailingSince, f.RelayState
 				n.Transfers = f.Transfers
 				if in := f.Incoming; in != (queueJSON{}) {
 					n.Incoming = &in

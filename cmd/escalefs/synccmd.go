@@ -20,7 +20,6 @@ import (
 	"github.com/escalefs/escalefs/crypto"
 	"github.com/escalefs/escalefs/internal/units"
 	"github.com/escalefs/escalefs/relay"
-	"github.com/escalefs/escalefs/relay/all"
 	"github.com/escalefs/escalefs/relay/check"
 	escsync "github.com/escalefs/escalefs/sync"
 	"github.com/escalefs/escalefs/sync/filter"
@@ -518,17 +517,6 @@ func openNode(ctx context.Context, g *globals, f *syncFlags, dir string, folder 
 	}
 	opts := f.rf.options(g)
 	opts.Logger = log
-	r, err := all.Open(ctx, f.relayURL, opts)
-	if err != nil {
-		return nil, n.relayFailed(err)
-	}
-	n.closer = append(n.closer, func() {
-		if r != nil {
-			r.Close()
-		}
-	})
-	n.loc = r.Properties().Location
-	loc := n.loc
 
 	// A folder synced before joins its repository: a relay without one
 	// is more likely an unmounted share or an emptied account than a
@@ -542,18 +530,28 @@ func openNode(ctx context.Context, g *globals, f *syncFlags, dir string, folder 
 	if f.noEncryption {
 		ropts.Encryption = crypto.EncryptionOff
 	}
-	repo, err := escsync.OpenRepository(ctx, r, secret, ropts)
+	r, repo, store, err := n.openRepo(ctx, secret, opts, ropts, prior)
 	switch {
 	case errors.Is(err, crypto.ErrWrongSecret), errors.Is(err, crypto.ErrConfigCorrupt):
-		return nil, fmt.Errorf("unlocking the repository at %s: %w", loc, err)
+		return nil, err
 	case errors.Is(err, escsync.ErrNoRepository) && len(prior) > 0:
 		return nil, fmt.Errorf("the relay %s holds no repository, but %s was synced through one before (its state: %s): "+
 			"the relay may be unmounted, emptied or not the one meant; check --relay. To start a new repository for "+
 			"this folder anyway, move that state directory away first (for a mount, its files/ holds the folder's files)",
-			loc, dir, prior[0])
+			redactedURL(f.relayURL), dir, prior[0])
+	case errors.Is(err, cache.ErrInUse):
+		return nil, fmt.Errorf("another escalefs process is syncing %s (%s): stop it first, or let it run", dir, cacheHolder(err))
 	case err != nil:
-		return nil, n.relayFailed(fmt.Errorf("opening the repository at %s: %w", loc, err))
+		return nil, n.relayFailed(err)
 	}
+	offline := store != nil
+	n.closer = append(n.closer, func() {
+		if r != nil {
+			r.Close()
+		}
+	})
+	n.loc = r.Properties().Location
+	loc := n.loc
 	if repo.Created {
 		log.Info("created a new repository at "+loc, "repository", repo.ID.String(),
 			"encryption", string(repo.Config.Encryption), "secret", secretName(repo.Config.Secret))
@@ -567,7 +565,9 @@ func openNode(ctx context.Context, g *globals, f *syncFlags, dir string, folder 
 	if err := os.MkdirAll(state, 0o700); err != nil {
 		return nil, fmt.Errorf("creating the node's state directory: %w", err)
 	}
-	store, err := cache.Open(filepath.Join(state, "cache.db"), cache.Options{Logger: log, Timeout: cacheOpenTimeout})
+	if store == nil {
+		store, err = cache.Open(filepath.Join(state, "cache.db"), cache.Options{Logger: log, Timeout: cacheOpenTimeout})
+	}
 	switch {
 	case errors.Is(err, cache.ErrInUse):
 		pid := cacheHolder(err)
@@ -584,7 +584,7 @@ func openNode(ctx context.Context, g *globals, f *syncFlags, dir string, folder 
 		return nil, err
 	}
 	name := n.name
-	if !f.noFollow {
+	if !f.noFollow && !offline {
 		// The relay's closer closes r, whichever relay it is by then.
 		nr, nrepo, err := n.followMoves(ctx, r, repo, secret, store, state, opts)
 		if err != nil {

@@ -37,6 +37,19 @@ type FTPServer struct {
 	Cert Cert
 	// Process is the running server.
 	Process *Process
+	// restart starts the server again as it was started (pure-ftpd).
+	restart func(t testing.TB) *Process
+}
+
+// Restart starts a stopped server again, on the same address with the same
+// users and files: the relay comes back after an outage.
+func (s *FTPServer) Restart(t testing.TB) {
+	t.Helper()
+	if s.restart == nil {
+		t.Fatalf("%s cannot be restarted by the test harness", s.Kind)
+	}
+	s.Process.Stop()
+	s.Process = s.restart(t)
 }
 
 // NewRelayDir returns the URL of a fresh, not yet existing directory below
@@ -138,7 +151,9 @@ func StartPureFTPd(t testing.TB, extra ...string) *FTPServer {
 		"-Y", "1", // TLS optional
 		"-2", s.Cert.CombinedFile,
 	}
-	s.Process = Start(t, port, bin, append(args, extra...)...)
+	args = append(args, extra...)
+	s.restart = func(t testing.TB) *Process { return Start(t, port, bin, args...) }
+	s.Process = s.restart(t)
 	return s
 }
 
