@@ -2,6 +2,7 @@ package sync
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -274,18 +275,20 @@ func changedLocally(err error) bool {
 // packs, large ones in parts. A file that changed since it was scanned is
 // marked for a new scan and left out; the others go on. full reports that
 // the relay answered that it is full: what is not uploaded stays queued.
+//
+// Small files go first, and large ones from the smallest up, so that when
+// the relay is nearly full the files that still fit get through while a
+// large one waits. A large upload the relay refuses for room gives its
+// parts back: they would hold the room the others need.
 func (e *Engine) upload(ctx context.Context, items []*pushItem) (full bool, err error) {
-	var small []*pushItem
+	var small, large []*pushItem
 	for _, it := range items {
-		if !it.upload || it.drop || it.wait || it.held {
-			continue
-		}
-		if it.ent.Size < e.cfg.PackLimit {
+		switch {
+		case !it.upload || it.drop || it.wait || it.held:
+		case it.ent.Size < e.cfg.PackLimit:
 			small = append(small, it)
-			continue
-		}
-		if err := e.uploadParts(ctx, it); err != nil {
-			return e.quotaHit(err)
+		default:
+			large = append(large, it)
 		}
 	}
 	for len(small) > 0 {
@@ -300,10 +303,24 @@ func (e *Engine) upload(ctx context.Context, items []*pushItem) (full bool, err 
 		}
 		small = small[len(pack):]
 		if err := e.uploadPack(ctx, pack); err != nil {
-			return e.quotaHit(err)
+			if full, err = e.quotaHit(err); err != nil {
+				return false, err
+			}
+			break // the next packs would not fit either
 		}
 	}
-	return false, nil
+	slices.SortStableFunc(large, func(a, b *pushItem) int { return cmp.Compare(a.ent.Size, b.ent.Size) })
+	for _, it := range large {
+		if err := e.uploadParts(ctx, it); err != nil {
+			hit, err := e.quotaHit(err)
+			if err != nil {
+				return full, err
+			}
+			full = full || hit
+			break // the larger ones would not fit either
+		}
+	}
+	return full, nil
 }
 
 // blobOverhead estimates what encryption adds to size bytes of content.
@@ -432,6 +449,14 @@ func (e *Engine) uploadParts(ctx context.Context, it *pushItem) error {
 	case changedLocally(err) && ctx.Err() == nil:
 		it.retry = true
 		return nil
+	case errors.Is(err, relay.ErrQuota):
+		// The relay is full: the parts stored so far would keep the
+		// room that smaller files need. The upload starts over once
+		// there is room.
+		e.dropUpload(ctx, key, prog)
+		e.log.Info("the relay is full: dropped the parts of an upload, which starts over once there is room",
+			"path", it.ent.Path, "parts", countStored(prog.Parts))
+		return fmt.Errorf("uploading %q: %w", it.ent.Path, err)
 	case err != nil:
 		return fmt.Errorf("uploading %q: %w", it.ent.Path, err)
 	}

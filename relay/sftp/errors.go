@@ -40,7 +40,7 @@ func translate(err error) error {
 		case sftp.ErrSSHFxOpUnsupported:
 			return fmt.Errorf("%w by the server: %v", relay.ErrUnsupported, err)
 		}
-		if isNoSpace(err.Error()) {
+		if se.Code == sshFxNoSpaceOnFilesystem || se.Code == sshFxQuotaExceeded || isNoSpace(err.Error()) {
 			return fmt.Errorf("%w: %v", relay.ErrQuota, err)
 		}
 		return relay.Permanent(err)
@@ -59,6 +59,15 @@ func translate(err error) error {
 
 // isNoSpace reports whether a server message speaks of a full disk or an
 // exhausted quota.
+// The status codes of SFTP version 5 and later (draft-ietf-secsh-filexfer
+// -13, 9.1) that mean the server has no room. OpenSSH speaks version 3,
+// where a full disk is SSH_FX_FAILURE with a message; other servers send
+// these.
+const (
+	sshFxNoSpaceOnFilesystem = 14
+	sshFxQuotaExceeded       = 15
+)
+
 func isNoSpace(msg string) bool {
 	m := strings.ToLower(msg)
 	for _, s := range []string{"no space", "quota", "disk full", "enospc", "edquot", "insufficient storage"} {
