@@ -119,11 +119,18 @@ const passivePorts = 40
 // a quota of 1000 files and 1 MB.
 func StartPureFTPd(t testing.TB, extra ...string) *FTPServer {
 	t.Helper()
+	root := filepath.Join(TempDir(t), "root")
+	mkdirs(t, root)
+	return StartPureFTPdAt(t, root, extra...)
+}
+
+// StartPureFTPdAt is StartPureFTPd with root, an existing directory, as
+// the user's root: a small file system, for one.
+func StartPureFTPdAt(t testing.TB, root string, extra ...string) *FTPServer {
+	t.Helper()
 	bin := LookBinary(t, "pure-ftpd")
 	pw := LookBinary(t, "pure-pw")
 	dir := TempDir(t)
-	root := filepath.Join(dir, "root")
-	mkdirs(t, root)
 	Chown(t, root, "nobody:nogroup")
 	s := &FTPServer{Kind: "pure-ftpd", Root: root, User: User, Password: Password, TLS: true, Cert: NewCert(t, dir)}
 	// The "/./" ending of the home directory chroots the user there.

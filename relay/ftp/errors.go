@@ -40,8 +40,10 @@ func (e *ReplyError) Unwrap() error { return e.Kind }
 // found".
 //
 //   - 530 (not logged in): relay.ErrAuth.
-//   - 552 and 452 (storage exceeded), or a reply that speaks of a quota or
-//     a full disk: relay.ErrQuota.
+//   - 552 and 452 (storage exceeded), a reply that speaks of a quota or a
+//     full disk, or a 451 to a write that says the server failed writing
+//     (pure-ftpd's "451 Error during write to file" on a full disk, where
+//     the disk is what fails): relay.ErrQuota.
 //   - 550: fs.ErrNotExist, or fs.ErrPermission for writes; 553 (name not
 //     allowed) and any reply that says "permission denied": fs.ErrPermission.
 //   - other 4xx replies: transient; other 5xx replies: permanent.
@@ -69,7 +71,8 @@ func translate(err error, write bool) error {
 	case te.Code == 530:
 		re.Kind = relay.ErrAuth
 	case te.Code == 552 || te.Code == 452 || strings.Contains(lower, "quota") ||
-		strings.Contains(lower, "disk full") || strings.Contains(lower, "no space left"):
+		strings.Contains(lower, "disk full") || strings.Contains(lower, "no space left"),
+		te.Code == 451 && write && (strings.Contains(lower, "error during write") || strings.Contains(lower, "write error")):
 		re.Kind = relay.ErrQuota
 	case te.Code == 553, te.Code == 550 && write, strings.Contains(lower, "permission denied"):
 		// pure-ftpd answers "451 Rename/move failure: Permission
