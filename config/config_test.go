@@ -58,6 +58,7 @@ pullers = 2
 lock-timeout = "-1h"
 stop-grace = "0s"
 disk-quota = "2GB"
+min-free = "5%"
 include = ["*.txt", "/IMG_/"]
 exclude = ["*.log"]
 extension = ["jpg", ".png"]
@@ -129,6 +130,7 @@ func TestLoadEveryKey(t *testing.T) {
 		"lock-timeout":       -time.Hour,
 		"stop-grace":         time.Duration(0),
 		"disk-quota":         int64(2_000_000_000),
+		"min-free":           "5%",
 		"include":            []string{"*.txt", "/IMG_/"},
 		"exclude":            []string{"*.log"},
 		"extension":          []string{"jpg", ".png"},
@@ -235,6 +237,8 @@ func TestErrors(t *testing.T) {
 			`4: [work] refresh = "fast": expected a duration such as "10s" or "5m"`},
 		{"zero refresh", "[work]\nrefresh = \"0s\"\n",
 			`2: [work] refresh = "0s": expected a positive duration such as "10s" or "5m"`},
+		{"bad room", "[work]\nmin-free = \"lots\"\n",
+			`2: [work] min-free = "lots": expected a size such as "1GiB" or "500MB", a percentage of the disk such as "5%"`},
 		{"bad size", "[work]\ndisk-quota = \"2XB\"\n",
 			`2: [work] disk-quota = "2XB": expected a size such as "500MB" or "2GiB"`},
 		{"negative size", "[work]\ndisk-quota = -5\n",

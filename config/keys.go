@@ -102,6 +102,7 @@ var Keys = []Key{
 	{Name: "lock-timeout", Kind: Duration, check: nonZero},
 	{Name: "stop-grace", Kind: Duration, check: nonNegativeDuration},
 	{Name: "disk-quota", Kind: Size},
+	{Name: "min-free", Kind: String, check: checkMinFree},
 	{Name: "include", Kind: List},
 	{Name: "exclude", Kind: List},
 	{Name: "extension", Kind: List},
@@ -223,6 +224,13 @@ func nonZero(v any) string {
 func nonNegativeDuration(v any) string {
 	if v.(time.Duration) < 0 {
 		return `expected 0 (stop at once) or a positive duration such as "5s"`
+	}
+	return ""
+}
+
+func checkMinFree(v any) string {
+	if _, err := units.ParseMinFree(v.(string)); err != nil {
+		return units.MinFreeForm
 	}
 	return ""
 }

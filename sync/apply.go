@@ -28,6 +28,7 @@ type source struct {
 	file       string // a scratch file holding it (fetched from a pack)
 	missing    bool   // its blob is gone or corrupt: the change waits for a re-push
 	renameFrom string // a local file with this content that the same record deletes
+	noRoom     error  // the local disk has no room for it: the change waits (space.go)
 }
 
 // applyChanges applies the changes of one peer record (or snapshot) in
@@ -35,7 +36,10 @@ type source struct {
 // fetched first, one read per pack; content in parts is streamed into place
 // when its change is applied; content that a local file being deleted by the
 // same record already holds (a rename on the peer) is moved, not fetched.
-func (e *Engine) applyChanges(ctx context.Context, id crypto.NodeID, changes []proto.Change, snapshot bool) (int, error) {
+//
+// seq is the record's sequence number (the snapshot's last): a change whose
+// content does not fit on the local disk waits under it (space.go).
+func (e *Engine) applyChanges(ctx context.Context, id crypto.NodeID, seq uint64, changes []proto.Change, snapshot bool) (int, error) {
 	if len(changes) == 0 {
 		return 0, nil
 	}
@@ -91,6 +95,10 @@ func (e *Engine) applyChanges(ctx context.Context, id crypto.NodeID, changes []p
 			delete(deleted, c.Hash)
 			continue
 		}
+		if err := e.room(c.Size); err != nil {
+			srcs[i].noRoom = err
+			continue
+		}
 		switch {
 		case c.Pack != nil:
 			packs[c.Pack.Blob.ID] = append(packs[c.Pack.Blob.ID], i)
@@ -114,7 +122,7 @@ func (e *Engine) applyChanges(ctx context.Context, id crypto.NodeID, changes []p
 	defer e.transfers.setIncoming(Queue{})
 	n := 0
 	for i, c := range changes {
-		changed, err := e.applyOne(ctx, id, c, srcs[i], snapshot)
+		changed, err := e.applyOne(ctx, id, seq, c, srcs[i], snapshot)
 		if err != nil {
 			return n, err
 		}
@@ -173,6 +181,14 @@ func (e *Engine) fetchPack(ctx context.Context, id crypto.NodeID, changes []prot
 		srcs[which[k]].file = name
 		return hashingWriter{f, hashes[k]}, nil
 	})
+	if err != nil && isNoSpace(err) && ctx.Err() == nil {
+		// The scratch files go with the scratch directory; the changes
+		// wait for room.
+		for _, i := range which {
+			srcs[i] = source{noRoom: err}
+		}
+		return nil
+	}
 	if err != nil {
 		if ctx.Err() != nil || !(errors.Is(err, fs.ErrNotExist) || errors.Is(err, crypto.ErrBlobCorrupt) || errors.Is(err, crypto.ErrBlobTruncated)) {
 			return fmt.Errorf("fetching a pack of %s: %w", id, err)
@@ -221,7 +237,7 @@ const maxLocalRetries = 3
 // the decision. When the local path changed since the engine last looked,
 // the change is recorded first (a scan of the path) and the decision taken
 // again, so a local edit becomes a conflict, never a loss.
-func (e *Engine) applyOne(ctx context.Context, id crypto.NodeID, c proto.Change, src source, snapshot bool) (bool, error) {
+func (e *Engine) applyOne(ctx context.Context, id crypto.NodeID, seq uint64, c proto.Change, src source, snapshot bool) (bool, error) {
 	peer := id.String()
 	rc := c
 	switch c.Op {
@@ -241,6 +257,9 @@ func (e *Engine) applyOne(ctx context.Context, id crypto.NodeID, c proto.Change,
 			return false, err
 		}
 		d := decide.Resolve(local, rc, peer)
+		if src.noRoom != nil && c.Op == proto.OpPut && (d.Action == decide.Apply || d.Action == decide.Conflict) {
+			return false, e.deferChange(peer, seq, c, src.noRoom)
+		}
 		if src.missing && c.Op == proto.OpPut && c.Size > 0 && (d.Action == decide.Apply || d.Action == decide.Conflict) {
 			if !snapshot {
 				e.log.Warn("cannot pull: content missing on the relay", "node", e.nodeLabel(peer), "path", c.Path)
@@ -284,6 +303,9 @@ func (e *Engine) applyOne(ctx context.Context, id crypto.NodeID, c proto.Change,
 				return false, e.want(c.Path, c.Hash)
 			}
 			return false, nil
+		}
+		if (errors.Is(err, errNoRoom) || isNoSpace(err)) && c.Op == proto.OpPut && ctx.Err() == nil {
+			return false, e.deferChange(peer, seq, c, err)
 		}
 		if err != nil {
 			return false, err

@@ -16,6 +16,7 @@ import (
 
 	"github.com/escalefs/escalefs/cache"
 	"github.com/escalefs/escalefs/crypto"
+	"github.com/escalefs/escalefs/internal/units"
 	"github.com/escalefs/escalefs/relay"
 	"github.com/escalefs/escalefs/sync/localdir"
 	"github.com/escalefs/escalefs/sync/proto"
@@ -152,6 +153,10 @@ type Config struct {
 	// from Run's goroutine and must not block; it may call Status from
 	// another goroutine.
 	OnStatus func()
+	// MinFree is the room a download must leave on the local disk; a
+	// file that does not fit waits, and smaller ones go on (space.go).
+	// The zero value is the smaller of 1 GiB and 5 % of the disk.
+	MinFree units.MinFree
 	// Watch configures the folder's watcher in Run.
 	Watch localdir.WatchOptions
 	// Clock is the time source; nil means the system clock.

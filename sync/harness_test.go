@@ -80,9 +80,18 @@ func small(c *escsync.Config) {
 // add starts a node named name.
 func (c *cluster) add(name string, opts ...nodeOpts) *node {
 	c.t.Helper()
-	n := &node{name: name, dir: filepath.Join(c.t.TempDir(), name), state: c.t.TempDir(), logs: &testserver.SyncBuffer{}}
-	if err := os.MkdirAll(n.dir, 0o755); err != nil {
-		c.t.Fatal(err)
+	return c.addAt(name, filepath.Join(c.t.TempDir(), name), c.t.TempDir(), opts...)
+}
+
+// addAt starts a node named name with its folder dir and its state in
+// state.
+func (c *cluster) addAt(name, dir, state string, opts ...nodeOpts) *node {
+	c.t.Helper()
+	n := &node{name: name, dir: dir, state: state, logs: &testserver.SyncBuffer{}}
+	for _, d := range []string{n.dir, n.state} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			c.t.Fatal(err)
+		}
 	}
 	c.start(n, opts...)
 	c.nodes = append(c.nodes, n)

@@ -64,6 +64,11 @@ type PullResult struct {
 // peers go on.
 func (e *Engine) Pull(ctx context.Context) (PullResult, error) {
 	e.applyForgetRequests(ctx)
+	if e.cfg.Mode.Pulls() {
+		if err := e.retryDeferred(ctx); err != nil {
+			return PullResult{}, err
+		}
+	}
 	peers := make(map[crypto.NodeID]*peerListing)
 	var forgets []relay.ObjectInfo
 	var usage int64
@@ -431,7 +436,7 @@ func (e *Engine) applyRecord(ctx context.Context, id crypto.NodeID, seq uint64) 
 	e.learnName(id.String(), l.NodeName)
 	n := 0
 	if e.cfg.Mode.Pulls() {
-		if n, err = e.applyChanges(ctx, id, l.Changes, false); err != nil {
+		if n, err = e.applyChanges(ctx, id, seq, l.Changes, false); err != nil {
 			return n, err
 		}
 	}
@@ -462,7 +467,7 @@ func (e *Engine) applySnapshot(ctx context.Context, id crypto.NodeID, seq uint64
 	e.learnName(id.String(), s.NodeName)
 	n := 0
 	if e.cfg.Mode.Pulls() {
-		if n, err = e.applyChanges(ctx, id, s.Entries, true); err != nil {
+		if n, err = e.applyChanges(ctx, id, seq, s.Entries, true); err != nil {
 			return n, err
 		}
 	}

@@ -715,7 +715,7 @@ func (e *Engine) acks(tx *cache.Tx) (map[crypto.NodeID]uint64, error) {
 		}
 		acks[id] = seq
 	}
-	return acks, nil
+	return acks, deferredAcks(tx, acks)
 }
 
 // flushOutbox publishes the sealed records of the outbox, oldest first. A

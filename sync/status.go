@@ -51,6 +51,8 @@ type Status struct {
 	// Unpushable are the files that can never be pushed as things stand
 	// (larger than the disk quota), by path.
 	Unpushable []Unpushable
+	// NoRoom are the pulled files that wait for room on the local disk.
+	NoRoom []NoRoom
 }
 
 // Unpushable is a file that cannot be pushed whatever the engine waits
@@ -203,9 +205,8 @@ func (e *Engine) Status() (Status, error) {
 	q, err := readQueue(e.store, e.cfg.Mode != proto.ModeDownload)
 	peers, perr := ReadPeers(e.store)
 	trs, in := e.transfers.snapshot()
-	if err == nil {
-		err = perr
-	}
+	noRoom, nerr := ReadNoRoom(e.store)
+	err = errors.Join(err, perr, nerr)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var unpushable []Unpushable
@@ -223,6 +224,7 @@ func (e *Engine) Status() (Status, error) {
 	}
 	return Status{
 		Unpushable:   unpushable,
+		NoRoom:       noRoom,
 		FailingSince: r.failingSince,
 		Relay:        state,
 		Queue:        q,

@@ -85,6 +85,16 @@ type statusFile struct {
 	Incoming  queueJSON      `json:"incoming,omitzero"`
 	// Unpushable are the files the node can never push as things stand.
 	Unpushable []unpushableJSON `json:"unpushable,omitempty"`
+	// NoRoom are the pulled files that wait for room on the local disk.
+	NoRoom []noRoomJSON `json:"no_room,omitempty"`
+}
+
+// noRoomJSON is a pulled file that waits for room on the local disk.
+type noRoomJSON struct {
+	Path string `json:"path"`
+	Size int64  `json:"size"`
+	Need int64  `json:"need"` // the free bytes its download needs
+	Free int64  `json:"free"` // the free bytes when it was last tried
 }
 
 // unpushableJSON is a file that can never be pushed as things stand, in
@@ -258,6 +268,10 @@ func (p *statusPublisher) publish(final bool, stopErr error) {
 	}
 	f.Quota = st.Quota
 	f.Unpushable = toUnpushableJSON(st.Unpushable)
+	f.NoRoom = nil
+	for _, n := range st.NoRoom {
+		f.NoRoom = append(f.NoRoom, noRoomJSON{Path: n.Path, Size: n.Size, Need: n.Need, Free: n.Free})
+	}
 	f.FailingSince, f.RelayState = st.FailingSince, string(st.Relay)
 	if !final {
 		f.Transfers, f.Incoming = toTransfersJSON(st.Transfers), toQueueJSON(st.Incoming)
@@ -404,6 +418,10 @@ func (r *nodeReport) problem() string {
 		return "failing: " + f.LastErr
 	case !r.Running && f.StopErr != "":
 		return "stopped on an error: " + f.StopErr
+	case len(f.NoRoom) == 1:
+		return "1 pulled file waits for room on the local disk: " + f.NoRoom[0].Path
+	case len(f.NoRoom) > 1:
+		return fmt.Sprintf("%d pulled files wait for room on the local disk", len(f.NoRoom))
 	case len(f.Unpushable) == 1:
 		return "1 file can never be pushed: " + f.Unpushable[0].Path
 	case len(f.Unpushable) > 1:
@@ -816,6 +834,10 @@ func printReport(g *globals, r *nodeReport, now time.Time) {
 		for _, u := range f.Unpushable {
 			line("never pushed", "%s (%s): %s", u.Path, byteString(u.Size), u.Reason)
 		}
+		for _, n := range f.NoRoom {
+			line("no room", "%s (%s) waits for room on the local disk: its download needs %s free, there were %s",
+				n.Path, units.FormatSize(n.Size), units.FormatSize(n.Need), units.FormatSize(n.Free))
+		}
 		if ss := f.Session; ss != (statsJSON{}) {
 			line("this run", "pushed %s (%s), pulled %s (%s), %s", plural(ss.FilesPushed, "file"), units.FormatSize(ss.BytesPushed),
 				plural(ss.FilesPulled, "file"), units.FormatSize(ss.BytesPulled), plural(ss.Conflicts, "conflict"))
@@ -946,6 +968,7 @@ type nodeJSON struct {
 	Incoming   *queueJSON       `json:"incoming,omitempty"`
 	Session    *statsJSON       `json:"session,omitempty"`
 	Unpushable []unpushableJSON `json:"unpushable,omitempty"`
+	NoRoom     []noRoomJSON     `json:"no_room,omitempty"`
 	// Problem is why escalefs status exits with a non-zero status for
 	// this node: it fails, stopped on an error, or holds files it can
 	// never push; absent when all is well.
@@ -966,7 +989,7 @@ func printJSON(g *globals, reports []*nodeReport) error {
 			n.Files, n.Command, n.Node, n.Mode, n.Relay = f.Files, f.Command, f.Node, f.Mode, f.Relay
 			n.LastSync, n.Failing, n.LastError, n.LastErrorAt = f.LastSync, f.Failing && r.current(), f.LastErr, f.LastErrT
 			n.Stopped, n.StopError, n.RelayUsage, n.Quota = f.Stopped, f.StopErr, f.RelayUsage, f.Quota
-			n.Unpushable = f.Unpushable
+			n.Unpushable, n.NoRoom = f.Unpushable, f.NoRoom
 			session := f.Session
 			n.Session = &session
 			if r.current() {

@@ -45,6 +45,7 @@ type syncFlags struct {
 	once         bool
 	mode         string
 	diskQuota    string
+	minFree      string
 	stopGrace    time.Duration
 	filter       filter.Options
 	cf           configFlags // configflags.go
@@ -58,9 +59,10 @@ type syncFlags struct {
 	noFollow bool
 
 	// Parsed by check.
-	parsedMode  proto.Mode
-	parsedQuota int64
-	compiled    *filter.Filter
+	parsedMode    proto.Mode
+	parsedQuota   int64
+	parsedMinFree units.MinFree
+	compiled      *filter.Filter
 }
 
 func newSyncCmd(g *globals) *cobra.Command {
@@ -133,6 +135,9 @@ func (f *syncFlags) register(cmd *cobra.Command) {
 			"(push; pull only over files that came from other nodes untouched)")
 	fl.StringVar(&f.diskQuota, "disk-quota", "0",
 		"what the repository may hold on the relay, such as 500MB or 2GiB; pushes wait for the other nodes to pull when it is reached (0: no quota)")
+	fl.StringVar(&f.minFree, "min-free", "",
+		"the room a download must leave on the local disk: a size such as 1GiB, or a percentage such as 5% (default: "+
+			"the smaller of 1GiB and 5%; 0: no check); a file that does not fit waits, and smaller ones go on")
 	fl.DurationVar(&f.stopGrace, "stop-grace", escsync.DefaultStopGrace,
 		"when stopped, how long to keep pushing the files changed but not yet pushed (0: stop at once); "+
 			"what is left stays queued on disk and is pushed at the next start (escalefs status shows it)")
@@ -184,6 +189,9 @@ func (f *syncFlags) check() error {
 		return fmt.Errorf("--disk-quota %q: %v; %s", f.diskQuota, err, units.SizeForm)
 	}
 	f.parsedQuota = quota
+	if f.parsedMinFree, err = units.ParseMinFree(f.minFree); err != nil {
+		return fmt.Errorf("--min-free %q: %v; %s", f.minFree, err, units.MinFreeForm)
+	}
 	if err := checkFilterFlags(f.filter); err != nil {
 		return err
 	}
@@ -621,6 +629,7 @@ func openNode(ctx context.Context, g *globals, f *syncFlags, dir string, folder 
 		Skip:        flt.Skip,
 		Refresh:     f.refresh,
 		DiskQuota:   f.parsedQuota,
+		MinFree:     f.parsedMinFree,
 		Pullers:     f.pullers,
 		LockTimeout: f.lockTimeout,
 		OnChange:    hooks.onChange,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/big"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -77,4 +78,37 @@ func FormatSize(n int64) string {
 		u++
 	}
 	return fmt.Sprintf("%.1f %ciB", v, units[u])
+}
+
+// MinFreeForm describes the values ParseMinFree accepts, for messages.
+const MinFreeForm = `expected a size such as "1GiB" or "500MB", a percentage of the disk such as "5%", ` +
+	`or "0" for no check`
+
+// MinFree is a room to leave on a disk: Bytes, or Percent of its size, or
+// nothing at all (Off); the zero value is the default.
+type MinFree struct {
+	Bytes   int64
+	Percent float64
+	Off     bool
+}
+
+// ParseMinFree parses a room to leave on a disk: a size, a percentage
+// ("5%"), "0" (none) or "" (the default).
+func ParseMinFree(s string) (MinFree, error) {
+	s = strings.TrimSpace(s)
+	switch {
+	case s == "":
+		return MinFree{}, nil
+	case strings.HasSuffix(s, "%"):
+		p, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(s, "%")), 64)
+		if err != nil || p < 0 || p >= 100 {
+			return MinFree{}, fmt.Errorf("%q: a percentage from 0 to 100 is expected", s)
+		}
+		return MinFree{Percent: p, Off: p == 0}, nil
+	}
+	n, err := ParseSize(s)
+	if err != nil {
+		return MinFree{}, err
+	}
+	return MinFree{Bytes: n, Off: n == 0}, nil
 }

@@ -81,3 +81,25 @@ func TestFormatSize(t *testing.T) {
 		}
 	}
 }
+
+func TestParseMinFree(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want MinFree
+	}{
+		{"", MinFree{}},
+		{"1GiB", MinFree{Bytes: 1 << 30}},
+		{"5%", MinFree{Percent: 5}},
+		{"0", MinFree{Off: true}},
+		{"0%", MinFree{Off: true}},
+	} {
+		if got, err := ParseMinFree(tc.in); err != nil || got != tc.want {
+			t.Errorf("ParseMinFree(%q) = %+v, %v; want %+v", tc.in, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"lots", "150%", "-1%", "5 %%"} {
+		if got, err := ParseMinFree(bad); err == nil {
+			t.Errorf("ParseMinFree(%q) = %+v, want an error", bad, got)
+		}
+	}
+}
