@@ -619,6 +619,9 @@ func (e *Engine) Round(ctx context.Context) (RoundResult, error) {
 // acknowledgements) and collects.
 func (e *Engine) exchange(ctx context.Context, res RoundResult) (RoundResult, error) {
 	var errs []error
+	if err := e.checkHeld(ctx); err != nil {
+		e.log.Warn("looking at the files a pull replaced", "err", err)
+	}
 	pushed, err := e.Push(ctx)
 	res.Pushed += pushed
 	errs = append(errs, err)

@@ -119,7 +119,7 @@ func (c *cluster) startWith(n *node, local *localdir.Dir, opts ...nodeOpts) {
 	c.t.Cleanup(func() { n.store.Close() })
 	n.local = local
 	if n.local == nil {
-		if n.local, err = localdir.New(n.dir, localdir.Options{}); err != nil {
+		if n.local, err = localdir.New(n.dir, localdir.Options{Hold: filepath.Join(n.state, "held")}); err != nil {
 			c.t.Fatal(err)
 		}
 	}

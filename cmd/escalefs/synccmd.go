@@ -607,7 +607,7 @@ func openNode(ctx context.Context, g *globals, f *syncFlags, dir string, folder 
 		return nil, err
 	}
 	flt := f.compiled
-	local, err := localdir.New(folderDir, localdir.Options{Logger: log, Skip: flt.Skip})
+	local, err := localdir.New(folderDir, localdir.Options{Logger: log, Skip: flt.Skip, Hold: filepath.Join(state, "held")})
 	if err != nil {
 		return nil, err
 	}

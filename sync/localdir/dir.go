@@ -93,6 +93,10 @@ type Options struct {
 	// path is a directory. Skip must be safe for concurrent use and cheap;
 	// it is called for every name a scan sees.
 	Skip func(rel string, isDir bool) bool
+	// Hold, if set, is a directory on the folder's file system where a
+	// file that Install replaces or Remove deletes is kept, for a program
+	// that still writes to it (see Held). It is made if missing.
+	Hold string
 }
 
 // Dir is a local directory that escalefs keeps in step. It holds no open
@@ -103,6 +107,8 @@ type Dir struct {
 	log   *slog.Logger
 	clock Clock
 	skipF func(string, bool) bool
+	// holdDir is Options.Hold.
+	holdDir string
 
 	// onHash, if set, is called when a file has been opened for hashing,
 	// before it is read: tests change the file there.
@@ -124,7 +130,12 @@ func New(root string, opts Options) (*Dir, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("local directory %q is not a directory", abs)
 	}
-	d := &Dir{root: abs, log: opts.Logger, clock: opts.Clock, skipF: opts.Skip}
+	d := &Dir{root: abs, log: opts.Logger, clock: opts.Clock, skipF: opts.Skip, holdDir: opts.Hold}
+	if d.holdDir != "" {
+		if err := os.MkdirAll(d.holdDir, 0o700); err != nil {
+			return nil, fmt.Errorf("hold directory: %w", err)
+		}
+	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}

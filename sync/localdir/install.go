@@ -249,7 +249,15 @@ func (d *Dir) commit(ctx context.Context, dir *os.Root, tmp, name, rel string, e
 	if k == cache.KindDir {
 		return localChanged("install", rel, "a directory is there")
 	}
-	if err := d.renameAt(dir, tmp, dir, name, expect == nil); err != nil {
+	var held func(ok bool)
+	if k == cache.KindFile {
+		held = d.hold(dir, name, rel, expect)
+	}
+	err = d.renameAt(dir, tmp, dir, name, expect == nil)
+	if held != nil {
+		held(err == nil)
+	}
+	if err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return localChanged("install", rel, "created locally")
 		}
@@ -409,7 +417,15 @@ func (d *Dir) Remove(ctx context.Context, rel string, expect cache.LocalStat) er
 	if err != nil {
 		return err
 	}
-	if err := dir.Remove(name); err != nil {
+	var held func(ok bool)
+	if k == cache.KindFile {
+		held = d.hold(dir, name, rel, &expect)
+	}
+	err = dir.Remove(name)
+	if held != nil {
+		held(err == nil)
+	}
+	if err != nil {
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			return nil

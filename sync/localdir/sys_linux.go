@@ -97,3 +97,11 @@ func linkInto(dir *os.Root, src, tmp string) error {
 		return unix.Linkat(unix.AT_FDCWD, src, fd, tmp, 0)
 	})
 }
+
+// linkOut makes dst (an absolute name) a hard link to name in dir, without
+// following a symlink.
+func linkOut(dir *os.Root, name, dst string) error {
+	return withFd(dir, func(fd int) error {
+		return unix.Linkat(fd, name, unix.AT_FDCWD, dst, 0)
+	})
+}

@@ -42,3 +42,6 @@ func (d *Dir) renameAt(fromDir *os.Root, fromName string, toDir *os.Root, toName
 
 // linkInto is not available here; the caller copies.
 func linkInto(dir *os.Root, src, tmp string) error { return errors.ErrUnsupported }
+
+// linkOut is not done here: nothing is held.
+func linkOut(dir *os.Root, name, dst string) error { return errors.ErrUnsupported }

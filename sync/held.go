@@ -1,0 +1,82 @@
+package sync
+
+import (
+	"context"
+	"os"
+	"time"
+
+	"github.com/escalefs/escalefs/cache"
+	"github.com/escalefs/escalefs/sync/localdir"
+)
+
+// holdGrace is how long a file replaced or deleted by a pull is kept at
+// least, for a program that still has it open to finish writing: it is
+// looked at once the grace is over and again at the next round.
+const holdGrace = 5 * time.Second
+
+// holder is a Local that keeps the files a pull replaces or deletes
+// (localdir.Dir with a hold directory).
+type holder interface {
+	Held() ([]localdir.Held, error)
+	Checked(h localdir.Held) error
+	Release(h localdir.Held) error
+	OpenHeld(h localdir.Held) (*os.File, error)
+}
+
+// checkHeld looks at the files kept after a pull replaced or deleted
+// them. One that was written meanwhile (a program still had it open) is
+// installed beside its path as a conflict copy, which is pushed like any
+// new file: the write is not lost. The others are let go once they were
+// found unchanged after the grace period and at a later round.
+func (e *Engine) checkHeld(ctx context.Context) error {
+	h, ok := e.local.(holder)
+	if !ok {
+		return nil
+	}
+	held, err := h.Held()
+	if err != nil {
+		return err
+	}
+	for _, f := range held {
+		switch {
+		case f.Changed:
+			if err := e.keepHeld(ctx, h, f); err != nil {
+				e.log.Warn("keeping a file written after a pull replaced it", "path", f.Path, "err", err)
+				continue
+			}
+		case f.Age < holdGrace:
+			continue
+		case f.Checks == 0:
+			if err := h.Checked(f); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := h.Release(f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// keepHeld installs the held file f as a conflict copy of its path, and
+// has it scanned, so that it is pushed.
+func (e *Engine) keepHeld(ctx context.Context, h holder, f localdir.Held) error {
+	name, _, err := e.freeName(f.Path, f.ModTime, e.selfID, cache.KindFile, [32]byte{}, "", false)
+	if err != nil {
+		return err
+	}
+	src, err := h.OpenHeld(f)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	if _, err := e.local.Install(ctx, name, src,
+		localdir.Meta{Kind: cache.KindFile, Mode: f.Mode.Perm(), ModTime: f.ModTime}, nil); err != nil {
+		return err
+	}
+	e.log.Warn("a program wrote to a file after a pull replaced it: its version is kept as a conflict copy",
+		"path", f.Path, "copy", name)
+	_, err = e.Scan(ctx, []string{name})
+	return err
+}
