@@ -64,6 +64,16 @@ type Renamer interface {
 	Rename(ctx context.Context, from, to string) error
 }
 
+// Creator is implemented by relays that can store an object only if none
+// is there (an exclusive create): Create fails with an error wrapping
+// fs.ErrExist when name exists, and two Creates of one name that race
+// leave exactly one of them stored, the other failing. It is what two
+// nodes that start a repository at the same moment rely on. A backend
+// that cannot do it returns an error wrapping ErrUnsupported.
+type Creator interface {
+	Create(ctx context.Context, name string, p Payload) error
+}
+
 // TempRemover is implemented by relays whose temporary objects (TempPrefix
 // names, hidden from List) can be found: RemoveTemp deletes those under dir
 // (recursively; "" for the whole relay) last modified before before, and

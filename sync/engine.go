@@ -201,6 +201,9 @@ type Engine struct {
 	postRequests bool
 	// cleared are the silent peers whose stale objects were cleared.
 	cleared map[crypto.NodeID]bool
+	// unreadable are the node IDs whose first record did not open,
+	// reported once.
+	unreadable map[crypto.NodeID]bool
 	// configSeen is escale.json as the last listing showed it.
 	configSeen *relay.ObjectInfo
 	// accessWritten is set once access.json was written.
@@ -330,21 +333,22 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{
-		cfg:      cfg,
-		r:        cfg.Relay,
-		store:    cfg.Cache,
-		local:    cfg.Local,
-		log:      cfg.Logger,
-		clock:    cfg.Clock,
-		self:     self,
-		selfID:   self.String(),
-		partial:  cfg.Partial,
-		tooLarge: make(map[string]int64),
-		notify:   make(chan []string, 1024),
-		cleared:  make(map[crypto.NodeID]bool),
-		sealer:   crypto.NewRecordSealer(cfg.Repo.Keys, cfg.Repo.ID, rand.Reader),
-		up:       transfer.NewUploader(cfg.Relay, cfg.Repo.Keys, self, cfg.Scratch, cfg.Logger),
-		down:     transfer.NewDownloader(cfg.Relay, cfg.Repo.Keys, cfg.Logger),
+		cfg:        cfg,
+		r:          cfg.Relay,
+		store:      cfg.Cache,
+		local:      cfg.Local,
+		log:        cfg.Logger,
+		clock:      cfg.Clock,
+		self:       self,
+		selfID:     self.String(),
+		partial:    cfg.Partial,
+		tooLarge:   make(map[string]int64),
+		unreadable: make(map[crypto.NodeID]bool),
+		notify:     make(chan []string, 1024),
+		cleared:    make(map[crypto.NodeID]bool),
+		sealer:     crypto.NewRecordSealer(cfg.Repo.Keys, cfg.Repo.ID, rand.Reader),
+		up:         transfer.NewUploader(cfg.Relay, cfg.Repo.Keys, self, cfg.Scratch, cfg.Logger),
+		down:       transfer.NewDownloader(cfg.Relay, cfg.Repo.Keys, cfg.Logger),
 	}
 	e.usage.Store(-1) // unknown until the first listing
 	e.transfers.changed = e.statusChanged

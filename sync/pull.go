@@ -287,6 +287,7 @@ func (e *Engine) pullPeer(ctx context.Context, id crypto.NodeID, pl *peerListing
 	node := id.String()
 	var res PullResult
 	var next uint64
+	var known bool
 	err := e.store.Update(func(tx *cache.Tx) error {
 		seq, ok, err := tx.PeerSeq(node)
 		if err != nil {
@@ -295,25 +296,53 @@ func (e *Engine) pullPeer(ctx context.Context, id crypto.NodeID, pl *peerListing
 		if ok {
 			next = seq + 1
 		}
-		ps, known, err := loadPeer(tx, node)
-		if err != nil {
-			return err
+		var ps peerState
+		ps, known, err = loadPeer(tx, node)
+		if err != nil || !known {
+			return err // a new peer is added once a record of it opens
 		}
-		now := e.clock.Now()
-		if !known {
-			ps.FirstSeen, ps.LastSeen, ps.MaxSeq = now, now, pl.max
-			if err := e.addPeer(tx, node); err != nil {
-				return err
-			}
-			e.log.Info("new peer", "node", node)
-		} else if pl.max > ps.MaxSeq {
-			ps.LastSeen, ps.MaxSeq = now, pl.max
+		if pl.max > ps.MaxSeq {
+			ps.LastSeen, ps.MaxSeq = e.clock.Now(), pl.max
 			delete(e.cleared, id) // alive again: look again should it fall silent
 		}
 		return savePeer(tx, node, ps)
 	})
 	if err != nil {
 		return res, err
+	}
+	// applied is called after each record or snapshot of the peer that
+	// opened; the first of a new peer makes it a peer.
+	applied := func() error {
+		if known {
+			return nil
+		}
+		known = true
+		delete(e.unreadable, id)
+		return e.addNewPeer(id, pl.max)
+	}
+	// unreadable tells whether err is that of a new peer whose first
+	// record does not open: not a node of this repository (another
+	// repository's node, a relay's forgery, garbage). It holds nothing
+	// back and fails no round: it is reported once.
+	unreadable := func(err error) bool {
+		if known || err == nil || ctx.Err() != nil {
+			return false
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			// Listed, then gone: a node that left the repository (it
+			// created one at the same moment as another node).
+			e.log.Debug("the records of a new node are gone", "node", node)
+			return true
+		}
+		if !(errors.Is(err, crypto.ErrRecordCorrupt) || errors.Is(err, ErrBadRecord)) {
+			return false
+		}
+		if !e.unreadable[id] {
+			e.unreadable[id] = true
+			e.log.Warn("the relay holds records of a node that do not open with this repository's key: ignored",
+				"node", node, "err", err)
+		}
+		return true
 	}
 	if !pl.logs[next] {
 		// The records this node needs next are gone: compacted into a
@@ -326,6 +355,12 @@ func (e *Engine) pullPeer(ctx context.Context, id crypto.NodeID, pl *peerListing
 		}
 		if found {
 			n, err := e.applySnapshot(ctx, id, best)
+			if unreadable(err) {
+				return res, nil
+			}
+			if err == nil {
+				err = applied()
+			}
 			if err != nil {
 				return res, err
 			}
@@ -336,6 +371,12 @@ func (e *Engine) pullPeer(ctx context.Context, id crypto.NodeID, pl *peerListing
 	}
 	for pl.logs[next] {
 		n, err := e.applyRecord(ctx, id, next)
+		if unreadable(err) {
+			return res, nil
+		}
+		if err == nil {
+			err = applied()
+		}
 		if err != nil {
 			return res, err
 		}
@@ -347,6 +388,28 @@ func (e *Engine) pullPeer(ctx context.Context, id crypto.NodeID, pl *peerListing
 		e.log.Debug("waiting for a record of a peer", "node", node, "seq", next)
 	}
 	return res, nil
+}
+
+// addNewPeer makes id, whose first record just opened, a peer of this
+// node: it counts as a puller from now on.
+func (e *Engine) addNewPeer(id crypto.NodeID, maxSeq uint64) error {
+	node := id.String()
+	err := e.store.Update(func(tx *cache.Tx) error {
+		ps, _, err := loadPeer(tx, node)
+		if err != nil {
+			return err
+		}
+		now := e.clock.Now()
+		ps.FirstSeen, ps.LastSeen, ps.MaxSeq = now, now, max(ps.MaxSeq, maxSeq)
+		if err := e.addPeer(tx, node); err != nil {
+			return err
+		}
+		return savePeer(tx, node, ps)
+	})
+	if err == nil {
+		e.log.Info("new peer", "node", e.nodeLabel(node))
+	}
+	return err
 }
 
 // checkConfig makes sure the relay's escale.json is still the one this node

@@ -64,10 +64,9 @@ func OpenRepository(ctx context.Context, r relay.Relay, secret crypto.Secret, op
 		if !opts.Create {
 			return nil, fmt.Errorf("%s not found: %w", crypto.ConfigName, ErrNoRepository)
 		}
-		if data, err = createConfig(ctx, r, secret, opts); err != nil {
+		if data, created, err = createConfig(ctx, r, secret, opts); err != nil {
 			return nil, err
 		}
-		created = true
 	} else if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", crypto.ConfigName, err)
 	}
@@ -92,8 +91,12 @@ func readConfig(ctx context.Context, r Getter) ([]byte, error) {
 
 // createConfig writes a new escale.json and reads it back: should another
 // node have created the repository at the same moment, the one the relay
-// kept is the repository, for both.
-func createConfig(ctx context.Context, r relay.Relay, secret crypto.Secret, opts RepoOptions) ([]byte, error) {
+// kept is the repository, for both. Where the relay can create exclusively
+// (relay.Creator), the second creation fails and its node joins the
+// first's; elsewhere (FTP, Google Drive) the two may each read back their
+// own, and the node that finds its escale.json replaced joins the other's
+// at its first listing (see Engine's ErrRepoChanged).
+func createConfig(ctx context.Context, r relay.Relay, secret crypto.Secret, opts RepoOptions) (_ []byte, created bool, err error) {
 	enc := opts.Encryption
 	if enc == "" {
 		enc = crypto.EncryptionAge
@@ -107,20 +110,28 @@ func createConfig(ctx context.Context, r relay.Relay, secret crypto.Secret, opts
 	}
 	cfg, _, err := crypto.NewConfig(rand.Reader, secret, enc, kdf)
 	if err != nil {
-		return nil, fmt.Errorf("creating the repository: %w", err)
+		return nil, false, fmt.Errorf("creating the repository: %w", err)
 	}
 	data := cfg.Marshal()
-	if err := r.Put(ctx, crypto.ConfigName, relay.BytesPayload(data)); err != nil {
-		return nil, fmt.Errorf("writing %s: %w", crypto.ConfigName, err)
+	err = relay.ErrUnsupported
+	if c, ok := r.(relay.Creator); ok {
+		err = c.Create(ctx, crypto.ConfigName, relay.BytesPayload(data))
+	}
+	switch {
+	case errors.Is(err, relay.ErrUnsupported):
+		if err := r.Put(ctx, crypto.ConfigName, relay.BytesPayload(data)); err != nil {
+			return nil, false, fmt.Errorf("writing %s: %w", crypto.ConfigName, err)
+		}
+	case errors.Is(err, fs.ErrExist):
+		// Another node created the repository first: it is this one.
+	case err != nil:
+		return nil, false, fmt.Errorf("writing %s: %w", crypto.ConfigName, err)
 	}
 	back, err := readConfig(ctx, r)
 	if err != nil {
-		return nil, fmt.Errorf("reading back %s: %w", crypto.ConfigName, err)
+		return nil, false, fmt.Errorf("reading back %s: %w", crypto.ConfigName, err)
 	}
-	if !bytes.Equal(back, data) {
-		return back, nil
-	}
-	return data, nil
+	return back, bytes.Equal(back, data), nil
 }
 
 // metaConfig is the cache's meta key of escale.json's bytes, as the node

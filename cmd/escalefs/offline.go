@@ -139,3 +139,42 @@ func newestState(dirs []string) string {
 	}
 	return best
 }
+
+// errCreatedTwice means that this node made the repository, and found the
+// relay's escale.json replaced by another node's that made it at the same
+// moment: its own state is gone, and the node joins the other's.
+var errCreatedTwice = errors.New("another node created the repository at the same moment")
+
+// createdTwice reports whether err, from the node's engine, says that the
+// repository this node made in this run was replaced by another node's,
+// made at the same moment (the relay having no exclusive create). The node
+// then leaves it: it deletes what it published, and its state, keeping the
+// folder's files, which are pushed to the other repository.
+func (n *node) createdTwice(ctx context.Context, err error) bool {
+	if !errors.Is(err, escsync.ErrRepoChanged) || !n.repo.Created || ctx.Err() != nil {
+		return false
+	}
+	n.log.Warn("another node created the repository at the same moment, and the relay kept its escale.json: "+
+		"joining that one", "relay", n.loc)
+	self := n.eng.Node().String()
+	var names []string
+	for _, dir := range []string{"nodes/" + self, "blobs/" + self} {
+		if err := n.relay.List(ctx, dir, func(oi relay.ObjectInfo) error {
+			names = append(names, oi.Name)
+			return nil
+		}); err != nil {
+			n.log.Warn("listing what this node published in the repository it leaves", "err", err)
+		}
+	}
+	for _, name := range names {
+		if err := n.relay.Delete(ctx, name); err != nil {
+			n.log.Warn("deleting what this node published in the repository it leaves", "name", name, "err", err)
+		}
+	}
+	state := n.state
+	n.close()
+	if err := os.RemoveAll(state); err != nil {
+		n.log.Warn("removing the state of the repository this node leaves", "state", state, "err", err)
+	}
+	return true
+}

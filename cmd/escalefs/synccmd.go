@@ -416,9 +416,17 @@ func runSync(ctx context.Context, g *globals, f *syncFlags, dirArg string) error
 	if err != nil {
 		return usage(err)
 	}
+	joined := false
 	for hop := 0; ; hop++ {
 		err := runSyncOn(ctx, g, f, dir)
-		if !errors.Is(err, escsync.ErrMoved) || hop >= maxMoveHops {
+		switch {
+		case errors.Is(err, errCreatedTwice) && !joined:
+			// Another node made the repository at the same moment, and
+			// the relay kept its escale.json: open it again, which
+			// joins that one.
+			joined = true
+			continue
+		case !errors.Is(err, escsync.ErrMoved) || hop >= maxMoveHops:
 			return err
 		}
 		// The repository moved while the node ran: open it again, which
@@ -444,6 +452,9 @@ func runSyncOn(ctx context.Context, g *globals, f *syncFlags, dir string) error 
 			log.Info("removed temporary files of an interrupted run", "count", c)
 		}
 		res, err := eng.Round(ctx)
+		if n.createdTwice(ctx, err) {
+			return errCreatedTwice
+		}
 		if err != nil {
 			n.stopErr = err
 			if ctx.Err() != nil {
@@ -464,6 +475,9 @@ func runSyncOn(ctx context.Context, g *globals, f *syncFlags, dir string) error 
 	if err := eng.Run(ctx); err != nil {
 		if errors.Is(err, escsync.ErrMoved) && ctx.Err() == nil {
 			return err
+		}
+		if n.createdTwice(ctx, err) {
+			return errCreatedTwice
 		}
 		return n.stopped(dir, engineFailed(err, state))
 	}

@@ -42,6 +42,7 @@ type Relay struct {
 var (
 	_ relay.Relay   = (*Relay)(nil)
 	_ relay.Renamer = (*Relay)(nil)
+	_ relay.Creator = (*Relay)(nil)
 	_ relay.Quotaer = (*Relay)(nil)
 )
 
@@ -195,19 +196,44 @@ func (c *ctxReader) Read(b []byte) (int, error) {
 }
 
 // Put implements relay.Relay: temp file, fsync, rename, fsync directory.
-func (r *Relay) Put(ctx context.Context, name string, p relay.Payload) (err error) {
+func (r *Relay) Put(ctx context.Context, name string, p relay.Payload) error {
+	return r.put(ctx, "put", name, p, os.Rename)
+}
+
+// Create implements relay.Creator: as Put, but the temporary file is
+// linked to its name, which fails if the name exists, rather than renamed
+// over it. A file system without hard links (some network shares) gives
+// relay.ErrUnsupported.
+func (r *Relay) Create(ctx context.Context, name string, p relay.Payload) error {
+	return r.put(ctx, "create", name, p, func(tmp, final string) error {
+		err := os.Link(tmp, final)
+		os.Remove(tmp)
+		switch {
+		case err == nil, errors.Is(err, fs.ErrExist):
+			return err
+		case errors.Is(err, syscall.EPERM), errors.Is(err, syscall.ENOTSUP), errors.Is(err, syscall.EXDEV),
+			errors.Is(err, syscall.EOPNOTSUPP):
+			return fmt.Errorf("%w: the file system makes no hard links (%v)", relay.ErrUnsupported, err)
+		}
+		return err
+	})
+}
+
+// put writes p to a temporary file, fsyncs it, and moves it to name with
+// place (a rename, or a link that refuses an existing name).
+func (r *Relay) put(ctx context.Context, op, name string, p relay.Payload, place func(tmp, final string) error) (err error) {
 	if err := check(ctx, name); err != nil {
-		return relay.WrapOp("put", name, err)
+		return relay.WrapOp(op, name, err)
 	}
 	final := r.path(name)
 	dir := filepath.Dir(final)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return relay.WrapOp("put", name, translate(err))
+		return relay.WrapOp(op, name, translate(err))
 	}
 	tmp := r.path(relay.TempName(name))
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return relay.WrapOp("put", name, translate(err))
+		return relay.WrapOp(op, name, translate(err))
 	}
 	defer func() {
 		if err != nil {
@@ -216,19 +242,19 @@ func (r *Relay) Put(ctx context.Context, name string, p relay.Payload) (err erro
 		}
 	}()
 	if _, err := io.Copy(f, &ctxReader{ctx: ctx, r: relay.CheckedReader(p)}); err != nil {
-		return relay.WrapOp("put", name, translate(err))
+		return relay.WrapOp(op, name, translate(err))
 	}
 	if err := f.Sync(); err != nil {
-		return relay.WrapOp("put", name, translate(err))
+		return relay.WrapOp(op, name, translate(err))
 	}
 	if err := f.Close(); err != nil {
-		return relay.WrapOp("put", name, translate(err))
+		return relay.WrapOp(op, name, translate(err))
 	}
 	if err := ctx.Err(); err != nil {
-		return relay.WrapOp("put", name, err)
+		return relay.WrapOp(op, name, err)
 	}
-	if err := os.Rename(tmp, final); err != nil {
-		return relay.WrapOp("put", name, translate(err))
+	if err := place(tmp, final); err != nil {
+		return relay.WrapOp(op, name, translate(err))
 	}
 	if err := syncDir(dir); err != nil {
 		// The object is in place; only its durability is in doubt.

@@ -32,6 +32,7 @@ type Relay struct {
 var (
 	_ relay.Relay       = (*Relay)(nil)
 	_ relay.Renamer     = (*Relay)(nil)
+	_ relay.Creator     = (*Relay)(nil)
 	_ relay.Quotaer     = (*Relay)(nil)
 	_ relay.TempRemover = (*Relay)(nil)
 )
@@ -199,4 +200,17 @@ func (r *Relay) Close() error {
 		return nil
 	}
 	return r.inner.Close()
+}
+
+// Create implements relay.Creator.
+func (r *Relay) Create(ctx context.Context, name string, p relay.Payload) error {
+	in, err := r.connected(ctx)
+	if err != nil {
+		return err
+	}
+	c, ok := in.(relay.Creator)
+	if !ok {
+		return relay.WrapOp("create", name, relay.ErrUnsupported)
+	}
+	return c.Create(ctx, name, p)
 }

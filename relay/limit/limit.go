@@ -20,6 +20,7 @@ type Relay struct {
 var (
 	_ relay.Relay       = (*Relay)(nil)
 	_ relay.Renamer     = (*Relay)(nil)
+	_ relay.Creator     = (*Relay)(nil)
 	_ relay.Quotaer     = (*Relay)(nil)
 	_ relay.TempRemover = (*Relay)(nil)
 )
@@ -130,3 +131,16 @@ func (r *Relay) Properties() relay.Properties { return r.inner.Properties() }
 
 // Close implements relay.Relay.
 func (r *Relay) Close() error { return r.inner.Close() }
+
+// Create implements relay.Creator.
+func (r *Relay) Create(ctx context.Context, name string, p relay.Payload) error {
+	c, ok := r.inner.(relay.Creator)
+	if !ok {
+		return relay.WrapOp("create", name, relay.ErrUnsupported)
+	}
+	if err := r.acquire(ctx); err != nil {
+		return relay.WrapOp("create", name, err)
+	}
+	defer r.release()
+	return c.Create(ctx, name, p)
+}

@@ -21,6 +21,7 @@ type Relay struct {
 var (
 	_ relay.Relay       = (*Relay)(nil)
 	_ relay.Renamer     = (*Relay)(nil)
+	_ relay.Creator     = (*Relay)(nil)
 	_ relay.Quotaer     = (*Relay)(nil)
 	_ relay.TempRemover = (*Relay)(nil)
 )
@@ -140,3 +141,15 @@ func (r *Relay) Properties() relay.Properties { return r.inner.Properties() }
 
 // Close implements relay.Relay.
 func (r *Relay) Close() error { return r.inner.Close() }
+
+// Create implements relay.Creator.
+func (r *Relay) Create(ctx context.Context, name string, p relay.Payload) error {
+	c, ok := r.inner.(relay.Creator)
+	if !ok {
+		return relay.WrapOp("create", name, relay.ErrUnsupported)
+	}
+	start := time.Now()
+	err := c.Create(ctx, name, p)
+	r.done(ctx, "create", name, start, err, "size", p.Length())
+	return err
+}

@@ -65,6 +65,7 @@ func Run(t *testing.T, cfg Config) {
 		{"InvalidNames", testInvalidNames},
 		{"Delete", testDelete},
 		{"Rename", testRename},
+		{"Create", testCreate},
 		{"CancelledPut", testCancelledPut},
 		{"FailingPayload", testFailingPayload},
 		{"ConcurrentPuts", testConcurrentPuts},
@@ -396,6 +397,66 @@ func testDelete(t *testing.T, cfg Config, f Fixture) {
 	}
 	if got := ListNames(t, f.Relay, ""); !slices.Equal(got, []string{"d/keep"}) {
 		t.Errorf("list after delete = %v", got)
+	}
+}
+
+// testCreate checks relay.Creator where the relay has it: a new name is
+// stored, an existing one is refused with fs.ErrExist and kept, and of
+// creates that race exactly one wins, whole.
+func testCreate(t *testing.T, cfg Config, f Fixture) {
+	ctx := ctxFor(t)
+	c, ok := f.Relay.(relay.Creator)
+	if !ok {
+		t.Skip("backend has no exclusive create")
+	}
+	err := c.Create(ctx, "cr/dir/one", relay.BytesPayload([]byte("first")))
+	if errors.Is(err, relay.ErrUnsupported) {
+		t.Skipf("backend has no exclusive create: %v", err)
+	}
+	if err != nil {
+		t.Fatalf("create of a new name: %v", err)
+	}
+	if err := c.Create(ctx, "cr/dir/one", relay.BytesPayload([]byte("second"))); !errors.Is(err, fs.ErrExist) {
+		t.Errorf("create of an existing name: %v, want fs.ErrExist", err)
+	}
+	if got := MustGet(t, f.Relay, "cr/dir/one"); string(got) != "first" {
+		t.Errorf("after a refused create the object holds %q", got)
+	}
+	const n = 6
+	datas := make([][]byte, n)
+	errs := make([]error, n)
+	var wg gosync.WaitGroup
+	for i := range n {
+		datas[i] = RandomBytes(10_000 + i)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = c.Create(ctx, "cr/race", relay.BytesPayload(datas[i]))
+		}()
+	}
+	wg.Wait()
+	got := MustGet(t, f.Relay, "cr/race")
+	won := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			won++
+			if !bytes.Equal(got, datas[i]) {
+				t.Errorf("create %d succeeded, but the object holds another's content", i)
+			}
+		case !errors.Is(err, fs.ErrExist):
+			t.Errorf("racing create %d: %v, want success or fs.ErrExist", i, err)
+		}
+	}
+	if won != 1 {
+		t.Errorf("%d of %d racing creates succeeded, want exactly 1", won, n)
+	}
+	if f.Raw != nil {
+		for _, name := range f.Raw(t) {
+			if strings.Contains(name, relay.TempPrefix) {
+				t.Errorf("creates left the temporary file %s", name)
+			}
+		}
 	}
 }
 

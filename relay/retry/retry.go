@@ -71,6 +71,7 @@ type Relay struct {
 var (
 	_ relay.Relay       = (*Relay)(nil)
 	_ relay.Renamer     = (*Relay)(nil)
+	_ relay.Creator     = (*Relay)(nil)
 	_ relay.Quotaer     = (*Relay)(nil)
 	_ relay.TempRemover = (*Relay)(nil)
 )
@@ -285,3 +286,29 @@ func (r *Relay) Properties() relay.Properties { return r.inner.Properties() }
 
 // Close implements relay.Relay.
 func (r *Relay) Close() error { return r.inner.Close() }
+
+// Create implements relay.Creator. The payload is rewound before each
+// retry. A retry that finds the object there may be finding what an
+// earlier attempt stored before its reply was lost: the caller reads the
+// object back to know whose it is.
+func (r *Relay) Create(ctx context.Context, name string, p relay.Payload) error {
+	c, ok := r.inner.(relay.Creator)
+	if !ok {
+		return relay.WrapOp("create", name, relay.ErrUnsupported)
+	}
+	rec := &payloadRecorder{Payload: p}
+	first := true
+	return r.do(ctx, "create", name, func() error {
+		if !first {
+			if err := p.Rewind(); err != nil {
+				return relay.Permanent(err)
+			}
+		}
+		first = false
+		err := c.Create(ctx, name, rec)
+		if err != nil && rec.err != nil {
+			return relay.Permanent(err)
+		}
+		return err
+	})
+}

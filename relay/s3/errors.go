@@ -66,6 +66,8 @@ var (
 //   - InvalidAccessKeyId, SignatureDoesNotMatch, AccessDenied and other
 //     credential refusals: relay.ErrAuth, naming where the credentials came
 //     from.
+//   - PreconditionFailed (412, a conditional put onto an existing key):
+//     fs.ErrExist.
 //   - QuotaExceeded, EntityTooLarge, a full store and HTTP 507:
 //     relay.ErrQuota.
 //   - SlowDown, 429, 5xx and other busy answers: transient; other answers:
@@ -102,6 +104,9 @@ func (r *Relay) translate(err error) error {
 		re.Kind = relay.ErrAuth
 		return relay.Permanent(fmt.Errorf("the S3 store at %s refused %s for bucket %q: %w",
 			r.endpoint, r.credFrom, r.bucket, re))
+	case er.Code == "PreconditionFailed" || er.StatusCode == http.StatusPreconditionFailed:
+		re.Kind = fs.ErrExist // a conditional put onto an existing key
+		return re
 	case quotaCodes[er.Code] || er.StatusCode == http.StatusInsufficientStorage:
 		re.Kind = relay.ErrQuota
 		return relay.Permanent(re)

@@ -144,7 +144,29 @@ func (r *Relay) Put(ctx context.Context, name string, p relay.Payload) error {
 	return relay.WrapOp("put", name, err)
 }
 
+// Create implements relay.Creator with a conditional PUT (If-None-Match:
+// *), which the store refuses (412) when the key exists. A store that
+// ignores the condition cannot be told from one that honours it: the
+// repository's creation reads the object back. Only objects of one part
+// are created so.
+func (r *Relay) Create(ctx context.Context, name string, p relay.Payload) error {
+	if err := relay.ValidName(name); err != nil {
+		return relay.WrapOp("create", name, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return relay.WrapOp("create", name, err)
+	}
+	if p.Length() > r.partSize {
+		return relay.WrapOp("create", name, relay.ErrUnsupported)
+	}
+	return relay.WrapOp("create", name, r.putSingleWith(ctx, name, relay.CheckedReader(p), p.Length(), true))
+}
+
 func (r *Relay) putSingle(ctx context.Context, name string, src io.Reader, size int64) error {
+	return r.putSingleWith(ctx, name, src, size, false)
+}
+
+func (r *Relay) putSingleWith(ctx context.Context, name string, src io.Reader, size int64, exclusive bool) error {
 	// The payload is read into memory so that its MD5 goes with it: the
 	// store then rejects a body damaged on the way, and a payload that
 	// fails halfway never reaches it.
@@ -156,8 +178,12 @@ func (r *Relay) putSingle(ctx context.Context, name string, src io.Reader, size 
 		return err
 	}
 	sum := md5.Sum(buf)
+	var opts minio.PutObjectOptions
+	if exclusive {
+		opts.SetMatchETagExcept("*")
+	}
 	_, err := r.core.PutObject(ctx, r.bucket, r.key(name), bytes.NewReader(buf), size,
-		base64.StdEncoding.EncodeToString(sum[:]), "", minio.PutObjectOptions{})
+		base64.StdEncoding.EncodeToString(sum[:]), "", opts)
 	return r.translate(err)
 }
 

@@ -98,6 +98,7 @@ type Relay struct {
 var (
 	_ relay.Relay       = (*Relay)(nil)
 	_ relay.Renamer     = (*Relay)(nil)
+	_ relay.Creator     = (*Relay)(nil)
 	_ relay.TempRemover = (*Relay)(nil)
 )
 

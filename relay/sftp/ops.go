@@ -184,12 +184,33 @@ func (g *getReader) Read(b []byte) (int, error) {
 // creating missing directories, and renames it onto name. On failure or
 // cancellation the temporary file is removed over a new connection.
 func (r *Relay) Put(ctx context.Context, name string, p relay.Payload) error {
+	return r.put(ctx, "put", name, p, r.rename)
+}
+
+// Create implements relay.Creator: as Put, but the temporary file is moved
+// with SFTP's own rename, which OpenSSH's server refuses when the target
+// exists (it links, then unlinks).
+func (r *Relay) Create(ctx context.Context, name string, p relay.Payload) error {
+	return r.put(ctx, "create", name, p, func(c *conn, tmp, name string) error {
+		err := c.sc.Rename(r.abs(tmp), r.abs(name))
+		if err == nil {
+			return nil
+		}
+		if _, serr := c.sc.Stat(r.abs(name)); serr == nil {
+			return fmt.Errorf("%w: %v", fs.ErrExist, err)
+		}
+		return translate(err)
+	})
+}
+
+// put writes p to a temporary file and moves it onto name with place.
+func (r *Relay) put(ctx context.Context, op, name string, p relay.Payload, place func(c *conn, tmp, name string) error) error {
 	if err := relay.ValidName(name); err != nil {
-		return relay.WrapOp("put", name, err)
+		return relay.WrapOp(op, name, err)
 	}
 	tmp := relay.TempName(name)
 	created := false
-	err := r.do(ctx, "put", name, func(c *conn) error {
+	err := r.do(ctx, op, name, func(c *conn) error {
 		flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
 		f, err := c.sc.OpenFile(r.abs(tmp), flags)
 		if errors.Is(err, fs.ErrNotExist) && strings.Contains(name, "/") {
@@ -213,7 +234,7 @@ func (r *Relay) Put(ctx context.Context, name string, p relay.Payload) error {
 		case cerr != nil:
 			return r.writeError(c, translate(cerr))
 		}
-		return r.rename(c, tmp, name)
+		return place(c, tmp, name)
 	})
 	if err != nil && created {
 		r.removeTemp(tmp)

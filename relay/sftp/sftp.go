@@ -87,6 +87,7 @@ type Relay struct {
 var (
 	_ relay.Relay       = (*Relay)(nil)
 	_ relay.Renamer     = (*Relay)(nil)
+	_ relay.Creator     = (*Relay)(nil)
 	_ relay.TempRemover = (*Relay)(nil)
 	_ relay.Quotaer     = (*Relay)(nil)
 )
