@@ -150,8 +150,19 @@ var errCreatedTwice = errors.New("another node created the repository at the sam
 // made at the same moment (the relay having no exclusive create). The node
 // then leaves it: it deletes what it published, and its state, keeping the
 // folder's files, which are pushed to the other repository.
+//
+// Only a node that made the repository in this run and has seen no other
+// node yet takes that to be so, and only when an escale.json is there:
+// one that is gone, or that changes under a repository with several
+// nodes, is no race of two first nodes.
 func (n *node) createdTwice(ctx context.Context, err error) bool {
 	if !errors.Is(err, escsync.ErrRepoChanged) || !n.repo.Created || ctx.Err() != nil {
+		return false
+	}
+	if st, serr := n.eng.Status(); serr != nil || len(st.Peers) > 0 {
+		return false
+	}
+	if _, serr := n.relay.Stat(ctx, crypto.ConfigName); serr != nil {
 		return false
 	}
 	n.log.Warn("another node created the repository at the same moment, and the relay kept its escale.json: "+
