@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -176,6 +177,11 @@ func runMount(ctx context.Context, g *globals, f *mountFlags, mountArg string) e
 	defer n.close()
 	log := n.log
 
+	// The kernel applies the caller's umask to the modes of what it
+	// creates before it asks the mount; the process's own must not apply
+	// a second time (as libfuse's passthrough example does, umask 0).
+	// Everything escalefs itself creates gives its mode explicitly.
+	syscall.Umask(0)
 	opts := f.fuse
 	opts.Events, opts.Modifiers, opts.NonEmpty, opts.Debug = engineEvents{n.eng}, n.eng, f.nonEmpty, f.debugFUSE
 	s, err := escfs.Mount(ctx, mnt, backing, opts)
