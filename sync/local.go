@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/escalefs/escalefs/cache"
 	"github.com/escalefs/escalefs/sync/localdir"
@@ -21,6 +23,53 @@ const scanTxSize = 2000
 func (e *Engine) Scan(ctx context.Context, paths []string) (int, error) {
 	e.scanMu.Lock()
 	defer e.scanMu.Unlock()
+	n, err := e.scan(ctx, paths)
+	if err != nil || len(paths) == 0 {
+		return n, err
+	}
+	// A write through one name of a file with several hard links
+	// changes every name: the mount and the watcher report only the one
+	// written, so the others are scanned too, and every name's content
+	// reaches the peers (which hold them as separate files).
+	if linked := e.linkedPaths(paths); len(linked) > 0 {
+		m, err := e.scan(ctx, linked)
+		return n + m, err
+	}
+	return n, nil
+}
+
+// linkedPaths returns the paths the cache knows, other than paths, whose
+// file is the same as that of one of paths with more than one link.
+func (e *Engine) linkedPaths(paths []string) []string {
+	r, ok := e.local.(interface{ Root() string })
+	if !ok {
+		return nil
+	}
+	inodes := make(map[uint64]bool)
+	for _, p := range paths {
+		var st syscall.Stat_t
+		if syscall.Lstat(filepath.Join(r.Root(), filepath.FromSlash(p)), &st) == nil &&
+			st.Mode&syscall.S_IFMT == syscall.S_IFREG && st.Nlink > 1 {
+			inodes[st.Ino] = true
+		}
+	}
+	if len(inodes) == 0 {
+		return nil
+	}
+	var out []string
+	_ = e.store.View(func(tx *cache.Tx) error {
+		return tx.Walk("", func(ent cache.Entry) error {
+			if !ent.Deleted && ent.Kind == cache.KindFile && inodes[ent.Local.Inode] && !slices.Contains(paths, ent.Path) {
+				out = append(out, ent.Path)
+			}
+			return nil
+		})
+	})
+	return out
+}
+
+// scan scans paths (nil: the whole folder) and records the changes found.
+func (e *Engine) scan(ctx context.Context, paths []string) (int, error) {
 	res, err := e.local.Scan(ctx, e.store, localdir.ScanOptions{Paths: paths})
 	if err != nil {
 		return 0, fmt.Errorf("scanning the folder: %w", err)

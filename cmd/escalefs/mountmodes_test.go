@@ -49,3 +49,74 @@ func TestMountUmask(t *testing.T) {
 	}
 	a.unmount(t)
 }
+
+// treeOf returns every file under dir with its content and mode, for a
+// comparison of two nodes' trees.
+func treeOf(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if rel == "." {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		v := fi.Mode().String()
+		if fi.Mode().IsRegular() {
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			v += " " + string(b)
+		}
+		out[rel] = v
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// A write through one name of a hard-linked file in the mount reaches
+// every name on the peers, which hold the names as separate files.
+func TestMountHardLinks(t *testing.T) {
+	mountUsable(t)
+	bin := buildEscalefs(t)
+	key, _ := keyFile(t)
+	relay := "file://" + t.TempDir()
+	a := startMount(t, bin, "alice", relay, key)
+	bob := newSyncNode(t, "bob", bin, relay, key)
+	run := func(script string) {
+		t.Helper()
+		if out, err := exec.Command("sh", "-c", "cd "+a.mnt+" && "+script).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", script, err, out)
+		}
+	}
+	run("echo v1 > a && ln a b")
+	waitFor(t, 30*time.Second, "b to reach bob", func() bool {
+		bob.once(t)
+		return bob.has("b", "v1\n")
+	})
+	run("echo v2 > a")
+	waitFor(t, 30*time.Second, "v2 to reach both names on bob", func() bool {
+		bob.once(t)
+		return bob.has("a", "v2\n") && bob.has("b", "v2\n")
+	})
+	got, want := treeOf(t, bob.dir), treeOf(t, a.mnt)
+	if len(got) != len(want) {
+		t.Errorf("bob's tree %v, alice's %v", got, want)
+	}
+	for p, v := range want {
+		if got[p] != v {
+			t.Errorf("%s: bob has %q, alice %q", p, got[p], v)
+		}
+	}
+	a.unmount(t)
+}
