@@ -744,15 +744,23 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 	}
 }
 
+// recordGrace bounds how long a stop without a grace period (StopGrace <
+// 0) takes to record the changes reported last.
+const recordGrace = 5 * time.Second
+
 // drain runs when Run's context has ended: within StopGrace it records what
 // the watcher already reported and pushes the queue, so that a file closed
 // just before the stop leaves with it. Whatever does not make it stays
 // queued on disk (or is found by the next start's scan).
 func (e *Engine) drain(parent context.Context, batches <-chan localdir.Batch, reported []string) {
-	if e.cfg.StopGrace < 0 {
-		return
+	// What was reported is recorded in the queue on disk even when
+	// nothing is to be pushed now (StopGrace < 0), so that escalefs
+	// status counts it: it is local work, bounded by recordGrace.
+	grace := e.cfg.StopGrace
+	if grace < 0 {
+		grace = recordGrace
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), e.cfg.StopGrace)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), grace)
 	defer cancel()
 	var paths []string
 	for more := true; more; {
@@ -775,6 +783,9 @@ func (e *Engine) drain(parent context.Context, batches <-chan localdir.Batch, re
 		if _, err := e.Scan(ctx, reported); err != nil {
 			e.log.Warn("stopping: recording the last local changes", "err", err)
 		}
+	}
+	if e.cfg.StopGrace < 0 {
+		return
 	}
 	n, err := e.store.QueueLen()
 	if err != nil || n == 0 {
