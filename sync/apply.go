@@ -705,7 +705,7 @@ func (e *Engine) placeOnDisk(ctx context.Context, id crypto.NodeID, c proto.Chan
 		r := remoteRef{Node: id.String(), Hash: c.Hash, Path: c.Path, Pack: c.Pack, Parts: c.Parts}
 		ent.Remote = encodeRemote(r)
 	case proto.OpSymlink:
-		st, err := e.local.Install(ctx, path, nil, localdir.Meta{Kind: cache.KindSymlink, Target: c.Target}, expect)
+		st, err := e.local.Install(ctx, path, nil, localdir.Meta{Kind: cache.KindSymlink, Target: c.Target, ModTime: c.ModTime}, expect)
 		if err != nil {
 			return ent, err
 		}

@@ -2,8 +2,12 @@ package sync_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	escsync "github.com/escalefs/escalefs/sync"
 )
@@ -34,5 +38,29 @@ func TestStopWithoutGraceRecordsReports(t *testing.T) {
 	q, err := escsync.ReadQueue(a.store)
 	if err != nil || q.Files != 1 {
 		t.Errorf("queue after a stop without grace: %+v, %v; want the closed file", q, err)
+	}
+}
+
+// A symbolic link's own modification time reaches the peers.
+func TestSymlinkTime(t *testing.T) {
+	c := newCluster(t, fileRelay(t))
+	a := c.add("a", small)
+	b := c.add("b", small)
+	link := filepath.Join(a.dir, "link")
+	if err := os.Symlink("target/elsewhere", link); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2025, 3, 4, 5, 6, 7, 800, time.UTC)
+	ts := []unix.Timespec{unix.NsecToTimespec(at.UnixNano()), unix.NsecToTimespec(at.UnixNano())}
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, link, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	fi, err := os.Lstat(filepath.Join(b.dir, "link"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fi.ModTime().Equal(at) {
+		t.Errorf("b's link has the time %v, want %v", fi.ModTime().UTC(), at)
 	}
 }

@@ -25,9 +25,9 @@ type Meta struct {
 	// without the umask; setuid and setgid included, so the engine decides
 	// whether to trust them. Symlinks have no mode of their own.
 	Mode fs.FileMode
-	// ModTime is applied to files with nanosecond precision; zero leaves the
-	// time of writing. Directories and symlinks keep the time the system
-	// gives them.
+	// ModTime is applied to files and symlinks (the link's own time) with
+	// nanosecond precision; zero leaves the time of writing. Directories
+	// keep the time the system gives them.
 	ModTime time.Time
 	// Target is a symlink's target, stored as is (never resolved).
 	Target string
@@ -222,6 +222,12 @@ func (d *Dir) installSymlink(ctx context.Context, dir *os.Root, tmp, name, rel s
 	}
 	if err := dir.Symlink(meta.Target, tmp); err != nil {
 		return cache.LocalStat{}, fmt.Errorf("install %q: %w", rel, err)
+	}
+	if !meta.ModTime.IsZero() {
+		// The link's own time (lutimes); a rename keeps it.
+		if err := setLinkTime(dir, tmp, meta.ModTime); err != nil {
+			return cache.LocalStat{}, fmt.Errorf("install %q: %w", rel, err)
+		}
 	}
 	made, err := dir.Lstat(tmp)
 	if err != nil {

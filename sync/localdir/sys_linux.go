@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -103,5 +104,14 @@ func linkInto(dir *os.Root, src, tmp string) error {
 func linkOut(dir *os.Root, name, dst string) error {
 	return withFd(dir, func(fd int) error {
 		return unix.Linkat(fd, name, unix.AT_FDCWD, dst, 0)
+	})
+}
+
+// setLinkTime sets the modification (and access) time of the symlink name
+// in dir itself, not of its target.
+func setLinkTime(dir *os.Root, name string, t time.Time) error {
+	ts := []unix.Timespec{unix.NsecToTimespec(t.UnixNano()), unix.NsecToTimespec(t.UnixNano())}
+	return withFd(dir, func(fd int) error {
+		return unix.UtimesNanoAt(fd, name, ts, unix.AT_SYMLINK_NOFOLLOW)
 	})
 }
