@@ -352,3 +352,59 @@ func TestMountWithoutFuse3AsUser(t *testing.T) {
 		t.Errorf("want one line naming the fuse3 package, got:\n%s", out)
 	}
 }
+
+// Another user works in a mount made with -o allow_other: the kernel
+// checks permissions (default_permissions). The user creates, chmods,
+// renames and unlinks its own files, and gets EACCES where the modes
+// forbid; its files reach a peer.
+func TestMountOtherUser(t *testing.T) {
+	rootUsable(t)
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		testserver.Unavailable(t, "no setpriv (util-linux): %v", err)
+	}
+	bin := buildEscalefs(t)
+	key, _ := keyFile(t)
+	relay := "file://" + t.TempDir()
+	mnt := filepath.Join(sharedTempDir(t), "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	n := startMountAt(t, bin, "alice", relay, key, mnt, t.TempDir(), "-o", "allow_other")
+	if err := os.Chmod(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(mnt, "shared"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(mnt, "shared"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(mnt, "root-only.txt"), []byte("root's\n"), 0o600)
+	as := func(script string) (string, error) {
+		out, err := exec.Command("setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+			"sh", "-c", "cd "+mnt+" && "+script).CombinedOutput()
+		return string(out), err
+	}
+	if out, err := as("echo mine > shared/a.txt && chmod 0640 shared/a.txt && mv shared/a.txt shared/b.txt && " +
+		"echo gone > shared/c.txt && rm shared/c.txt && stat -c '%u %a' shared/b.txt"); err != nil ||
+		strings.TrimSpace(out) != "65534 640" {
+		t.Errorf("the other user's create, chmod, rename and unlink: %v\n%s", err, out)
+	}
+	for _, script := range []string{"cat root-only.txt", "echo x > new.txt", "rm root-only.txt", "chmod 0666 root-only.txt"} {
+		if out, err := as(script); err == nil || !strings.Contains(out, "ermission denied") && !strings.Contains(out, "not permitted") {
+			t.Errorf("%s as another user: %v, want permission denied\n%s", script, err, out)
+		}
+	}
+	bob := newSyncNode(t, "bob", bin, relay, key)
+	waitFor(t, 30*time.Second, "shared/b.txt to reach bob", func() bool {
+		bob.once(t)
+		return bob.has("shared/b.txt", "mine\n")
+	})
+	if fi, err := os.Stat(bob.path("shared/b.txt")); err != nil || fi.Mode().Perm() != 0o640 {
+		t.Errorf("bob's shared/b.txt: %v, %v; want mode 0640", fi, err)
+	}
+	if _, err := os.Stat(bob.path("shared/c.txt")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("bob has shared/c.txt, which was deleted: %v", err)
+	}
+	n.unmount(t)
+}
