@@ -183,12 +183,11 @@ type Engine struct {
 	// usage is the repository's size on the relay at the last listing, -1
 	// before the first.
 	usage atomic.Int64
-	// full is set while pushes wait for room on the relay; failing while
-	// rounds fail (the relay is down). Each is logged when it starts and
-	// when it ends.
-	full, failing bool
-	// fullNow is full, for Status (read from any goroutine).
-	fullNow atomic.Bool
+	// full is set while pushes wait for room on the relay (Status reads
+	// it from any goroutine); failing while rounds fail (the relay is
+	// down). Each is logged when it starts and when it ends.
+	full    atomic.Bool
+	failing bool
 	// ownTempCleared is set once this node's temporary objects left on
 	// the relay by a killed run were removed.
 	ownTempCleared bool

@@ -390,14 +390,12 @@ func (e *Engine) noteTooLarge(path string, size int64) {
 
 // setFull logs when pushes start and stop waiting for room on the relay.
 func (e *Engine) setFull(full bool, why string) {
-	switch {
-	case full && !e.full:
+	switch was := e.full.Swap(full); {
+	case full && !was:
 		e.log.Info("relay full: pushes wait for pullers to make room", "reason", why, "used", e.usage.Load(), "quota", e.cfg.DiskQuota)
-	case !full && e.full:
+	case !full && was:
 		e.log.Info("room on the relay again: pushing")
 	}
-	e.full = full
-	e.fullNow.Store(full)
 }
 
 // quotaHit turns the relay's "storage full" answer into waiting: the items

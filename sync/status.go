@@ -219,7 +219,7 @@ func (e *Engine) Status() (Status, error) {
 	switch {
 	case r.failing && errors.Is(r.lastErr, relay.ErrUnreachable):
 		state = RelayUnreachable
-	case e.fullNow.Load():
+	case e.full.Load():
 		state = RelayFull
 	}
 	return Status{
