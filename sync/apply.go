@@ -79,6 +79,7 @@ func (e *Engine) applyChanges(ctx context.Context, id crypto.NodeID, seq uint64,
 	}
 	srcs := make([]source, len(changes))
 	packs := make(map[crypto.BlobID][]int)
+	rm := e.measureRoom()
 	for i, c := range changes {
 		if c.Op != proto.OpPut || c.Size == 0 || e.skipped(c.Path, false) {
 			continue
@@ -95,7 +96,7 @@ func (e *Engine) applyChanges(ctx context.Context, id crypto.NodeID, seq uint64,
 			delete(deleted, c.Hash)
 			continue
 		}
-		if err := e.room(c.Size); err != nil {
+		if err := rm.take(c.Size); err != nil {
 			srcs[i].noRoom = err
 			continue
 		}

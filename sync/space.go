@@ -49,10 +49,19 @@ func (e *noRoomError) Error() string {
 
 func (e *noRoomError) Unwrap() error { return errNoRoom }
 
-// room checks that size more bytes fit on the disks a download writes to
+// room is what downloads may still take of the local disks they write to
 // (the scratch and partial directories, and the folder), leaving
-// Config.MinFree.
-func (e *Engine) room(size int64) error {
+// Config.MinFree: measured once (statfs) for a record's changes, then
+// lowered by each download it lets through. A nil room lets everything
+// through.
+type room []disk
+
+// disk is the free space of one disk and what must stay free of it.
+type disk struct{ free, reserve int64 }
+
+// measureRoom measures the room of the local disks; nil when the check is
+// off. A disk that does not answer is left out: the write itself tells.
+func (e *Engine) measureRoom() room {
 	if e.cfg.MinFree.Off {
 		return nil
 	}
@@ -60,16 +69,26 @@ func (e *Engine) room(size int64) error {
 	if r, ok := e.local.(interface{ Root() string }); ok {
 		dirs = append(dirs, r.Root())
 	}
+	var out room
 	for _, d := range dirs {
 		var st syscall.Statfs_t
-		if err := syscall.Statfs(d, &st); err != nil {
-			continue // no answer: the write itself tells
+		if err := syscall.Statfs(d, &st); err == nil {
+			out = append(out, disk{free: int64(st.Bavail) * st.Bsize,
+				reserve: minFreeOf(e.cfg.MinFree, int64(st.Blocks)*st.Bsize)})
 		}
-		free := int64(st.Bavail) * st.Bsize
-		need := size + minFreeOf(e.cfg.MinFree, int64(st.Blocks)*st.Bsize)
-		if free < need {
-			return &noRoomError{need: need, free: free}
+	}
+	return out
+}
+
+// take reserves size bytes for a download, or says that they do not fit.
+func (r room) take(size int64) error {
+	for _, d := range r {
+		if d.free < size+d.reserve {
+			return &noRoomError{need: size + d.reserve, free: d.free}
 		}
+	}
+	for i := range r {
+		r[i].free -= size
 	}
 	return nil
 }
@@ -153,8 +172,9 @@ func (e *Engine) retryDeferred(ctx context.Context) error {
 		return err
 	}
 	slices.SortFunc(list, func(a, b deferred) int { return cmp.Compare(a.Change.Size, b.Change.Size) })
+	rm := e.measureRoom()
 	for _, d := range list {
-		if e.room(d.Change.Size) != nil {
+		if rm.take(d.Change.Size) != nil {
 			continue
 		}
 		id, err := crypto.ParseNodeID(d.Peer)
