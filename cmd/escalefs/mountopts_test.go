@@ -260,9 +260,7 @@ func TestMountTypeAndFstab(t *testing.T) {
 // allow_other lets every user in, with the kernel checking the modes.
 func TestMountAllowRootOther(t *testing.T) {
 	rootUsable(t)
-	if _, err := exec.LookPath("setpriv"); err != nil {
-		testserver.Unavailable(t, "no setpriv (util-linux): %v", err)
-	}
+	needSetpriv(t)
 	bin := buildEscalefs(t)
 	key, _ := keyFile(t)
 	relay := "file://" + t.TempDir()
@@ -272,7 +270,7 @@ func TestMountAllowRootOther(t *testing.T) {
 		t.Fatal(err)
 	}
 	nobody := func(args ...string) error {
-		return exec.Command("setpriv", append([]string{"--reuid", "65534", "--regid", "65534", "--clear-groups"}, args...)...).Run()
+		return asNobody(args...).Run()
 	}
 	for _, tc := range []struct {
 		opt         string
@@ -300,6 +298,20 @@ func TestMountAllowRootOther(t *testing.T) {
 	}
 }
 
+// needSetpriv skips, or fails in CI, where setpriv is missing.
+func needSetpriv(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		testserver.Unavailable(t, "no setpriv (util-linux): %v", err)
+	}
+}
+
+// asNobody is a command run as the user and group nobody (65534), without
+// supplementary groups.
+func asNobody(args ...string) *exec.Cmd {
+	return exec.Command("setpriv", append([]string{"--reuid", "65534", "--regid", "65534", "--clear-groups"}, args...)...)
+}
+
 // sharedTempDir is a directory every user may enter and write, removed at
 // the end of the test: t.TempDir's parent is private to root.
 func sharedTempDir(t *testing.T) string {
@@ -324,9 +336,7 @@ func sharedTempDir(t *testing.T) string {
 // install.
 func TestMountWithoutFuse3AsUser(t *testing.T) {
 	rootUsable(t)
-	if _, err := exec.LookPath("setpriv"); err != nil {
-		testserver.Unavailable(t, "no setpriv (util-linux): %v", err)
-	}
+	needSetpriv(t)
 	bin := buildEscalefs(t)
 	base := sharedTempDir(t)
 	copyTo := filepath.Join(base, "escalefs")
@@ -339,8 +349,7 @@ func TestMountWithoutFuse3AsUser(t *testing.T) {
 	if err := os.Mkdir(mnt, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
-		copyTo, "mount", "--relay", "file://"+filepath.Join(base, "relay"), "--no-encryption", mnt)
+	cmd := asNobody(copyTo, "mount", "--relay", "file://"+filepath.Join(base, "relay"), "--no-encryption", mnt)
 	cmd.Env = []string{"PATH=" + filepath.Join(base, "empty"), "HOME=" + base, "XDG_STATE_HOME=" + filepath.Join(base, "state")}
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
@@ -359,9 +368,7 @@ func TestMountWithoutFuse3AsUser(t *testing.T) {
 // forbid; its files reach a peer.
 func TestMountOtherUser(t *testing.T) {
 	rootUsable(t)
-	if _, err := exec.LookPath("setpriv"); err != nil {
-		testserver.Unavailable(t, "no setpriv (util-linux): %v", err)
-	}
+	needSetpriv(t)
 	bin := buildEscalefs(t)
 	key, _ := keyFile(t)
 	relay := "file://" + t.TempDir()
@@ -381,8 +388,7 @@ func TestMountOtherUser(t *testing.T) {
 	}
 	writeFile(t, filepath.Join(mnt, "root-only.txt"), []byte("root's\n"), 0o600)
 	as := func(script string) (string, error) {
-		out, err := exec.Command("setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
-			"sh", "-c", "cd "+mnt+" && "+script).CombinedOutput()
+		out, err := asNobody("sh", "-c", "cd "+mnt+" && "+script).CombinedOutput()
 		return string(out), err
 	}
 	if out, err := as("echo mine > shared/a.txt && chmod 0640 shared/a.txt && mv shared/a.txt shared/b.txt && " +
