@@ -5,8 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/escalefs/escalefs/sync/localdir"
 )
 
 // A program holds a file open for writing in a synced folder while a pull
@@ -44,12 +42,7 @@ func TestWriteRacingPull(t *testing.T) {
 			}
 			c.settle()
 			got := c.sameTrees()
-			var copies []string
-			for p := range got {
-				if localdir.IsConflictName(p) {
-					copies = append(copies, p)
-				}
-			}
+			copies := conflictCopies(t, a)
 			if len(copies) != 1 || !strings.HasPrefix(copies[0], "doc.sync-conflict-") || !strings.HasSuffix(copies[0], "-alice.txt") {
 				t.Fatalf("conflict copies %v, want one of doc.txt by alice; files: %v", copies, got)
 			}
