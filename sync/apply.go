@@ -374,6 +374,9 @@ func (e *Engine) execute(ctx context.Context, id crypto.NodeID, c proto.Change, 
 	case decide.Merge:
 		ent := *local
 		ent.Version = d.Version
+		if d.Winner == decide.Remote {
+			return e.adoptMeta(ctx, c, ent)
+		}
 		if local.Deleted || !(isDelete(c) || c.Op == proto.OpMeta) {
 			return e.store.Put(ent)
 		}
@@ -406,6 +409,27 @@ func (e *Engine) execute(ctx context.Context, id crypto.NodeID, c proto.Change, 
 	}
 	e.log.Debug("change not applied", "node", e.nodeLabel(peer), "path", c.Path, "op", c.Op, "reason", d.Reason)
 	return nil
+}
+
+// adoptMeta gives ent, a file or directory with the same content as the
+// peer's concurrent change c, the mode and time of c, which won the
+// tie-break, so that every node ends with the same. A file this node may
+// not overwrite (w-, or conservative mode) keeps its own.
+func (e *Engine) adoptMeta(ctx context.Context, c proto.Change, ent cache.Entry) error {
+	if ent.Local == (cache.LocalStat{}) || e.mayWrite(&ent) != writeAllowed {
+		return e.store.Put(ent)
+	}
+	meta := localdir.Meta{Kind: ent.Kind, Mode: fileMode(c.Mode), ModTime: c.ModTime}
+	st, err := e.local.SetMeta(ctx, ent.Path, meta, ent.Local)
+	if err != nil {
+		return err
+	}
+	ent.Mode, ent.Local, ent.ModTime = meta.Mode, st, c.ModTime
+	if ent.Kind == cache.KindFile {
+		ent.ModTime = time.Unix(0, st.MTimeNs).UTC()
+	}
+	e.changed(ent.Path)
+	return e.store.Put(ent)
 }
 
 func isDelete(c proto.Change) bool { return c.Op == proto.OpDelete || c.Op == proto.OpRmdir }

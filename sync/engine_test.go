@@ -198,18 +198,43 @@ func TestConflictNameClash(t *testing.T) {
 	}
 }
 
+// TestIdenticalEditsNoConflict: the same content written on two nodes is
+// no conflict, and both end with the mode and time of the later write,
+// whichever node pulls first.
 func TestIdenticalEditsNoConflict(t *testing.T) {
-	c := newCluster(t, fileRelay(t))
-	a := c.add("a", small)
-	b := c.add("b", small)
-	a.write(t, "same.txt", []byte("same"))
-	b.write(t, "same.txt", []byte("same"))
-	c.settle()
-	got := c.sameTrees()
-	for p := range got {
-		if localdir.IsConflictName(p) {
-			t.Errorf("conflict copy %s for identical content", p)
-		}
+	for _, laterOn := range []string{"a", "b"} {
+		t.Run("later on "+laterOn, func(t *testing.T) {
+			c := newCluster(t, fileRelay(t))
+			a := c.add("a", small)
+			b := c.add("b", small)
+			early := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+			late := early.Add(time.Second)
+			for _, n := range []*node{a, b} {
+				n.write(t, "same.txt", []byte("same"))
+				n.write(t, "dir/keep", nil)
+				at, mode := early, os.FileMode(0o644)
+				if n.name == laterOn {
+					at, mode = late, 0o600
+				}
+				if err := os.Chmod(filepath.Join(n.dir, "same.txt"), mode); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chtimes(filepath.Join(n.dir, "same.txt"), at, at); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c.settle()
+			got := c.sameTrees()
+			for p := range got {
+				if localdir.IsConflictName(p) {
+					t.Errorf("conflict copy %s for identical content", p)
+				}
+			}
+			want := "file -rw------- " + got["same.txt"][len("file -rw------- "):][:16] + " " + late.Format(time.RFC3339Nano)
+			if got["same.txt"] != want {
+				t.Errorf("same.txt is %q on both, want %q", got["same.txt"], want)
+			}
+		})
 	}
 }
 

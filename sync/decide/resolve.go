@@ -27,11 +27,14 @@ const (
 	// file and keep a tombstone) and set the entry's version to
 	// Decision.Version.
 	Apply
-	// Merge: keep the local state as it is and only set the entry's version
-	// to Decision.Version. Either both sides hold the same state (same
-	// content, both deleted) or the local modification beats a concurrent
-	// remote delete or a concurrent content-less meta change; no copy is
-	// needed because nothing with content is lost.
+	// Merge: keep the local content as it is and only set the entry's
+	// version to Decision.Version. Either both sides hold the same state
+	// (same content, both deleted) or the local modification beats a
+	// concurrent remote delete or a concurrent content-less meta change; no
+	// copy is needed because nothing with content is lost. When Winner is
+	// Remote (the same file or directory on both sides, the remote version
+	// winning the tie-break of Conflict), the local one takes the remote's
+	// mode and modification time, so that every node ends with the same.
 	Merge
 	// Conflict: concurrent modifications with different content. The winner
 	// is installed at the path, the loser is kept at Decision.LoserName, and
@@ -89,7 +92,7 @@ type Decision struct {
 	// meaningless when Action is Invalid.
 	Order cache.Order
 	// Winner is the side whose state the path holds afterwards: Remote for
-	// Apply, Local for Ignore and Merge, either for Conflict.
+	// Apply, Local for Ignore, either for Merge and Conflict.
 	Winner Side
 	// Loser is, for Conflict only, the side that is kept at LoserName:
 	//   - Local: rename the local file to LoserName, then install the remote
@@ -175,6 +178,11 @@ func same(a, b version) bool {
 	return true // two directories
 }
 
+// metaOf reports whether a live entry of kind k has a mode and a time that
+// the nodes keep in step (files and directories; a symlink's are not
+// synced).
+func metaOf(k cache.Kind) bool { return k == cache.KindFile || k == cache.KindDir }
+
 // beats reports whether a wins over b; both are live (not deleted) and
 // neither is a meta change. The later ModTime wins, then the larger origin
 // node ID, then the larger hash, kind and target: a total order on the
@@ -217,6 +225,8 @@ func beats(a, b version) bool {
 // Concurrent versions, with Version the merge of both vectors:
 //   - both sides hold the same state (two puts of the same Hash, two
 //     symlinks to the same Target, two directories, two deletes): Merge.
+//     For two files or two directories the winner of the tie-break below
+//     gives its mode and time to the other (Winner).
 //   - one side deleted, the other not: a delete never beats a
 //     modification. A remote modification is applied (Apply); a local one
 //     is kept (Merge).
@@ -258,6 +268,8 @@ func Resolve(local *cache.Entry, remote proto.Change, remoteNode string) Decisio
 	d := Decision{Order: order, Version: merged}
 	l := fromEntry(local)
 	switch {
+	case same(l, r) && !l.deleted && metaOf(l.kind) && beats(r, l):
+		d.Action, d.Winner, d.Reason = Merge, Remote, "concurrent versions hold the same content; the remote's mode and time win"
 	case same(l, r):
 		d.Action, d.Winner, d.Reason = Merge, Local, "concurrent versions hold the same state"
 	case r.deleted:

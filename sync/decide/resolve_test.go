@@ -102,17 +102,21 @@ func TestResolve(t *testing.T) {
 			local:  &side{op: proto.OpPut, version: vv{nodeA: 1}, hash: h1, modTime: t0, origin: nodeA, dirty: true},
 			remote: put(vv{nodeA: 1, nodeB: 1}, h2, t1, nodeB),
 			action: decide.Conflict, winner: decide.Remote, loser: decide.Local, loserName: conflictA, version: vv{nodeA: 1, nodeB: 1}},
-		{name: "after, local dirty, same hash: merge",
+		{name: "after, local dirty, same hash: merge, the later time wins",
 			local:  &side{op: proto.OpPut, version: vv{nodeA: 1}, hash: h2, modTime: t0, origin: nodeA, dirty: true},
 			remote: put(vv{nodeA: 1, nodeB: 1}, h2, t1, nodeB),
+			action: decide.Merge, winner: decide.Remote, version: vv{nodeA: 1, nodeB: 1}},
+		{name: "concurrent same hash, remote later", local: new(put(vv{nodeA: 1}, h1, t0, nodeA)), remote: put(vv{nodeB: 1}, h1, t1, nodeB),
+			action: decide.Merge, winner: decide.Remote, version: vv{nodeA: 1, nodeB: 1}},
+		{name: "concurrent same hash, local later", local: new(put(vv{nodeA: 1}, h1, t1, nodeA)), remote: put(vv{nodeB: 1}, h1, t0, nodeB),
 			action: decide.Merge, winner: decide.Local, version: vv{nodeA: 1, nodeB: 1}},
-		{name: "concurrent same hash", local: new(put(vv{nodeA: 1}, h1, t0, nodeA)), remote: put(vv{nodeB: 1}, h1, t1, nodeB),
-			action: decide.Merge, winner: decide.Local, version: vv{nodeA: 1, nodeB: 1}},
+		{name: "concurrent same hash, same time: larger origin", local: new(put(vv{nodeA: 1}, h1, t0, nodeA)), remote: put(vv{nodeB: 1}, h1, t0, nodeB),
+			action: decide.Merge, winner: decide.Remote, version: vv{nodeA: 1, nodeB: 1}},
 		{name: "concurrent both deleted", local: new(del(vv{nodeA: 2}, t0, nodeA)), remote: del(vv{nodeA: 1, nodeB: 1}, t1, nodeB),
 			action: decide.Merge, winner: decide.Local, version: vv{nodeA: 2, nodeB: 1}},
 		{name: "concurrent both dirs", local: &side{op: proto.OpMkdir, version: vv{nodeA: 1}, modTime: t0, origin: nodeA},
 			remote: side{op: proto.OpMkdir, version: vv{nodeB: 1}, modTime: t1, origin: nodeB},
-			action: decide.Merge, winner: decide.Local, version: vv{nodeA: 1, nodeB: 1}},
+			action: decide.Merge, winner: decide.Remote, version: vv{nodeA: 1, nodeB: 1}},
 		{name: "concurrent same symlink", local: &side{op: proto.OpSymlink, version: vv{nodeA: 1}, target: "x", modTime: t0, origin: nodeA},
 			remote: side{op: proto.OpSymlink, version: vv{nodeB: 1}, target: "x", modTime: t1, origin: nodeB},
 			action: decide.Merge, winner: decide.Local, version: vv{nodeA: 1, nodeB: 1}},
@@ -234,13 +238,17 @@ func sameState(a, b side) bool {
 }
 
 // winnerName returns which version holds the path after d, where l is the
-// local side and r the remote one; "same" when both hold the same state.
+// local side and r the remote one; "same" when both hold the same state
+// and neither has a mode and time to give the other (deletes, symlinks, or
+// the same time from the same origin).
 func winnerName(l, r side, d decide.Decision, local, remote string) string {
 	if sameState(l, r) {
 		if d.Action != decide.Merge && d.Action != decide.Ignore {
 			return "bad: " + d.Action.String()
 		}
-		return "same"
+		if l.op != proto.OpPut && l.op != proto.OpMkdir || l.modTime.Equal(r.modTime) && l.origin == r.origin {
+			return "same"
+		}
 	}
 	if d.Winner == decide.Local {
 		return local
