@@ -131,6 +131,8 @@ func Mount(ctx context.Context, mountpoint, backing string, opts Options) (*Serv
 		EntryTimeout:    &et,
 		AttrTimeout:     &at,
 		NegativeTimeout: &nt,
+		// A mode of 0000 is what the file has, not a mode to fill in.
+		NullPermissions: true,
 		MountOptions: fuse.MountOptions{
 			MaxWrite:   MaxWrite,
 			FsName:     backing,

@@ -120,3 +120,48 @@ func TestMountHardLinks(t *testing.T) {
 	}
 	a.unmount(t)
 }
+
+// Modes the mount must not rewrite: 0000 on a file and a directory shows
+// as 0000 (the file's peers get the read bits it lost, its write bits
+// staying as the w- mark; the directory's get 0000), and setuid and setgid
+// stay on this node but never reach a peer.
+func TestMountModesKept(t *testing.T) {
+	mountUsable(t)
+	bin := buildEscalefs(t)
+	key, _ := keyFile(t)
+	relay := "file://" + t.TempDir()
+	a := startMount(t, bin, "alice", relay, key)
+	script := "cd " + a.mnt + " && echo x > z && chmod 0000 z && mkdir d && chmod 0000 d && echo s > s && chmod 6755 s"
+	if out, err := exec.Command("sh", "-c", script).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", script, err, out)
+	}
+	modeOf := func(p string) os.FileMode {
+		t.Helper()
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Mode() & (os.ModePerm | os.ModeSetuid | os.ModeSetgid | os.ModeSticky)
+	}
+	for name, want := range map[string]os.FileMode{"z": 0, "d": 0, "s": 0o755 | os.ModeSetuid | os.ModeSetgid} {
+		if got := modeOf(filepath.Join(a.mnt, name)); got != want {
+			t.Errorf("%s in the mount: mode %v, want %v", name, got, want)
+		}
+	}
+	bob := newSyncNode(t, "bob", bin, relay, key)
+	waitFor(t, 30*time.Second, "the files to reach bob", func() bool {
+		bob.once(t)
+		for _, name := range []string{"z", "d", "s"} {
+			if _, err := os.Lstat(bob.path(name)); err != nil {
+				return false
+			}
+		}
+		return true
+	})
+	for name, want := range map[string]os.FileMode{"z": 0o200, "d": 0, "s": 0o755} {
+		if got := modeOf(bob.path(name)); got != want {
+			t.Errorf("%s on bob: mode %v, want %v", name, got, want)
+		}
+	}
+	a.unmount(t)
+}
