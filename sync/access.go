@@ -95,7 +95,10 @@ func (e *Engine) Known(ctx context.Context, path string) error {
 		if scanned {
 			return fmt.Errorf("%q is not a synchronized file or directory: %w", path, fs.ErrNotExist)
 		}
-		if _, err := e.Scan(ctx, []string{path}); err != nil {
+		// A file just closed may still count as open for writing: the
+		// kernel sends its release after close returns. It is recorded
+		// all the same; the push holds it back while it is open.
+		if _, err := e.scanPaths(ctx, []string{path}, true); err != nil {
 			return err
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -21,9 +22,15 @@ const scanTxSize = 2000
 // next Push. It returns how many changes it recorded, not counting
 // fingerprint updates (OpRestat), which leave nothing to push.
 func (e *Engine) Scan(ctx context.Context, paths []string) (int, error) {
+	return e.scanPaths(ctx, paths, false)
+}
+
+// scanPaths is Scan; with open, it also records files open for writing
+// (which the push holds back until they are closed).
+func (e *Engine) scanPaths(ctx context.Context, paths []string, open bool) (int, error) {
 	e.scanMu.Lock()
 	defer e.scanMu.Unlock()
-	n, err := e.scan(ctx, paths)
+	n, err := e.scan(ctx, paths, open)
 	if err != nil || len(paths) == 0 {
 		return n, err
 	}
@@ -32,7 +39,7 @@ func (e *Engine) Scan(ctx context.Context, paths []string) (int, error) {
 	// written, so the others are scanned too, and every name's content
 	// reaches the peers (which hold them as separate files).
 	if linked := e.linkedPaths(paths); len(linked) > 0 {
-		m, err := e.scan(ctx, linked)
+		m, err := e.scan(ctx, linked, open)
 		return n + m, err
 	}
 	return n, nil
@@ -68,8 +75,13 @@ func (e *Engine) linkedPaths(paths []string) []string {
 	return out
 }
 
-// scan scans paths (nil: the whole folder) and records the changes found.
-func (e *Engine) scan(ctx context.Context, paths []string) (int, error) {
+// scan scans paths (nil: the whole folder) and records the changes found,
+// those of files open for writing only with open.
+func (e *Engine) scan(ctx context.Context, paths []string, open bool) (int, error) {
+	paths, err := e.withNewParents(paths)
+	if err != nil {
+		return 0, fmt.Errorf("scanning the folder: %w", err)
+	}
 	res, err := e.local.Scan(ctx, e.store, localdir.ScanOptions{Paths: paths})
 	if err != nil {
 		return 0, fmt.Errorf("scanning the folder: %w", err)
@@ -85,7 +97,9 @@ func (e *Engine) scan(ctx context.Context, paths []string) (int, error) {
 			return 0, err
 		}
 	}
-	res.Changes = e.withoutOpenFiles(res.Changes)
+	if !open {
+		res.Changes = e.withoutOpenFiles(res.Changes)
+	}
 	n := 0
 	for chunk := range slices.Chunk(res.Changes, scanTxSize) {
 		err := e.store.Update(func(tx *cache.Tx) error {
@@ -106,6 +120,36 @@ func (e *Engine) scan(ctx context.Context, paths []string) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// withNewParents replaces each of paths that lies in a directory the cache
+// does not hold by the highest such directory, so that a directory is
+// recorded (and pushed) before anything in it. A file scanned alone in a
+// directory made a moment ago would otherwise reach the peers without its
+// directory, which they create to hold it and which the rmdir, found by a
+// scan of a path the cache never knew, would never remove.
+func (e *Engine) withNewParents(paths []string) ([]string, error) {
+	if len(paths) == 0 {
+		return paths, nil
+	}
+	out := make([]string, len(paths))
+	err := e.store.View(func(tx *cache.Tx) error {
+		for i, p := range paths {
+			out[i] = p
+			for dir := path.Dir(p); dir != "." && dir != "/"; dir = path.Dir(dir) {
+				ent, ok, err := tx.Get(dir)
+				if err != nil {
+					return err
+				}
+				if ok && !ent.Deleted && ent.Kind == cache.KindDir {
+					break
+				}
+				out[i] = dir
+			}
+		}
+		return nil
+	})
+	return out, err
 }
 
 // withoutOpenFiles drops the content changes of files open for writing
@@ -185,6 +229,11 @@ func (e *Engine) record(tx *cache.Tx, ch localdir.Change) error {
 	case localdir.OpDelete, localdir.OpRmdir:
 		if !had || old.Deleted {
 			return nil
+		}
+		if len(old.Version) == 0 {
+			// Never pushed nor pulled: no peer knows the path, so there
+			// is no delete to tell them; its queue item is dropped.
+			return tx.Delete(ch.Path)
 		}
 		ent.Deleted, ent.Hash, ent.Size, ent.Target, ent.Local = true, [32]byte{}, 0, "", cache.LocalStat{}
 		ent.Remote = nil

@@ -85,6 +85,9 @@ func (e *Engine) pushBatch(ctx context.Context) (n int, more bool, err error) {
 			if err != nil {
 				return err
 			}
+			if !ok {
+				ent.Path = it.Path // gone (never pushed, then deleted): dropped
+			}
 			repush := string(it.Payload) == payloadRepush && !ent.Dirty
 			drop := !ok || (!ent.Dirty && !repush) || (repush && (ent.Deleted || ent.Kind != cache.KindFile))
 			items = append(items, &pushItem{qid: it.ID, ent: ent, drop: drop, repush: repush,
