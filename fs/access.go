@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	iofs "io/fs"
-	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -140,11 +139,6 @@ func (n *node) setModifiers(ctx context.Context, rel string, u cache.AccessUpdat
 	return 0
 }
 
-// backingPath is the node's file in the backing directory.
-func (n *node) backingPath() string {
-	return filepath.Join(n.RootData.Path, filepath.FromSlash(n.rel()))
-}
-
 // accessSetattr applies what in asks of the modifiers of the regular file
 // n, and rewrites in's mode for the backing file. A size change of a w-
 // file is refused.
@@ -162,7 +156,7 @@ func (n *node) accessSetattr(ctx context.Context, in *fuse.SetAttrIn) syscall.Er
 		return 0
 	}
 	var st syscall.Stat_t
-	if err := syscall.Lstat(n.backingPath(), &st); err != nil {
+	if _, err := n.statAt(n.at(), &st); err != nil {
 		return gofs.ToErrno(err)
 	}
 	u, backing := chmodUpdate(m, st.Mode, a)
@@ -179,7 +173,7 @@ func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut
 	if h, ok := f.(*handle); ok {
 		f = h.LoopbackFile
 	}
-	errno := n.LoopbackNode.Getattr(ctx, f, out)
+	errno := n.getattrAt(ctx, f, out)
 	if errno == 0 {
 		n.mark(n.rel(), &out.Attr)
 	}
@@ -188,7 +182,7 @@ func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut
 
 // Lookup also gives the attributes of the entries of READDIRPLUS.
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	ch, errno := n.LoopbackNode.Lookup(ctx, name, out)
+	ch, errno := n.lookupAt(ctx, name, out)
 	if errno == 0 {
 		n.mark(n.child(name), &out.Attr)
 	}
@@ -197,7 +191,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*go
 
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
 	if attr != AccessXattr || n.mods == nil {
-		return n.LoopbackNode.Getxattr(ctx, attr, dest)
+		return n.getxattrAt(attr, dest)
 	}
 	v := n.access(n.rel()).String()
 	if len(dest) < len(v) {
@@ -208,9 +202,13 @@ func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, 
 
 func (n *node) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
 	if n.mods == nil {
-		return n.LoopbackNode.Listxattr(ctx, dest)
+		return n.listxattrAt(dest)
 	}
-	list, err := backingXattrs(n.backingPath())
+	var list []byte
+	err := n.shortPath(func(p string) (err error) {
+		list, err = backingXattrs(p)
+		return err
+	})
 	if err != nil {
 		return 0, gofs.ToErrno(err)
 	}
@@ -253,7 +251,7 @@ func backingXattrs(p string) ([]byte, error) {
 
 func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
 	if attr != AccessXattr || n.mods == nil {
-		return n.LoopbackNode.Setxattr(ctx, attr, data, flags)
+		return n.setxattrAt(attr, data, flags)
 	}
 	v := strings.TrimSpace(strings.TrimRight(string(data), "\x00"))
 	if v == "" {
@@ -272,7 +270,7 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 
 func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 	if attr != AccessXattr || n.mods == nil {
-		return n.LoopbackNode.Removexattr(ctx, attr)
+		return n.removexattrAt(attr)
 	}
 	rel := n.rel()
 	if _, ok, err := n.mods.Access(rel); err != nil {

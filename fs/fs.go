@@ -25,6 +25,7 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 )
 
 // Events receives the paths changed through the mount, relative to its root
@@ -119,7 +120,11 @@ func Mount(ctx context.Context, mountpoint, backing string, opts Options) (*Serv
 		return nil, fmt.Errorf("backing directory %s: %w", backing, err)
 	}
 	ln := lroot.(*gofs.LoopbackNode)
-	root := &node{LoopbackNode: ln, ev: opts.Events, mods: opts.Modifiers, writes: new(atomic.Int64), view: newAttrView(opts)}
+	rootFd, err := openRoot(backing)
+	if err != nil {
+		return nil, fmt.Errorf("backing directory %s: %w", backing, err)
+	}
+	root := &node{LoopbackNode: ln, ev: opts.Events, mods: opts.Modifiers, writes: new(atomic.Int64), view: newAttrView(opts), rootFd: &rootFd}
 	ln.RootData.RootNode = root
 
 	name := opts.Name
@@ -150,8 +155,13 @@ func Mount(ctx context.Context, mountpoint, backing string, opts Options) (*Serv
 	}
 	srv, err := mountServer(mnt, root, gopts, opts)
 	if err != nil {
+		unix.Close(rootFd)
 		return nil, mountFailed(mnt, err)
 	}
+	go func() {
+		srv.Wait()
+		unix.Close(rootFd)
+	}()
 	return &Server{Server: srv, root: root, mountpoint: mnt, backing: backing}, nil
 }
 

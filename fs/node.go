@@ -8,6 +8,7 @@ import (
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 
 	"github.com/escalefs/escalefs/cache"
 )
@@ -25,6 +26,9 @@ type node struct {
 	// view is what the mount's options change in the attributes shown,
 	// for every node of the mount.
 	view *attrView
+	// rootFd is the backing directory, open, for every node of the mount
+	// (see at.go).
+	rootFd *int
 }
 
 var (
@@ -49,7 +53,7 @@ var (
 // WrapChild makes every node the loopback creates one of ours.
 func (n *node) WrapChild(_ context.Context, ops gofs.InodeEmbedder) gofs.InodeEmbedder {
 	if ln, ok := ops.(*gofs.LoopbackNode); ok {
-		return &node{LoopbackNode: ln, ev: n.ev, mods: n.mods, writes: n.writes, view: n.view}
+		return &node{LoopbackNode: ln, ev: n.ev, mods: n.mods, writes: n.writes, view: n.view, rootFd: n.rootFd}
 	}
 	return ops
 }
@@ -86,9 +90,9 @@ func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out 
 	// A file created with the sticky bit is r- from the start, before
 	// anything of it can be pushed; the backing file never gets the bit.
 	private := n.mods != nil && mode&syscall.S_ISVTX != 0
-	ch, fh, fl, errno := n.LoopbackNode.Create(ctx, name, flags, mode&^syscall.S_ISVTX, out)
+	ch, fh, errno := n.createAt(ctx, name, flags, mode&^syscall.S_ISVTX, out)
 	if errno != 0 {
-		return ch, fh, fl, errno
+		return ch, fh, 0, errno
 	}
 	if private {
 		u := cache.AccessUpdate{SetRead: true, Read: cache.PermDeny}
@@ -96,7 +100,7 @@ func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out 
 			if r, ok := fh.(gofs.FileReleaser); ok {
 				r.Release(ctx)
 			}
-			_ = n.LoopbackNode.Unlink(ctx, name)
+			_ = n.unlinkAt(name, 0)
 			return nil, nil, 0, errno
 		}
 		n.mark(n.child(name), &out.Attr)
@@ -106,7 +110,7 @@ func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out 
 	if cn, ok := ch.Operations().(*node); ok {
 		fh = cn.wrap(fh, flags|syscall.O_WRONLY)
 	}
-	return ch, fh, fl, 0
+	return ch, fh, 0, 0
 }
 
 // wrap returns fh reporting its node's path when it was opened for writing.
@@ -129,7 +133,7 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 	if errno := n.accessSetattr(ctx, in); errno != 0 {
 		return errno
 	}
-	errno := n.LoopbackNode.Setattr(ctx, f, in, out)
+	errno := n.setattrAt(ctx, f, in, out)
 	if errno == 0 {
 		n.mark(n.rel(), &out.Attr)
 	}
@@ -148,7 +152,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 	if p, ok := newParent.(*node); ok {
 		to = p.child(newName)
 	}
-	errno := n.LoopbackNode.Rename(ctx, name, newParent, newName, flags)
+	errno := n.renameAt(name, newParent, newName, flags)
 	if errno == 0 {
 		n.changed(from)
 		n.changed(to)
@@ -157,7 +161,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 }
 
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
-	errno := n.LoopbackNode.Unlink(ctx, name)
+	errno := n.unlinkAt(name, 0)
 	if errno == 0 {
 		n.changed(n.child(name))
 	}
@@ -165,7 +169,7 @@ func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
 }
 
 func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
-	errno := n.LoopbackNode.Rmdir(ctx, name)
+	errno := n.unlinkAt(name, unix.AT_REMOVEDIR)
 	if errno == 0 {
 		n.changed(n.child(name))
 	}
@@ -173,7 +177,7 @@ func (n *node) Rmdir(ctx context.Context, name string) syscall.Errno {
 }
 
 func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	ch, errno := n.LoopbackNode.Mkdir(ctx, name, mode, out)
+	ch, errno := n.mkdirAt(ctx, name, mode, out)
 	if errno == 0 {
 		n.view.apply(&out.Attr)
 		n.changed(n.child(name))
@@ -182,7 +186,7 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 }
 
 func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	ch, errno := n.LoopbackNode.Symlink(ctx, target, name, out)
+	ch, errno := n.symlinkAt(ctx, target, name, out)
 	if errno == 0 {
 		n.view.apply(&out.Attr)
 		n.changed(n.child(name))
@@ -191,7 +195,7 @@ func (n *node) Symlink(ctx context.Context, target, name string, out *fuse.Entry
 }
 
 func (n *node) Link(ctx context.Context, target gofs.InodeEmbedder, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	ch, errno := n.LoopbackNode.Link(ctx, target, name, out)
+	ch, errno := n.linkAt(ctx, target, name, out)
 	if errno == 0 {
 		n.mark(n.child(name), &out.Attr)
 		n.changed(n.child(name))

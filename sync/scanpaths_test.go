@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	escsync "github.com/escalefs/escalefs/sync"
@@ -90,5 +91,38 @@ func TestKnownRecordsOpenFile(t *testing.T) {
 	open.set("f", false)
 	if n, err := a.e.Push(ctx); err != nil || n != 1 {
 		t.Errorf("pushed %d (%v) once f is closed, want 1", n, err)
+	}
+}
+
+// TestLongPathSyncs: a file whose path is as long as the kernel takes
+// (4095 bytes) reaches the peer.
+func TestLongPathSyncs(t *testing.T) {
+	c := newCluster(t, fileRelay(t))
+	a := c.add("a", small)
+	b := c.add("b", small)
+	p := ""
+	for 4095-len(p) > 255 {
+		p += strings.Repeat("d", 250) + "/"
+	}
+	file := p + strings.Repeat("f", 4095-len(p))
+	ra, err := os.OpenRoot(a.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ra.Close()
+	if err := ra.MkdirAll(strings.TrimSuffix(p, "/"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := ra.WriteFile(file, []byte("deep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.settle()
+	rb, err := os.OpenRoot(b.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rb.Close()
+	if got, err := rb.ReadFile(file); err != nil || string(got) != "deep" {
+		t.Fatalf("b reads %q, %v; want deep", got, err)
 	}
 }
