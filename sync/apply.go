@@ -180,7 +180,7 @@ func (e *Engine) fetchPack(ctx context.Context, id crypto.NodeID, changes []prot
 		}
 		hashes[k] = sha256.New()
 		srcs[which[k]].file = name
-		return hashingWriter{f, hashes[k]}, nil
+		return hashingWriter{f, localdir.NewSparseWriter(f, 0), hashes[k]}, nil
 	})
 	if err != nil && isNoSpace(err) && ctx.Err() == nil {
 		// The scratch files go with the scratch directory; the changes
@@ -212,18 +212,27 @@ func (e *Engine) fetchPack(ctx context.Context, id crypto.NodeID, changes []prot
 	return nil
 }
 
+// hashingWriter writes a file of a pack, sparse (blocks of zeros become
+// holes), and hashes it.
 type hashingWriter struct {
-	f *os.File
-	h hash.Hash
+	f  *os.File
+	sw *localdir.SparseWriter
+	h  hash.Hash
 }
 
 func (w hashingWriter) Write(p []byte) (int, error) {
-	n, err := w.f.Write(p)
+	n, err := w.sw.Write(p)
 	w.h.Write(p[:n])
 	return n, err
 }
 
-func (w hashingWriter) Close() error { return w.f.Close() }
+func (w hashingWriter) Close() error {
+	err := w.sw.Finish()
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
 
 // skipped reports whether the filter excludes path.
 func (e *Engine) skipped(path string, isDir bool) bool {
@@ -883,9 +892,11 @@ func (e *Engine) fetchParts(ctx context.Context, id crypto.NodeID, c proto.Chang
 	tr := e.transfers.start(false, c.Path, c.Size)
 	defer e.transfers.end(tr)
 	e.transfers.set(tr, prog.Bytes)
+	// Blocks of zeros become holes: a sparse file stays sparse here.
+	sw := localdir.NewSparseWriter(f, prog.Bytes)
 	for i := prog.Parts; i < len(c.Parts); i++ {
 		n := &countingWriter{}
-		err := e.down.GetParts(ctx, id, c.Parts[i:i+1], io.MultiWriter(f, h, n))
+		err := e.down.GetParts(ctx, id, c.Parts[i:i+1], io.MultiWriter(sw, h, n))
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, crypto.ErrBlobCorrupt) || errors.Is(err, crypto.ErrBlobTruncated) {
 				forget()
@@ -895,6 +906,9 @@ func (e *Engine) fetchParts(ctx context.Context, id crypto.NodeID, c proto.Chang
 			return cache.LocalStat{}, fmt.Errorf("fetching %q: %w", c.Path, err)
 		}
 		e.count(func(s *Stats) { s.BytesPulled += n.n })
+		if err := sw.Finish(); err != nil { // the length, should the part end in a hole
+			return cache.LocalStat{}, fmt.Errorf("partial download: %w", err)
+		}
 		if err := f.Sync(); err != nil {
 			return cache.LocalStat{}, fmt.Errorf("partial download: %w", err)
 		}

@@ -180,7 +180,11 @@ func (d *Dir) installFile(ctx context.Context, dir *os.Root, tmp, name, rel stri
 		if err != nil {
 			return cache.LocalStat{}, fmt.Errorf("install %q: %w", rel, err)
 		}
-		if n, err = copyCtx(ctx, f, src); err != nil {
+		sw := NewSparseWriter(f, 0)
+		if n, err = copyCtx(ctx, sw, src); err == nil {
+			err = sw.Finish()
+		}
+		if err != nil {
 			f.Close()
 			return cache.LocalStat{}, fmt.Errorf("install %q: writing: %w", rel, err)
 		}
