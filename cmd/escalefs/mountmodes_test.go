@@ -68,6 +68,13 @@ func treeOf(t *testing.T, dir string) map[string]string {
 			return err
 		}
 		v := fi.Mode().String()
+		if fi.Mode()&os.ModeSymlink != 0 {
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			v += " -> " + target
+		}
 		if fi.Mode().IsRegular() {
 			b, err := os.ReadFile(p)
 			if err != nil {
