@@ -99,7 +99,10 @@ func (e *Engine) pushBatch(ctx context.Context) (n int, more bool, err error) {
 		if _, ackDue, err = tx.Meta(metaAckDue); err != nil {
 			return err
 		}
-		_, requestDue, err = tx.Meta(metaRequestDue)
+		if _, requestDue, err = tx.Meta(metaRequestDue); err != nil || requestDue {
+			return err
+		}
+		requestDue, err = repostDue(tx, e.clock.Now())
 		return err
 	})
 	if err != nil {
@@ -190,8 +193,10 @@ func (e *Engine) plan(it *pushItem, live map[crypto.BlobID]bool) {
 			// mtime changed.
 			c = proto.Change{Op: proto.OpMeta, Path: ent.Path, ModTime: ent.ModTime, Mode: unixMode(ent.Mode)}
 		case ent.Size == 0:
-		case ok && rr.reusable(e.selfID, ent.Hash, live):
-			// A renamed file whose blobs are still on the relay.
+		case ok && rr.reusable(e.selfID, ent.Hash, live) && !it.repush:
+			// A renamed file whose blobs are still on the relay. Not for
+			// a peer's request: it could not read them (collected, or
+			// damaged by the relay), so the content goes up anew.
 			rr.Path = ent.Path
 			it.ref = &rr
 			it.blobs = rr.blobs()
@@ -667,6 +672,11 @@ func (e *Engine) writeRecord(tx *cache.Tx, changes []proto.Change, blobs []crypt
 			return err
 		}
 		requests = requests[:min(len(requests), maxPosted)]
+		if len(requests) > 0 {
+			if err := posted(tx, now); err != nil {
+				return err
+			}
+		}
 	}
 	mode := e.cfg.Mode
 	if mode == proto.ModeShared {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/escalefs/escalefs/cache"
 	"github.com/escalefs/escalefs/crypto"
@@ -19,11 +20,69 @@ import (
 const (
 	metaWanted     = "sync/wanted"      // []proto.Request: content this node lacks
 	metaRequestDue = "sync/request-due" // present: a new request waits for a record
+	// metaReposting is a reposting: when the requests last went out, and
+	// how long they wait before they go out again unanswered.
+	metaReposting = "sync/request-reposting"
 	// maxPosted bounds the requests one record carries.
 	maxPosted = 1000
 	// payloadRepush marks a queue item pushed again for a peer's request.
 	payloadRepush = "repush"
 )
+
+// The requests still unanswered go out again after firstRepost, then after
+// twice as long each time, up to maxRepost: an answer the relay lost or
+// damaged is asked for again, whether or not the node writes heartbeats.
+const (
+	firstRepost = time.Minute
+	maxRepost   = time.Hour
+)
+
+// reposting is when this node's requests last went out, and the wait before
+// they go out again.
+type reposting struct {
+	At   time.Time     `json:"at"`
+	Wait time.Duration `json:"wait"`
+}
+
+func loadReposting(tx *cache.Tx) (reposting, bool, error) {
+	var r reposting
+	b, ok, err := tx.Meta(metaReposting)
+	if err != nil || !ok {
+		return r, false, err
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return r, false, fmt.Errorf("engine state %q: %w: %w", metaReposting, err, cache.ErrCorrupt)
+	}
+	return r, true, nil
+}
+
+// repostDue reports whether requests wait unanswered past their wait.
+func repostDue(tx *cache.Tx, now time.Time) (bool, error) {
+	r, ok, err := loadReposting(tx)
+	if err != nil || !ok {
+		return false, err
+	}
+	return !now.Before(r.At.Add(r.Wait)), nil
+}
+
+// posted records that the requests went out at now: the next time waits
+// twice as long as the last (firstRepost the first time).
+func posted(tx *cache.Tx, now time.Time) error {
+	r, ok, err := loadReposting(tx)
+	if err != nil {
+		return err
+	}
+	r.Wait = min(2*r.Wait, maxRepost)
+	if !ok || r.Wait <= 0 {
+		r.Wait = firstRepost
+	}
+	r.At = now
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return tx.SetMeta(metaReposting, b)
+}
 
 func loadWanted(tx *cache.Tx) ([]proto.Request, error) {
 	b, ok, err := tx.Meta(metaWanted)
@@ -39,6 +98,9 @@ func loadWanted(tx *cache.Tx) ([]proto.Request, error) {
 
 func saveWanted(tx *cache.Tx, w []proto.Request) error {
 	if len(w) == 0 {
+		if err := tx.DeleteMeta(metaReposting); err != nil {
+			return err
+		}
 		return tx.DeleteMeta(metaWanted)
 	}
 	b, err := json.Marshal(w)
@@ -61,6 +123,10 @@ func (e *Engine) want(path string, hash [32]byte) error {
 		}
 		w = slices.DeleteFunc(w, func(o proto.Request) bool { return o.Path == path })
 		if err := saveWanted(tx, append(w, r)); err != nil {
+			return err
+		}
+		// A new request goes out at once, and the waits start again.
+		if err := tx.DeleteMeta(metaReposting); err != nil {
 			return err
 		}
 		e.wanting.Store(true)
