@@ -2,10 +2,16 @@ package sync_test
 
 import (
 	"context"
+	"crypto/rand"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/escalefs/escalefs/crypto"
+	escsync "github.com/escalefs/escalefs/sync"
 )
 
 // TestDamagedBlobHeals: content whose blob the relay damaged reaches the
@@ -85,4 +91,80 @@ func TestDamagedBlobHeals(t *testing.T) {
 	}
 	c.settle()
 	c.sameTrees()
+}
+
+// TestGarbageNodeIgnored: a node ID whose only record is garbage (planted
+// by the relay) holds nothing back: rounds succeed, and the blobs are
+// collected once the real nodes have them.
+func TestGarbageNodeIgnored(t *testing.T) {
+	ctx := context.Background()
+	r, dir := dirRelay(t)
+	c := newCluster(t, r)
+	a := c.add("a", small)
+	b := c.add("b", small)
+	c.settle()
+	garbage := filepath.Join(dir, "nodes", crypto.NewNodeID().String(), "log", "0000000000000000")
+	if err := os.MkdirAll(filepath.Dir(garbage), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	noise := make([]byte, 200)
+	if _, err := rand.Read(noise); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(garbage, append([]byte("ESR1\x01"), noise...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a.write(t, "f.txt", []byte("collected once b has it"))
+	for range 4 {
+		for _, n := range []*node{a, b} {
+			if _, err := n.e.Round(ctx); err != nil {
+				t.Fatalf("%s: round with a garbage node on the relay: %v", n.name, err)
+			}
+		}
+	}
+	if !b.exists("f.txt") {
+		t.Fatal("f.txt did not reach b")
+	}
+	if left := relayNames(t, r, "blobs/"+a.e.Node().String()); len(left) > 0 {
+		t.Errorf("blobs of a still on the relay though every real node has them: %v", left)
+	}
+
+	// escalefs nodes shows it as unreadable and no puller. A real node
+	// whose newest record the relay damaged stays a puller.
+	a.write(t, "g.txt", []byte("a newer record"))
+	if _, err := a.e.Scan(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.e.Push(ctx); err != nil {
+		t.Fatal(err)
+	}
+	alog := relayNames(t, r, "nodes/"+a.e.Node().String())
+	flip(t, dir, alog[len(alog)-1])
+	repo, err := escsync.OpenRepository(ctx, r, c.secret, escsync.RepoOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := escsync.ListNodes(ctx, r, repo, escsync.ListOptions{Now: c.clock.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 3 {
+		t.Fatalf("%d nodes listed, want a, b and the garbage one", len(list))
+	}
+	for _, n := range list {
+		switch {
+		case n.ID == a.e.Node():
+			if n.Err == nil || n.Unreadable || !n.Puller {
+				t.Errorf("a, its newest record damaged: err %v, unreadable %v, puller %v; want an error, readable, a puller", n.Err, n.Unreadable, n.Puller)
+			}
+		case n.ID == b.e.Node():
+			if n.Err != nil || !n.Puller {
+				t.Errorf("b: err %v, puller %v", n.Err, n.Puller)
+			}
+		default:
+			if !n.Unreadable || n.Puller || n.NotPuller != escsync.NotPullerUnreadable {
+				t.Errorf("the garbage node: unreadable %v, puller %v (%s); want unreadable, no puller", n.Unreadable, n.Puller, n.NotPuller)
+			}
+		}
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"slices"
 	"time"
 
@@ -36,6 +37,10 @@ const (
 	NotPullerUpload    = "upload mode"
 	NotPullerForgotten = "forgotten"
 	NotPullerSilent    = "silent beyond the lock timeout"
+	// NotPullerUnreadable: none of its records opens with the
+	// repository's keys (another repository's node, or the relay's
+	// forgery); the nodes ignore it.
+	NotPullerUnreadable = "unreadable (ignored)"
 )
 
 // NodeInfo is what the relay shows of one node of the repository.
@@ -73,6 +78,10 @@ type NodeInfo struct {
 	// up_to), in ascending order.
 	ForgottenBy   []crypto.NodeID
 	ForgottenUpTo uint64
+	// Unreadable: not even its oldest record on the relay opens, so it
+	// never was a node of this repository as far as anyone can tell; it
+	// is no puller.
+	Unreadable bool
 	// Err is why its records could not be read; the fields they give are
 	// then empty.
 	Err error
@@ -137,6 +146,9 @@ func ListNodes(ctx context.Context, r NodeLister, repo *Repository, opts ListOpt
 		}
 		newest[id] = n.Newest
 		n.Err = readNewest(ctx, r, sealer, &n, o)
+		if n.Err != nil && !opensOldest(ctx, r, sealer, id, o) {
+			n.Unreadable = true
+		}
 		out = append(out, n)
 	}
 	// Forget records hold while their node's log goes no further.
@@ -182,6 +194,8 @@ func ListNodes(ctx context.Context, r NodeLister, repo *Repository, opts ListOpt
 			}
 		}
 		switch {
+		case n.Unreadable:
+			n.NotPuller = NotPullerUnreadable
 		case !n.Mode.Pulls():
 			n.NotPuller = NotPullerUpload
 		case n.Forgotten():
@@ -202,6 +216,27 @@ func ListNodes(ctx context.Context, r NodeLister, repo *Repository, opts ListOpt
 }
 
 // readNewest fills in what n's newest log record and snapshot say.
+// opensOldest reports whether the oldest log record or snapshot of node id
+// on the relay opens with the repository's keys: a node whose newest record
+// does not open but whose older ones do is a real node with a damaged
+// record (a puller until its lock timeout), not a forgery.
+func opensOldest(ctx context.Context, r Getter, sealer *crypto.RecordSealer, id crypto.NodeID, o *nodeObjects) bool {
+	for _, set := range []struct {
+		recs map[uint64]relay.ObjectInfo
+		kind string
+	}{{o.logs, KindLog}, {o.snaps, KindSnapshot}} {
+		if len(set.recs) == 0 {
+			continue
+		}
+		oldest := slices.Min(slices.Collect(maps.Keys(set.recs)))
+		_, err := readRecord(ctx, r, sealer, set.recs[oldest].Name, crypto.RecordContext{Node: id, Seq: oldest, Kind: set.kind})
+		if err == nil {
+			return true
+		}
+	}
+	return false
+}
+
 func readNewest(ctx context.Context, r Getter, sealer *crypto.RecordSealer, n *NodeInfo, o *nodeObjects) error {
 	n.Acks = make(map[crypto.NodeID]uint64)
 	merge := func(acks map[crypto.NodeID]uint64) {
