@@ -300,6 +300,11 @@ func (e *Engine) applyOne(ctx context.Context, id crypto.NodeID, seq uint64, c p
 			}
 		}
 		err = e.execute(ctx, id, c, d, local, src)
+		if errors.Is(err, localdir.ErrThroughSymlink) {
+			e.log.Warn("peer's change not applied: a directory of its path is a symbolic link here, and escalefs never writes through one",
+				"path", c.Path, "op", c.Op, "node", e.nodeLabel(peer), "err", err)
+			return false, nil
+		}
 		if errors.Is(err, localdir.ErrLocalChanged) && ctx.Err() == nil {
 			e.log.Debug("local path changed under a pull; looking again", "path", c.Path, "err", err)
 			if _, err := e.Scan(ctx, []string{c.Path}); err != nil {

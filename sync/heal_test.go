@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -166,5 +167,36 @@ func TestGarbageNodeIgnored(t *testing.T) {
 				t.Errorf("the garbage node: unreadable %v, puller %v (%s); want unreadable, no puller", n.Unreadable, n.Puller, n.NotPuller)
 			}
 		}
+	}
+}
+
+// TestWriteThroughSymlinkRefused: a pulled file whose directory is a
+// symbolic link here (it replaced the directory since the last scan) is
+// refused with a warning that says so, not retried as a path that keeps
+// changing, and nothing is written where the link leads.
+func TestWriteThroughSymlinkRefused(t *testing.T) {
+	c := newCluster(t, fileRelay(t))
+	a := c.add("a", small)
+	b := c.add("b", small)
+	a.write(t, "d/old", []byte("x"))
+	c.settle()
+	a.write(t, "d/f", []byte("through the link?"))
+	a.round(t)
+	outside := t.TempDir()
+	if err := os.RemoveAll(filepath.Join(b.dir, "d")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(b.dir, "d")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.e.Pull(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(outside, "f")); !os.IsNotExist(err) {
+		t.Errorf("a file was written through the link: %v", err)
+	}
+	logs := b.logs.String()
+	if strings.Contains(logs, "keeps changing") || !strings.Contains(logs, "symbolic link here") {
+		t.Errorf("b's log does not say the link is in the way:\n%s", logs)
 	}
 }

@@ -173,6 +173,17 @@ func (d *Dir) openRoot() (*os.Root, error) {
 // one (or has gone). It is internal; callers translate it.
 var errNotDir = errors.New("not a directory")
 
+// errLink reports that a path component that must be a directory is a
+// symbolic link; it is an errNotDir.
+var errLink = fmt.Errorf("a symbolic link, %w", errNotDir)
+
+// ErrThroughSymlink means a change was refused because a directory of its
+// path is a symbolic link in the folder: nothing is ever written, moved or
+// removed through a link, which may lead out of the folder. Trying again
+// does not help until the link is gone. An error wrapping it also wraps
+// ErrLocalChanged.
+var ErrThroughSymlink = errors.New("a directory of the path is a symbolic link, which is never followed")
+
 // openDir opens the directory rel ("" for the root) one component at a
 // time, never following a symlink: each component must be a real
 // directory, checked by comparing the Lstat of the name with the Stat of
@@ -228,6 +239,8 @@ func openSubdir(parent *os.Root, name string, create bool) (sub *os.Root, made b
 		return nil, made, errNotDir
 	case err != nil:
 		return nil, made, err
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return nil, made, errLink
 	case !fi.IsDir():
 		return nil, made, errNotDir
 	}

@@ -79,7 +79,9 @@ func checkExpect(op, rel string, dir *os.Root, name string, expect *cache.LocalS
 func (d *Dir) openParent(op, rel string, create bool) (dir *os.Root, name string, created []string, err error) {
 	parent, name := splitRel(rel)
 	dir, created, err = d.openDir(parent, create)
-	if errors.Is(err, errNotDir) {
+	if errors.Is(err, errLink) {
+		err = fmt.Errorf("%s %q: %w: %w (%w)", op, rel, err, ErrThroughSymlink, ErrLocalChanged)
+	} else if errors.Is(err, errNotDir) {
 		err = fmt.Errorf("%s %q: %w: %w", op, rel, err, ErrLocalChanged)
 	} else if err != nil {
 		err = fmt.Errorf("%s %q: %w", op, rel, err)
