@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime/debug"
 	"strconv"
 	"strings"
 
@@ -60,7 +61,8 @@ var DefaultKDF = KDFParams{Time: 3, MemoryKiB: 64 << 10, Threads: 4}
 const (
 	minKDFMemoryKiB = 8 << 10
 	maxKDFMemoryKiB = 1 << 20 // 1 GiB
-	maxKDFTime      = 16
+	maxKDFTime      = 10
+	maxKDFThreads   = 16
 	minSaltLen      = 16
 	maxSaltLen      = 64
 	maxConfigSize   = 16 << 10
@@ -145,6 +147,9 @@ func NewConfig(rnd io.Reader, secret Secret, enc Encryption, kdf KDFParams) (*Co
 // masterKey turns the secret into the 32-byte master key.
 func (c *Config) masterKey(s Secret) []byte {
 	if s.kind == SecretPassphrase {
+		// Argon2id's memory (64 MiB by default) goes back to the system
+		// at once: the node derives once per start and runs for days.
+		defer debug.FreeOSMemory()
 		return argon2.IDKey(s.material(), c.Salt, c.KDF.Time, c.KDF.MemoryKiB, c.KDF.Threads, KeySize)
 	}
 	return s.material()
@@ -279,8 +284,8 @@ func checkKDF(p KDFParams) error {
 		return fmt.Errorf("kdf time %d: expected 1 to %d", p.Time, maxKDFTime)
 	case p.MemoryKiB < minKDFMemoryKiB || p.MemoryKiB > maxKDFMemoryKiB:
 		return fmt.Errorf("kdf memory %d KiB: expected %d to %d", p.MemoryKiB, minKDFMemoryKiB, maxKDFMemoryKiB)
-	case p.Threads < 1:
-		return fmt.Errorf("kdf threads %d: expected 1 to 255", p.Threads)
+	case p.Threads < 1 || p.Threads > maxKDFThreads:
+		return fmt.Errorf("kdf threads %d: expected 1 to %d", p.Threads, maxKDFThreads)
 	}
 	return nil
 }

@@ -40,6 +40,12 @@ type RepoOptions struct {
 	Encryption crypto.Encryption
 	// KDF of a new passphrase repository; zero means crypto.DefaultKDF.
 	KDF crypto.KDFParams
+	// Check, if set, is given the relay's escale.json, parsed but not yet
+	// unlocked: an error refuses the repository before any key is derived
+	// (a node that joined a repository checks that it is still the one,
+	// so that a relay cannot swap in another or make it run a costly key
+	// derivation).
+	Check func(cfg *crypto.Config, raw []byte) error
 }
 
 // ErrNoRepository means the relay holds no escale.json.
@@ -74,11 +80,44 @@ func OpenRepository(ctx context.Context, r relay.Relay, secret crypto.Secret, op
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", crypto.ConfigName, err)
 	}
+	if opts.Check != nil {
+		if err := opts.Check(cfg, data); err != nil {
+			return nil, err
+		}
+	}
 	keys, err := cfg.Unlock(secret)
 	if err != nil {
 		return nil, err
 	}
 	return &Repository{Config: cfg, Keys: keys, ID: cfg.Repository, Hash: sha256.Sum256(data), Raw: data, Created: created}, nil
+}
+
+// ErrOtherRepository means the relay holds another repository than the one
+// a node joined.
+var ErrOtherRepository = errors.New("the relay holds another repository than the one this node joined")
+
+// KeptConfig returns the copy of escale.json that the node's cache kept
+// (see KeptRepository), without unlocking it.
+func KeptConfig(store *cache.Store) ([]byte, error) {
+	raw, _, err := keptConfig(store)
+	return raw, err
+}
+
+// keptConfig returns the kept escale.json and the SHA-256 the cache is
+// bound to.
+func keptConfig(store *cache.Store) (raw, hash []byte, err error) {
+	err = store.View(func(tx *cache.Tx) error {
+		var ok bool
+		var err error
+		if raw, ok, err = tx.Meta(metaConfig); err != nil {
+			return err
+		} else if !ok {
+			return fmt.Errorf("%s: %w", store.Path(), ErrNoKeptConfig)
+		}
+		hash, _, err = tx.Meta(cache.MetaConfigHash)
+		return err
+	})
+	return raw, hash, err
 }
 
 func readConfig(ctx context.Context, r Getter) ([]byte, error) {
@@ -160,18 +199,7 @@ var ErrNoKeptConfig = errors.New("the cache holds no copy of " + crypto.ConfigNa
 // a lost relay from. The copy must be the file the node joined (its
 // SHA-256 is the one the cache is bound to).
 func KeptRepository(store *cache.Store, secret crypto.Secret) (*Repository, error) {
-	var raw, hash []byte
-	err := store.View(func(tx *cache.Tx) error {
-		var ok bool
-		var err error
-		if raw, ok, err = tx.Meta(metaConfig); err != nil {
-			return err
-		} else if !ok {
-			return fmt.Errorf("%s: %w", store.Path(), ErrNoKeptConfig)
-		}
-		hash, _, err = tx.Meta(cache.MetaConfigHash)
-		return err
-	})
+	raw, hash, err := keptConfig(store)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -390,6 +391,44 @@ func folderStateDirs(root, dir string) ([]string, error) {
 	return dirs, nil
 }
 
+// joinedCheck refuses, before any key is derived, a relay whose
+// escale.json is not the repository that dir was synced with (its state
+// directories prior): another repository, which a relay that swapped the
+// file or the wrong relay would hold, or the same repository with another
+// escale.json than the one the node kept (other key derivation parameters,
+// which a hostile relay could make costly).
+func joinedCheck(dir string, prior []string) func(*crypto.Config, []byte) error {
+	return func(cfg *crypto.Config, raw []byte) error {
+		id := cfg.Repository.String()
+		var ids []string
+		mine := ""
+		for _, d := range prior {
+			rid := strings.TrimSuffix(filepath.Base(d), "-"+folderKey(dir))
+			ids = append(ids, rid)
+			if rid == id {
+				mine = d
+			}
+		}
+		if mine == "" {
+			return fmt.Errorf("the relay holds repository %s, but %s was synced with repository %s (state: %s): refused, "+
+				"before deriving any key: %w. If the relay's repository is the one meant, move the state directory away "+
+				"(for a mount, its files/ holds the folder's files) and start again to join it as a new node",
+				id, dir, strings.Join(ids, ", "), strings.Join(prior, ", "), escsync.ErrOtherRepository)
+		}
+		store, err := cache.Open(filepath.Join(mine, "cache.db"), cache.Options{ReadOnly: true, Timeout: time.Second})
+		if err != nil {
+			return nil // in use or older: the engine's binding of the cache decides
+		}
+		defer store.Close()
+		kept, err := escsync.KeptConfig(store)
+		if err != nil || bytes.Equal(kept, raw) {
+			return nil
+		}
+		return fmt.Errorf("the relay's %s of repository %s is not the one this node joined (its keys or key derivation "+
+			"changed): refused before deriving any key: %w", crypto.ConfigName, id, escsync.ErrRepoChanged)
+	}
+}
+
 func isDir(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.IsDir()
@@ -552,6 +591,9 @@ func openNode(ctx context.Context, g *globals, f *syncFlags, dir string, folder 
 	if f.noEncryption {
 		ropts.Encryption = crypto.EncryptionOff
 	}
+	if len(prior) > 0 {
+		ropts.Check = joinedCheck(dir, prior)
+	}
 	r, repo, store, err := n.openRepo(ctx, secret, opts, ropts, prior)
 	switch {
 	case errors.Is(err, crypto.ErrWrongSecret), errors.Is(err, crypto.ErrConfigCorrupt):
@@ -563,6 +605,8 @@ func openNode(ctx context.Context, g *globals, f *syncFlags, dir string, folder 
 			redactedURL(f.relayURL), dir, prior[0])
 	case errors.Is(err, cache.ErrInUse):
 		return nil, fmt.Errorf("another escalefs process is syncing %s (%s): stop it first, or let it run", dir, cacheHolder(err))
+	case errors.Is(err, escsync.ErrOtherRepository), errors.Is(err, escsync.ErrRepoChanged):
+		return nil, err
 	case err != nil:
 		return nil, n.relayFailed(err)
 	}
