@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/escalefs/escalefs/cache"
 	"github.com/escalefs/escalefs/crypto"
@@ -593,7 +594,7 @@ func cmpSeq(a, b uint64) int {
 // its peers (and nodes that join later) can read it from the start again;
 // its queued changes follow as records. own are the names of this node's
 // records and snapshots listed.
-func (e *Engine) ensureOwnLog(ctx context.Context, own map[string]bool) error {
+func (e *Engine) ensureOwnLog(ctx context.Context, own map[string]relay.ObjectInfo) error {
 	var ls logState
 	var next uint64
 	err := e.store.View(func(tx *cache.Tx) (err error) {
@@ -617,7 +618,7 @@ func (e *Engine) ensureOwnLog(ctx context.Context, own map[string]bool) error {
 	}
 	var lost []string
 	for _, name := range want {
-		if own[name] {
+		if _, ok := own[name]; ok {
 			continue
 		}
 		// Listings may lag behind a Put: ask for the object itself.
@@ -627,11 +628,21 @@ func (e *Engine) ensureOwnLog(ctx context.Context, own map[string]bool) error {
 			return err
 		}
 	}
-	if len(lost) == 0 {
+	damaged, err := e.checkOwnRecords(ctx, ls, next, own)
+	if err != nil {
+		return err
+	}
+	if len(lost) == 0 && len(damaged) == 0 {
 		return nil
 	}
-	e.log.Warn("this node's log is gone from the relay (was the relay wiped or restored?): republishing its state from the cache",
-		"missing", len(lost), "first", lost[0], "up_to", next-1)
+	if len(lost) > 0 {
+		e.log.Warn("this node's log is gone from the relay (was the relay wiped or restored?): republishing its state from the cache",
+			"missing", len(lost), "first", lost[0], "up_to", next-1)
+	}
+	if len(damaged) > 0 {
+		e.log.Warn("records of this node on the relay are not the ones it published (replayed, damaged or planted): "+
+			"republishing its state from the cache and deleting them", "records", damaged, "up_to", next-1)
+	}
 	var snaps []uint64
 	ownBlobs := make(map[crypto.BlobID]bool)
 	prefix := "blobs/" + e.selfID + "/"
@@ -654,5 +665,75 @@ func (e *Engine) ensureOwnLog(ctx context.Context, own map[string]bool) error {
 	if err != nil {
 		return err
 	}
-	return e.republish(ctx, e.log, next-1, items, intact, snaps)
+	if err := e.republish(ctx, e.log, next-1, items, intact, snaps); err != nil {
+		return err
+	}
+	// The readers stuck on an altered record find the snapshot instead.
+	for _, name := range damaged {
+		if err := e.r.Delete(ctx, name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("deleting an altered record: %w", err)
+		}
+	}
+	return nil
+}
+
+// checkOwnRecords compares this node's log records as the relay lists them
+// (own) with what it published, and returns the names of those that are
+// not its: a name it never wrote (at or beyond next), another size, or
+// (when the relay's time of the object changed since it was first listed)
+// other bytes. It remembers the relay's time of each record at its first
+// listing, so that an intact log costs no read.
+func (e *Engine) checkOwnRecords(ctx context.Context, ls logState, next uint64, own map[string]relay.ObjectInfo) ([]string, error) {
+	var damaged []string
+	seen := make(map[uint64]time.Time)
+	for name, oi := range own {
+		node, seq, err := crypto.ParseLogName(name)
+		if err != nil || node != e.self {
+			continue // a snapshot
+		}
+		if seq >= next {
+			damaged = append(damaged, name)
+			continue
+		}
+		i := slices.IndexFunc(ls.Records, func(r ownRecord) bool { return r.Seq == seq && r.Published })
+		if i < 0 || ls.Records[i].Size == 0 {
+			continue // compacted, or sealed by an older version
+		}
+		r := ls.Records[i]
+		switch {
+		case oi.Size != r.Size:
+			damaged = append(damaged, name)
+		case r.ModTime.IsZero():
+			seen[seq] = oi.ModTime
+		case !oi.ModTime.Equal(r.ModTime):
+			data, err := relay.ReadAll(ctx, e.r.Get, name, r.Size)
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+				continue // deleted meanwhile: the next listing tells
+			case err != nil:
+				return nil, fmt.Errorf("reading this node's record %s: %w", name, err)
+			}
+			if sum := sha256.Sum256(data); !bytes.Equal(sum[:], r.Sum) {
+				damaged = append(damaged, name)
+			} else {
+				seen[seq] = oi.ModTime
+			}
+		}
+	}
+	slices.Sort(damaged)
+	if len(seen) == 0 {
+		return damaged, nil
+	}
+	return damaged, e.store.Update(func(tx *cache.Tx) error {
+		ls, err := loadLogState(tx)
+		if err != nil {
+			return err
+		}
+		for i, r := range ls.Records {
+			if t, ok := seen[r.Seq]; ok {
+				ls.Records[i].ModTime = t
+			}
+		}
+		return saveLogState(tx, ls)
+	})
 }

@@ -200,3 +200,48 @@ func TestWriteThroughSymlinkRefused(t *testing.T) {
 		t.Errorf("b's log does not say the link is in the way:\n%s", logs)
 	}
 }
+
+// TestReplayedRecordHeals: a record of a that the relay replaced with a
+// copy of an earlier one stops b at that record; a notices at its next
+// listing, republishes its state and deletes the altered record, and b
+// then gets every later change of a without anyone running fix.
+func TestReplayedRecordHeals(t *testing.T) {
+	r, dir := dirRelay(t)
+	c := newCluster(t, r)
+	noCompaction := func(cfg *escsync.Config) { cfg.PackLimit, cfg.PartSize = 4<<10, 8<<10 }
+	a := c.add("a", noCompaction)
+	b := c.add("b", noCompaction)
+	c.settle()
+	a.write(t, "one.txt", []byte("first"))
+	a.round(t)
+	a.write(t, "two.txt", []byte("later"))
+	a.round(t)
+	logs := relayNames(t, r, "nodes/"+a.e.Node().String()+"/log")
+	if len(logs) < 2 {
+		t.Fatalf("a's log holds %v, want two records at least", logs)
+	}
+	src, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(logs[len(logs)-2])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(dir, filepath.FromSlash(logs[len(logs)-1]))
+	if err := os.WriteFile(dst, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.e.Round(context.Background()); err == nil {
+		t.Fatal("b read a replayed record without an error")
+	}
+	a.write(t, "three.txt", []byte("after the replay"))
+	for i := 0; !b.exists("three.txt") || !b.exists("two.txt"); i++ {
+		if i == 4 {
+			t.Fatal("b did not get a's changes after the replayed record in 4 rounds")
+		}
+		a.round(t)
+		_, _ = b.e.Round(context.Background())
+	}
+	if !strings.Contains(a.logs.String(), "not the ones it published") {
+		t.Error("a did not log what it found")
+	}
+	c.settle()
+	c.sameTrees()
+}

@@ -76,7 +76,7 @@ func (e *Engine) Pull(ctx context.Context) (PullResult, error) {
 	ownBlobs := "blobs/" + e.selfID + "/"
 	var config, moved *relay.ObjectInfo
 	others := make(map[crypto.NodeID][]crypto.BlobID)
-	ownLog := make(map[string]bool)
+	ownLog := make(map[string]relay.ObjectInfo)
 	err := e.r.List(ctx, "", func(oi relay.ObjectInfo) error {
 		usage += oi.Size
 		if oi.Name == crypto.ConfigName {
@@ -122,7 +122,7 @@ func (e *Engine) Pull(ctx context.Context) (PullResult, error) {
 			return nil
 		}
 		if node == e.self {
-			ownLog[oi.Name] = true
+			ownLog[oi.Name] = oi
 			return nil
 		}
 		pl := peers[node]

@@ -695,7 +695,8 @@ func (e *Engine) writeRecord(tx *cache.Tx, changes []proto.Change, blobs []crypt
 	if err != nil {
 		return err
 	}
-	ls.Records = append(ls.Records, ownRecord{Seq: seq, Blobs: blobs})
+	sum := sha256.Sum256(sealed)
+	ls.Records = append(ls.Records, ownRecord{Seq: seq, Blobs: blobs, Size: int64(len(sealed)), Sum: sum[:]})
 	ls.LastWrite = now // a heartbeat is not due again while this one is pending
 	if err := saveLogState(tx, ls); err != nil {
 		return err

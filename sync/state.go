@@ -51,6 +51,13 @@ type ownRecord struct {
 	// Collected is set once the blobs the record alone held are deleted; the
 	// record itself stays until the next compaction.
 	Collected bool `json:"collected,omitempty"`
+	// Size and Sum (SHA-256) are those of the sealed record, and ModTime
+	// the relay's time of it at the first listing that showed it: a node
+	// checks its own records on the relay against them (ensureOwnLog).
+	// Records sealed by older versions have none.
+	Size    int64     `json:"size,omitempty"`
+	Sum     []byte    `json:"sum,omitempty"`
+	ModTime time.Time `json:"mtime,omitzero"`
 }
 
 // liveBlobs returns the set of this node's blobs that are still on the relay.
