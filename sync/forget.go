@@ -73,6 +73,7 @@ func sealForget(sealer *crypto.RecordSealer, writer, node crypto.NodeID, upTo ui
 	if err != nil {
 		return nil, err
 	}
+	plain = proto.Pad(plain)
 	return sealer.Seal(crypto.RecordContext{Node: writer, Kind: KindForget}, plain)
 }
 

@@ -226,6 +226,7 @@ func (e *Engine) sealSnapshot(tx *cache.Tx, ls logState, upTo uint64) (sealed []
 	if err != nil {
 		return nil, 0, err
 	}
+	plain = proto.Pad(plain)
 	sealed, err = e.sealer.Seal(crypto.RecordContext{Node: e.self, Seq: upTo, Kind: KindSnapshot}, plain)
 	return sealed, len(snap.Entries), err
 }

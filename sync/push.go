@@ -358,6 +358,9 @@ func (e *Engine) fit(items []*pushItem) (waiting bool) {
 			continue
 		}
 		need := it.ent.Size + blobOverhead(it.ent.Size)
+		if it.ent.Size < e.cfg.PackLimit {
+			need = transfer.Padme(it.ent.Size) + blobOverhead(it.ent.Size) // packs are padded
+		}
 		if need > e.cfg.DiskQuota {
 			it.wait = true
 			e.noteTooLarge(it.ent.Path, it.ent.Size)
@@ -687,6 +690,7 @@ func (e *Engine) writeRecord(tx *cache.Tx, changes []proto.Change, blobs []crypt
 	if err != nil {
 		return err
 	}
+	plain = proto.Pad(plain)
 	sealed, err := e.sealer.Seal(crypto.RecordContext{Node: e.self, Seq: seq, Kind: KindLog}, plain)
 	if err != nil {
 		return err

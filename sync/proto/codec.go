@@ -472,3 +472,21 @@ func marshal(v any) ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
+
+// RecordPadding is the step that sealed records' plaintexts are padded to.
+const RecordPadding = 256
+
+// Pad appends spaces to an encoded record, up to the next multiple of
+// RecordPadding bytes (but not past crypto.MaxRecordSize): readers take a
+// JSON object followed by whitespace, and the relay can no longer read the
+// exact length of a record's paths off its size.
+func Pad(b []byte) []byte {
+	n := (len(b) + RecordPadding - 1) / RecordPadding * RecordPadding
+	if n > crypto.MaxRecordSize {
+		n = crypto.MaxRecordSize
+	}
+	for len(b) < n {
+		b = append(b, ' ')
+	}
+	return b
+}

@@ -86,7 +86,9 @@ func (u *Uploader) PutPack(ctx context.Context, files []PackFile) ([]proto.PackR
 			refs[i] = proto.PackRef{Offset: off, Length: f.Size}
 			off += f.Size
 		}
-		return nil
+		// Zeros after the last file hide the files' exact sizes; readers
+		// read the files by their ranges and skip them.
+		return writeZeros(w, Padme(off)-off)
 	})
 	if err != nil {
 		return nil, crypto.BlobRef{}, err
