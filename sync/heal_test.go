@@ -83,6 +83,14 @@ func TestDamagedBlobHeals(t *testing.T) {
 	if has("two.txt", "damaged twice") {
 		t.Fatal("two.txt arrived before the request was posted again")
 	}
+	st, err := b.e.Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Waiting) != 1 || st.Waiting[0].Path != "two.txt" || st.Waiting[0].Since.IsZero() ||
+		st.Waiting[0].Since.After(c.clock.Now()) {
+		t.Errorf("b's status lists %+v as waiting, want two.txt with the time it was asked for", st.Waiting)
+	}
 	c.clock.Advance(2 * time.Minute)
 	for i := 0; !has("two.txt", "damaged twice"); i++ {
 		if i == 6 {
@@ -92,6 +100,9 @@ func TestDamagedBlobHeals(t *testing.T) {
 	}
 	c.settle()
 	c.sameTrees()
+	if st, err := b.e.Status(); err != nil || len(st.Waiting) != 0 {
+		t.Errorf("b still waits for %+v (%v)", st.Waiting, err)
+	}
 }
 
 // TestGarbageNodeIgnored: a node ID whose only record is garbage (planted

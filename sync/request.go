@@ -23,6 +23,8 @@ const (
 	// metaReposting is a reposting: when the requests last went out, and
 	// how long they wait before they go out again unanswered.
 	metaReposting = "sync/request-reposting"
+	// metaWantedSince is map[path]time.Time: when each request was made.
+	metaWantedSince = "sync/wanted-since"
 	// maxPosted bounds the requests one record carries.
 	maxPosted = 1000
 	// payloadRepush marks a queue item pushed again for a peer's request.
@@ -96,7 +98,43 @@ func loadWanted(tx *cache.Tx) ([]proto.Request, error) {
 	return w, nil
 }
 
+func loadWantedSince(tx *cache.Tx) (map[string]time.Time, error) {
+	b, ok, err := tx.Meta(metaWantedSince)
+	if err != nil || !ok {
+		return map[string]time.Time{}, err
+	}
+	m := map[string]time.Time{}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("engine state %q: %w: %w", metaWantedSince, err, cache.ErrCorrupt)
+	}
+	return m, nil
+}
+
+// saveWantedSince keeps since for the paths of w only.
+func saveWantedSince(tx *cache.Tx, w []proto.Request, since map[string]time.Time) error {
+	for p := range since {
+		if !slices.ContainsFunc(w, func(r proto.Request) bool { return r.Path == p }) {
+			delete(since, p)
+		}
+	}
+	if len(since) == 0 {
+		return tx.DeleteMeta(metaWantedSince)
+	}
+	b, err := json.Marshal(since)
+	if err != nil {
+		return err
+	}
+	return tx.SetMeta(metaWantedSince, b)
+}
+
 func saveWanted(tx *cache.Tx, w []proto.Request) error {
+	since, err := loadWantedSince(tx)
+	if err != nil {
+		return err
+	}
+	if err := saveWantedSince(tx, w, since); err != nil {
+		return err
+	}
 	if len(w) == 0 {
 		if err := tx.DeleteMeta(metaReposting); err != nil {
 			return err
@@ -122,7 +160,16 @@ func (e *Engine) want(path string, hash [32]byte) error {
 			return nil
 		}
 		w = slices.DeleteFunc(w, func(o proto.Request) bool { return o.Path == path })
-		if err := saveWanted(tx, append(w, r)); err != nil {
+		w = append(w, r)
+		if err := saveWanted(tx, w); err != nil {
+			return err
+		}
+		since, err := loadWantedSince(tx)
+		if err != nil {
+			return err
+		}
+		since[path] = e.clock.Now()
+		if err := saveWantedSince(tx, w, since); err != nil {
 			return err
 		}
 		// A new request goes out at once, and the waits start again.
@@ -199,4 +246,33 @@ func (e *Engine) answered(path string, hash [32]byte) error {
 		}
 		return saveWanted(tx, slices.DeleteFunc(w, func(o proto.Request) bool { return o.Path == path && o.Hash == hash }))
 	})
+}
+
+// Waiting is a file whose content this node asked its peers for: the relay
+// lost or damaged it, or collected it before this node came.
+type Waiting struct {
+	Path  string
+	Since time.Time // when it was first asked for; zero if unknown
+}
+
+// ReadWaiting returns the files whose content the node of store waits for
+// from a peer, oldest first.
+func ReadWaiting(store *cache.Store) ([]Waiting, error) {
+	var out []Waiting
+	err := store.View(func(tx *cache.Tx) error {
+		w, err := loadWanted(tx)
+		if err != nil {
+			return err
+		}
+		since, err := loadWantedSince(tx)
+		if err != nil {
+			return err
+		}
+		for _, r := range w {
+			out = append(out, Waiting{Path: r.Path, Since: since[r.Path]})
+		}
+		return nil
+	})
+	slices.SortStableFunc(out, func(a, b Waiting) int { return a.Since.Compare(b.Since) })
+	return out, err
 }

@@ -53,6 +53,9 @@ type Status struct {
 	Unpushable []Unpushable
 	// NoRoom are the pulled files that wait for room on the local disk.
 	NoRoom []NoRoom
+	// Waiting are the files whose content the node asked its peers for,
+	// oldest first.
+	Waiting []Waiting
 }
 
 // Unpushable is a file that cannot be pushed whatever the engine waits
@@ -206,7 +209,8 @@ func (e *Engine) Status() (Status, error) {
 	peers, perr := ReadPeers(e.store)
 	trs, in := e.transfers.snapshot()
 	noRoom, nerr := ReadNoRoom(e.store)
-	err = errors.Join(err, perr, nerr)
+	waiting, werr := ReadWaiting(e.store)
+	err = errors.Join(err, perr, nerr, werr)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var unpushable []Unpushable
@@ -225,6 +229,7 @@ func (e *Engine) Status() (Status, error) {
 	return Status{
 		Unpushable:   unpushable,
 		NoRoom:       noRoom,
+		Waiting:      waiting,
 		FailingSince: r.failingSince,
 		Relay:        state,
 		Queue:        q,

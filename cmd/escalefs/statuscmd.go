@@ -87,6 +87,15 @@ type statusFile struct {
 	Unpushable []unpushableJSON `json:"unpushable,omitempty"`
 	// NoRoom are the pulled files that wait for room on the local disk.
 	NoRoom []noRoomJSON `json:"no_room,omitempty"`
+	// Waiting are the files whose content the node asked its peers for.
+	Waiting []waitingJSON `json:"waiting,omitempty"`
+}
+
+// waitingJSON is a file whose content the node asked its peers for (the
+// relay lost or damaged it), in status.json and escalefs status --json.
+type waitingJSON struct {
+	Path  string    `json:"path"`
+	Since time.Time `json:"since,omitzero"` // when it was first asked for
 }
 
 // noRoomJSON is a pulled file that waits for room on the local disk.
@@ -271,6 +280,10 @@ func (p *statusPublisher) publish(final bool, stopErr error) {
 	f.NoRoom = nil
 	for _, n := range st.NoRoom {
 		f.NoRoom = append(f.NoRoom, noRoomJSON{Path: n.Path, Size: n.Size, Need: n.Need, Free: n.Free})
+	}
+	f.Waiting = nil
+	for _, w := range st.Waiting {
+		f.Waiting = append(f.Waiting, waitingJSON{Path: w.Path, Since: w.Since})
 	}
 	f.FailingSince, f.RelayState = st.FailingSince, string(st.Relay)
 	if !final {
@@ -838,6 +851,13 @@ func printReport(g *globals, r *nodeReport, now time.Time) {
 			line("no room", "%s (%s) waits for room on the local disk: its download needs %s free, there were %s",
 				n.Path, units.FormatSize(n.Size), units.FormatSize(n.Need), units.FormatSize(n.Free))
 		}
+		for _, w := range f.Waiting {
+			since := ""
+			if !w.Since.IsZero() {
+				since = ", asked " + when(w.Since, now)
+			}
+			line("waiting", "%s: its content is missing or damaged on the relay; a peer that has it uploads it again%s", w.Path, since)
+		}
 		if ss := f.Session; ss != (statsJSON{}) {
 			line("this run", "pushed %s (%s), pulled %s (%s), %s", plural(ss.FilesPushed, "file"), units.FormatSize(ss.BytesPushed),
 				plural(ss.FilesPulled, "file"), units.FormatSize(ss.BytesPulled), plural(ss.Conflicts, "conflict"))
@@ -969,6 +989,7 @@ type nodeJSON struct {
 	Session    *statsJSON       `json:"session,omitempty"`
 	Unpushable []unpushableJSON `json:"unpushable,omitempty"`
 	NoRoom     []noRoomJSON     `json:"no_room,omitempty"`
+	Waiting    []waitingJSON    `json:"waiting,omitempty"`
 	// Problem is why escalefs status exits with a non-zero status for
 	// this node: it fails, stopped on an error, or holds files it can
 	// never push; absent when all is well.
@@ -989,7 +1010,7 @@ func printJSON(g *globals, reports []*nodeReport) error {
 			n.Files, n.Command, n.Node, n.Mode, n.Relay = f.Files, f.Command, f.Node, f.Mode, f.Relay
 			n.LastSync, n.Failing, n.LastError, n.LastErrorAt = f.LastSync, f.Failing && r.current(), f.LastErr, f.LastErrT
 			n.Stopped, n.StopError, n.RelayUsage, n.Quota = f.Stopped, f.StopErr, f.RelayUsage, f.Quota
-			n.Unpushable, n.NoRoom = f.Unpushable, f.NoRoom
+			n.Unpushable, n.NoRoom, n.Waiting = f.Unpushable, f.NoRoom, f.Waiting
 			session := f.Session
 			n.Session = &session
 			if r.current() {
