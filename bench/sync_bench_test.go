@@ -161,6 +161,10 @@ type syncRow struct {
 	escalefs         time.Duration
 	push, pull       time.Duration
 	rssPush, rssPull float64 // MiB, the largest of any iteration
+	// relayBytes is what the repository took on a file relay after the
+	// push (blobs, records, escale.json; padding and encryption
+	// included); 0 on other relays.
+	relayBytes int64
 }
 
 // syncLatency holds the close→arrival figures.
@@ -246,6 +250,7 @@ func (s *syncBench) transfer(b *testing.B, tg syncTarget, wl syncWorkload, row *
 		pull += e.pull.took
 		row.rssPush = max(row.rssPush, e.push.rssMiB)
 		row.rssPull = max(row.rssPull, e.pull.rssMiB)
+		row.relayBytes = e.relayBytes
 		n++
 		b.StartTimer() // b.Loop insists on a running timer
 	}
@@ -259,12 +264,16 @@ func (s *syncBench) transfer(b *testing.B, tg syncTarget, wl syncWorkload, row *
 	b.ReportMetric(row.pull.Seconds(), "s-pull")
 	b.ReportMetric(row.rssPush, "MiB-rss-push")
 	b.ReportMetric(row.rssPull, "MiB-rss-pull")
+	if row.relayBytes > 0 {
+		b.ReportMetric(float64(row.relayBytes)/float64(wl.bytes), "x-relay-bytes")
+	}
 }
 
 // escalefsRun is what one escalefs transfer took.
 type escalefsRun struct {
 	took       time.Duration // from A's start to B's exit
 	push, pull runStat
+	relayBytes int64 // on a file relay, after the push; else 0
 }
 
 // escalefsOnce times A's push and B's pull, a pair of --once runs on a
@@ -284,12 +293,39 @@ func (s *syncBench) escalefsOnce(b *testing.B, tg syncTarget, wl syncWorkload) e
 	b.StartTimer()
 	start := time.Now()
 	ra := s.once(b, na, url)
+	b.StopTimer()
+	relayBytes := fileRelayBytes(b, url)
+	b.StartTimer()
 	rb := s.once(b, nb, url)
 	took := time.Since(start)
 	b.StopTimer()
 
 	wl.check(b, nb.dir)
-	return escalefsRun{took: took, push: ra, pull: rb}
+	return escalefsRun{took: took, push: ra, pull: rb, relayBytes: relayBytes}
+}
+
+// fileRelayBytes sums the sizes of the files of a file:// relay; 0 for
+// another relay.
+func fileRelayBytes(b *testing.B, url string) int64 {
+	dir, ok := strings.CutPrefix(url, "file://")
+	if !ok {
+		return 0
+	}
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		fi, err := d.Info()
+		if err == nil {
+			n += fi.Size()
+		}
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return n
 }
 
 // rcloneOnce times `rclone copy` up from a folder like A's and down into
@@ -660,13 +696,18 @@ func (s *syncBench) print(w io.Writer) {
 		for _, r := range s.rows {
 			wt, ww = max(wt, len(r.target)), max(ww, len(r.workload))
 		}
-		fmt.Fprintf(tw, "%-*s\t%-*s\trclone s\trclone MB/s\tescalefs s\tescalefs MB/s\tx rclone\tpush s\tpull s\tRSS push MiB\tRSS pull MiB\t\n", wt, "relay", ww, "files")
+		fmt.Fprintf(tw, "%-*s\t%-*s\trclone s\trclone MB/s\tescalefs s\tescalefs MB/s\tx rclone\tpush s\tpull s\tRSS push MiB\tRSS pull MiB\trelay/files\t\n", wt, "relay", ww, "files")
 		for _, r := range s.rows {
-			fmt.Fprintf(tw, "%-*s\t%-*s\t%s\t%s\t%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t\n", wt, r.target, ww, r.workload,
+			ratio := "-"
+			if r.relayBytes > 0 {
+				ratio = strconv.FormatFloat(float64(r.relayBytes)/float64(r.bytes), 'f', 3, 64)
+			}
+			fmt.Fprintf(tw, "%-*s\t%-*s\t%s\t%s\t%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t%s\t\n", wt, r.target, ww, r.workload,
 				secs(r.rclone), f1(mbps(r.bytes, r.rclone)), secs(r.escalefs), f1(mbps(r.bytes, r.escalefs)),
-				r.rclone.Seconds()/r.escalefs.Seconds(), secs(r.push), secs(r.pull), f1(r.rssPush), f1(r.rssPull))
+				r.rclone.Seconds()/r.escalefs.Seconds(), secs(r.push), secs(r.pull), f1(r.rssPush), f1(r.rssPull), ratio)
 		}
 		tw.Flush()
+		fmt.Fprintln(w, "relay/files: bytes the repository takes on the file relay after the push (encryption, padding, records) per byte of the files")
 	}
 	for _, l := range s.latencies {
 		fmt.Fprintf(w, "\nsync: close on A → arrival on B over %s, %d files one after another, --refresh %s: p50 %.0f ms, p99 %.0f ms, max %.0f ms\n",
