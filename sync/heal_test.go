@@ -65,12 +65,40 @@ func TestDamagedBlobHeals(t *testing.T) {
 	}
 	has := func(rel, want string) bool { return b.exists(rel) && string(b.read(t, rel)) == want }
 
-	write("one.txt", "damaged once")
-	for i := 0; !has("one.txt", "damaged once"); i++ {
-		if i == 6 {
-			t.Fatal("b did not get one.txt, whose blob was damaged, in 6 rounds")
+	// Flipped, truncated, deleted: each heals while a keeps editing.
+	for _, how := range []string{"flip", "truncate", "delete"} {
+		before := blobs()
+		a.write(t, how+".txt", []byte("damaged by "+how))
+		if _, err := a.e.Scan(ctx, nil); err != nil {
+			t.Fatal(err)
 		}
-		round(false)
+		if _, err := a.e.Push(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range blobs() {
+			if slices.Contains(before, name) {
+				continue
+			}
+			p := filepath.Join(dir, filepath.FromSlash(name))
+			switch how {
+			case "flip":
+				flip(t, dir, name)
+			case "truncate":
+				if err := os.Truncate(p, 40); err != nil {
+					t.Fatal(err)
+				}
+			case "delete":
+				if err := os.Remove(p); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		for i := 0; !has(how+".txt", "damaged by "+how); i++ {
+			if i == 6 {
+				t.Fatalf("b did not get %s.txt, whose blob the relay damaged (%s), in 6 rounds", how, how)
+			}
+			round(false)
+		}
 	}
 
 	write("two.txt", "damaged twice")
