@@ -21,6 +21,7 @@ import (
 	"github.com/escalefs/escalefs/sync/localdir"
 	"github.com/escalefs/escalefs/sync/proto"
 	"github.com/escalefs/escalefs/sync/transfer"
+	"github.com/escalefs/escalefs/versions"
 )
 
 // Defaults of Config.
@@ -159,6 +160,11 @@ type Config struct {
 	MinFree units.MinFree
 	// Watch configures the folder's watcher in Run.
 	Watch localdir.WatchOptions
+	// Versions, if set, keeps the content that pulls replace or delete
+	// (once the files the pulls let go are released, held.go), and
+	// VersionPolicy prunes it at most hourly. Nil keeps none.
+	Versions      *versions.Store
+	VersionPolicy versions.Policy
 	// Clock is the time source; nil means the system clock.
 	Clock  Clock
 	Logger *slog.Logger
@@ -203,6 +209,8 @@ type Engine struct {
 	// unreadable are the node IDs whose first record did not open,
 	// reported once.
 	unreadable map[crypto.NodeID]bool
+	// lastPrune is when the version store was last pruned (held.go).
+	lastPrune time.Time
 	// configSeen is escale.json as the last listing showed it.
 	configSeen *relay.ObjectInfo
 	// accessWritten is set once access.json was written.

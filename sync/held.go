@@ -7,6 +7,7 @@ import (
 
 	"github.com/escalefs/escalefs/cache"
 	"github.com/escalefs/escalefs/sync/localdir"
+	"github.com/escalefs/escalefs/versions"
 )
 
 // holdGrace is how long a file replaced or deleted by a pull is kept at
@@ -21,7 +22,11 @@ type holder interface {
 	Checked(h localdir.Held) error
 	Release(h localdir.Held) error
 	OpenHeld(h localdir.Held) (*os.File, error)
+	HeldFile(h localdir.Held) string
 }
+
+// versionPruneEvery is how often the version store is pruned at most.
+const versionPruneEvery = time.Hour
 
 // checkHeld looks at the files kept after a pull replaced or deleted
 // them. One that was written meanwhile (a program still had it open) is
@@ -52,9 +57,49 @@ func (e *Engine) checkHeld(ctx context.Context) error {
 			}
 			continue
 		}
+		e.keepVersion(h, f)
 		if err := h.Release(f); err != nil {
 			return err
 		}
+	}
+	return e.pruneVersions()
+}
+
+// keepVersion keeps the content of the released file f in the version
+// store, if there is one: a link, no copy, as the hold directory is in the
+// node's state as the store is. A failure is logged: the pull was right,
+// only its old content is not kept.
+func (e *Engine) keepVersion(h holder, f localdir.Held) {
+	if e.cfg.Versions == nil || e.cfg.VersionPolicy.Kind == versions.Off {
+		return
+	}
+	reason := versions.PulledEdit
+	if f.Deleted {
+		reason = versions.PulledDelete
+	}
+	if _, err := e.cfg.Versions.Keep(h.HeldFile(f), f.Path, reason, ""); err != nil {
+		e.log.Warn("keeping the old version of a file a pull replaced", "path", f.Path, "err", err)
+	}
+}
+
+// pruneVersions applies the version policy, at most every
+// versionPruneEvery.
+func (e *Engine) pruneVersions() error {
+	if e.cfg.Versions == nil {
+		return nil
+	}
+	now := e.clock.Now()
+	if !e.lastPrune.IsZero() && now.Sub(e.lastPrune) < versionPruneEvery {
+		return nil
+	}
+	e.lastPrune = now
+	n, err := e.cfg.Versions.Prune(e.cfg.VersionPolicy)
+	if err != nil {
+		e.log.Warn("pruning the version store", "err", err)
+		return nil
+	}
+	if n > 0 {
+		e.log.Debug("pruned the version store", "versions", n)
 	}
 	return nil
 }

@@ -30,6 +30,8 @@ type heldMeta struct {
 	Stat, Expect cache.LocalStat
 	Since        time.Time
 	Checks       int
+	// Deleted: a Remove let it go, not an Install.
+	Deleted bool `json:",omitempty"`
 }
 
 // Held is a file kept after Install replaced it or Remove deleted it.
@@ -46,6 +48,9 @@ type Held struct {
 	// ModTime and Mode are the file's now.
 	ModTime time.Time
 	Mode    fs.FileMode
+	// Deleted: a pulled delete let it go; otherwise a pulled version
+	// replaced it.
+	Deleted bool
 }
 
 const heldMetaSuffix = ".json"
@@ -54,7 +59,7 @@ const heldMetaSuffix = ".json"
 // before it is replaced or deleted. It returns the function to call once
 // that is done (ok: it was; otherwise the link goes again), or nil when
 // nothing is held (no hold directory, or another file system).
-func (d *Dir) hold(dir *os.Root, name, rel string, expect *cache.LocalStat) func(ok bool) {
+func (d *Dir) hold(dir *os.Root, name, rel string, expect *cache.LocalStat, deleted bool) func(ok bool) {
 	if d.holdDir == "" {
 		return nil
 	}
@@ -74,7 +79,7 @@ func (d *Dir) hold(dir *os.Root, name, rel string, expect *cache.LocalStat) func
 			os.Remove(file)
 			return
 		}
-		m := heldMeta{Path: rel, Stat: localStat(fi), Since: d.clock.Now()}
+		m := heldMeta{Path: rel, Stat: localStat(fi), Since: d.clock.Now(), Deleted: deleted}
 		if expect != nil {
 			m.Expect = *expect
 		}
@@ -134,7 +139,7 @@ func (d *Dir) Held() ([]Held, error) {
 		changed := now.Size != m.Stat.Size || now.MTimeNs != m.Stat.MTimeNs || now.CTimeNs != m.Stat.CTimeNs ||
 			m.Expect != (cache.LocalStat{}) && (now.Size != m.Expect.Size || now.MTimeNs != m.Expect.MTimeNs)
 		out = append(out, Held{ID: name, Path: m.Path, Age: d.clock.Now().Sub(m.Since), Checks: m.Checks, Changed: changed,
-			ModTime: fi.ModTime(), Mode: fi.Mode()})
+			ModTime: fi.ModTime(), Mode: fi.Mode(), Deleted: m.Deleted})
 	}
 	return out, nil
 }
@@ -161,6 +166,10 @@ func (d *Dir) Checked(h Held) error {
 	m.Checks++
 	return writeHeldMeta(file, m)
 }
+
+// HeldFile is the held file h in the hold directory, for a caller that
+// keeps it (a version store links it) before Release.
+func (d *Dir) HeldFile(h Held) string { return filepath.Join(d.holdDir, h.ID) }
 
 // OpenHeld opens the held file h for reading.
 func (d *Dir) OpenHeld(h Held) (*os.File, error) {
