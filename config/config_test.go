@@ -59,6 +59,10 @@ lock-timeout = "-1h"
 stop-grace = "0s"
 disk-quota = "2GB"
 min-free = "5%"
+versions = "simple"
+versions-keep = 5
+versions-max-age = "2160h"
+versions-max-size = "5GiB"
 include = ["*.txt", "/IMG_/"]
 exclude = ["*.log"]
 extension = ["jpg", ".png"]
@@ -131,6 +135,10 @@ func TestLoadEveryKey(t *testing.T) {
 		"stop-grace":         time.Duration(0),
 		"disk-quota":         int64(2_000_000_000),
 		"min-free":           "5%",
+		"versions":           "simple",
+		"versions-keep":      5,
+		"versions-max-age":   2160 * time.Hour,
+		"versions-max-size":  "5GiB",
 		"include":            []string{"*.txt", "/IMG_/"},
 		"exclude":            []string{"*.log"},
 		"extension":          []string{"jpg", ".png"},
@@ -237,6 +245,8 @@ func TestErrors(t *testing.T) {
 			`4: [work] refresh = "fast": expected a duration such as "10s" or "5m"`},
 		{"zero refresh", "[work]\nrefresh = \"0s\"\n",
 			`2: [work] refresh = "0s": expected a positive duration such as "10s" or "5m"`},
+		{"bad versions", "[work]\nversions = \"weekly\"\n",
+			`2: [work] versions = "weekly": expected staggered, simple or off`},
 		{"bad room", "[work]\nmin-free = \"lots\"\n",
 			`2: [work] min-free = "lots": expected a size such as "1GiB" or "500MB", a percentage of the disk such as "5%"`},
 		{"bad size", "[work]\ndisk-quota = \"2XB\"\n",

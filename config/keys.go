@@ -12,6 +12,7 @@ import (
 	"github.com/escalefs/escalefs/internal/units"
 	"github.com/escalefs/escalefs/relay"
 	"github.com/escalefs/escalefs/sync/proto"
+	"github.com/escalefs/escalefs/versions"
 )
 
 // Kind is the kind of value a key takes.
@@ -103,6 +104,10 @@ var Keys = []Key{
 	{Name: "stop-grace", Kind: Duration, check: nonNegativeDuration},
 	{Name: "disk-quota", Kind: Size},
 	{Name: "min-free", Kind: String, check: checkMinFree},
+	{Name: "versions", Kind: String, check: checkVersions},
+	{Name: "versions-keep", Kind: Int, check: positiveInt},
+	{Name: "versions-max-age", Kind: Duration, check: positive},
+	{Name: "versions-max-size", Kind: String, check: checkMinFree},
 	{Name: "include", Kind: List},
 	{Name: "exclude", Kind: List},
 	{Name: "extension", Kind: List},
@@ -207,6 +212,13 @@ func nonNegative(v any) string {
 	return ""
 }
 
+func positiveInt(v any) string {
+	if v.(int) < 1 {
+		return "expected a positive integer"
+	}
+	return ""
+}
+
 func positive(v any) string {
 	if v.(time.Duration) <= 0 {
 		return `expected a positive duration such as "10s" or "5m"`
@@ -224,6 +236,13 @@ func nonZero(v any) string {
 func nonNegativeDuration(v any) string {
 	if v.(time.Duration) < 0 {
 		return `expected 0 (stop at once) or a positive duration such as "5s"`
+	}
+	return ""
+}
+
+func checkVersions(v any) string {
+	if _, err := versions.ParseKind(v.(string)); err != nil {
+		return "expected staggered, simple or off"
 	}
 	return ""
 }

@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -318,13 +317,4 @@ func (s *Store) Prune(p Policy) (int, error) {
 		n++
 	}
 	return n, nil
-}
-
-// DiskCap is the default size cap: a tenth of the file system holding dir.
-func DiskCap(dir string) int64 {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		return 0
-	}
-	return int64(st.Blocks) * st.Bsize / 10
 }

@@ -195,12 +195,3 @@ func TestParseKind(t *testing.T) {
 		t.Error("ParseKind(weekly) took it")
 	}
 }
-
-func TestDiskCap(t *testing.T) {
-	if c := DiskCap(t.TempDir()); c <= 0 {
-		t.Errorf("DiskCap = %d, want a tenth of the disk", c)
-	}
-	if c := DiskCap(filepath.Join(t.TempDir(), "missing")); c != 0 {
-		t.Errorf("DiskCap of a missing directory = %d, want 0", c)
-	}
-}

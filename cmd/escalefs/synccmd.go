@@ -25,6 +25,7 @@ import (
 	escsync "github.com/escalefs/escalefs/sync"
 	"github.com/escalefs/escalefs/sync/filter"
 	"github.com/escalefs/escalefs/sync/localdir"
+	"github.com/escalefs/escalefs/versions"
 	"github.com/escalefs/escalefs/sync/proto"
 )
 
@@ -48,6 +49,11 @@ type syncFlags struct {
 	diskQuota    string
 	minFree      string
 	stopGrace    time.Duration
+	// The version store (versions.go).
+	versions        string
+	versionsKeep    int
+	versionsMaxAge  time.Duration
+	versionsMaxSize string
 	filter       filter.Options
 	cf           configFlags // configflags.go
 	// command is the command that runs the node, sync or mount, for its
@@ -63,6 +69,8 @@ type syncFlags struct {
 	parsedMode    proto.Mode
 	parsedQuota   int64
 	parsedMinFree units.MinFree
+	versionPolicy versions.Policy
+	versionsCap   units.MinFree
 	compiled      *filter.Filter
 }
 
@@ -142,6 +150,13 @@ func (f *syncFlags) register(cmd *cobra.Command) {
 	fl.DurationVar(&f.stopGrace, "stop-grace", escsync.DefaultStopGrace,
 		"when stopped, how long to keep pushing the files changed but not yet pushed (0: stop at once); "+
 			"what is left stays queued on disk and is pushed at the next start (escalefs status shows it)")
+	fl.StringVar(&f.versions, "versions", string(versions.Staggered),
+		"keep what pulls replace or delete in the node's state: staggered (all for an hour, then one per hour for a day, "+
+			"one per day, one per week up to --versions-max-age), simple (the --versions-keep newest) or off")
+	fl.IntVar(&f.versionsKeep, "versions-keep", defaultVersionsKeep, "with --versions simple, how many versions of each file to keep")
+	fl.DurationVar(&f.versionsMaxAge, "versions-max-age", versions.DefaultMaxAge, "drop versions older than this")
+	fl.StringVar(&f.versionsMaxSize, "versions-max-size", "",
+		"cap the version store, oldest first: a size such as 5GiB, or a percentage of the disk such as 10% (default: 10%; 0: no cap)")
 	fl.StringArrayVar(&f.filter.Include, "include", nil,
 		"sync only the files matching this glob or /regex/ (on the name; on the path from the folder when it has a slash); repeatable")
 	fl.StringArrayVar(&f.filter.Exclude, "exclude", nil,
@@ -192,6 +207,9 @@ func (f *syncFlags) check() error {
 	f.parsedQuota = quota
 	if f.parsedMinFree, err = units.ParseMinFree(f.minFree); err != nil {
 		return fmt.Errorf("--min-free %q: %v; %s", f.minFree, err, units.MinFreeForm)
+	}
+	if err := f.checkVersions(); err != nil {
+		return err
 	}
 	if err := checkFilterFlags(f.filter); err != nil {
 		return err
@@ -675,6 +693,10 @@ func openNode(ctx context.Context, g *globals, f *syncFlags, dir string, folder 
 		stopGrace = -1 // none
 	}
 	pub := newStatusPublisher(state, log)
+	vstore, vpolicy, err := f.openVersions(state, log)
+	if err != nil {
+		return nil, err
+	}
 	eng, err := escsync.New(escsync.Config{
 		Relay:       r,
 		Repo:        repo,
@@ -693,9 +715,11 @@ func openNode(ctx context.Context, g *globals, f *syncFlags, dir string, folder 
 		OnChange:    hooks.onChange,
 		InUse:       hooks.inUse,
 		Reported:    hooks.reported,
-		StopGrace:   stopGrace,
-		OnStatus:    pub.notify,
-		Logger:      log,
+		StopGrace:     stopGrace,
+		OnStatus:      pub.notify,
+		Versions:      vstore,
+		VersionPolicy: vpolicy,
+		Logger:        log,
 	})
 	if err != nil {
 		return nil, n.stopped(dir, engineFailed(err, state))

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"syscall"
+
+	"github.com/escalefs/escalefs/internal/units"
+	"github.com/escalefs/escalefs/versions"
+)
+
+// versionsDefaultCap is the version store's default cap: a share of the
+// disk that holds it.
+const versionsDefaultCap = 10 // percent
+
+// Defaults of the version store's flags, which their zero values also mean.
+const defaultVersionsKeep = 10
+
+// checkVersions validates the version store's flags.
+func (f *syncFlags) checkVersions() error {
+	kind := versions.Staggered
+	if f.versions != "" {
+		k, err := versions.ParseKind(f.versions)
+		if err != nil {
+			return fmt.Errorf("--%v", err)
+		}
+		kind = k
+	}
+	keep, maxAge := f.versionsKeep, f.versionsMaxAge
+	if keep < 0 {
+		return fmt.Errorf("--versions-keep %d: expected 1 or more versions of each file", keep)
+	} else if keep == 0 {
+		keep = defaultVersionsKeep
+	}
+	if maxAge < 0 {
+		return fmt.Errorf("--versions-max-age %s: expected a positive duration, such as 720h (30 days)", maxAge)
+	} else if maxAge == 0 {
+		maxAge = versions.DefaultMaxAge
+	}
+	var err error
+	if f.versionsCap, err = units.ParseMinFree(f.versionsMaxSize); err != nil {
+		return fmt.Errorf("--versions-max-size %q: %v; %s", f.versionsMaxSize, err, units.MinFreeForm)
+	}
+	f.versionPolicy = versions.Policy{Kind: kind, Keep: keep, MaxAge: maxAge}
+	return nil
+}
+
+// openVersions opens the node's version store in its state directory,
+// with the policy the flags give (the cap computed on its disk); nil when
+// versions are off.
+func (f *syncFlags) openVersions(state string, log *slog.Logger) (*versions.Store, versions.Policy, error) {
+	p := f.versionPolicy
+	if p.Kind == versions.Off {
+		return nil, p, nil
+	}
+	dir := filepath.Join(state, "versions")
+	s, err := versions.Open(dir, versions.Options{Logger: log})
+	if err != nil {
+		return nil, p, err
+	}
+	c := f.versionsCap
+	switch {
+	case c.Off:
+	case c.Bytes > 0:
+		p.MaxSize = c.Bytes
+	default:
+		percent := c.Percent
+		if percent == 0 {
+			percent = versionsDefaultCap
+		}
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(dir, &st); err == nil {
+			p.MaxSize = int64(float64(st.Blocks) * float64(st.Bsize) * percent / 100)
+		}
+	}
+	return s, p, nil
+}
