@@ -25,8 +25,8 @@ import (
 	escsync "github.com/escalefs/escalefs/sync"
 	"github.com/escalefs/escalefs/sync/filter"
 	"github.com/escalefs/escalefs/sync/localdir"
-	"github.com/escalefs/escalefs/versions"
 	"github.com/escalefs/escalefs/sync/proto"
+	"github.com/escalefs/escalefs/versions"
 )
 
 // cacheOpenTimeout is how long sync waits for another process to release
@@ -54,8 +54,8 @@ type syncFlags struct {
 	versionsKeep    int
 	versionsMaxAge  time.Duration
 	versionsMaxSize string
-	filter       filter.Options
-	cf           configFlags // configflags.go
+	filter          filter.Options
+	cf              configFlags // configflags.go
 	// command is the command that runs the node, sync or mount, for its
 	// status file.
 	command string
@@ -698,23 +698,23 @@ func openNode(ctx context.Context, g *globals, f *syncFlags, dir string, folder 
 		return nil, err
 	}
 	eng, err := escsync.New(escsync.Config{
-		Relay:       r,
-		Repo:        repo,
-		Cache:       store,
-		Local:       local,
-		Mode:        f.parsedMode,
-		Name:        name,
-		Scratch:     filepath.Join(state, "scratch"),
-		Control:     state,
-		Skip:        flt.Skip,
-		Refresh:     f.refresh,
-		DiskQuota:   f.parsedQuota,
-		MinFree:     f.parsedMinFree,
-		Pullers:     f.pullers,
-		LockTimeout: f.lockTimeout,
-		OnChange:    hooks.onChange,
-		InUse:       hooks.inUse,
-		Reported:    hooks.reported,
+		Relay:         r,
+		Repo:          repo,
+		Cache:         store,
+		Local:         local,
+		Mode:          f.parsedMode,
+		Name:          name,
+		Scratch:       filepath.Join(state, "scratch"),
+		Control:       state,
+		Skip:          flt.Skip,
+		Refresh:       f.refresh,
+		DiskQuota:     f.parsedQuota,
+		MinFree:       f.parsedMinFree,
+		Pullers:       f.pullers,
+		LockTimeout:   f.lockTimeout,
+		OnChange:      hooks.onChange,
+		InUse:         hooks.inUse,
+		Reported:      hooks.reported,
 		StopGrace:     stopGrace,
 		OnStatus:      pub.notify,
 		Versions:      vstore,
