@@ -57,6 +57,10 @@ func (realClock) Now() time.Time { return time.Now() }
 type Options struct {
 	Clock  Clock        // nil: the system's
 	Logger *slog.Logger // nil: discard
+	// Shared opens an existing store beside the node that keeps versions
+	// in it (escalefs versions): Open creates and clears nothing, since
+	// what looks half kept may be the node's version being kept.
+	Shared bool
 }
 
 // Store is a directory of kept versions: each version's content as a file
@@ -74,15 +78,21 @@ const metaSuffix = ".json"
 // Open opens (creating) the store in dir, and removes what a crash left
 // half kept: content without its metadata, and temporary files.
 func Open(dir string, opts Options) (*Store, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("version store: %w", err)
-	}
 	s := &Store{dir: dir, clock: opts.Clock, log: opts.Logger}
 	if s.clock == nil {
 		s.clock = realClock{}
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Shared {
+		if _, err := os.Stat(dir); err != nil {
+			return nil, fmt.Errorf("version store: %w", err)
+		}
+		return s, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("version store: %w", err)
 	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {

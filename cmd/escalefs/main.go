@@ -88,7 +88,7 @@ stores opaque, encrypted objects.`,
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log every relay call (debug level) to stderr")
 	g.log.register(root.PersistentFlags())
 	g.config.register(root)
-	root.AddCommand(newVersionCmd(g), newRelayCmd(g), newKeyCmd(g), newSyncCmd(g), newMountCmd(g), newAccessCmd(g), newStatusCmd(g))
+	root.AddCommand(newVersionCmd(g), newRelayCmd(g), newKeyCmd(g), newSyncCmd(g), newMountCmd(g), newAccessCmd(g), newStatusCmd(g), newVersionsCmd(g))
 	root.AddCommand(newBackupCmd(g), newRestoreCmd(g))
 	root.AddCommand(newInitCmd(g))
 	root.AddCommand(newNodesCmd(g))

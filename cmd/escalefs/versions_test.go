@@ -56,3 +56,61 @@ func TestSyncKeepsVersions(t *testing.T) {
 		t.Errorf("carol, with --versions off, keeps %q", v)
 	}
 }
+
+// TestVersionsRestore: bob deletes a directory of 50 files and edits
+// another file; alice's copies go, escalefs versions lists them, and
+// restores bring them back, byte-identical, on both nodes; what the file
+// held before its restore is kept as a version in turn.
+func TestVersionsRestore(t *testing.T) {
+	bin := buildEscalefs(t)
+	key, _ := keyFile(t)
+	relay := "file://" + t.TempDir()
+	alice := newSyncNode(t, "alice", bin, relay, key)
+	bob := newSyncNode(t, "bob", bin, relay, key)
+	for i := range 50 {
+		alice.write(t, "album/p"+string(rune('a'+i%26))+strings.Repeat("x", i/26)+".txt", strings.Repeat("photo ", i+1))
+	}
+	alice.write(t, "notes.txt", "version one\n")
+	alice.once(t)
+	bob.once(t)
+	if err := os.RemoveAll(bob.path("album")); err != nil {
+		t.Fatal(err)
+	}
+	bob.write(t, "notes.txt", "version two\n")
+	bob.once(t)
+	versionsCmd := func(args ...string) string {
+		t.Helper()
+		out, errOut, code := runBin(t, bin, alice.state, append([]string{"versions"}, args...)...)
+		if code != 0 {
+			t.Fatalf("escalefs versions %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
+		}
+		return out
+	}
+	waitFor(t, 30*time.Second, "alice to keep the 50 files and notes.txt as versions", func() bool {
+		alice.once(t)
+		out, _, code := runBin(t, bin, alice.state, "versions", alice.dir)
+		return code == 0 && strings.Count(out, "pulled delete") == 50 && strings.Count(out, "pulled edit") == 1
+	})
+	if _, err := os.Stat(alice.path("album")); !os.IsNotExist(err) {
+		t.Fatalf("alice's album is still there: %v", err)
+	}
+	versionsCmd("restore", alice.path("album"))
+	versionsCmd("restore", alice.path("notes.txt"))
+	if !alice.has("notes.txt", "version one\n") || !alice.has("album/pa.txt", "photo ") {
+		t.Fatal("the restores did not put the old content back on alice")
+	}
+	if out := versionsCmd(alice.path("notes.txt")); !strings.Contains(out, "local") {
+		t.Errorf("what notes.txt held before the restore is not kept:\n%s", out)
+	}
+	alice.once(t)
+	bob.once(t)
+	got, want := treeOf(t, bob.dir), treeOf(t, alice.dir)
+	if len(got) != len(want) || len(want) != 52 {
+		t.Fatalf("bob holds %d entries, alice %d, want 52 (the album, its 50 files, notes.txt)", len(got), len(want))
+	}
+	for p, v := range want {
+		if got[p] != v {
+			t.Errorf("%s: bob has %.60q, alice %.60q", p, got[p], v)
+		}
+	}
+}

@@ -1,0 +1,313 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/escalefs/escalefs/internal/units"
+	"github.com/escalefs/escalefs/versions"
+)
+
+func newVersionsCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "versions PATH",
+		Short: "List the old versions of a file that this node kept",
+		Long: `Versions lists the old versions this node kept of PATH, a file or directory
+in a folder kept in step by escalefs sync or mounted by escalefs mount (the
+folder itself: every version): the content that pulled edits replaced and
+pulled deletes removed (see --versions of escalefs sync). They are kept in
+the node's state, never synced. Number 1 is the newest of each file.
+
+escalefs versions restore puts one back.`,
+		Example: "  escalefs versions ~/Sync/notes.txt\n  escalefs versions ~/Sync",
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return fmt.Errorf("%d arguments given: escalefs versions takes one PATH, a file or directory in a synced folder", len(args))
+			}
+			return nil
+		},
+		RunE: func(_ *cobra.Command, args []string) error {
+			loc, err := locateVersions(args[0])
+			if err != nil {
+				return err
+			}
+			list, err := loc.store.List(loc.rel)
+			if err != nil {
+				return err
+			}
+			if len(list) == 0 {
+				fmt.Fprintf(g.stdout, "no version of %s is kept\n", args[0])
+				return nil
+			}
+			printVersions(g, list)
+			return nil
+		},
+	}
+	cmd.AddCommand(newVersionsRestoreCmd(g))
+	return cmd
+}
+
+// versionsAt is where a path's versions are: the node's store and the
+// path's place in its folder.
+type versionsAt struct {
+	sf    syncedFile
+	rel   string // "" for the whole folder
+	store *versions.Store
+}
+
+func locateVersions(path string) (versionsAt, error) {
+	root, err := stateRoot()
+	if err != nil {
+		return versionsAt{}, err
+	}
+	var sf syncedFile
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return versionsAt{}, err
+	}
+	if states, err := folderStateDirs(root, resolvePath(abs)); err == nil && len(states) == 1 {
+		sf = syncedFile{dir: resolvePath(abs), state: states[0]}
+	} else if sf, err = locateSynced(root, path); err != nil {
+		return versionsAt{}, err
+	}
+	store, err := versions.Open(filepath.Join(sf.state, "versions"), versions.Options{Shared: true})
+	if errors.Is(err, os.ErrNotExist) {
+		return versionsAt{}, fmt.Errorf("no version is kept for %s: the node (state %s) keeps none yet, or runs with --versions off", sf.dir, sf.state)
+	}
+	if err != nil {
+		return versionsAt{}, err
+	}
+	return versionsAt{sf: sf, rel: sf.rel, store: store}, nil
+}
+
+// numbered returns the versions of each path numbered from its newest (1).
+func numbered(list []versions.Version) map[string]int {
+	n := make(map[string]int)
+	count := make(map[string]int)
+	for i := len(list) - 1; i >= 0; i-- { // list is oldest first
+		v := list[i]
+		count[v.Path]++
+		n[v.ID] = count[v.Path]
+	}
+	return n
+}
+
+func printVersions(g *globals, list []versions.Version) {
+	num := numbered(list)
+	tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "PATH\tN\tREPLACED\tSIZE\tWHY\tMODIFIED")
+	for _, v := range list {
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", v.Path, num[v.ID], v.Time.Local().Format("2006-01-02 15:04:05"),
+			units.FormatSize(v.Size), v.Reason, v.ModTime.Local().Format("2006-01-02 15:04:05"))
+	}
+	tw.Flush()
+}
+
+func newVersionsRestoreCmd(g *globals) *cobra.Command {
+	var version int
+	var at, to string
+	cmd := &cobra.Command{
+		Use:   "restore PATH",
+		Short: "Put an old version of a file back",
+		Long: `Restore puts back a version of PATH that this node kept (see escalefs
+versions): the newest, the one numbered --version, or the one PATH had at
+--at. Put back in place, it is an ordinary local change, which escalefs
+sync or mount pushes to every node; what PATH holds now is kept as a
+version first, so nothing is lost. --to writes it elsewhere instead.
+
+PATH may be a directory (or the folder itself): every file under it that
+no longer exists is put back as it was (at --at, or its newest version).`,
+		Example: "  escalefs versions restore ~/Sync/notes.txt\n" +
+			"  escalefs versions restore ~/Sync/notes.txt --version 2 --to /tmp/notes.txt\n" +
+			"  escalefs versions restore ~/Sync/photos --at \"2026-12-06 10:00\"",
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return fmt.Errorf("%d arguments given: escalefs versions restore takes one PATH", len(args))
+			}
+			return nil
+		},
+		RunE: func(_ *cobra.Command, args []string) error {
+			var when time.Time
+			if at != "" {
+				t, err := parseAt(at)
+				if err != nil {
+					return err
+				}
+				when = t
+			}
+			if version < 0 || version > 0 && at != "" {
+				return fmt.Errorf("--version %d: expected 1 (the newest) or more, and not with --at", version)
+			}
+			return runVersionRestore(g, args[0], version, when, to)
+		},
+	}
+	cmd.Flags().IntVar(&version, "version", 0, "the version to put back, 1 being the newest (default: the newest)")
+	cmd.Flags().StringVar(&at, "at", "", `put back what the file held at this time, such as "2026-12-06 10:00" (local time) or RFC 3339`)
+	cmd.Flags().StringVar(&to, "to", "", "write the version here instead of in place")
+	return cmd
+}
+
+func parseAt(s string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339, "2006-01-02 15:04:05", "2006-01-02 15:04", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf(`--at %q: expected a time such as "2026-12-06 10:00", "2026-12-06" or RFC 3339`, s)
+}
+
+// pick chooses among the versions of one path (oldest first): number n
+// (1 the newest), or the content it had at when (the first version
+// replaced after it), or the newest.
+func pick(vs []versions.Version, n int, when time.Time) (versions.Version, bool) {
+	switch {
+	case n > 0:
+		if n > len(vs) {
+			return versions.Version{}, false
+		}
+		return vs[len(vs)-n], true
+	case !when.IsZero():
+		i := slices.IndexFunc(vs, func(v versions.Version) bool { return v.Time.After(when) })
+		if i < 0 {
+			return versions.Version{}, false
+		}
+		return vs[i], true
+	}
+	return vs[len(vs)-1], len(vs) > 0
+}
+
+func runVersionRestore(g *globals, path string, n int, when time.Time, to string) error {
+	loc, err := locateVersions(path)
+	if err != nil {
+		return err
+	}
+	if err := checkMounted(loc.sf); err != nil && to == "" {
+		return err
+	}
+	list, err := loc.store.List(loc.rel)
+	if err != nil {
+		return err
+	}
+	byPath := make(map[string][]versions.Version)
+	for _, v := range list {
+		byPath[v.Path] = append(byPath[v.Path], v)
+	}
+	if vs, ok := byPath[loc.rel]; ok && loc.rel != "" {
+		// One file.
+		v, ok := pick(vs, n, when)
+		if !ok {
+			return fmt.Errorf("%s has %d versions kept, none that matches", path, len(vs))
+		}
+		dest := to
+		if dest == "" {
+			dest = filepath.Join(loc.sf.dir, filepath.FromSlash(v.Path))
+			if err := keepCurrent(loc.store, dest, v.Path); err != nil {
+				return err
+			}
+		}
+		if err := writeVersion(loc.store, v, dest); err != nil {
+			return err
+		}
+		fmt.Fprintf(g.stdout, "restored %s as it was before %s (%s) to %s\n", v.Path, v.Time.Local().Format("2006-01-02 15:04:05"), v.Reason, dest)
+		return nil
+	}
+	if len(byPath) == 0 {
+		return fmt.Errorf("no version of %s is kept", path)
+	}
+	// A directory: put back the files under it that are gone.
+	restored, skipped := 0, 0
+	for _, p := range slices.Sorted(maps.Keys(byPath)) {
+		v, ok := pick(byPath[p], n, when)
+		if !ok {
+			continue
+		}
+		dest := filepath.Join(loc.sf.dir, filepath.FromSlash(p))
+		if to != "" {
+			rel := strings.TrimPrefix(strings.TrimPrefix(p, loc.rel), "/")
+			dest = filepath.Join(to, filepath.FromSlash(rel))
+		}
+		if _, err := os.Lstat(dest); err == nil {
+			skipped++
+			continue
+		}
+		if err := writeVersion(loc.store, v, dest); err != nil {
+			return err
+		}
+		restored++
+	}
+	fmt.Fprintf(g.stdout, "restored %s under %s (%s there already left alone)\n", plural(restored, "file"), path, plural(skipped, "file"))
+	return nil
+}
+
+// checkMounted refuses to restore in place into the mountpoint of a mount
+// that is not running: the files are in its state then.
+func checkMounted(sf syncedFile) error {
+	if fi, err := os.Stat(filepath.Join(sf.state, "files")); err != nil || !fi.IsDir() {
+		return nil // escalefs sync: the folder is the folder
+	}
+	var a, b syscall.Stat_t
+	if syscall.Stat(sf.dir, &a) == nil && syscall.Stat(filepath.Dir(sf.dir), &b) == nil && a.Dev != b.Dev {
+		return nil
+	}
+	return fmt.Errorf("the mount of %s is not running: mount it first (escalefs mount %s), or give --to", sf.dir, sf.dir)
+}
+
+// keepCurrent keeps what dest holds now, if anything, as a local version
+// of rel before a restore replaces it.
+func keepCurrent(s *versions.Store, dest, rel string) error {
+	fi, err := os.Lstat(dest)
+	if errors.Is(err, os.ErrNotExist) || err == nil && !fi.Mode().IsRegular() {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := s.Keep(dest, rel, versions.Local, ""); err != nil {
+		return fmt.Errorf("keeping what %s holds now before the restore: %w", dest, err)
+	}
+	return nil
+}
+
+// writeVersion writes v's content, mode and time to dest, through a
+// temporary file renamed over it.
+func writeVersion(s *versions.Store, v versions.Version, dest string) error {
+	src, err := s.Open(v)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dest), ".escalefs-restore-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, src); err != nil {
+		tmp.Close()
+		return fmt.Errorf("restoring %s: %w", v.Path, err)
+	}
+	if err := tmp.Chmod(v.Mode.Perm()); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Chtimes(tmp.Name(), time.Time{}, v.ModTime); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), dest)
+}
