@@ -26,6 +26,7 @@ import (
 	"github.com/escalefs/escalefs/internal/units"
 	escsync "github.com/escalefs/escalefs/sync"
 	"github.com/escalefs/escalefs/sync/localdir"
+	"github.com/escalefs/escalefs/versions"
 )
 
 // The status file: a running escalefs sync or mount publishes its node's
@@ -417,6 +418,17 @@ type nodeReport struct {
 	// Peers are the other nodes seen: from the cache when no process
 	// runs, else as last published.
 	Peers []peerJSON
+	// Versions is what the node's version store holds; nil when it has
+	// none.
+	Versions *versionsJSON
+}
+
+// versionsJSON is what a node's version store holds, in escalefs status
+// --json.
+type versionsJSON struct {
+	Count  int       `json:"count"`
+	Bytes  int64     `json:"bytes"`
+	Oldest time.Time `json:"oldest,omitzero"`
 }
 
 // problem says why the node is not well, for the exit status of escalefs
@@ -644,7 +656,19 @@ func inspectNode(state string, mounts map[string]bool) *nodeReport {
 		r.Mounted = mounts[f]
 	}
 	r.findConflicts()
+	r.readVersions()
 	return r
+}
+
+// readVersions sums the node's version store, if it has one.
+func (r *nodeReport) readVersions() {
+	s, err := versions.Open(filepath.Join(r.State, "versions"), versions.Options{Shared: true})
+	if err != nil {
+		return // none
+	}
+	if u, err := s.Usage(); err == nil {
+		r.Versions = &versionsJSON{Count: u.Versions, Bytes: u.Bytes, Oldest: u.Oldest}
+	}
 }
 
 // findConflicts lists the conflict copies in the node's files: its folder,
@@ -877,6 +901,10 @@ func printReport(g *globals, r *nodeReport, now time.Time) {
 		}
 		line("conflicts", "%s", s)
 	}
+	if v := r.Versions; v != nil && v.Count > 0 {
+		line("versions", "%s kept (%s), the oldest replaced %s; escalefs versions lists them",
+			plural(v.Count, "old version"), units.FormatSize(v.Bytes), when(v.Oldest, now))
+	}
 	if r.FileErr != nil {
 		line("warning", "%v", r.FileErr)
 	}
@@ -990,6 +1018,7 @@ type nodeJSON struct {
 	Unpushable []unpushableJSON `json:"unpushable,omitempty"`
 	NoRoom     []noRoomJSON     `json:"no_room,omitempty"`
 	Waiting    []waitingJSON    `json:"waiting,omitempty"`
+	Versions   *versionsJSON    `json:"versions,omitempty"`
 	// Problem is why escalefs status exits with a non-zero status for
 	// this node: it fails, stopped on an error, or holds files it can
 	// never push; absent when all is well.
@@ -1001,7 +1030,7 @@ func printJSON(g *globals, reports []*nodeReport) error {
 	out := make([]nodeJSON, 0, len(reports))
 	for _, r := range reports {
 		n := nodeJSON{State: r.State, Folder: r.folder(), Running: r.Running, PID: r.PID, Mounted: r.Mounted,
-			NodeID: r.NodeID, QueueFrom: r.QueueFrom, Conflicts: r.Conflicts, ConflictCount: r.ConflictCount}
+			NodeID: r.NodeID, QueueFrom: r.QueueFrom, Conflicts: r.Conflicts, ConflictCount: r.ConflictCount, Versions: r.Versions}
 		if r.Queue != nil {
 			q := toQueueJSON(*r.Queue)
 			n.Queue = &q

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -93,6 +94,18 @@ func TestVersionsRestore(t *testing.T) {
 	})
 	if _, err := os.Stat(alice.path("album")); !os.IsNotExist(err) {
 		t.Fatalf("alice's album is still there: %v", err)
+	}
+	out, _, _ := runBin(t, bin, alice.state, "status", "--json", alice.dir)
+	var st []struct {
+		Versions struct {
+			Count  int
+			Bytes  int64
+			Oldest time.Time
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil || len(st) != 1 || st[0].Versions.Count != 51 ||
+		st[0].Versions.Bytes == 0 || st[0].Versions.Oldest.IsZero() {
+		t.Errorf("status --json: %+v (%v), want 51 versions with their size and the oldest's time\n%s", st, err, out)
 	}
 	versionsCmd("restore", alice.path("album"))
 	versionsCmd("restore", alice.path("notes.txt"))
