@@ -150,13 +150,7 @@ func (f *syncFlags) register(cmd *cobra.Command) {
 	fl.DurationVar(&f.stopGrace, "stop-grace", escsync.DefaultStopGrace,
 		"when stopped, how long to keep pushing the files changed but not yet pushed (0: stop at once); "+
 			"what is left stays queued on disk and is pushed at the next start (escalefs status shows it)")
-	fl.StringVar(&f.versions, "versions", string(versions.Staggered),
-		"keep what pulls replace or delete in the node's state: staggered (all for an hour, then one per hour for a day, "+
-			"one per day, one per week up to --versions-max-age), simple (the --versions-keep newest) or off")
-	fl.IntVar(&f.versionsKeep, "versions-keep", defaultVersionsKeep, "with --versions simple, how many versions of each file to keep")
-	fl.DurationVar(&f.versionsMaxAge, "versions-max-age", versions.DefaultMaxAge, "drop versions older than this")
-	fl.StringVar(&f.versionsMaxSize, "versions-max-size", "",
-		"cap the version store, oldest first: a size such as 5GiB, or a percentage of the disk such as 10% (default: 10%; 0: no cap)")
+	f.registerVersions(fl)
 	fl.StringArrayVar(&f.filter.Include, "include", nil,
 		"sync only the files matching this glob or /regex/ (on the name; on the path from the folder when it has a slash); repeatable")
 	fl.StringArrayVar(&f.filter.Exclude, "exclude", nil,

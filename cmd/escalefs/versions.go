@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/spf13/pflag"
+
 	"github.com/escalefs/escalefs/internal/units"
 	"github.com/escalefs/escalefs/versions"
 )
@@ -16,6 +18,17 @@ const versionsDefaultCap = 10 // percent
 
 // Defaults of the version store's flags, which their zero values also mean.
 const defaultVersionsKeep = 10
+
+// registerVersions registers the version store's flags.
+func (f *syncFlags) registerVersions(fl *pflag.FlagSet) {
+	fl.StringVar(&f.versions, "versions", string(versions.Staggered),
+		"keep what pulls replace or delete in the node's state: staggered (all for an hour, then one per hour for a day, "+
+			"one per day, one per week up to --versions-max-age), simple (the --versions-keep newest) or off")
+	fl.IntVar(&f.versionsKeep, "versions-keep", defaultVersionsKeep, "with --versions simple, how many versions of each file to keep")
+	fl.DurationVar(&f.versionsMaxAge, "versions-max-age", versions.DefaultMaxAge, "drop versions older than this")
+	fl.StringVar(&f.versionsMaxSize, "versions-max-size", "",
+		"cap the version store, oldest first: a size such as 5GiB, or a percentage of the disk such as 10% (default: 10%; 0: no cap)")
+}
 
 // checkVersions validates the version store's flags.
 func (f *syncFlags) checkVersions() error {
@@ -59,6 +72,12 @@ func (f *syncFlags) openVersions(state string, log *slog.Logger) (*versions.Stor
 	if err != nil {
 		return nil, p, err
 	}
+	return s, f.withCap(p, dir), nil
+}
+
+// withCap sets p's size cap from --versions-max-size, a percentage taken
+// of the disk holding dir.
+func (f *syncFlags) withCap(p versions.Policy, dir string) versions.Policy {
 	c := f.versionsCap
 	switch {
 	case c.Off:
@@ -74,5 +93,5 @@ func (f *syncFlags) openVersions(state string, log *slog.Logger) (*versions.Stor
 			p.MaxSize = int64(float64(st.Blocks) * float64(st.Bsize) * percent / 100)
 		}
 	}
-	return s, p, nil
+	return p
 }

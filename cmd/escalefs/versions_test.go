@@ -126,4 +126,13 @@ func TestVersionsRestore(t *testing.T) {
 			t.Errorf("%s: bob has %.60q, alice %.60q", p, got[p], v)
 		}
 	}
+	if out := versionsCmd("prune", alice.dir, "--versions-keep", "1", "--versions", "simple"); !strings.Contains(out, "dropped 1 old version") {
+		t.Errorf("prune keeping one version of each file:\n%s", out)
+	}
+	if out := versionsCmd("prune", alice.dir, "--versions", "off"); !strings.Contains(out, "dropped 51 old versions") {
+		t.Errorf("prune with --versions off:\n%s", out)
+	}
+	if out := versionsCmd(alice.dir); !strings.Contains(out, "no version") {
+		t.Errorf("versions after pruning them all:\n%s", out)
+	}
 }

@@ -54,7 +54,53 @@ escalefs versions restore puts one back.`,
 			return nil
 		},
 	}
-	cmd.AddCommand(newVersionsRestoreCmd(g))
+	cmd.AddCommand(newVersionsRestoreCmd(g), newVersionsPruneCmd(g))
+	return cmd
+}
+
+func newVersionsPruneCmd(g *globals) *cobra.Command {
+	f := &syncFlags{}
+	cmd := &cobra.Command{
+		Use:   "prune DIR",
+		Short: "Apply the retention of old versions now",
+		Long: `Prune applies the retention policy to the versions this node kept for DIR, a
+synced folder or a mount, at once (a running node does it every hour): give
+the same --versions flags as to escalefs sync or mount (their defaults
+otherwise).`,
+		Example: "  escalefs versions prune ~/Sync --versions-max-age 168h",
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return fmt.Errorf("%d arguments given: escalefs versions prune takes one DIR, a synced folder", len(args))
+			}
+			return nil
+		},
+		RunE: func(_ *cobra.Command, args []string) error {
+			if err := f.checkVersions(); err != nil {
+				return usage(err)
+			}
+			loc, err := locateVersions(args[0])
+			if err != nil {
+				return err
+			}
+			p := f.withCap(f.versionPolicy, loc.store.Dir())
+			before, err := loc.store.Usage()
+			if err != nil {
+				return err
+			}
+			n, err := loc.store.Prune(p)
+			if err != nil {
+				return err
+			}
+			after, err := loc.store.Usage()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.stdout, "dropped %s (%s); %s kept (%s)\n", plural(n, "old version"),
+				units.FormatSize(before.Bytes-after.Bytes), plural(after.Versions, "version"), units.FormatSize(after.Bytes))
+			return nil
+		},
+	}
+	f.registerVersions(cmd.Flags())
 	return cmd
 }
 
