@@ -325,6 +325,9 @@ func (e *Engine) applyOne(ctx context.Context, id crypto.NodeID, seq uint64, c p
 		if err != nil {
 			return false, err
 		}
+		if d.Action == decide.Apply {
+			e.noteApplied(id, local, isDelete(c))
+		}
 		if c.Op == proto.OpPut {
 			// The content asked for arrived, wherever it went (at the path,
 			// as a conflict copy, or already here): the request is done.

@@ -211,6 +211,10 @@ type Engine struct {
 	unreadable map[crypto.NodeID]bool
 	// lastPrune is when the version store was last pruned (held.go).
 	lastPrune time.Time
+	// mass counts what the pull under way does to local files (mass.go);
+	// massChange is the last mass change seen, under mu.
+	mass       massCounts
+	massChange *MassChange
 	// configSeen is escale.json as the last listing showed it.
 	configSeen *relay.ObjectInfo
 	// accessWritten is set once access.json was written.

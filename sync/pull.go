@@ -182,6 +182,8 @@ func (e *Engine) Pull(ctx context.Context) (PullResult, error) {
 	}
 	slices.SortFunc(ids, func(a, b crypto.NodeID) int { return bytes.Compare(a[:], b[:]) })
 	var res PullResult
+	e.mass = massCounts{start: e.clock.Now()}
+	defer e.checkMass()
 	for _, id := range ids {
 		r, err := e.pullPeer(ctx, id, peers[id])
 		res.Records += r.Records

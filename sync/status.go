@@ -56,6 +56,9 @@ type Status struct {
 	// Waiting are the files whose content the node asked its peers for,
 	// oldest first.
 	Waiting []Waiting
+	// MassChange is the last pull in this run that replaced or deleted
+	// most of the folder's files (mass.go); nil if none did.
+	MassChange *MassChange
 }
 
 // Unpushable is a file that cannot be pushed whatever the engine waits
@@ -230,6 +233,7 @@ func (e *Engine) Status() (Status, error) {
 		Unpushable:   unpushable,
 		NoRoom:       noRoom,
 		Waiting:      waiting,
+		MassChange:   e.massChange,
 		FailingSince: r.failingSince,
 		Relay:        state,
 		Queue:        q,

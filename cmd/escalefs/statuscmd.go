@@ -90,6 +90,19 @@ type statusFile struct {
 	NoRoom []noRoomJSON `json:"no_room,omitempty"`
 	// Waiting are the files whose content the node asked its peers for.
 	Waiting []waitingJSON `json:"waiting,omitempty"`
+	// MassChange is the last pull of this run that replaced or deleted
+	// most of the folder's files.
+	MassChange *massChangeJSON `json:"mass_change,omitempty"`
+}
+
+// massChangeJSON is a pull that replaced or deleted most of the folder's
+// files, in status.json and escalefs status --json.
+type massChangeJSON struct {
+	Node     string    `json:"node"`
+	Replaced int       `json:"replaced"`
+	Deleted  int       `json:"deleted"`
+	Files    int       `json:"files"`
+	At       time.Time `json:"at"`
 }
 
 // waitingJSON is a file whose content the node asked its peers for (the
@@ -285,6 +298,9 @@ func (p *statusPublisher) publish(final bool, stopErr error) {
 	f.Waiting = nil
 	for _, w := range st.Waiting {
 		f.Waiting = append(f.Waiting, waitingJSON{Path: w.Path, Since: w.Since})
+	}
+	if m := st.MassChange; m != nil {
+		f.MassChange = &massChangeJSON{Node: m.Node, Replaced: m.Replaced, Deleted: m.Deleted, Files: m.Files, At: m.At}
 	}
 	f.FailingSince, f.RelayState = st.FailingSince, string(st.Relay)
 	if !final {
@@ -901,6 +917,12 @@ func printReport(g *globals, r *nodeReport, now time.Time) {
 		}
 		line("conflicts", "%s", s)
 	}
+	if f != nil && f.MassChange != nil {
+		m := f.MassChange
+		line("mass change", "%s replaced %d and deleted %d of the %d files at %s; to undo it: escalefs versions restore %s --at %q",
+			m.Node, m.Replaced, m.Deleted, m.Files, m.At.Local().Format("2006-01-02 15:04:05"), r.folder(),
+			m.At.Add(-time.Second).Local().Format("2006-01-02 15:04:05"))
+	}
 	if v := r.Versions; v != nil && v.Count > 0 {
 		line("versions", "%s kept (%s), the oldest replaced %s; escalefs versions lists them",
 			plural(v.Count, "old version"), units.FormatSize(v.Bytes), when(v.Oldest, now))
@@ -1019,6 +1041,7 @@ type nodeJSON struct {
 	NoRoom     []noRoomJSON     `json:"no_room,omitempty"`
 	Waiting    []waitingJSON    `json:"waiting,omitempty"`
 	Versions   *versionsJSON    `json:"versions,omitempty"`
+	MassChange *massChangeJSON  `json:"mass_change,omitempty"`
 	// Problem is why escalefs status exits with a non-zero status for
 	// this node: it fails, stopped on an error, or holds files it can
 	// never push; absent when all is well.
@@ -1039,7 +1062,7 @@ func printJSON(g *globals, reports []*nodeReport) error {
 			n.Files, n.Command, n.Node, n.Mode, n.Relay = f.Files, f.Command, f.Node, f.Mode, f.Relay
 			n.LastSync, n.Failing, n.LastError, n.LastErrorAt = f.LastSync, f.Failing && r.current(), f.LastErr, f.LastErrT
 			n.Stopped, n.StopError, n.RelayUsage, n.Quota = f.Stopped, f.StopErr, f.RelayUsage, f.Quota
-			n.Unpushable, n.NoRoom, n.Waiting = f.Unpushable, f.NoRoom, f.Waiting
+			n.Unpushable, n.NoRoom, n.Waiting, n.MassChange = f.Unpushable, f.NoRoom, f.Waiting, f.MassChange
 			session := f.Session
 			n.Session = &session
 			if r.current() {

@@ -173,7 +173,9 @@ sync or mount pushes to every node; what PATH holds now is kept as a
 version first, so nothing is lost. --to writes it elsewhere instead.
 
 PATH may be a directory (or the folder itself): every file under it that
-no longer exists is put back as it was (at --at, or its newest version).`,
+no longer exists is put back (its newest version); with --at, the directory
+is put back as it was at that time, files changed since included (what they
+hold is kept as a version first).`,
 		Example: "  escalefs versions restore ~/Sync/notes.txt\n" +
 			"  escalefs versions restore ~/Sync/notes.txt --version 2 --to /tmp/notes.txt\n" +
 			"  escalefs versions restore ~/Sync/photos --at \"2026-12-06 10:00\"",
@@ -284,8 +286,15 @@ func runVersionRestore(g *globals, path string, n int, when time.Time, to string
 			dest = filepath.Join(to, filepath.FromSlash(rel))
 		}
 		if _, err := os.Lstat(dest); err == nil {
-			skipped++
-			continue
+			// There already: left alone, unless the directory is put
+			// back as it was at a time (what it holds is kept first).
+			if when.IsZero() || to != "" {
+				skipped++
+				continue
+			}
+			if err := keepCurrent(loc.store, dest, p); err != nil {
+				return err
+			}
 		}
 		if err := writeVersion(loc.store, v, dest); err != nil {
 			return err
