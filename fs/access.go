@@ -182,6 +182,10 @@ func (n *node) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut
 
 // Lookup also gives the attributes of the entries of READDIRPLUS.
 func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if n.versions != nil && name == ControlDir && n.rel() == "" {
+		out.Mode = syscall.S_IFDIR | 0o555
+		return n.NewInode(ctx, &vdir{src: n.versions, top: true}, gofs.StableAttr{Mode: syscall.S_IFDIR}), 0
+	}
 	ch, errno := n.lookupAt(ctx, name, out)
 	if errno == 0 {
 		n.mark(n.child(name), &out.Attr)

@@ -67,6 +67,9 @@ type Options struct {
 	// file (uid=, gid=). Umask, when set, clears its bits from every mode
 	// shown (umask=); the files themselves keep theirs.
 	UID, GID, Umask *uint32
+	// Versions, if set, shows the node's old versions in the read-only
+	// tree .escalefs/versions of the root (versions.go).
+	Versions VersionSource
 }
 
 // MaxWrite is the largest write the kernel sends at once: 1 MiB, the limit
@@ -124,7 +127,8 @@ func Mount(ctx context.Context, mountpoint, backing string, opts Options) (*Serv
 	if err != nil {
 		return nil, fmt.Errorf("backing directory %s: %w", backing, err)
 	}
-	root := &node{LoopbackNode: ln, ev: opts.Events, mods: opts.Modifiers, writes: new(atomic.Int64), view: newAttrView(opts), rootFd: &rootFd}
+	root := &node{LoopbackNode: ln, ev: opts.Events, mods: opts.Modifiers, writes: new(atomic.Int64), view: newAttrView(opts),
+		rootFd: &rootFd, versions: opts.Versions}
 	ln.RootData.RootNode = root
 
 	name := opts.Name

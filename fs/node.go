@@ -29,6 +29,8 @@ type node struct {
 	// rootFd is the backing directory, open, for every node of the mount
 	// (see at.go).
 	rootFd *int
+	// versions is set on the root only: its .escalefs/versions tree.
+	versions VersionSource
 }
 
 var (

@@ -184,6 +184,9 @@ func runMount(ctx context.Context, g *globals, f *mountFlags, mountArg string) e
 	syscall.Umask(0)
 	opts := f.fuse
 	opts.Events, opts.Modifiers, opts.NonEmpty, opts.Debug = engineEvents{n.eng}, n.eng, f.nonEmpty, f.debugFUSE
+	if n.versions != nil {
+		opts.Versions = n.versions
+	}
 	s, err := escfs.Mount(ctx, mnt, backing, opts)
 	if err != nil {
 		return err

@@ -539,17 +539,19 @@ func runSyncOn(ctx context.Context, g *globals, f *syncFlags, dir string) error 
 // node is what escalefs sync and escalefs mount set up alike: the relay,
 // the repository, the node's state and cache, its folder and the engine.
 type node struct {
-	g      *globals
-	f      *syncFlags
-	log    *slog.Logger
-	loc    string // the relay's location
-	name   string // the node's name
-	state  string // the node's state directory
-	relay  relay.Relay
-	repo   *escsync.Repository
-	local  *localdir.Dir
-	eng    *escsync.Engine
-	closer []func()
+	g     *globals
+	f     *syncFlags
+	log   *slog.Logger
+	loc   string // the relay's location
+	name  string // the node's name
+	state string // the node's state directory
+	relay relay.Relay
+	repo  *escsync.Repository
+	local *localdir.Dir
+	eng   *escsync.Engine
+	// versions is the node's version store; nil with --versions off.
+	versions *versions.Store
+	closer   []func()
 	// stopErr is the error the node stops on, for its status file, when
 	// the engine does not know it.
 	stopErr error
@@ -691,6 +693,7 @@ func openNode(ctx context.Context, g *globals, f *syncFlags, dir string, folder 
 	if err != nil {
 		return nil, err
 	}
+	n.versions = vstore
 	eng, err := escsync.New(escsync.Config{
 		Relay:         r,
 		Repo:          repo,
