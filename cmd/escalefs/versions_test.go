@@ -136,3 +136,32 @@ func TestVersionsRestore(t *testing.T) {
 		t.Errorf("versions after pruning them all:\n%s", out)
 	}
 }
+
+// TestMountShowsVersions: a mount shows what a pull replaced in its
+// read-only .escalefs/versions tree.
+func TestMountShowsVersions(t *testing.T) {
+	mountUsable(t)
+	bin := buildEscalefs(t)
+	key, _ := keyFile(t)
+	relay := "file://" + t.TempDir()
+	bob := newSyncNode(t, "bob", bin, relay, key)
+	bob.write(t, "report.txt", "draft\n")
+	bob.once(t)
+	a := startMount(t, bin, "alice", relay, key)
+	waitFor(t, 30*time.Second, "report.txt in alice's mount", func() bool { return a.has("report.txt", "draft\n") })
+	bob.write(t, "report.txt", "final\n")
+	bob.once(t)
+	dir := filepath.Join(a.mnt, ".escalefs", "versions")
+	waitFor(t, 60*time.Second, "the draft in alice's .escalefs/versions", func() bool {
+		ents, err := os.ReadDir(dir)
+		if err != nil || len(ents) != 1 || !strings.HasPrefix(ents[0].Name(), "report~") {
+			return false
+		}
+		b, err := os.ReadFile(filepath.Join(dir, ents[0].Name()))
+		return err == nil && string(b) == "draft\n"
+	})
+	if !a.has("report.txt", "final\n") {
+		t.Error("alice's report.txt is not the final one")
+	}
+	a.unmount(t)
+}
