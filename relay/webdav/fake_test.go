@@ -503,3 +503,25 @@ func sortedCopy(s []string) []string {
 	slices.Sort(c)
 	return c
 }
+
+// TestMkcolLocked: a MKCOL answered 423 Locked (the server holds the
+// collection for another client's MKCOL of it) is sent again, and the Put
+// goes through.
+func TestMkcolLocked(t *testing.T) {
+	f := startFake(t)
+	r := f.open(t, "locked", relay.Options{})
+	var locked atomic.Int32
+	f.setHook(func(w http.ResponseWriter, req *http.Request) bool {
+		if req.Method == "MKCOL" && strings.HasSuffix(strings.TrimSuffix(req.URL.Path, "/"), "/dir") && locked.Add(1) <= 2 {
+			w.WriteHeader(http.StatusLocked)
+			return true
+		}
+		return false
+	})
+	if err := r.Put(ctxT(t), "dir/obj", relay.BytesPayload([]byte("x"))); err != nil {
+		t.Fatalf("put after two 423 answers: %v", err)
+	}
+	if n := locked.Load(); n < 3 {
+		t.Errorf("%d MKCOLs of dir, want the two locked ones and one more", n)
+	}
+}

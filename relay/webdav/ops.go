@@ -663,10 +663,28 @@ func (r *davRelay) ensureParents(ctx context.Context, name string) error {
 	}
 }
 
+// mkcolLockedTries bounds how often a MKCOL answered 423 Locked is sent
+// again: the server locks a collection while another request creates it.
+const mkcolLockedTries = 8
+
 // mkcol creates the collection dir. An existing one is fine: 405 is what
 // Apache and nginx answer then.
 func (r *davRelay) mkcol(ctx context.Context, dir string) error {
 	resp, err := r.do(ctx, request{method: "MKCOL", url: r.collURL(dir)})
+	// A server that locks the collection while another client's MKCOL of
+	// it runs (golang.org/x/net/webdav) answers 423 to this one: wait for
+	// that one to finish, then ask again.
+	wait := 10 * time.Millisecond
+	for try := 1; err == nil && resp.StatusCode == http.StatusLocked && try < mkcolLockedTries; try++ {
+		discard(resp)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait *= 2
+		resp, err = r.do(ctx, request{method: "MKCOL", url: r.collURL(dir)})
+	}
 	if err != nil {
 		return err
 	}
