@@ -24,13 +24,8 @@ const (
 
 // minFreeOf returns the room to leave on a disk of total bytes.
 func minFreeOf(m units.MinFree, total int64) int64 {
-	switch {
-	case m.Off:
-		return 0
-	case m.Bytes > 0:
-		return m.Bytes
-	case m.Percent > 0:
-		return int64(float64(total) * m.Percent / 100)
+	if n, ok := m.Of(total); ok {
+		return n
 	}
 	return min(defaultMinFreeBytes, total*defaultMinFreePercent/100)
 }

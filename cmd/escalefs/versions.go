@@ -78,20 +78,15 @@ func (f *syncFlags) openVersions(state string, log *slog.Logger) (*versions.Stor
 // withCap sets p's size cap from --versions-max-size, a percentage taken
 // of the disk holding dir.
 func (f *syncFlags) withCap(p versions.Policy, dir string) versions.Policy {
-	c := f.versionsCap
-	switch {
-	case c.Off:
-	case c.Bytes > 0:
-		p.MaxSize = c.Bytes
-	default:
-		percent := c.Percent
-		if percent == 0 {
-			percent = versionsDefaultCap
-		}
-		var st syscall.Statfs_t
-		if err := syscall.Statfs(dir, &st); err == nil {
-			p.MaxSize = int64(float64(st.Blocks) * float64(st.Bsize) * percent / 100)
-		}
+	var total int64
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err == nil {
+		total = int64(st.Blocks) * st.Bsize
 	}
+	n, ok := f.versionsCap.Of(total)
+	if !ok {
+		n = total * versionsDefaultCap / 100
+	}
+	p.MaxSize = n
 	return p
 }

@@ -92,6 +92,21 @@ type MinFree struct {
 	Off     bool
 }
 
+// Of returns the bytes m stands for on a disk of total bytes: 0 when Off,
+// Bytes, or Percent of total. ok is false for the zero value, which means
+// the caller's default.
+func (m MinFree) Of(total int64) (n int64, ok bool) {
+	switch {
+	case m.Off:
+		return 0, true
+	case m.Bytes > 0:
+		return m.Bytes, true
+	case m.Percent > 0:
+		return int64(float64(total) * m.Percent / 100), true
+	}
+	return 0, false
+}
+
 // ParseMinFree parses a room to leave on a disk: a size, a percentage
 // ("5%"), "0" (none) or "" (the default).
 func ParseMinFree(s string) (MinFree, error) {
