@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/escalefs/escalefs/internal/units"
+	"github.com/escalefs/escalefs/sync/localdir"
 	"github.com/escalefs/escalefs/versions"
 )
 
@@ -345,7 +346,9 @@ func writeVersion(s *versions.Store, v versions.Version, dest string) error {
 	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(dest), ".escalefs-restore-")
+	// A temporary name of the folder's own (localdir.TempPrefix): the
+	// node's scans skip it, and clear it after a crash.
+	tmp, err := os.CreateTemp(filepath.Dir(dest), localdir.TempPrefix+"restore-*")
 	if err != nil {
 		return err
 	}
