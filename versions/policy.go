@@ -7,7 +7,6 @@
 package versions
 
 import (
-	"cmp"
 	"fmt"
 	"slices"
 	"time"
@@ -65,19 +64,18 @@ var staggered = []struct{ Until, Every time.Duration }{
 // the policy's age rules (MaxSize is the Store's, across files). It
 // returns the versions to drop.
 func (p Policy) Select(vs []Version, now time.Time) (drop []Version) {
-	sorted := slices.Clone(vs)
-	// Newest first: within a period, the newest version stays.
-	slices.SortFunc(sorted, func(a, b Version) int { return b.Time.Compare(a.Time) })
+	oldest := slices.SortedStableFunc(slices.Values(vs), func(a, b Version) int { return a.Time.Compare(b.Time) })
 	maxAge := p.MaxAge
 	if p.Kind == Staggered && maxAge <= 0 {
 		maxAge = DefaultMaxAge
 	}
 	switch p.Kind {
 	case Off:
-		return sorted
+		return oldest
 	case Simple:
-		for i, v := range sorted {
-			if (p.Keep > 0 && i >= p.Keep) || (maxAge > 0 && now.Sub(v.Time) > maxAge) {
+		for i, v := range oldest {
+			newer := len(oldest) - 1 - i
+			if (p.Keep > 0 && newer >= p.Keep) || (maxAge > 0 && now.Sub(v.Time) > maxAge) {
 				drop = append(drop, v)
 			}
 		}
@@ -87,9 +85,7 @@ func (p Policy) Select(vs []Version, now time.Time) (drop []Version) {
 	// is kept per bucket, the oldest of it, so that a bucket's version
 	// stays as it ages into the next step.
 	kept := make(map[int64]bool)
-	oldestFirst := slices.Clone(sorted)
-	slices.Reverse(oldestFirst)
-	for _, v := range oldestFirst {
+	for _, v := range oldest {
 		age := now.Sub(v.Time)
 		if age > maxAge {
 			drop = append(drop, v)
@@ -113,6 +109,5 @@ func (p Policy) Select(vs []Version, now time.Time) (drop []Version) {
 		}
 		kept[bucket] = true
 	}
-	slices.SortFunc(drop, func(a, b Version) int { return cmp.Compare(a.ID, b.ID) })
 	return drop
 }
