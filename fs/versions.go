@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"maps"
 	"os"
 	"path"
 	"slices"
@@ -133,7 +134,7 @@ func (d *vdir) Readdir(context.Context) (gofs.DirStream, syscall.Errno) {
 		return nil, syscall.EIO
 	}
 	var list []fuse.DirEntry
-	for _, name := range slices.Sorted(mapKeys(ents)) {
+	for _, name := range slices.Sorted(maps.Keys(ents)) {
 		mode := uint32(syscall.S_IFREG)
 		if ents[name].dir {
 			mode = syscall.S_IFDIR
@@ -141,16 +142,6 @@ func (d *vdir) Readdir(context.Context) (gofs.DirStream, syscall.Errno) {
 		list = append(list, fuse.DirEntry{Name: name, Mode: mode})
 	}
 	return gofs.NewListDirStream(list), 0
-}
-
-func mapKeys(m map[string]ventry) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // The tree is read-only.

@@ -62,7 +62,8 @@ func (e *Engine) checkHeld(ctx context.Context) error {
 			return err
 		}
 	}
-	return e.pruneVersions()
+	e.pruneVersions()
+	return nil
 }
 
 // keepVersion keeps the content of the released file f in the version
@@ -83,25 +84,23 @@ func (e *Engine) keepVersion(h holder, f localdir.Held) {
 }
 
 // pruneVersions applies the version policy, at most every
-// versionPruneEvery.
-func (e *Engine) pruneVersions() error {
+// versionPruneEvery. A failure is logged: the next hour tries again.
+func (e *Engine) pruneVersions() {
 	if e.cfg.Versions == nil {
-		return nil
+		return
 	}
 	now := e.clock.Now()
 	if !e.lastPrune.IsZero() && now.Sub(e.lastPrune) < versionPruneEvery {
-		return nil
+		return
 	}
 	e.lastPrune = now
 	n, err := e.cfg.Versions.Prune(e.cfg.VersionPolicy)
-	if err != nil {
+	switch {
+	case err != nil:
 		e.log.Warn("pruning the version store", "err", err)
-		return nil
-	}
-	if n > 0 {
+	case n > 0:
 		e.log.Debug("pruned the version store", "versions", n)
 	}
-	return nil
 }
 
 // keepHeld installs the held file f as a conflict copy of its path, and
