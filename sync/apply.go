@@ -392,7 +392,7 @@ func (e *Engine) execute(ctx context.Context, id crypto.NodeID, c proto.Change, 
 		ent := *local
 		ent.Version = d.Version
 		if d.Winner == decide.Remote {
-			return e.adoptMeta(ctx, c, ent)
+			return e.adoptMeta(ctx, id, c, ent)
 		}
 		if local.Deleted || !(isDelete(c) || c.Op == proto.OpMeta) {
 			return e.store.Put(ent)
@@ -432,21 +432,20 @@ func (e *Engine) execute(ctx context.Context, id crypto.NodeID, c proto.Change, 
 // peer's concurrent change c, the mode and time of c, which won the
 // tie-break, so that every node ends with the same. A file this node may
 // not overwrite (w-, or conservative mode) keeps its own.
-func (e *Engine) adoptMeta(ctx context.Context, c proto.Change, ent cache.Entry) error {
+func (e *Engine) adoptMeta(ctx context.Context, id crypto.NodeID, c proto.Change, ent cache.Entry) error {
 	if ent.Local == (cache.LocalStat{}) || e.mayWrite(&ent) != writeAllowed {
 		return e.store.Put(ent)
 	}
-	meta := localdir.Meta{Kind: ent.Kind, Mode: fileMode(c.Mode), ModTime: c.ModTime}
-	st, err := e.local.SetMeta(ctx, ent.Path, meta, ent.Local)
+	// As a pulled meta change: its mode and time on the local content.
+	meta := proto.Change{Op: proto.OpMeta, Path: c.Path, Mode: c.Mode, ModTime: c.ModTime}
+	placed, err := e.place(ctx, id, meta, ent.Path, &ent, source{})
 	if err != nil {
 		return err
 	}
-	ent.Mode, ent.Local, ent.ModTime = meta.Mode, st, c.ModTime
-	if ent.Kind == cache.KindFile {
-		ent.ModTime = time.Unix(0, st.MTimeNs).UTC()
+	if placed.Kind == cache.KindDir {
+		placed.ModTime = c.ModTime // the time every node decides a directory's conflicts on
 	}
-	e.changed(ent.Path)
-	return e.store.Put(ent)
+	return e.store.Put(placed)
 }
 
 func isDelete(c proto.Change) bool { return c.Op == proto.OpDelete || c.Op == proto.OpRmdir }
