@@ -78,7 +78,7 @@ func (e *Engine) keepVersion(h holder, f localdir.Held) {
 	if f.Deleted {
 		reason = versions.PulledDelete
 	}
-	if _, err := e.cfg.Versions.Keep(h.HeldFile(f), f.Path, reason, ""); err != nil {
+	if _, err := e.cfg.Versions.Keep(h.HeldFile(f), f.Path, reason, f.By); err != nil {
 		e.log.Warn("keeping the old version of a file a pull replaced", "path", f.Path, "err", err)
 	}
 }

@@ -69,8 +69,8 @@ func TestPulledChangesKeepVersions(t *testing.T) {
 		}
 		got, err := io.ReadAll(f)
 		f.Close()
-		if err != nil || string(got) != w.content || v.Reason != w.reason {
-			t.Errorf("version of %s: %q (%s), want %q (%s)", v.Path, got, v.Reason, w.content, w.reason)
+		if err != nil || string(got) != w.content || v.Reason != w.reason || v.Node != "a" {
+			t.Errorf("version of %s: %q (%s by %q), want %q (%s by a)", v.Path, got, v.Reason, v.Node, w.content, w.reason)
 		}
 	}
 	if s := string(b.read(t, "doc.txt")); s != "second\n" {

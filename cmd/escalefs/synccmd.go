@@ -679,7 +679,8 @@ func openNode(ctx context.Context, g *globals, f *syncFlags, dir string, folder 
 		return nil, err
 	}
 	flt := f.compiled
-	local, err := localdir.New(folderDir, localdir.Options{Logger: log, Skip: flt.Skip, Hold: filepath.Join(state, "held")})
+	local, err := localdir.New(folderDir, localdir.Options{Logger: log, Skip: flt.Skip, Hold: filepath.Join(state, "held"),
+		HoldCopy: f.versionPolicy.Kind != versions.Off})
 	if err != nil {
 		return nil, err
 	}

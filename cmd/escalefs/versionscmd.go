@@ -153,10 +153,14 @@ func numbered(list []versions.Version) map[string]int {
 func printVersions(g *globals, list []versions.Version) {
 	num := numbered(list)
 	tw := tabwriter.NewWriter(g.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PATH\tN\tREPLACED\tSIZE\tWHY\tMODIFIED")
+	fmt.Fprintln(tw, "PATH\tN\tREPLACED\tSIZE\tWHY\tBY\tMODIFIED")
 	for _, v := range list {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", v.Path, num[v.ID], v.Time.Local().Format("2006-01-02 15:04:05"),
-			units.FormatSize(v.Size), v.Reason, v.ModTime.Local().Format("2006-01-02 15:04:05"))
+		by := v.Node
+		if by == "" {
+			by = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", v.Path, num[v.ID], v.Time.Local().Format("2006-01-02 15:04:05"),
+			units.FormatSize(v.Size), v.Reason, by, v.ModTime.Local().Format("2006-01-02 15:04:05"))
 	}
 	tw.Flush()
 }

@@ -97,6 +97,11 @@ type Options struct {
 	// file that Install replaces or Remove deletes is kept, for a program
 	// that still writes to it (see Held). It is made if missing.
 	Hold string
+	// HoldCopy: where the hold directory is on another file system than
+	// the folder, a file about to be replaced or deleted is copied there
+	// (it cannot be linked), for a version store to keep. A program that
+	// still writes to the replaced file is not seen then.
+	HoldCopy bool
 }
 
 // Dir is a local directory that escalefs keeps in step. It holds no open
@@ -108,7 +113,12 @@ type Dir struct {
 	clock Clock
 	skipF func(string, bool) bool
 	// holdDir is Options.Hold.
-	holdDir string
+	holdDir  string
+	holdCopy bool
+
+	// linkOut links a file into the hold directory; tests make it fail
+	// as across file systems.
+	linkOut func(dir *os.Root, name, dst string) error
 
 	// onHash, if set, is called when a file has been opened for hashing,
 	// before it is read: tests change the file there.
@@ -130,7 +140,7 @@ func New(root string, opts Options) (*Dir, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("local directory %q is not a directory", abs)
 	}
-	d := &Dir{root: abs, log: opts.Logger, clock: opts.Clock, skipF: opts.Skip, holdDir: opts.Hold}
+	d := &Dir{root: abs, log: opts.Logger, clock: opts.Clock, skipF: opts.Skip, holdDir: opts.Hold, holdCopy: opts.HoldCopy, linkOut: linkOut}
 	if d.holdDir != "" {
 		if err := os.MkdirAll(d.holdDir, 0o700); err != nil {
 			return nil, fmt.Errorf("hold directory: %w", err)

@@ -1,6 +1,8 @@
 package localdir
 
 import (
+	"context"
+	"io"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,6 +34,11 @@ type heldMeta struct {
 	Checks       int
 	// Deleted: a Remove let it go, not an Install.
 	Deleted bool `json:",omitempty"`
+	// By names the node whose change replaced it (WithChangeBy).
+	By string `json:",omitempty"`
+	// Copied: the hold directory is on another file system, and the
+	// file was copied there, not linked (Options.HoldCopy).
+	Copied bool `json:",omitempty"`
 }
 
 // Held is a file kept after Install replaced it or Remove deleted it.
@@ -51,6 +58,21 @@ type Held struct {
 	// Deleted: a pulled delete let it go; otherwise a pulled version
 	// replaced it.
 	Deleted bool
+	// By names the node whose change replaced it ("" when not told).
+	By string
+}
+
+type changeByKey struct{}
+
+// WithChangeBy returns a context telling Install and Remove that the change
+// they make is node's: a file they hold records it (Held.By).
+func WithChangeBy(ctx context.Context, node string) context.Context {
+	return context.WithValue(ctx, changeByKey{}, node)
+}
+
+func changeBy(ctx context.Context) string {
+	s, _ := ctx.Value(changeByKey{}).(string)
+	return s
 }
 
 const heldMetaSuffix = ".json"
@@ -58,20 +80,30 @@ const heldMetaSuffix = ".json"
 // hold links the regular file name of dir (rel) into the hold directory
 // before it is replaced or deleted. It returns the function to call once
 // that is done (ok: it was; otherwise the link goes again), or nil when
-// nothing is held (no hold directory, or another file system).
-func (d *Dir) hold(dir *os.Root, name, rel string, expect *cache.LocalStat, deleted bool) func(ok bool) {
+// nothing is held (no hold directory, or another file system without
+// Options.HoldCopy).
+func (d *Dir) hold(ctx context.Context, dir *os.Root, name, rel string, expect *cache.LocalStat, deleted bool) func(ok bool) {
 	if d.holdDir == "" {
 		return nil
 	}
 	id := strings.TrimPrefix(tempName(), TempPrefix)
 	file := filepath.Join(d.holdDir, id)
-	if err := linkOut(dir, name, file); err != nil {
-		if errors.Is(err, syscall.EXDEV) {
+	copied := false
+	if err := d.linkOut(dir, name, file); err != nil {
+		switch {
+		case errors.Is(err, syscall.EXDEV) && d.holdCopy:
+			if err := copyOut(dir, name, file); err != nil {
+				d.log.Warn("keeping a copy of a file about to be replaced", "path", rel, "err", err)
+				return nil
+			}
+			copied = true
+		case errors.Is(err, syscall.EXDEV):
 			d.log.Debug("the hold directory is on another file system: a replaced file is not kept", "path", rel)
-		} else {
+			return nil
+		default:
 			d.log.Warn("keeping a file about to be replaced", "path", rel, "err", err)
+			return nil
 		}
-		return nil
 	}
 	return func(ok bool) {
 		fi, err := os.Lstat(file)
@@ -79,7 +111,7 @@ func (d *Dir) hold(dir *os.Root, name, rel string, expect *cache.LocalStat, dele
 			os.Remove(file)
 			return
 		}
-		m := heldMeta{Path: rel, Stat: localStat(fi), Since: d.clock.Now(), Deleted: deleted}
+		m := heldMeta{Path: rel, Stat: localStat(fi), Since: d.clock.Now(), Deleted: deleted, By: changeBy(ctx), Copied: copied}
 		if expect != nil {
 			m.Expect = *expect
 		}
@@ -138,8 +170,13 @@ func (d *Dir) Held() ([]Held, error) {
 		now := localStat(fi)
 		changed := now.Size != m.Stat.Size || now.MTimeNs != m.Stat.MTimeNs || now.CTimeNs != m.Stat.CTimeNs ||
 			m.Expect != (cache.LocalStat{}) && (now.Size != m.Expect.Size || now.MTimeNs != m.Expect.MTimeNs)
+		if m.Copied {
+			// A copy: no program writes to it, and it was taken when
+			// the file was replaced, after the caller's look.
+			changed = false
+		}
 		out = append(out, Held{ID: name, Path: m.Path, Age: d.clock.Now().Sub(m.Since), Checks: m.Checks, Changed: changed,
-			ModTime: fi.ModTime(), Mode: fi.Mode(), Deleted: m.Deleted})
+			ModTime: fi.ModTime(), Mode: fi.Mode(), Deleted: m.Deleted, By: m.By})
 	}
 	return out, nil
 }
@@ -187,4 +224,44 @@ func (d *Dir) Release(h Held) error {
 		return nil
 	}
 	return err
+}
+
+// copyOut copies the regular file name of dir to dst (a new file), with
+// its mode and modification time: a hold on another file system.
+func copyOut(dir *os.Root, name, dst string) (err error) {
+	in, err := dir.Open(name)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fi.Mode().Perm()|0o600)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			out.Close()
+			os.Remove(dst)
+		}
+	}()
+	if _, err := io.Copy(NewSparseWriter(out, 0), in); err != nil {
+		return err
+	}
+	if err := out.Truncate(fi.Size()); err != nil {
+		return err
+	}
+	if err := out.Chmod(fi.Mode().Perm()); err != nil { // whatever the umask
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Chtimes(dst, time.Time{}, fi.ModTime())
 }

@@ -263,7 +263,7 @@ func (d *Dir) commit(ctx context.Context, dir *os.Root, tmp, name, rel string, e
 	}
 	var held func(ok bool)
 	if k == cache.KindFile {
-		held = d.hold(dir, name, rel, expect, false)
+		held = d.hold(ctx, dir, name, rel, expect, false)
 	}
 	err = d.renameAt(dir, tmp, dir, name, expect == nil)
 	if held != nil {
@@ -431,7 +431,7 @@ func (d *Dir) Remove(ctx context.Context, rel string, expect cache.LocalStat) er
 	}
 	var held func(ok bool)
 	if k == cache.KindFile {
-		held = d.hold(dir, name, rel, &expect, true)
+		held = d.hold(ctx, dir, name, rel, &expect, true)
 	}
 	err = dir.Remove(name)
 	if held != nil {
