@@ -537,6 +537,7 @@ func (e *Engine) conflict(ctx context.Context, id crypto.NodeID, c proto.Change,
 		if err != nil {
 			return err
 		}
+		e.keepConflict(ctx, c.Path, name, peer)
 		cur := *local
 		cur.Local = cache.LocalStat{}
 		if err := e.install(ctx, id, c, c.Path, &cur, d.Version, src); err != nil {
@@ -560,6 +561,7 @@ func (e *Engine) conflict(ctx context.Context, id crypto.NodeID, c proto.Change,
 		if err := e.installCopy(ctx, id, c, name, at, src); err != nil {
 			return err
 		}
+		e.keepConflict(ctx, c.Path, name, e.selfID)
 		ent, err := e.entry(c.Path)
 		if err != nil || ent == nil {
 			return err

@@ -43,12 +43,19 @@ func (e *Engine) checkHeld(ctx context.Context) error {
 		return err
 	}
 	for _, f := range held {
+		reason := versions.PulledEdit
+		if f.Deleted {
+			reason = versions.PulledDelete
+		}
 		switch {
 		case f.Changed:
 			if err := e.keepHeld(ctx, h, f); err != nil {
 				e.log.Warn("keeping a file written after a pull replaced it", "path", f.Path, "err", err)
 				continue
 			}
+			// What the program wrote lost to the pull: its conflict
+			// copy is beside the file, and the version keeps it too.
+			reason = versions.Conflict
 		case f.Age < holdGrace:
 			continue
 		case f.Checks == 0:
@@ -57,7 +64,7 @@ func (e *Engine) checkHeld(ctx context.Context) error {
 			}
 			continue
 		}
-		e.keepVersion(h, f)
+		e.keepVersion(h, f, reason)
 		if err := h.Release(f); err != nil {
 			return err
 		}
@@ -70,16 +77,38 @@ func (e *Engine) checkHeld(ctx context.Context) error {
 // store, if there is one: a link, no copy, as the hold directory is in the
 // node's state as the store is. A failure is logged: the pull was right,
 // only its old content is not kept.
-func (e *Engine) keepVersion(h holder, f localdir.Held) {
-	if e.cfg.Versions == nil || e.cfg.VersionPolicy.Kind == versions.Off {
+func (e *Engine) keepVersion(h holder, f localdir.Held, reason versions.Reason) {
+	if !e.keepsVersions() {
 		return
-	}
-	reason := versions.PulledEdit
-	if f.Deleted {
-		reason = versions.PulledDelete
 	}
 	if _, err := e.cfg.Versions.Keep(h.HeldFile(f), f.Path, reason, f.By); err != nil {
 		e.log.Warn("keeping the old version of a file a pull replaced", "path", f.Path, "err", err)
+	}
+}
+
+func (e *Engine) keepsVersions() bool {
+	return e.cfg.Versions != nil && e.cfg.VersionPolicy.Kind != versions.Off
+}
+
+// keepConflict keeps the loser of a conflict over path, now the file name
+// beside it, in the version store too (a copy: the conflict copy stays
+// and may be edited). winner is the ID of the node whose version won. A
+// failure is logged: the conflict copy keeps the content anyway.
+func (e *Engine) keepConflict(ctx context.Context, path, name, winner string) {
+	if !e.keepsVersions() {
+		return
+	}
+	ent, err := e.entry(name)
+	if err != nil || ent == nil || ent.Kind != cache.KindFile || ent.Local == (cache.LocalStat{}) {
+		return
+	}
+	f, err := e.local.Open(ctx, name, ent.Local)
+	if err == nil {
+		_, err = e.cfg.Versions.KeepCopy(f, path, versions.Conflict, e.nodeLabel(winner))
+		f.Close()
+	}
+	if err != nil {
+		e.log.Warn("keeping the loser of a conflict as a version", "path", path, "copy", name, "err", err)
 	}
 }
 

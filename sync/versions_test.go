@@ -77,3 +77,83 @@ func TestPulledChangesKeepVersions(t *testing.T) {
 		t.Errorf("b's doc.txt is %q", s)
 	}
 }
+
+// withVersions gives a node a version store in state, with the staggered
+// policy.
+func withVersions(t *testing.T, state string, clock versions.Clock) (*versions.Store, nodeOpts) {
+	t.Helper()
+	store, err := versions.Open(filepath.Join(state, "versions"), versions.Options{Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store, func(cfg *escsync.Config) {
+		cfg.Versions, cfg.VersionPolicy = store, versions.Policy{Kind: versions.Staggered}
+	}
+}
+
+// TestConflictKeepsLoserVersion: the loser of a conflict is kept in the
+// version store of every node, beside its conflict copy, as a copy: an
+// edit of the conflict copy leaves the version as it was.
+func TestConflictKeepsLoserVersion(t *testing.T) {
+	c := newCluster(t, fileRelay(t))
+	stateA, stateB := t.TempDir(), t.TempDir()
+	storeA, optA := withVersions(t, stateA, c.clock)
+	storeB, optB := withVersions(t, stateB, c.clock)
+	a := c.addAt("a", filepath.Join(t.TempDir(), "a"), stateA, small, optA)
+	b := c.addAt("b", filepath.Join(t.TempDir(), "b"), stateB, small, optB)
+	a.write(t, "notes.txt", []byte("v0"))
+	c.settle()
+	a.write(t, "notes.txt", []byte("from a"))
+	b.write(t, "notes.txt", []byte("from b, the loser"))
+	tb := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	ta := tb.Add(time.Minute) // a's edit is later: it wins
+	if err := os.Chtimes(filepath.Join(a.dir, "notes.txt"), ta, ta); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(filepath.Join(b.dir, "notes.txt"), tb, tb); err != nil {
+		t.Fatal(err)
+	}
+	a.round(t)
+	b.round(t)
+	c.settle()
+	const copyName = "notes.sync-conflict-20261124-100000-b.txt"
+	for _, n := range []struct {
+		node  *node
+		store *versions.Store
+	}{{a, storeA}, {b, storeB}} {
+		if s := string(n.node.read(t, copyName)); s != "from b, the loser" {
+			t.Fatalf("%s: the conflict copy holds %q", n.node.name, s)
+		}
+		// The copy is edited in place: the version stays.
+		f, err := os.OpenFile(filepath.Join(n.node.dir, copyName), os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteString(", edited"); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		list, err := n.store.List("notes.txt")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var conflicts []versions.Version
+		for _, v := range list {
+			if v.Reason == versions.Conflict {
+				conflicts = append(conflicts, v)
+			}
+		}
+		if len(conflicts) != 1 || conflicts[0].Node != "a" || !conflicts[0].ModTime.Equal(tb) {
+			t.Fatalf("%s: conflict versions of notes.txt %+v; want one, won by a, modified %v", n.node.name, conflicts, tb)
+		}
+		r, err := n.store.Open(conflicts[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(r)
+		r.Close()
+		if string(got) != "from b, the loser" {
+			t.Errorf("%s: the conflict version holds %q", n.node.name, got)
+		}
+	}
+}

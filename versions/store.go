@@ -144,18 +144,46 @@ func (s *Store) Keep(src, path string, reason Reason, node string) (Version, err
 	if !fi.Mode().IsRegular() {
 		return Version{}, fmt.Errorf("keeping a version of %q: not a regular file", path)
 	}
-	now := s.clock.Now()
-	v := Version{ID: s.newID(now), Path: path, Time: now, ModTime: fi.ModTime(), Mode: fi.Mode().Perm(),
-		Size: fi.Size(), Node: node, Reason: reason}
+	v := s.newVersion(fi, path, reason, node)
 	dst := filepath.Join(s.dir, v.ID)
 	if err := os.Link(src, dst); err != nil {
 		if err := copyFile(src, dst); err != nil {
 			return Version{}, fmt.Errorf("keeping a version of %q: %w", path, err)
 		}
 	}
-	if err := s.writeMeta(v); err != nil {
-		_ = os.Remove(dst)
+	return s.commit(v)
+}
+
+// KeepCopy keeps a copy of the open regular file src as a version of
+// path, for content that stays where it is and may be edited there (a
+// conflict copy): a clone where the file system shares blocks (btrfs,
+// XFS), a byte copy otherwise.
+func (s *Store) KeepCopy(src *os.File, path string, reason Reason, node string) (Version, error) {
+	fi, err := src.Stat()
+	if err != nil {
 		return Version{}, fmt.Errorf("keeping a version of %q: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return Version{}, fmt.Errorf("keeping a version of %q: not a regular file", path)
+	}
+	v := s.newVersion(fi, path, reason, node)
+	if err := cloneFile(src, fi.Size(), filepath.Join(s.dir, v.ID)); err != nil {
+		return Version{}, fmt.Errorf("keeping a version of %q: %w", path, err)
+	}
+	return s.commit(v)
+}
+
+func (s *Store) newVersion(fi fs.FileInfo, path string, reason Reason, node string) Version {
+	now := s.clock.Now()
+	return Version{ID: s.newID(now), Path: path, Time: now, ModTime: fi.ModTime(), Mode: fi.Mode().Perm(),
+		Size: fi.Size(), Node: node, Reason: reason}
+}
+
+// commit writes v's metadata once its content is in the store.
+func (s *Store) commit(v Version) (Version, error) {
+	if err := s.writeMeta(v); err != nil {
+		_ = os.Remove(filepath.Join(s.dir, v.ID))
+		return Version{}, fmt.Errorf("keeping a version of %q: %w", v.Path, err)
 	}
 	return v, nil
 }
@@ -178,18 +206,33 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		return err
+	}
+	return cloneFile(in, fi.Size(), dst)
+}
+
+// cloneFile writes the first size bytes of in to the new file dst: a
+// clone of its blocks where the file system can (FICLONE), a copy
+// otherwise. in's offset is left alone.
+func cloneFile(in *os.File, size int64, dst string) (err error) {
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		os.Remove(dst)
-		return err
+	defer func() {
+		if err != nil {
+			out.Close()
+			os.Remove(dst)
+		}
+	}()
+	if clone(out, in) != nil {
+		if _, err := io.Copy(out, io.NewSectionReader(in, 0, size)); err != nil {
+			return err
+		}
 	}
 	if err := out.Sync(); err != nil {
-		out.Close()
-		os.Remove(dst)
 		return err
 	}
 	return out.Close()

@@ -1,0 +1,11 @@
+//go:build !linux
+
+package versions
+
+import (
+	"errors"
+	"os"
+)
+
+// clone is not done here: the caller copies.
+func clone(dst, src *os.File) error { return errors.ErrUnsupported }
