@@ -728,7 +728,7 @@ func (e *Engine) place(ctx context.Context, id crypto.NodeID, c proto.Change, pa
 func (e *Engine) placeOnDisk(ctx context.Context, id crypto.NodeID, c proto.Change, path string, local *cache.Entry, src source) (cache.Entry, error) {
 	// What it replaces is kept (the hold directory, then the version
 	// store) with the node whose change it was.
-	ctx = localdir.WithChangeBy(ctx, e.nodeLabel(id.String()))
+	ctx = localdir.WithOrigin(ctx, localdir.Origin{Node: e.nodeLabel(id.String())})
 	var expect *cache.LocalStat
 	ent := cache.Entry{Path: path}
 	if local != nil {

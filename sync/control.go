@@ -105,8 +105,14 @@ func ReadAccessFile(control string) (map[string]string, error) {
 	return m, nil
 }
 
-// applyAccessRequests applies the access requests waiting in the control
-// directory, oldest first, and refreshes access.json.
+// controlRequests carries out the requests waiting in the control
+// directory: access modifiers, then restores.
+func (e *Engine) controlRequests(ctx context.Context) error {
+	err := e.applyAccessRequests(ctx)
+	e.applyRestoreRequests(ctx)
+	return err
+}
+
 // requestFiles lists the request files in dir (escalefs access, nodes
 // forget) in the order they were written: their names sort by time. A
 // missing dir holds none; temporary files being written are left out.
@@ -127,6 +133,8 @@ func requestFiles(dir string) ([]string, error) {
 	return paths, nil
 }
 
+// applyAccessRequests applies the access requests waiting in the control
+// directory, oldest first, and refreshes access.json.
 func (e *Engine) applyAccessRequests(ctx context.Context) error {
 	if e.cfg.Control == "" {
 		return nil

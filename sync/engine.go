@@ -619,7 +619,7 @@ func (r RoundResult) Active() bool {
 // Round scans the whole folder, pushes, pulls and collects once.
 func (e *Engine) Round(ctx context.Context) (RoundResult, error) {
 	var res RoundResult
-	if err := e.applyAccessRequests(ctx); err != nil {
+	if err := e.controlRequests(ctx); err != nil {
 		return res, err
 	}
 	n, err := e.Scan(ctx, nil)
@@ -725,7 +725,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 			if !b.Rescan {
 				paths = b.Paths
 			}
-			if err := e.applyAccessRequests(ctx); err != nil {
+			if err := e.controlRequests(ctx); err != nil {
 				e.log.Warn("access requests", "err", err)
 			}
 			pushed, err := e.scanAndPush(ctx, paths)
@@ -738,7 +738,7 @@ func (e *Engine) Run(ctx context.Context) (err error) {
 				t = e.clock.NewTimer(poll)
 			}
 		case <-t.C():
-			if err := e.applyAccessRequests(ctx); err != nil {
+			if err := e.controlRequests(ctx); err != nil {
 				e.log.Warn("access requests", "err", err)
 			}
 			res, err := e.exchange(ctx, RoundResult{})

@@ -44,7 +44,10 @@ func (e *Engine) checkHeld(ctx context.Context) error {
 	}
 	for _, f := range held {
 		reason := versions.PulledEdit
-		if f.Deleted {
+		switch {
+		case f.Origin.Local:
+			reason = versions.Local
+		case f.Deleted:
 			reason = versions.PulledDelete
 		}
 		switch {
@@ -81,7 +84,7 @@ func (e *Engine) keepVersion(h holder, f localdir.Held, reason versions.Reason) 
 	if !e.keepsVersions() {
 		return
 	}
-	if _, err := e.cfg.Versions.Keep(h.HeldFile(f), f.Path, reason, f.By); err != nil {
+	if _, err := e.cfg.Versions.Keep(h.HeldFile(f), f.Path, reason, f.Origin.Node); err != nil {
 		e.log.Warn("keeping the old version of a file a pull replaced", "path", f.Path, "err", err)
 	}
 }

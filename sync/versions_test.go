@@ -1,9 +1,12 @@
 package sync_test
 
 import (
+	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,22 +22,9 @@ import (
 func TestPulledChangesKeepVersions(t *testing.T) {
 	c := newCluster(t, fileRelay(t))
 	a := c.add("a", small)
-	b := &node{name: "b", dir: filepath.Join(t.TempDir(), "b"), state: t.TempDir(), logs: &testserver.SyncBuffer{}}
-	if err := os.MkdirAll(b.dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	local, err := localdir.New(b.dir, localdir.Options{Hold: filepath.Join(b.state, "held"), Clock: c.clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := versions.Open(filepath.Join(b.state, "versions"), versions.Options{Clock: c.clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.startWith(b, local, small, func(cfg *escsync.Config) {
-		cfg.Versions, cfg.VersionPolicy = store, versions.Policy{Kind: versions.Staggered}
-	})
-	c.nodes = append(c.nodes, b)
+	stateB := t.TempDir()
+	store, optV := withVersions(t, stateB, c.clock)
+	b := c.addHeldOnClock("b", stateB, small, optV)
 
 	a.write(t, "doc.txt", []byte("first\n"))
 	a.write(t, "gone.txt", []byte("deleted later\n"))
@@ -156,4 +146,134 @@ func TestConflictKeepsLoserVersion(t *testing.T) {
 			t.Errorf("%s: the conflict version holds %q", n.node.name, got)
 		}
 	}
+}
+
+// TestRestoreRequestBringsDirectoryBack: bob deletes a directory of 50
+// files; alice keeps them as versions, and one restore request to her
+// running engine brings the directory back, byte-identical, on both
+// nodes. What a restore replaces is kept as a local version.
+func TestRestoreRequestBringsDirectoryBack(t *testing.T) {
+	c := newCluster(t, fileRelay(t))
+	stateA := t.TempDir()
+	store, optV := withVersions(t, stateA, c.clock)
+	control := func(cfg *escsync.Config) { cfg.Control = stateA }
+	alice := c.addHeldOnClock("alice", stateA, small, optV, control)
+	bob := c.add("bob", small)
+	want := make(map[string]string)
+	for i := range 50 {
+		p := fmt.Sprintf("photos/%02d.txt", i)
+		want[p] = strings.Repeat(fmt.Sprintf("photo %d\n", i), i+1)
+		alice.write(t, p, []byte(want[p]))
+	}
+	alice.write(t, "notes.txt", []byte("first"))
+	c.settle()
+	if err := os.RemoveAll(filepath.Join(bob.dir, "photos")); err != nil {
+		t.Fatal(err)
+	}
+	bob.write(t, "notes.txt", []byte("second"))
+	c.settle()
+	if alice.exists("photos/00.txt") {
+		t.Fatal("bob's delete did not reach alice")
+	}
+	for range 2 { // the grace of held files, then a later round
+		c.clock.Advance(10 * time.Second)
+		alice.round(t)
+	}
+	list, err := store.List("photos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 50 {
+		t.Fatalf("%d versions under photos, want 50", len(list))
+	}
+	var req escsync.RestoreRequest
+	for _, v := range list {
+		if v.Reason != versions.PulledDelete || v.Node != "bob" {
+			t.Errorf("version of %s: %s by %q, want a pulled delete by bob", v.Path, v.Reason, v.Node)
+		}
+		req.Items = append(req.Items, escsync.RestoreItem{Path: v.Path, Version: v.ID})
+	}
+	notes, err := store.List("notes.txt")
+	if err != nil || len(notes) != 1 {
+		t.Fatalf("versions of notes.txt: %+v, %v", notes, err)
+	}
+	req.Items = append(req.Items, escsync.RestoreItem{Path: "notes.txt", Version: notes[0].ID})
+	reqFile := writeRequest(t, filepath.Join(stateA, escsync.RestoreRequestsDir), req)
+	c.settle()
+	if _, err := os.Stat(reqFile); !os.IsNotExist(err) {
+		t.Fatalf("the request is still there: %v", err)
+	}
+	var res escsync.RestoreResult
+	b, err := os.ReadFile(strings.TrimSuffix(reqFile, ".json") + escsync.RestoreDoneSuffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &res); err != nil || res.Restored != 51 || len(res.Errors) != 0 {
+		t.Fatalf("outcome %s (%v), want 51 restored", b, err)
+	}
+	for _, n := range []*node{alice, bob} {
+		for p, content := range want {
+			if got := string(n.read(t, p)); got != content {
+				t.Fatalf("%s: %s reads %q after the restore", n.name, p, got)
+			}
+		}
+		if got := string(n.read(t, "notes.txt")); got != "first" {
+			t.Errorf("%s: notes.txt reads %q after the restore", n.name, got)
+		}
+	}
+	// What the restore replaced ("second") is a local version now.
+	for range 2 {
+		c.clock.Advance(10 * time.Second)
+		alice.round(t)
+	}
+	notes, err = store.List("notes.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(notes) != 2 || notes[1].Reason != versions.Local {
+		t.Fatalf("versions of notes.txt after the restore: %+v; want the pulled edit and a local one", notes)
+	}
+	r, err := store.Open(notes[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(r)
+	r.Close()
+	if string(got) != "second" {
+		t.Errorf("the version the restore replaced holds %q", got)
+	}
+}
+
+// addHeldOnClock starts a node whose folder holds replaced files on the
+// cluster's clock, so that advancing it ends their grace.
+func (c *cluster) addHeldOnClock(name, state string, opts ...nodeOpts) *node {
+	c.t.Helper()
+	n := &node{name: name, dir: filepath.Join(c.t.TempDir(), name), state: state, logs: &testserver.SyncBuffer{}}
+	if err := os.MkdirAll(n.dir, 0o755); err != nil {
+		c.t.Fatal(err)
+	}
+	local, err := localdir.New(n.dir, localdir.Options{Hold: filepath.Join(state, "held"), Clock: c.clock})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.startWith(n, local, opts...)
+	c.nodes = append(c.nodes, n)
+	return n
+}
+
+// writeRequest writes req as a control request file into dir.
+func writeRequest(t *testing.T, dir string, req any) string {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "1-request.json")
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -281,6 +281,23 @@ func (s *Store) all() ([]Version, error) {
 	return out, nil
 }
 
+// Get reads the version id.
+func (s *Store) Get(id string) (Version, error) {
+	if id == "" || strings.ContainsAny(id, `/\`) || strings.HasPrefix(id, ".") || strings.HasSuffix(id, metaSuffix) {
+		return Version{}, fmt.Errorf("version %q: not a version ID (such as 20261206T101010.000000000Z-0a1b2c3d)", id)
+	}
+	b, err := os.ReadFile(filepath.Join(s.dir, id+metaSuffix))
+	if err != nil {
+		return Version{}, fmt.Errorf("version %s: %w", id, err)
+	}
+	var v Version
+	if err := json.Unmarshal(b, &v); err != nil {
+		return Version{}, fmt.Errorf("version %s: unreadable metadata: %w", id, err)
+	}
+	v.ID = id
+	return v, nil
+}
+
 // Open opens a version's content for reading.
 func (s *Store) Open(v Version) (*os.File, error) {
 	f, err := os.Open(filepath.Join(s.dir, v.ID))

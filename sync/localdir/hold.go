@@ -34,8 +34,8 @@ type heldMeta struct {
 	Checks       int
 	// Deleted: a Remove let it go, not an Install.
 	Deleted bool `json:",omitempty"`
-	// By names the node whose change replaced it (WithChangeBy).
-	By string `json:",omitempty"`
+	// Origin is the change that replaced it (WithOrigin).
+	Origin Origin `json:",omitzero"`
 	// Copied: the hold directory is on another file system, and the
 	// file was copied there, not linked (Options.HoldCopy).
 	Copied bool `json:",omitempty"`
@@ -58,21 +58,30 @@ type Held struct {
 	// Deleted: a pulled delete let it go; otherwise a pulled version
 	// replaced it.
 	Deleted bool
-	// By names the node whose change replaced it ("" when not told).
-	By string
+	// Origin is the change that replaced it, as the caller told.
+	Origin Origin
 }
 
-type changeByKey struct{}
-
-// WithChangeBy returns a context telling Install and Remove that the change
-// they make is node's: a file they hold records it (Held.By).
-func WithChangeBy(ctx context.Context, node string) context.Context {
-	return context.WithValue(ctx, changeByKey{}, node)
+// Origin is whose change Install or Remove makes: a file they hold
+// records it.
+type Origin struct {
+	// Node names the node whose change it is (a pulled one).
+	Node string `json:",omitempty"`
+	// Local: a change made on this node (a restore).
+	Local bool `json:",omitempty"`
 }
 
-func changeBy(ctx context.Context) string {
-	s, _ := ctx.Value(changeByKey{}).(string)
-	return s
+type originKey struct{}
+
+// WithOrigin returns a context telling Install and Remove whose change
+// they make (Held.Origin).
+func WithOrigin(ctx context.Context, o Origin) context.Context {
+	return context.WithValue(ctx, originKey{}, o)
+}
+
+func originOf(ctx context.Context) Origin {
+	o, _ := ctx.Value(originKey{}).(Origin)
+	return o
 }
 
 const heldMetaSuffix = ".json"
@@ -111,7 +120,7 @@ func (d *Dir) hold(ctx context.Context, dir *os.Root, name, rel string, expect *
 			os.Remove(file)
 			return
 		}
-		m := heldMeta{Path: rel, Stat: localStat(fi), Since: d.clock.Now(), Deleted: deleted, By: changeBy(ctx), Copied: copied}
+		m := heldMeta{Path: rel, Stat: localStat(fi), Since: d.clock.Now(), Deleted: deleted, Origin: originOf(ctx), Copied: copied}
 		if expect != nil {
 			m.Expect = *expect
 		}
@@ -176,7 +185,7 @@ func (d *Dir) Held() ([]Held, error) {
 			changed = false
 		}
 		out = append(out, Held{ID: name, Path: m.Path, Age: d.clock.Now().Sub(m.Since), Checks: m.Checks, Changed: changed,
-			ModTime: fi.ModTime(), Mode: fi.Mode(), Deleted: m.Deleted, By: m.By})
+			ModTime: fi.ModTime(), Mode: fi.Mode(), Deleted: m.Deleted, Origin: m.Origin})
 	}
 	return out, nil
 }

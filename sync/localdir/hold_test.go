@@ -99,7 +99,7 @@ func TestHoldCopyAcrossFileSystems(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := d.Install(localdir.WithChangeBy(ctx, "bob"), "a.txt", bytes.NewReader([]byte("new")), meta, &st); err != nil {
+		if _, err := d.Install(localdir.WithOrigin(ctx, localdir.Origin{Node: "bob"}), "a.txt", bytes.NewReader([]byte("new")), meta, &st); err != nil {
 			t.Fatal(err)
 		}
 		held, err := d.Held()
@@ -112,7 +112,7 @@ func TestHoldCopyAcrossFileSystems(t *testing.T) {
 			}
 			continue
 		}
-		if len(held) != 1 || held[0].Path != "a.txt" || held[0].Changed || held[0].By != "bob" {
+		if len(held) != 1 || held[0].Path != "a.txt" || held[0].Changed || held[0].Origin.Node != "bob" {
 			t.Fatalf("held: %+v; want a.txt, unchanged, by bob", held)
 		}
 		fi, err := os.Stat(d.HeldFile(held[0]))
