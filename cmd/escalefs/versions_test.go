@@ -163,5 +163,18 @@ func TestMountShowsVersions(t *testing.T) {
 	if !a.has("report.txt", "final\n") {
 		t.Error("alice's report.txt is not the final one")
 	}
+	// The running mount restores the draft itself (a control request),
+	// and it reaches bob as any local change does.
+	out, errOut, code := runBin(t, bin, a.state, "versions", "restore", filepath.Join(a.mnt, "report.txt"))
+	if code != 0 || !strings.Contains(out, "restored report.txt") {
+		t.Fatalf("escalefs versions restore in a running mount: exit %d\n%s%s", code, out, errOut)
+	}
+	if !a.has("report.txt", "draft\n") {
+		t.Error("the restore did not put the draft back in alice's mount")
+	}
+	waitFor(t, 60*time.Second, "the restored draft on bob", func() bool {
+		bob.once(t)
+		return bob.has("report.txt", "draft\n")
+	})
 	a.unmount(t)
 }

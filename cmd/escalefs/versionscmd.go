@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,13 +11,14 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/escalefs/escalefs/cache"
 	"github.com/escalefs/escalefs/internal/units"
+	escsync "github.com/escalefs/escalefs/sync"
 	"github.com/escalefs/escalefs/sync/localdir"
 	"github.com/escalefs/escalefs/versions"
 )
@@ -168,6 +171,7 @@ func printVersions(g *globals, list []versions.Version) {
 func newVersionsRestoreCmd(g *globals) *cobra.Command {
 	var version int
 	var at, to string
+	var wait time.Duration
 	cmd := &cobra.Command{
 		Use:   "restore PATH",
 		Short: "Put an old version of a file back",
@@ -175,7 +179,10 @@ func newVersionsRestoreCmd(g *globals) *cobra.Command {
 versions): the newest, the one numbered --version, or the one PATH had at
 --at. Put back in place, it is an ordinary local change, which escalefs
 sync or mount pushes to every node; what PATH holds now is kept as a
-version first, so nothing is lost. --to writes it elsewhere instead.
+version first, so nothing is lost. A running node does it itself (at its
+next round: escalefs versions restore waits for it); for a stopped one it
+is done in its folder, and pushed when it starts. --to writes it
+elsewhere instead.
 
 PATH may be a directory (or the folder itself): every file under it that
 no longer exists is put back (its newest version); with --at, the directory
@@ -190,7 +197,7 @@ hold is kept as a version first).`,
 			}
 			return nil
 		},
-		RunE: func(_ *cobra.Command, args []string) error {
+		RunE: func(cmd *cobra.Command, args []string) error {
 			var when time.Time
 			if at != "" {
 				t, err := parseAt(at)
@@ -202,12 +209,17 @@ hold is kept as a version first).`,
 			if version < 0 || version > 0 && at != "" {
 				return fmt.Errorf("--version %d: expected 1 (the newest) or more, and not with --at", version)
 			}
-			return runVersionRestore(g, args[0], version, when, to)
+			if wait <= 0 {
+				return fmt.Errorf("--wait %s: expected a positive duration, such as 30s", wait)
+			}
+			return runVersionRestore(cmd.Context(), g, args[0], version, when, to, wait)
 		},
 	}
 	cmd.Flags().IntVar(&version, "version", 0, "the version to put back, 1 being the newest (default: the newest)")
 	cmd.Flags().StringVar(&at, "at", "", `put back what the file held at this time, such as "2026-12-06 10:00" (local time) or RFC 3339`)
 	cmd.Flags().StringVar(&to, "to", "", "write the version here instead of in place")
+	cmd.Flags().DurationVar(&wait, "wait", time.Minute,
+		"how long to wait for a running node to carry the restore out (it stays queued after that)")
 	return cmd
 }
 
@@ -240,17 +252,19 @@ func pick(vs []versions.Version, n int, when time.Time) (versions.Version, bool)
 	return vs[len(vs)-1], len(vs) > 0
 }
 
-func runVersionRestore(g *globals, path string, n int, when time.Time, to string) error {
-	loc, err := locateVersions(path)
-	if err != nil {
-		return err
-	}
-	if err := checkMounted(loc.sf); err != nil && to == "" {
-		return err
-	}
+// restoreItem is one version to put back, and where.
+type restoreItem struct {
+	v    versions.Version
+	dest string // absolute; in the folder (in place) or under --to
+}
+
+// planRestore chooses what restoring path puts back: its version (a
+// file), or those of the files under it (a directory): the ones gone, or
+// with when every one as it was then. dir is where the folder's files are.
+func planRestore(loc versionsAt, path, dir string, n int, when time.Time, to string) ([]restoreItem, int, error) {
 	list, err := loc.store.List(loc.rel)
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
 	byPath := make(map[string][]versions.Version)
 	for _, v := range list {
@@ -260,67 +274,142 @@ func runVersionRestore(g *globals, path string, n int, when time.Time, to string
 		// One file.
 		v, ok := pick(vs, n, when)
 		if !ok {
-			return fmt.Errorf("%s has %d versions kept, none that matches", path, len(vs))
+			return nil, 0, fmt.Errorf("%s has %d versions kept, none that matches", path, len(vs))
 		}
 		dest := to
 		if dest == "" {
-			dest = filepath.Join(loc.sf.dir, filepath.FromSlash(v.Path))
-			if err := keepCurrent(loc.store, dest, v.Path); err != nil {
-				return err
-			}
+			dest = filepath.Join(dir, filepath.FromSlash(v.Path))
 		}
-		if err := writeVersion(loc.store, v, dest); err != nil {
-			return err
-		}
-		fmt.Fprintf(g.stdout, "restored %s as it was before %s (%s) to %s\n", v.Path, v.Time.Local().Format("2006-01-02 15:04:05"), v.Reason, dest)
-		return nil
+		return []restoreItem{{v, dest}}, 0, nil
 	}
 	if len(byPath) == 0 {
-		return fmt.Errorf("no version of %s is kept", path)
+		return nil, 0, fmt.Errorf("no version of %s is kept", path)
 	}
-	// A directory: put back the files under it that are gone.
-	restored, skipped := 0, 0
+	// A directory: the files under it that are gone, or all as they were
+	// at a time.
+	var items []restoreItem
+	skipped := 0
 	for _, p := range slices.Sorted(maps.Keys(byPath)) {
 		v, ok := pick(byPath[p], n, when)
 		if !ok {
 			continue
 		}
-		dest := filepath.Join(loc.sf.dir, filepath.FromSlash(p))
+		dest := filepath.Join(dir, filepath.FromSlash(p))
 		if to != "" {
 			rel := strings.TrimPrefix(strings.TrimPrefix(p, loc.rel), "/")
 			dest = filepath.Join(to, filepath.FromSlash(rel))
 		}
-		if _, err := os.Lstat(dest); err == nil {
-			// There already: left alone, unless the directory is put
-			// back as it was at a time (what it holds is kept first).
-			if when.IsZero() || to != "" {
-				skipped++
-				continue
-			}
-			if err := keepCurrent(loc.store, dest, p); err != nil {
+		if _, err := os.Lstat(dest); err == nil && (when.IsZero() || to != "") {
+			skipped++ // there already: left alone
+			continue
+		}
+		items = append(items, restoreItem{v, dest})
+	}
+	return items, skipped, nil
+}
+
+func runVersionRestore(ctx context.Context, g *globals, path string, n int, when time.Time, to string, wait time.Duration) error {
+	loc, err := locateVersions(path)
+	if err != nil {
+		return err
+	}
+	if to != "" {
+		items, skipped, err := planRestore(loc, path, loc.sf.dir, n, when, to)
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			if err := writeVersion(loc.store, it.v, it.dest); err != nil {
 				return err
 			}
 		}
-		if err := writeVersion(loc.store, v, dest); err != nil {
+		reportRestore(g, path, items, skipped)
+		return nil
+	}
+	// In place: a running node does it (its control requests); for a
+	// stopped one, its cache is held meanwhile, so that it cannot start.
+	dbPath := filepath.Join(loc.sf.state, "cache.db")
+	store, err := cache.Open(dbPath, cache.Options{Logger: g.logger(), Timeout: accessCacheTimeout})
+	switch {
+	case errors.Is(err, cache.ErrInUse):
+		items, skipped, perr := planRestore(loc, path, loc.sf.dir, n, when, "")
+		if perr != nil {
+			return perr
+		}
+		return requestRestore(ctx, g, loc.sf, path, items, skipped, wait, cacheHolder(err))
+	case err != nil:
+		return engineFailed(err, loc.sf.state)
+	}
+	defer store.Close()
+	dir := loc.sf.dir
+	if fi, err := os.Stat(filepath.Join(loc.sf.state, "files")); err == nil && fi.IsDir() {
+		dir = filepath.Join(loc.sf.state, "files") // a mount's files, while it is stopped
+	}
+	items, skipped, err := planRestore(loc, path, dir, n, when, "")
+	if err != nil {
+		return err
+	}
+	for _, it := range items {
+		if err := keepCurrent(loc.store, it.dest, it.v.Path); err != nil {
 			return err
 		}
-		restored++
+		if err := writeVersion(loc.store, it.v, it.dest); err != nil {
+			return err
+		}
 	}
-	fmt.Fprintf(g.stdout, "restored %s under %s (%s there already left alone)\n", plural(restored, "file"), path, plural(skipped, "file"))
+	reportRestore(g, path, items, skipped)
 	return nil
 }
 
-// checkMounted refuses to restore in place into the mountpoint of a mount
-// that is not running: the files are in its state then.
-func checkMounted(sf syncedFile) error {
-	if fi, err := os.Stat(filepath.Join(sf.state, "files")); err != nil || !fi.IsDir() {
-		return nil // escalefs sync: the folder is the folder
+// reportRestore tells what a restore put back.
+func reportRestore(g *globals, path string, items []restoreItem, skipped int) {
+	if len(items) == 1 && skipped == 0 {
+		v := items[0].v
+		fmt.Fprintf(g.stdout, "restored %s as it was before %s (%s) to %s\n", v.Path,
+			v.Time.Local().Format("2006-01-02 15:04:05"), v.Reason, items[0].dest)
+		return
 	}
-	var a, b syscall.Stat_t
-	if syscall.Stat(sf.dir, &a) == nil && syscall.Stat(filepath.Dir(sf.dir), &b) == nil && a.Dev != b.Dev {
+	fmt.Fprintf(g.stdout, "restored %s under %s (%s there already left alone)\n", plural(len(items), "file"), path, plural(skipped, "file"))
+}
+
+// requestRestore hands the restore to the running node through a request
+// in its control directory, and waits for its outcome.
+func requestRestore(ctx context.Context, g *globals, sf syncedFile, path string, items []restoreItem, skipped int, wait time.Duration, pid string) error {
+	var req escsync.RestoreRequest
+	for _, it := range items {
+		req.Items = append(req.Items, escsync.RestoreItem{Path: it.v.Path, Version: it.v.ID})
+	}
+	if len(req.Items) == 0 {
+		reportRestore(g, path, nil, skipped)
 		return nil
 	}
-	return fmt.Errorf("the mount of %s is not running: mount it first (escalefs mount %s), or give --to", sf.dir, sf.dir)
+	file, err := writeControlRequest(sf.state, escsync.RestoreRequestsDir, req)
+	if err != nil {
+		return fmt.Errorf("handing the restore to the running node (%s): %w", pid, err)
+	}
+	queued := fmt.Sprintf("the restore of %s is queued: the running node (%s) carries it out at its next round", plural(len(items), "file"), pid)
+	if taken, err := waitTaken(ctx, file, wait); err != nil {
+		return fmt.Errorf("interrupted; %s", queued)
+	} else if !taken {
+		fmt.Fprintln(g.stdout, queued)
+		return nil
+	}
+	done := strings.TrimSuffix(file, ".json") + escsync.RestoreDoneSuffix
+	b, err := os.ReadFile(done)
+	if err != nil {
+		return fmt.Errorf("the running node (%s) took the restore but left no outcome (%w): see its log", pid, err)
+	}
+	_ = os.Remove(done)
+	var res escsync.RestoreResult
+	if err := json.Unmarshal(b, &res); err != nil {
+		return fmt.Errorf("%s: %w", done, err)
+	}
+	if len(res.Errors) > 0 {
+		return fmt.Errorf("the running node (%s) restored %s; %s failed:\n  %s", pid, plural(res.Restored, "file"),
+			plural(len(res.Errors), "file"), strings.Join(res.Errors, "\n  "))
+	}
+	reportRestore(g, path, items, skipped)
+	return nil
 }
 
 // keepCurrent keeps what dest holds now, if anything, as a local version
