@@ -178,3 +178,41 @@ func TestMountShowsVersions(t *testing.T) {
 	})
 	a.unmount(t)
 }
+
+// TestVersionsRestoreConflict: the loser of a conflict is a version on the
+// node whose edit lost, and restoring it puts it back at the path, on
+// every node.
+func TestVersionsRestoreConflict(t *testing.T) {
+	bin := buildEscalefs(t)
+	key, _ := keyFile(t)
+	relay := "file://" + t.TempDir()
+	alice := newSyncNode(t, "alice", bin, relay, key)
+	bob := newSyncNode(t, "bob", bin, relay, key)
+	alice.write(t, "plan.txt", "first plan\n")
+	alice.once(t)
+	bob.once(t)
+	alice.write(t, "plan.txt", "alice's plan\n")
+	bob.write(t, "plan.txt", "bob's plan\n")
+	older := time.Now().Add(-time.Hour) // bob's edit loses
+	if err := os.Chtimes(bob.path("plan.txt"), older, older); err != nil {
+		t.Fatal(err)
+	}
+	alice.once(t)
+	bob.once(t)
+	if !bob.has("plan.txt", "alice's plan\n") {
+		t.Fatal("alice's later edit did not win on bob")
+	}
+	out, errOut, code := runBin(t, bin, bob.state, "versions", bob.path("plan.txt"))
+	if code != 0 || !strings.Contains(out, "conflict") || !strings.Contains(out, "alice") {
+		t.Fatalf("escalefs versions plan.txt on bob: exit %d, want a conflict version won by alice\n%s%s", code, out, errOut)
+	}
+	out, errOut, code = runBin(t, bin, bob.state, "versions", "restore", bob.path("plan.txt"))
+	if code != 0 || !bob.has("plan.txt", "bob's plan\n") {
+		t.Fatalf("restoring the conflict's loser: exit %d\n%s%s", code, out, errOut)
+	}
+	waitFor(t, 30*time.Second, "the restored plan on alice", func() bool {
+		bob.once(t)
+		alice.once(t)
+		return alice.has("plan.txt", "bob's plan\n")
+	})
+}
