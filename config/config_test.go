@@ -63,6 +63,7 @@ versions = "simple"
 versions-keep = 5
 versions-max-age = "2160h"
 versions-max-size = "5GiB"
+versions-local = true
 include = ["*.txt", "/IMG_/"]
 exclude = ["*.log"]
 extension = ["jpg", ".png"]
@@ -139,6 +140,7 @@ func TestLoadEveryKey(t *testing.T) {
 		"versions-keep":      5,
 		"versions-max-age":   2160 * time.Hour,
 		"versions-max-size":  "5GiB",
+		"versions-local":     true,
 		"include":            []string{"*.txt", "/IMG_/"},
 		"exclude":            []string{"*.log"},
 		"extension":          []string{"jpg", ".png"},

@@ -108,6 +108,7 @@ var Keys = []Key{
 	{Name: "versions-keep", Kind: Int, check: positiveInt},
 	{Name: "versions-max-age", Kind: Duration, check: positive},
 	{Name: "versions-max-size", Kind: String, check: checkMinFree},
+	{Name: "versions-local", Kind: Bool},
 	{Name: "include", Kind: List},
 	{Name: "exclude", Kind: List},
 	{Name: "extension", Kind: List},

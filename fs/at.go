@@ -86,7 +86,7 @@ func (n *node) newChild(ctx context.Context, st *syscall.Stat_t, gen uint64) *go
 	}
 	ch := &node{
 		LoopbackNode: &gofs.LoopbackNode{RootData: n.RootData},
-		ev:           n.ev, mods: n.mods, writes: n.writes, view: n.view, rootFd: n.rootFd,
+		ev:           n.ev, mods: n.mods, writes: n.writes, view: n.view, rootFd: n.rootFd, local: n.local,
 	}
 	return n.NewInode(ctx, ch, id)
 }

@@ -70,6 +70,9 @@ type Options struct {
 	// Versions, if set, shows the node's old versions in the read-only
 	// tree .escalefs/versions of the root (versions.go).
 	Versions VersionSource
+	// LocalVersions, if set, keeps what changes through the mount replace
+	// or delete (localversions.go).
+	LocalVersions LocalVersions
 }
 
 // MaxWrite is the largest write the kernel sends at once: 1 MiB, the limit
@@ -128,7 +131,7 @@ func Mount(ctx context.Context, mountpoint, backing string, opts Options) (*Serv
 		return nil, fmt.Errorf("backing directory %s: %w", backing, err)
 	}
 	root := &node{LoopbackNode: ln, ev: opts.Events, mods: opts.Modifiers, writes: new(atomic.Int64), view: newAttrView(opts),
-		rootFd: &rootFd, versions: opts.Versions}
+		rootFd: &rootFd, versions: opts.Versions, local: opts.LocalVersions}
 	ln.RootData.RootNode = root
 
 	name := opts.Name

@@ -31,6 +31,11 @@ type node struct {
 	rootFd *int
 	// versions is set on the root only: its .escalefs/versions tree.
 	versions VersionSource
+	// local keeps what changes through the mount replace, for every node
+	// of the mount (nil: nothing).
+	local LocalVersions
+	// kept is the file as it was when it was last kept, overwritten.
+	kept atomic.Pointer[keptStat]
 }
 
 var (
@@ -55,7 +60,7 @@ var (
 // WrapChild makes every node the loopback creates one of ours.
 func (n *node) WrapChild(_ context.Context, ops gofs.InodeEmbedder) gofs.InodeEmbedder {
 	if ln, ok := ops.(*gofs.LoopbackNode); ok {
-		return &node{LoopbackNode: ln, ev: n.ev, mods: n.mods, writes: n.writes, view: n.view, rootFd: n.rootFd}
+		return &node{LoopbackNode: ln, ev: n.ev, mods: n.mods, writes: n.writes, view: n.view, rootFd: n.rootFd, local: n.local}
 	}
 	return ops
 }
@@ -80,6 +85,9 @@ func (n *node) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32,
 	if writeOpen(flags) && n.protected() {
 		// w-: protected here, from the user as from the puller.
 		return nil, 0, syscall.EACCES
+	}
+	if replacesContent(flags) {
+		n.keepOverwritten()
 	}
 	fh, fl, errno := n.LoopbackNode.Open(ctx, flags)
 	if errno != 0 {
@@ -135,6 +143,9 @@ func (n *node) Setattr(ctx context.Context, f gofs.FileHandle, in *fuse.SetAttrI
 	if errno := n.accessSetattr(ctx, in); errno != 0 {
 		return errno
 	}
+	if in.Valid&fuse.FATTR_SIZE != 0 && !viaHandle {
+		n.keepOverwritten() // truncate(2), or the truncation of an open with O_TRUNC
+	}
 	errno := n.setattrAt(ctx, f, in, out)
 	if errno == 0 {
 		n.mark(n.rel(), &out.Attr)
@@ -154,6 +165,9 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 	if p, ok := newParent.(*node); ok {
 		to = p.child(newName)
 	}
+	if flags&(unix.RENAME_EXCHANGE|unix.RENAME_NOREPLACE) == 0 && to != from {
+		n.keepLocal(to, RenamedOver)
+	}
 	errno := n.renameAt(name, newParent, newName, flags)
 	if errno == 0 {
 		n.changed(from)
@@ -163,6 +177,7 @@ func (n *node) Rename(ctx context.Context, name string, newParent gofs.InodeEmbe
 }
 
 func (n *node) Unlink(ctx context.Context, name string) syscall.Errno {
+	n.keepLocal(n.child(name), Unlinked)
 	errno := n.unlinkAt(name, 0)
 	if errno == 0 {
 		n.changed(n.child(name))

@@ -3,9 +3,12 @@ package fs
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -79,5 +82,72 @@ func TestMountVersionsTree(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(backing, ControlDir)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the backing directory holds %s: %v", ControlDir, err)
+	}
+}
+
+// keptLocal records what the mount hands to its LocalVersions.
+type keptLocal struct {
+	mu   sync.Mutex
+	kept []string // "rel how content"
+}
+
+func (k *keptLocal) Keep(rel string, f *os.File, how Replaced) {
+	b, err := io.ReadAll(f)
+	if err != nil {
+		b = []byte(err.Error())
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.kept = append(k.kept, fmt.Sprintf("%s %d %s", rel, how, b))
+}
+
+func (k *keptLocal) take() []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	out := k.kept
+	k.kept = nil
+	return out
+}
+
+// TestMountKeepsLocalVersions: with LocalVersions, what a write, a
+// truncate, a rename over a file and an unlink through the mount replace
+// is handed over before it goes; an append, a new file and an empty file
+// are not.
+func TestMountKeepsLocalVersions(t *testing.T) {
+	fuseUsable(t)
+	k := &keptLocal{}
+	_, mnt, _ := mount(t, Options{LocalVersions: k})
+	p := func(name string) string { return filepath.Join(mnt, name) }
+	steps := []struct {
+		what string
+		do   func() error
+		want []string
+	}{
+		{"create", func() error { return os.WriteFile(p("a.txt"), []byte("one"), 0o644) }, nil},
+		{"overwrite", func() error { return os.WriteFile(p("a.txt"), []byte("two"), 0o644) }, []string{"a.txt 1 one"}},
+		{"append", func() error {
+			f, err := os.OpenFile(p("a.txt"), os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				return err
+			}
+			_, err = f.WriteString("+")
+			return errors.Join(err, f.Close())
+		}, nil},
+		{"truncate", func() error { return os.Truncate(p("a.txt"), 1) }, []string{"a.txt 1 two+"}},
+		{"empty", func() error { return os.WriteFile(p("e.txt"), nil, 0o644) }, nil},
+		{"write empty", func() error { return os.WriteFile(p("e.txt"), []byte("x"), 0o644) }, nil},
+		{"new b", func() error { return os.WriteFile(p("b.txt"), []byte("bee"), 0o644) }, nil},
+		{"tmp", func() error { return os.WriteFile(p("b.tmp"), []byte("new bee"), 0o644) }, nil},
+		{"rename over", func() error { return os.Rename(p("b.tmp"), p("b.txt")) }, []string{"b.txt 2 bee"}},
+		{"rename to new", func() error { return os.Rename(p("b.txt"), p("c.txt")) }, nil},
+		{"unlink", func() error { return os.Remove(p("c.txt")) }, []string{"c.txt 3 new bee"}},
+	}
+	for _, s := range steps {
+		if err := s.do(); err != nil {
+			t.Fatalf("%s: %v", s.what, err)
+		}
+		if got := k.take(); !slices.Equal(got, s.want) {
+			t.Errorf("%s: kept %q, want %q", s.what, got, s.want)
+		}
 	}
 }

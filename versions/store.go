@@ -26,6 +26,7 @@ const (
 	PulledDelete Reason = "pulled delete" // a peer deleted it
 	Conflict     Reason = "conflict"      // it lost a conflict (its copy is beside the file)
 	Local        Reason = "local"         // a write on this node replaced it
+	LocalDelete  Reason = "local delete"  // it was deleted on this node (versions-local)
 )
 
 // Version is one kept version of a file.
@@ -169,6 +170,28 @@ func (s *Store) KeepCopy(src *os.File, path string, reason Reason, node string) 
 	v := s.newVersion(fi, path, reason, node)
 	if err := cloneFile(src, fi.Size(), filepath.Join(s.dir, v.ID)); err != nil {
 		return Version{}, fmt.Errorf("keeping a version of %q: %w", path, err)
+	}
+	return s.commit(v)
+}
+
+// KeepInode keeps the open regular file src, about to lose its name (an
+// unlink, a rename over it), as a version of path: its inode is linked
+// into the store where both are on one file system, so no byte is copied;
+// it is cloned or copied otherwise.
+func (s *Store) KeepInode(src *os.File, path string, reason Reason, node string) (Version, error) {
+	fi, err := src.Stat()
+	if err != nil {
+		return Version{}, fmt.Errorf("keeping a version of %q: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return Version{}, fmt.Errorf("keeping a version of %q: not a regular file", path)
+	}
+	v := s.newVersion(fi, path, reason, node)
+	dst := filepath.Join(s.dir, v.ID)
+	if linkOpen(src, dst) != nil {
+		if err := cloneFile(src, fi.Size(), dst); err != nil {
+			return Version{}, fmt.Errorf("keeping a version of %q: %w", path, err)
+		}
 	}
 	return s.commit(v)
 }

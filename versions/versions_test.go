@@ -4,6 +4,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -193,5 +194,77 @@ func TestParseKind(t *testing.T) {
 	}
 	if _, err := ParseKind("weekly"); err == nil {
 		t.Error("ParseKind(weekly) took it")
+	}
+}
+
+// TestKeepCopyAndInode: KeepCopy keeps the content as it is, whatever
+// happens to the file after; KeepInode keeps the inode itself (a link, no
+// copy) of a file about to lose its name. Get reads a version by its ID.
+func TestKeepCopyAndInode(t *testing.T) {
+	c := &clock{time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)}
+	s := newStore(t, c)
+	dir := filepath.Join(filepath.Dir(s.Dir()), "folder") // the store's file system
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "copy.txt")
+	if err := os.WriteFile(p, []byte("as it was"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cv, err := s.KeepCopy(f, "copy.txt", Conflict, "alice")
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte("edited in place"), 0o600); err != nil { // same inode
+		t.Fatal(err)
+	}
+	q := filepath.Join(dir, "gone.txt")
+	if err := os.WriteFile(q, []byte("deleted"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g, err := os.Open(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	iv, err := s.KeepInode(g, "gone.txt", LocalDelete, "")
+	g.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before syscall.Stat_t
+	if err := syscall.Stat(q, &before); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(q); err != nil {
+		t.Fatal(err)
+	}
+	for v, want := range map[Version]string{cv: "as it was", iv: "deleted"} {
+		got, err := s.Get(v.ID)
+		if err != nil || got.ID != v.ID || got.Path != v.Path || !got.Time.Equal(v.Time) || got.Reason != v.Reason || got.Node != v.Node {
+			t.Fatalf("Get(%s) = %+v, %v; want %+v", v.ID, got, err, v)
+		}
+		r, err := s.Open(got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(r)
+		r.Close()
+		if string(b) != want {
+			t.Errorf("version of %s holds %q, want %q", v.Path, b, want)
+		}
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(s.Dir(), iv.ID), &st); err != nil || st.Ino != before.Ino {
+		t.Errorf("the deleted file's version is inode %d (%v), want its own %d", st.Ino, err, before.Ino)
+	}
+	for _, id := range []string{"", "../x", ".hidden", iv.ID + ".json", "20260101T000000.000000000Z-00000000"} {
+		if _, err := s.Get(id); err == nil {
+			t.Errorf("Get(%q) succeeded", id)
+		}
 	}
 }

@@ -28,6 +28,8 @@ type mountFlags struct {
 	foreground bool
 	nonEmpty   bool
 	debugFUSE  bool
+	// versionsLocal keeps what writes through the mount replace.
+	versionsLocal bool
 	// options are the -o lists as given; fuse is what they ask of the
 	// mount (mountopts.go).
 	options []string
@@ -103,6 +105,9 @@ engine has queued, and exits.`,
 	fl.BoolVarP(&f.foreground, "foreground", "f", false, "stay attached to the terminal and log on standard error")
 	fl.BoolVar(&f.nonEmpty, "nonempty", false, "mount over a directory that holds files, hiding them until unmounted")
 	fl.BoolVar(&f.debugFUSE, "debug-fuse", false, "log every FUSE request on standard error")
+	fl.BoolVar(&f.versionsLocal, "versions-local", false,
+		"keep in the version store what writes, renames and deletes through the mount replace, "+
+			"not only what pulls replace (a write keeps a copy of the file as it was)")
 	return cmd
 }
 
@@ -186,6 +191,9 @@ func runMount(ctx context.Context, g *globals, f *mountFlags, mountArg string) e
 	opts.Events, opts.Modifiers, opts.NonEmpty, opts.Debug = engineEvents{n.eng}, n.eng, f.nonEmpty, f.debugFUSE
 	if n.versions != nil {
 		opts.Versions = n.versions
+		if f.versionsLocal {
+			opts.LocalVersions = localKeeper{store: n.versions, skip: f.compiled.Skip, log: log}
+		}
 	}
 	s, err := escfs.Mount(ctx, mnt, backing, opts)
 	if err != nil {

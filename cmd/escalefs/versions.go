@@ -3,12 +3,15 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/pflag"
 
+	escfs "github.com/escalefs/escalefs/fs"
 	"github.com/escalefs/escalefs/internal/units"
+	"github.com/escalefs/escalefs/sync/localdir"
 	"github.com/escalefs/escalefs/versions"
 )
 
@@ -89,4 +92,31 @@ func (f *syncFlags) withCap(p versions.Policy, dir string) versions.Policy {
 	}
 	p.MaxSize = n
 	return p
+}
+
+// localKeeper keeps in the version store what changes through the mount
+// replace (--versions-local): the files the folder syncs, not temporary or
+// filtered ones.
+type localKeeper struct {
+	store *versions.Store
+	skip  func(rel string, isDir bool) bool
+	log   *slog.Logger
+}
+
+func (k localKeeper) Keep(rel string, f *os.File, how escfs.Replaced) {
+	if localdir.IsTemp(rel) || k.skip != nil && k.skip(rel, false) {
+		return
+	}
+	var err error
+	switch how {
+	case escfs.Overwritten:
+		_, err = k.store.KeepCopy(f, rel, versions.Local, "")
+	case escfs.RenamedOver:
+		_, err = k.store.KeepInode(f, rel, versions.Local, "")
+	case escfs.Unlinked:
+		_, err = k.store.KeepInode(f, rel, versions.LocalDelete, "")
+	}
+	if err != nil {
+		k.log.Warn("keeping what a change in the mount replaces", "path", rel, "err", err)
+	}
 }

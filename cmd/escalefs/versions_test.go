@@ -216,3 +216,41 @@ func TestVersionsRestoreConflict(t *testing.T) {
 		return alice.has("plan.txt", "bob's plan\n")
 	})
 }
+
+// TestMountVersionsLocal: with --versions-local, what a write, a save by
+// rename and an rm through the mount replace is kept, and restored.
+func TestMountVersionsLocal(t *testing.T) {
+	mountUsable(t)
+	bin := buildEscalefs(t)
+	key, _ := keyFile(t)
+	relay := "file://" + t.TempDir()
+	a := startMountAt(t, bin, "alice", relay, key, t.TempDir(), t.TempDir(), "--versions-local")
+	p := filepath.Join(a.mnt, "draft.txt")
+	for _, content := range []string{"one\n", "two\n"} {
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// An editor's save: a new file renamed over the old one.
+	if err := os.WriteFile(p+".new", []byte("three\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(p+".new", p); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := runBin(t, bin, a.state, "versions", a.mnt)
+	if code != 0 || strings.Count(out, "draft.txt") != 3 || strings.Count(out, " local ") != 3 || strings.Count(out, "local delete") != 1 {
+		t.Fatalf("escalefs versions: exit %d, want draft.txt kept three times: two local, one local delete\n%s%s", code, out, errOut)
+	}
+	out, errOut, code = runBin(t, bin, a.state, "versions", "restore", p)
+	if code != 0 {
+		t.Fatalf("escalefs versions restore: exit %d\n%s%s", code, out, errOut)
+	}
+	if b, err := os.ReadFile(p); err != nil || string(b) != "three\n" {
+		t.Errorf("the restored draft.txt reads %q (%v), want what rm deleted", b, err)
+	}
+	a.unmount(t)
+}
