@@ -113,6 +113,10 @@ func applyGlobal(cmd *cobra.Command, cfg *config.Config) error {
 // flag of the same name: applyRepo handles them.
 var configKeysWithoutFlag = []string{"path", "mountpoint", "password", "encryption"}
 
+// mountOnlyKeys are the keys whose flag only escalefs mount has: escalefs
+// sync ignores them.
+var mountOnlyKeys = []string{"versions-local"}
+
 // configFlags are the flags of sync and mount that choose the
 // repository's table and those of its keys that no other flag has.
 type configFlags struct {
