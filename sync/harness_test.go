@@ -28,7 +28,7 @@ import (
 
 // cluster is a set of engines sharing one relay, driven round by round.
 type cluster struct {
-	t      *testing.T
+	t      testing.TB
 	relay  relay.Relay
 	secret crypto.Secret
 	clock  *localdirtest.Clock
@@ -49,7 +49,7 @@ type node struct {
 // nodeOpts tweak a node's Config.
 type nodeOpts func(*escsync.Config)
 
-func fileRelay(t *testing.T) relay.Relay {
+func fileRelay(t testing.TB) relay.Relay {
 	t.Helper()
 	r, err := file.New(context.Background(), t.TempDir(), nil)
 	if err != nil {
@@ -59,7 +59,7 @@ func fileRelay(t *testing.T) relay.Relay {
 	return r
 }
 
-func newCluster(t *testing.T, r relay.Relay) *cluster {
+func newCluster(t testing.TB, r relay.Relay) *cluster {
 	t.Helper()
 	return &cluster{
 		t:      t,
@@ -144,7 +144,7 @@ func (c *cluster) startWith(n *node, local *localdir.Dir, opts ...nodeOpts) {
 }
 
 // stop closes n's cache, as a process exit would.
-func (n *node) stop(t *testing.T) {
+func (n *node) stop(t testing.TB) {
 	t.Helper()
 	if err := n.store.Close(); err != nil {
 		t.Fatal(err)
@@ -152,7 +152,7 @@ func (n *node) stop(t *testing.T) {
 }
 
 type testWriter struct {
-	t    *testing.T
+	t    testing.TB
 	name string
 }
 
@@ -164,7 +164,7 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // round runs one round of n and fails the test on error.
-func (n *node) round(t *testing.T) escsync.RoundResult {
+func (n *node) round(t testing.TB) escsync.RoundResult {
 	t.Helper()
 	res, err := n.e.Round(context.Background())
 	if err != nil {
@@ -195,7 +195,7 @@ func (c *cluster) settle(nodes ...*node) {
 }
 
 // write creates or replaces rel in n's folder.
-func (n *node) write(t *testing.T, rel string, data []byte) {
+func (n *node) write(t testing.TB, rel string, data []byte) {
 	t.Helper()
 	p := filepath.Join(n.dir, rel)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -206,7 +206,7 @@ func (n *node) write(t *testing.T, rel string, data []byte) {
 	}
 }
 
-func (n *node) read(t *testing.T, rel string) []byte {
+func (n *node) read(t testing.TB, rel string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(n.dir, rel))
 	if err != nil {
@@ -222,7 +222,7 @@ func (n *node) exists(rel string) bool {
 
 // tree describes a folder: per path, its kind and content or target, and
 // mode.
-func tree(t *testing.T, root string) map[string]string {
+func tree(t testing.TB, root string) map[string]string {
 	t.Helper()
 	out := make(map[string]string)
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -312,7 +312,7 @@ func diffTrees(a, b map[string]string) string {
 }
 
 // relayNames lists the relay's objects under dir.
-func relayNames(t *testing.T, r relay.Relay, dir string) []string {
+func relayNames(t testing.TB, r relay.Relay, dir string) []string {
 	t.Helper()
 	var names []string
 	err := r.List(context.Background(), dir, func(oi relay.ObjectInfo) error {

@@ -174,5 +174,5 @@ func twoFirstNodes(t *testing.T, open func(t *testing.T) relay.Relay) {
 }
 
 func TestTwoFirstNodesOverFile(t *testing.T) {
-	twoFirstNodes(t, fileRelay)
+	twoFirstNodes(t, func(t *testing.T) relay.Relay { return fileRelay(t) })
 }

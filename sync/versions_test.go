@@ -70,7 +70,7 @@ func TestPulledChangesKeepVersions(t *testing.T) {
 
 // withVersions gives a node a version store in state, with the staggered
 // policy.
-func withVersions(t *testing.T, state string, clock versions.Clock) (*versions.Store, nodeOpts) {
+func withVersions(t testing.TB, state string, clock versions.Clock) (*versions.Store, nodeOpts) {
 	t.Helper()
 	store, err := versions.Open(filepath.Join(state, "versions"), versions.Options{Clock: clock})
 	if err != nil {
