@@ -78,6 +78,11 @@ type katRecord struct {
 	Record    string `json:"record_hex"`
 }
 
+type katChunk struct {
+	Data string `json:"data_hex"`
+	ID   string `json:"id_hex"`
+}
+
 type katBlob struct {
 	File      string `json:"file"`
 	Plaintext string `json:"plaintext"`
@@ -105,6 +110,8 @@ type katVectors struct {
 	LogName      string            `json:"log_name"`
 	BlobName     string            `json:"blob_name"`
 	Records      []katRecord       `json:"records"`
+	Chunks       []katChunk        `json:"chunk_ids"`
+	ChunkerSeed  string            `json:"chunker_seed_hex"`
 	Blob         *katBlob          `json:"blob,omitempty"`
 }
 
@@ -151,7 +158,7 @@ func computeKAT(t *testing.T, c katCase) (*Config, *Keys, katVectors) {
 		master := cfg.masterKey(c.secret)
 		v.MasterKey = hex.EncodeToString(master)
 		v.Subkeys = map[string]string{}
-		for _, p := range []string{purposeKeyCheck, purposeConfigMAC, purposeRecords, purposeAge, purposeNames} {
+		for _, p := range []string{purposeKeyCheck, purposeConfigMAC, purposeRecords, purposeAge, purposeNames, purposeChunkIDs, purposeChunker} {
 			v.Subkeys[p] = hex.EncodeToString(deriveKey(master, cfg.Repository, p))
 		}
 		v.MACInput = string(cfg.macInput())
@@ -163,6 +170,15 @@ func computeKAT(t *testing.T, c katCase) (*Config, *Keys, katVectors) {
 	for _, in := range katNameIns {
 		v.Names = append(v.Names, katName{in.ns, hex.EncodeToString([]byte(in.data)), keys.KeyedName(in.ns, []byte(in.data))})
 	}
+	for _, data := range []string{"", "escalefs chunk\n"} {
+		id := keys.ChunkIDOf([]byte(data))
+		v.Chunks = append(v.Chunks, katChunk{hex.EncodeToString([]byte(data)), hex.EncodeToString(id[:])})
+	}
+	seed := make([]byte, 48) // a block and a half of the stream
+	if _, err := io.ReadFull(keys.ChunkerSeed(), seed); err != nil {
+		t.Fatal(err)
+	}
+	v.ChunkerSeed = hex.EncodeToString(seed)
 	sealer := NewRecordSealer(keys, cfg.Repository, bytes.NewReader(bytes.Repeat(katNonce, len(katRecordIns))))
 	for _, in := range katRecordIns {
 		rec, err := sealer.Seal(RecordContext{Node: katNode, Seq: in.seq, Kind: in.kind}, []byte(in.plaintext))

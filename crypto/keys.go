@@ -39,6 +39,8 @@ type Keys struct {
 	// the cases that bypass Format (a *Keys in an unexported field).
 	records   *[KeySize]byte // XChaCha20-Poly1305 key
 	names     *[KeySize]byte // HMAC key for opaque names
+	chunkIDs  *[KeySize]byte // HMAC key for chunk IDs
+	chunker   *[KeySize]byte // seed of the chunker's polynomial
 	identity  *age.X25519Identity
 	recipient *age.X25519Recipient
 }
@@ -50,6 +52,8 @@ func deriveKeys(master []byte, repo RepoID, enc Encryption) (*Keys, error) {
 		encryption: enc,
 		records:    (*[KeySize]byte)(deriveKey(master, repo, purposeRecords)),
 		names:      (*[KeySize]byte)(deriveKey(master, repo, purposeNames)),
+		chunkIDs:   (*[KeySize]byte)(deriveKey(master, repo, purposeChunkIDs)),
+		chunker:    (*[KeySize]byte)(deriveKey(master, repo, purposeChunker)),
 	}
 	id, err := age.ParseX25519Identity(ageIdentityString(deriveKey(master, repo, purposeAge)))
 	if err != nil {

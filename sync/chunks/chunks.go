@@ -1,0 +1,87 @@
+// Package chunks cuts file content into chunks at places the content
+// decides (content-defined chunking), so that an edit changes only the
+// chunks it touches and an insertion shifts no boundary after it: the
+// basis of delta sync (docs/format.md, chunks).
+//
+// The cutting is restic's Rabin chunker (github.com/restic/chunker), with
+// an irreducible polynomial drawn from the repository's secret, so that
+// another repository cuts the same content elsewhere; each chunk is named
+// by a keyed hash (crypto.ChunkID).
+package chunks
+
+import (
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+
+	"github.com/restic/chunker"
+
+	"github.com/escalefs/escalefs/crypto"
+)
+
+// Bounds of a chunk: at least MinSize bytes (but the last), at most
+// MaxSize, about AvgSize on average: a cut is looked for from MinSize on,
+// and found with probability 2^-avgBits at each byte.
+const (
+	MinSize  = 512 << 10
+	MaxSize  = 8 << 20
+	avgBits  = 19
+	AvgSize  = MinSize + 1<<avgBits
+	bufLimit = MaxSize
+)
+
+// Chunk is one chunk of a file's content.
+type Chunk struct {
+	ID     crypto.ChunkID
+	Offset int64 // in the file
+	Length int64 // > 0
+}
+
+// Chunker cuts content for one repository. It is safe for concurrent use:
+// each Split has its own state.
+type Chunker struct {
+	pol  chunker.Pol
+	hash func() hash.Hash
+}
+
+// New returns the chunker of the repository whose keys are keys (nil: a
+// repository without a secret).
+func New(keys *crypto.Keys) (*Chunker, error) {
+	pol, err := chunker.DerivePolynomial(keys.ChunkerSeed())
+	if err != nil {
+		return nil, fmt.Errorf("the chunker's polynomial: %w", err)
+	}
+	return &Chunker{pol: pol, hash: keys.ChunkHasher}, nil
+}
+
+// Polynomial is the chunker's polynomial, for the format's test vectors.
+func (c *Chunker) Polynomial() uint64 { return uint64(c.pol) }
+
+// Split reads r to its end and calls fn with each chunk and its bytes, in
+// order. The bytes are valid only during the call. An empty r has no
+// chunk. An error of r or fn ends Split with it.
+func (c *Chunker) Split(r io.Reader, fn func(Chunk, []byte) error) error {
+	ch := chunker.NewWithBoundaries(r, c.pol, MinSize, MaxSize)
+	ch.SetAverageBits(avgBits)
+	buf := make([]byte, 0, bufLimit)
+	var off int64
+	for {
+		piece, err := ch.Next(buf)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		h := c.hash() // not Reset: the hash without a secret starts with a prefix
+		h.Write(piece.Data)
+		k := Chunk{Offset: off, Length: int64(piece.Length)}
+		h.Sum(k.ID[:0])
+		if err := fn(k, piece.Data); err != nil {
+			return err
+		}
+		off += k.Length
+		buf = piece.Data[:0]
+	}
+}

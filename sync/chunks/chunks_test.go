@@ -1,0 +1,195 @@
+package chunks
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/escalefs/escalefs/crypto"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/vectors.json")
+
+// content returns n pseudo-random bytes drawn from seed (SHA-256 in
+// counter mode), the same on every machine.
+func content(seed string, n int) []byte {
+	out := make([]byte, 0, n+32)
+	for i := uint64(0); len(out) < n; i++ {
+		var ctr [8]byte
+		binary.LittleEndian.PutUint64(ctr[:], i)
+		sum := sha256.Sum256(append([]byte(seed), ctr[:]...))
+		out = append(out, sum[:]...)
+	}
+	return out[:n]
+}
+
+func split(t *testing.T, c *Chunker, data []byte) []Chunk {
+	t.Helper()
+	var out []Chunk
+	err := c.Split(bytes.NewReader(data), func(k Chunk, b []byte) error {
+		if int64(len(b)) != k.Length {
+			t.Fatalf("chunk at %d: %d bytes handed for a length of %d", k.Offset, len(b), k.Length)
+		}
+		if !bytes.Equal(b, data[k.Offset:k.Offset+k.Length]) {
+			t.Fatalf("chunk at %d: bytes differ from the content's", k.Offset)
+		}
+		out = append(out, k)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func newChunker(t *testing.T, keys *crypto.Keys) *Chunker {
+	t.Helper()
+	c, err := New(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func testKeys(t *testing.T) *crypto.Keys {
+	t.Helper()
+	_, keys, err := crypto.NewConfig(bytes.NewReader(make([]byte, 64)), crypto.GenerateKey(), crypto.EncryptionAge, crypto.KDFParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+// TestSplitCovers: the chunks cover the content, in order, without gaps,
+// within the bounds, each named by its keyed hash; empty content has none.
+func TestSplitCovers(t *testing.T) {
+	keys := testKeys(t)
+	c := newChunker(t, keys)
+	if got := split(t, c, nil); len(got) != 0 {
+		t.Errorf("empty content: %d chunks", len(got))
+	}
+	data := content("covers", 20<<20+12345)
+	chunks := split(t, c, data)
+	var off int64
+	for i, k := range chunks {
+		if k.Offset != off {
+			t.Fatalf("chunk %d at %d, want %d", i, k.Offset, off)
+		}
+		if k.Length > MaxSize || k.Length < MinSize && i != len(chunks)-1 {
+			t.Errorf("chunk %d: %d bytes, outside [%d, %d]", i, k.Length, MinSize, MaxSize)
+		}
+		if k.ID != keys.ChunkIDOf(data[k.Offset:k.Offset+k.Length]) {
+			t.Errorf("chunk %d: ID is not the keyed hash of its bytes", i)
+		}
+		off += k.Length
+	}
+	if off != int64(len(data)) {
+		t.Errorf("the chunks cover %d bytes of %d", off, len(data))
+	}
+	if n := len(chunks); n < 10 || n > 40 {
+		t.Errorf("%d chunks for 20 MiB, want about 20 (1 MiB on average)", n)
+	}
+	fail := errors.New("stop")
+	if err := c.Split(bytes.NewReader(data), func(Chunk, []byte) error { return fail }); !errors.Is(err, fail) {
+		t.Errorf("Split returned %v, want fn's error", err)
+	}
+}
+
+// TestSplitLocal: an edit in the middle changes the chunks around it
+// only, and an insertion at the start shifts no boundary after it.
+func TestSplitLocal(t *testing.T) {
+	c := newChunker(t, testKeys(t))
+	data := content("local", 32<<20)
+	before := ids(split(t, c, data))
+
+	edited := bytes.Clone(data)
+	copy(edited[16<<20:], content("edit", 1<<20))
+	if n := missing(before, ids(split(t, c, edited))); n > 3 {
+		t.Errorf("1 MiB changed in the middle: %d new chunks, want at most 3", n)
+	}
+	inserted := append(content("insert", 1<<20), data...)
+	if n := missing(before, ids(split(t, c, inserted))); n > 3 {
+		t.Errorf("1 MiB inserted at the start: %d new chunks, want at most 3", n)
+	}
+	// Another repository cuts the same content elsewhere.
+	other := newChunker(t, testKeys(t))
+	if other.Polynomial() == c.Polynomial() {
+		t.Error("two repositories drew the same polynomial")
+	}
+}
+
+func ids(chunks []Chunk) map[crypto.ChunkID]bool {
+	m := make(map[crypto.ChunkID]bool)
+	for _, k := range chunks {
+		m[k.ID] = true
+	}
+	return m
+}
+
+// missing counts the chunks of after that before lacks.
+func missing(before, after map[crypto.ChunkID]bool) int {
+	n := 0
+	for id := range after {
+		if !before[id] {
+			n++
+		}
+	}
+	return n
+}
+
+type vectorChunk struct {
+	Offset int64  `json:"offset"`
+	Length int64  `json:"length"`
+	ID     string `json:"id_hex"`
+}
+
+type vectors struct {
+	Repository string        `json:"repository"`
+	Polynomial string        `json:"polynomial_hex"`
+	Content    string        `json:"content"`
+	Chunks     []vectorChunk `json:"chunks"`
+}
+
+// TestVectors pins the format: for a repository without a secret, the
+// polynomial, and the chunks of 12 MiB of content drawn from a fixed seed.
+// Regenerate (only for a deliberate format change) with -update.
+func TestVectors(t *testing.T) {
+	const seed = "escalefs chunk vectors"
+	c := newChunker(t, nil)
+	v := vectors{
+		Repository: "without a secret",
+		Polynomial: hex.EncodeToString(binary.BigEndian.AppendUint64(nil, c.Polynomial())),
+		Content:    `12 MiB: SHA-256("` + seed + `" ‖ counter), counter 0, 1, 2… as 8 bytes little-endian`,
+	}
+	for _, k := range split(t, c, content(seed, 12<<20)) {
+		v.Chunks = append(v.Chunks, vectorChunk{k.Offset, k.Length, hex.EncodeToString(k.ID[:])})
+	}
+	got, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, '\n')
+	path := filepath.Join("testdata", "vectors.json")
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("the chunks changed:\n got %s\nwant %s", got, want)
+	}
+}
