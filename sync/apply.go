@@ -830,7 +830,8 @@ func (e *Engine) placeFile(ctx context.Context, id crypto.NodeID, c proto.Change
 			return cache.LocalStat{}, err
 		}
 		defer f.Close()
-		return e.local.Install(ctx, path, f, meta, expect)
+		// The scratch file becomes the installed one, without a copy.
+		return e.local.Install(ctx, path, localdir.Move{F: f}, meta, expect)
 	case len(c.Parts) > 0:
 		return e.fetchParts(ctx, id, c, path, meta, expect)
 	case c.Pack != nil:
@@ -940,7 +941,7 @@ func (e *Engine) fetchParts(ctx context.Context, id crypto.NodeID, c proto.Chang
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return cache.LocalStat{}, err
 	}
-	st, err := e.local.Install(ctx, path, f, meta, expect)
+	st, err := e.local.Install(ctx, path, localdir.Move{F: f}, meta, expect)
 	if err == nil {
 		forget()
 	}

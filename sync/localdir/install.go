@@ -122,10 +122,9 @@ func (d *Dir) undoCreated(created []string) {
 // can still be overwritten; a new file at a path that had none is never
 // overwritten where the filesystem supports RENAME_NOREPLACE.
 //
-// When src is an *os.File opened by an absolute path, its whole content is
-// installed (whatever was read of it) and, on the same filesystem, the file
-// is hard-linked into place instead of copied; the caller must not change
-// it afterwards.
+// When src is a Move, its whole file is installed (whatever was read of
+// it) and, on the same filesystem, the file is hard-linked into place
+// instead of copied and its own name removed: see Move.
 //
 // It returns the fingerprint of the installed file, to be stored in
 // Entry.Local.
@@ -162,10 +161,23 @@ func (d *Dir) Install(ctx context.Context, rel string, src io.Reader, meta Meta,
 	return ls, nil
 }
 
+// Move is a complete file outside the folder (a finished download) that
+// Install takes as it is: on the folder's file system it becomes the
+// installed file without a copy, and its name (F.Name(), absolute) is
+// removed once it is installed, before Install takes the fingerprint it
+// returns, which the removal changes (the ctime); elsewhere it is copied
+// and left alone. The caller must not change the file afterwards.
+type Move struct{ F *os.File }
+
+func (m Move) Read(p []byte) (int, error) { return m.F.Read(p) }
+
 func (d *Dir) installFile(ctx context.Context, dir *os.Root, tmp, name, rel string, src io.Reader, meta Meta, expect *cache.LocalStat) (cache.LocalStat, error) {
 	var f *os.File
 	var n int64
-	if sf, ok := src.(*os.File); ok && filepath.IsAbs(sf.Name()) && linkInto(dir, sf.Name(), tmp) == nil {
+	moved := ""
+	if mv, ok := src.(Move); ok && filepath.IsAbs(mv.F.Name()) && linkInto(dir, mv.F.Name(), tmp) == nil {
+		sf := mv.F
+		moved = sf.Name()
 		// A complete file on the same filesystem (a finished download):
 		// it becomes the temporary file without a copy.
 		fi, err := sf.Stat()
@@ -209,6 +221,13 @@ func (d *Dir) installFile(ctx context.Context, dir *os.Root, tmp, name, rel stri
 	}
 	if err := d.commit(ctx, dir, tmp, name, rel, expect); err != nil {
 		return cache.LocalStat{}, err
+	}
+	if moved != "" {
+		// Its other name goes now, so that the fingerprint returned
+		// holds the ctime this gives.
+		if err := os.Remove(moved); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			d.log.Warn("removing the name of a file installed", "file", moved, "err", err)
+		}
 	}
 	// The rename changed the ctime; take it from our open file, whose size
 	// and mtime are what we wrote. Should a local write slip in right after

@@ -527,8 +527,9 @@ func TestRename(t *testing.T) {
 	}
 }
 
-// TestInstallFromFile: an *os.File source on the same filesystem is linked
-// into place, not copied, and the result is what a copy would give.
+// TestInstallFromFile: a Move source on the same filesystem is linked into
+// place, not copied, its own name removed, and the fingerprint returned is
+// the file's after that; a plain *os.File is copied.
 func TestInstallFromFile(t *testing.T) {
 	f := newFixture(t)
 	src := filepath.Join(filepath.Dir(f.root), "download.part")
@@ -541,7 +542,11 @@ func TestInstallFromFile(t *testing.T) {
 	}
 	defer sf.Close()
 	mt := time.Date(2023, 3, 3, 3, 3, 3, 3, time.UTC)
-	ls, err := f.d.Install(bg, "got.txt", sf, fileMeta(0o640, mt), nil)
+	srcInfo, err := sf.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, err := f.d.Install(bg, "got.txt", localdir.Move{F: sf}, fileMeta(0o640, mt), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -549,18 +554,36 @@ func TestInstallFromFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srcInfo, _ := os.Stat(src)
 	if !os.SameFile(fi, srcInfo) {
 		t.Error("copied, not linked")
+	}
+	if _, err := os.Stat(src); !os.IsNotExist(err) {
+		t.Errorf("the source's name is still there: %v", err)
+	}
+	if ls != localdir.Fingerprint(fi) {
+		t.Errorf("fingerprint %+v, the file's is %+v", ls, localdir.Fingerprint(fi))
 	}
 	b, _ := os.ReadFile(f.abs("got.txt"))
 	if string(b) != "downloaded content" || fi.Mode().Perm() != 0o640 || !fi.ModTime().Equal(mt) || ls.Size != int64(len(b)) {
 		t.Errorf("installed %q mode %v mtime %v size %d", b, fi.Mode(), fi.ModTime(), ls.Size)
 	}
-	if err := os.Remove(src); err != nil {
+
+	// A plain open file is copied: it is someone else's (a kept version).
+	kept := filepath.Join(filepath.Dir(f.root), "kept")
+	if err := os.WriteFile(kept, []byte("kept content"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if b, _ := os.ReadFile(f.abs("got.txt")); string(b) != "downloaded content" {
-		t.Error("content lost with the source's name")
+	kf, err := os.Open(kept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kf.Close()
+	if _, err := f.d.Install(bg, "copy.txt", kf, fileMeta(0o644, mt), nil); err != nil {
+		t.Fatal(err)
+	}
+	ki, _ := os.Stat(kept)
+	ci, err := os.Stat(f.abs("copy.txt"))
+	if err != nil || os.SameFile(ki, ci) {
+		t.Errorf("a plain *os.File was linked, not copied (%v)", err)
 	}
 }
