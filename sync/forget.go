@@ -69,7 +69,7 @@ func parseForgetName(name string) (writer, node crypto.NodeID, ok bool) {
 
 // sealForget seals writer's forget record about node.
 func sealForget(sealer *crypto.RecordSealer, writer, node crypto.NodeID, upTo uint64, now time.Time) ([]byte, error) {
-	plain, err := proto.EncodeForget(proto.Forget{Version: proto.FormatVersion, Node: node, UpTo: upTo, Time: now})
+	plain, err := proto.EncodeForget(proto.Forget{Version: proto.MinFormatVersion, Node: node, UpTo: upTo, Time: now})
 	if err != nil {
 		return nil, err
 	}

@@ -209,7 +209,7 @@ func (e *Engine) publishSnapshot(ctx context.Context, upTo uint64) error {
 // entries it has.
 func (e *Engine) sealSnapshot(tx *cache.Tx, ls logState, upTo uint64) (sealed []byte, entries int, err error) {
 	live := ls.liveBlobs()
-	snap := proto.Snapshot{Version: proto.FormatVersion, NodeName: e.cfg.Name, UpTo: upTo}
+	snap := proto.Snapshot{NodeName: e.cfg.Name, UpTo: upTo}
 	if snap.Acks, err = e.acks(tx); err != nil {
 		return nil, 0, err
 	}
@@ -219,6 +219,7 @@ func (e *Engine) sealSnapshot(tx *cache.Tx, ls logState, upTo uint64) (sealed []
 		}
 		return nil
 	})
+	snap.Version = proto.VersionFor(snap.Entries)
 	if err != nil {
 		return nil, 0, err
 	}

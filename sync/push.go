@@ -685,7 +685,7 @@ func (e *Engine) writeRecord(tx *cache.Tx, changes []proto.Change, blobs []crypt
 	if mode == proto.ModeShared {
 		mode = "" // the default, left out
 	}
-	plain, err := proto.EncodeLog(proto.Log{Version: proto.FormatVersion, NodeName: e.cfg.Name, Mode: mode,
+	plain, err := proto.EncodeLog(proto.Log{Version: proto.VersionFor(changes), NodeName: e.cfg.Name, Mode: mode,
 		Time: now, Changes: changes, Acks: acks, Requests: requests})
 	if err != nil {
 		return err

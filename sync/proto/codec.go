@@ -48,6 +48,19 @@ type wireChange struct {
 	Access  string            `json:"access,omitempty"`
 	Pack    *wirePack         `json:"pack,omitempty"`
 	Parts   []wireBlob        `json:"parts,omitempty"`
+	Chunks  *wireChunks       `json:"chunks,omitempty"`
+}
+
+type wireChunks struct {
+	Blobs []wireBlob  `json:"blobs"`
+	List  []wireChunk `json:"list"`
+}
+
+type wireChunk struct {
+	ID     string `json:"id"`
+	Length int64  `json:"length"`
+	Blob   *int   `json:"blob,omitempty"` // absent: in no blob
+	Offset int64  `json:"offset,omitempty"`
 }
 
 type wirePack struct {
@@ -71,8 +84,11 @@ type wireRequest struct {
 // anything DecodeLog would refuse. Setuid and setgid bits are dropped from
 // modes; nil slices and maps are written empty.
 func EncodeLog(l Log) ([]byte, error) {
-	if l.Version != FormatVersion {
-		return nil, malformed("log: version %d, expected %d", l.Version, FormatVersion)
+	if err := checkVersion("log", l.Version); err != nil {
+		return nil, err
+	}
+	if i, why := checkChanges(l.Version, l.Changes); why != "" {
+		return nil, malformed("change %d %q: %s", i, l.Changes[i].Path, why)
 	}
 	if why := checkText(l.NodeName, MaxNodeNameLen); why != "" {
 		return nil, malformed("log: node name: %s", why)
@@ -153,6 +169,9 @@ func DecodeLog(b []byte) (Log, error) {
 		if why == "" {
 			why = c.check()
 		}
+		if why == "" && c.Chunks != nil && w.Version < ChunksVersion {
+			_, why = checkChanges(w.Version, []Change{c})
+		}
 		if why != "" {
 			return Log{}, malformed("change %d %q: %s", i, wc.Path, why)
 		}
@@ -187,8 +206,11 @@ func checkEntryOp(op Op) string {
 // EncodeSnapshot returns the plaintext of s, with the checks of
 // DecodeSnapshot (entries are also refused when two name the same path).
 func EncodeSnapshot(s Snapshot) ([]byte, error) {
-	if s.Version != FormatVersion {
-		return nil, malformed("snapshot: version %d, expected %d", s.Version, FormatVersion)
+	if err := checkVersion("snapshot", s.Version); err != nil {
+		return nil, err
+	}
+	if i, why := checkChanges(s.Version, s.Entries); why != "" {
+		return nil, malformed("entry %d %q: %s", i, s.Entries[i].Path, why)
 	}
 	if why := checkText(s.NodeName, MaxNodeNameLen); why != "" {
 		return nil, malformed("snapshot: node name: %s", why)
@@ -261,6 +283,9 @@ func DecodeSnapshot(b []byte) (Snapshot, error) {
 		if _, dup := seen[c.Path]; why == "" && dup {
 			why = "path listed twice"
 		}
+		if why == "" && c.Chunks != nil && w.Version < ChunksVersion {
+			_, why = checkChanges(w.Version, []Change{c})
+		}
 		if why != "" {
 			return Snapshot{}, malformed("entry %d %q: %s", i, wc.Path, why)
 		}
@@ -274,8 +299,8 @@ func checkVersion(what string, v int) error {
 	switch {
 	case v > FormatVersion:
 		return malformed("%s: format version %d is newer than this escalefs (%d): upgrade escalefs", what, v, FormatVersion)
-	case v != FormatVersion:
-		return malformed("%s: format version %d, expected %d", what, v, FormatVersion)
+	case v < MinFormatVersion:
+		return malformed("%s: format version %d, expected %d to %d", what, v, MinFormatVersion, FormatVersion)
 	}
 	return nil
 }
@@ -355,6 +380,19 @@ func changeOut(c Change) wireChange {
 			w.Parts[i] = blobOut(r)
 		}
 	}
+	if l := c.Chunks; l != nil {
+		w.Chunks = &wireChunks{Blobs: make([]wireBlob, len(l.Blobs)), List: make([]wireChunk, len(l.Chunks))}
+		for i, r := range l.Blobs {
+			w.Chunks.Blobs[i] = blobOut(r)
+		}
+		for i, k := range l.Chunks {
+			wk := wireChunk{ID: hex.EncodeToString(k.ID[:]), Length: k.Length, Offset: k.Offset}
+			if k.Blob != NoBlob {
+				wk.Blob = &k.Blob
+			}
+			w.Chunks.List[i] = wk
+		}
+	}
 	return w
 }
 
@@ -407,6 +445,31 @@ func changeIn(w wireChange) (Change, string) {
 				return c, fmt.Sprintf("part %d: %s", i, why)
 			}
 		}
+	}
+	if wc := w.Chunks; wc != nil {
+		if len(wc.List) > MaxParts || len(wc.Blobs) > MaxParts {
+			return c, fmt.Sprintf("chunks: %d chunks in %d blobs, more than %d", len(wc.List), len(wc.Blobs), MaxParts)
+		}
+		l := &ChunkList{Blobs: make([]crypto.BlobRef, len(wc.Blobs)), Chunks: make([]ChunkRef, len(wc.List))}
+		for i, wb := range wc.Blobs {
+			if why := blobIn(&l.Blobs[i], wb); why != "" {
+				return c, fmt.Sprintf("chunks: blob %d: %s", i, why)
+			}
+		}
+		for i, wk := range wc.List {
+			k := ChunkRef{Length: wk.Length, Blob: NoBlob, Offset: wk.Offset}
+			if why := hashIn((*[32]byte)(&k.ID), wk.ID); why != "" {
+				return c, fmt.Sprintf("chunks: chunk %d: ID: %s", i, why)
+			}
+			if wk.Blob != nil {
+				if *wk.Blob < 0 {
+					return c, fmt.Sprintf("chunks: chunk %d: blob %d", i, *wk.Blob)
+				}
+				k.Blob = *wk.Blob
+			}
+			l.Chunks[i] = k
+		}
+		c.Chunks = l
 	}
 	return c, ""
 }

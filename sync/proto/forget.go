@@ -10,7 +10,7 @@ import (
 // §12.13): its writer no longer waits for Node's acknowledgements, nor asks
 // its peers to, as long as Node's log goes no further than UpTo.
 type Forget struct {
-	Version int           // FormatVersion
+	Version int           // MinFormatVersion to FormatVersion
 	Node    crypto.NodeID // the node forgotten
 	// UpTo is the highest sequence number of Node's log (records and
 	// snapshots) the writer saw when it forgot Node: a record after it
@@ -30,8 +30,8 @@ var forgetShape = &shape{members: map[string]*shape{"version": nil, "node": nil,
 
 // EncodeForget returns the plaintext of f.
 func EncodeForget(f Forget) ([]byte, error) {
-	if f.Version != FormatVersion {
-		return nil, malformed("forget: version %d, expected %d", f.Version, FormatVersion)
+	if err := checkVersion("forget", f.Version); err != nil {
+		return nil, err
 	}
 	if !validTime(f.Time) {
 		return nil, malformed("forget: time out of the range of int64 nanoseconds")

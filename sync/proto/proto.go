@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -17,10 +18,42 @@ import (
 // validating a plaintext that breaks the format.
 var ErrMalformed = errors.New("malformed record plaintext")
 
-// FormatVersion is the version of the plaintext format this package reads
-// and writes. A plaintext with a larger version is refused as newer than
-// this escalefs.
-const FormatVersion = 1
+// Versions of the plaintext format. This package reads every version from
+// MinFormatVersion to FormatVersion, and writes the lowest that can say
+// what a record holds (VersionFor), so that nodes of an older escalefs go
+// on reading what does not need the newer format. A plaintext with a larger
+// version is refused as newer than this escalefs.
+const (
+	MinFormatVersion = 1
+	// ChunksVersion is the first version with content as chunks
+	// (Change.Chunks).
+	ChunksVersion = 2
+	FormatVersion = ChunksVersion
+)
+
+// VersionFor is the format version of a record holding changes: the
+// lowest that can hold them.
+func VersionFor(changes []Change) int {
+	for _, c := range changes {
+		if c.Chunks != nil {
+			return ChunksVersion
+		}
+	}
+	return MinFormatVersion
+}
+
+// checkChanges returns why changes cannot be in a record of version v, or "".
+func checkChanges(v int, changes []Change) (int, string) {
+	if v >= ChunksVersion {
+		return 0, ""
+	}
+	for i, c := range changes {
+		if c.Chunks != nil {
+			return i, fmt.Sprintf("chunks in a record of format version %d (they need %d)", v, ChunksVersion)
+		}
+	}
+	return 0, ""
+}
 
 // Bounds on what a plaintext may hold. A record is at most
 // crypto.MaxRecordSize bytes anyway; these keep single fields sane.
@@ -30,7 +63,8 @@ const (
 	MaxPathLen      = 4096      // bytes of a path, rename source or symlink target
 	MaxVersionNodes = 10_000    // nodes in one version vector
 	MaxAcks         = 10_000    // nodes in Acks
-	MaxParts        = 1_000_000 // blobs of one file
+	MaxParts        = 1_000_000 // blobs of one file; chunks of one file
+	MaxChunkSize    = 8 << 20   // bytes of one chunk (sync/chunks.MaxSize)
 	MaxNodeNameLen  = 1024      // bytes of NodeName
 )
 
@@ -72,7 +106,7 @@ type PackRef struct {
 // Which fields an op may carry (a field not listed must be zero):
 //
 //	put      Path, Version, Hash (required); Size, ModTime, Mode, Access;
-//	         Pack or Parts (exactly one when Size > 0, neither when 0)
+//	         Pack, Parts or Chunks (exactly one when Size > 0, none when 0)
 //	delete   Path, Version; ModTime
 //	rmdir    Path, Version; ModTime
 //	mkdir    Path, Version; ModTime, Mode, Access
@@ -95,6 +129,29 @@ type Change struct {
 	Access  cache.Access
 	Pack    *PackRef         // content stored in a pack blob
 	Parts   []crypto.BlobRef // content stored as whole blobs, concatenated in order
+	Chunks  *ChunkList       // content as content-defined chunks
+}
+
+// ChunkList is a file's content as content-defined chunks (sync/chunks),
+// in order: each in a chunk blob of Blobs, or in no blob when every node
+// that pulls was known to hold it already (a puller takes it from its own
+// files).
+type ChunkList struct {
+	Blobs  []crypto.BlobRef // the chunk blobs the chunks are in
+	Chunks []ChunkRef
+}
+
+// NoBlob is the Blob of a chunk that is in no blob.
+const NoBlob = -1
+
+// ChunkRef is one chunk of a file: Length bytes, which are bytes
+// [Offset, Offset+Length) of the plaintext of the chunk blob Blobs[Blob],
+// or, when Blob is NoBlob (Offset 0), on no blob.
+type ChunkRef struct {
+	ID     crypto.ChunkID
+	Length int64
+	Blob   int
+	Offset int64
 }
 
 // Request asks the other nodes for content this node lacks (it joined
@@ -106,7 +163,7 @@ type Request struct {
 
 // Log is the plaintext of a record of kind "log".
 type Log struct {
-	Version  int    // FormatVersion
+	Version  int    // MinFormatVersion to FormatVersion: VersionFor(Changes)
 	NodeName string // the writer's human-readable name (sealed, never on the relay in clear)
 	// Mode is the writer's synchronization mode; the empty Mode means
 	// ModeShared. Nodes in ModeUpload do not pull, so they hold no
@@ -164,7 +221,7 @@ func ParseMode(s string) (Mode, error) {
 // full view after applying its log up to record UpTo. Entries are puts,
 // mkdirs, symlinks and deletes (tombstones), at most one per path.
 type Snapshot struct {
-	Version  int // FormatVersion
+	Version  int // MinFormatVersion to FormatVersion: VersionFor(Entries)
 	NodeName string
 	UpTo     uint64 // the last sequence number of the writer's log it covers
 	Entries  []Change
@@ -266,7 +323,7 @@ func (c Change) Validate() error {
 // the blobs of a file pushed long ago are collected, and a reader that lacks
 // the content asks for it again.
 func (c Change) checkEntry() string {
-	if c.Op == OpPut && c.Pack == nil && len(c.Parts) == 0 {
+	if c.Op == OpPut && c.Pack == nil && len(c.Parts) == 0 && c.Chunks == nil {
 		c.Size = 0
 	}
 	return c.check()
@@ -334,6 +391,8 @@ func (c Change) check() string {
 		return "unexpected pack"
 	case !content && len(c.Parts) > 0:
 		return "unexpected parts"
+	case !content && c.Chunks != nil:
+		return "unexpected chunks"
 	}
 	switch c.Op {
 	case OpRename:
@@ -368,12 +427,17 @@ func (c Change) checkContent() string {
 		return fmt.Sprintf("negative size %d", c.Size)
 	case c.Hash == [32]byte{}:
 		return "put without hash"
-	case c.Pack != nil && len(c.Parts) > 0:
-		return "put with both pack and parts"
-	case c.Size == 0 && (c.Pack != nil || len(c.Parts) > 0):
+	case btoi(c.Pack != nil)+btoi(len(c.Parts) > 0)+btoi(c.Chunks != nil) > 1:
+		return "put with more than one of pack, parts and chunks"
+	case c.Size == 0 && (c.Pack != nil || len(c.Parts) > 0 || c.Chunks != nil):
 		return "empty file with content"
-	case c.Size > 0 && c.Pack == nil && len(c.Parts) == 0:
-		return fmt.Sprintf("put of %d bytes without pack or parts", c.Size)
+	case c.Size > 0 && c.Pack == nil && len(c.Parts) == 0 && c.Chunks == nil:
+		return fmt.Sprintf("put of %d bytes without pack, parts or chunks", c.Size)
+	}
+	if c.Chunks != nil {
+		if why := c.Chunks.check(c.Size); why != "" {
+			return "chunks: " + why
+		}
 	}
 	if p := c.Pack; p != nil {
 		switch {
@@ -397,6 +461,57 @@ func (c Change) checkContent() string {
 		if why := checkBlobRef(r); why != "" {
 			return fmt.Sprintf("part %d: %s", i, why)
 		}
+	}
+	return ""
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// check returns why l cannot be the content of size bytes, or "".
+func (l *ChunkList) check(size int64) string {
+	switch {
+	case len(l.Chunks) == 0:
+		return "no chunk"
+	case len(l.Chunks) > MaxParts:
+		return fmt.Sprintf("%d chunks, more than %d", len(l.Chunks), MaxParts)
+	case len(l.Blobs) > len(l.Chunks):
+		return fmt.Sprintf("%d blobs for %d chunks", len(l.Blobs), len(l.Chunks))
+	}
+	for i, r := range l.Blobs {
+		if why := checkBlobRef(r); why != "" {
+			return fmt.Sprintf("blob %d: %s", i, why)
+		}
+	}
+	used := make([]bool, len(l.Blobs))
+	var total int64
+	for i, k := range l.Chunks {
+		switch {
+		case k.Length <= 0 || k.Length > MaxChunkSize:
+			return fmt.Sprintf("chunk %d: length %d outside 1…%d", i, k.Length, MaxChunkSize)
+		case k.Blob == NoBlob && k.Offset != 0:
+			return fmt.Sprintf("chunk %d: offset %d in no blob", i, k.Offset)
+		case k.Blob != NoBlob && (k.Blob < 0 || k.Blob >= len(l.Blobs)):
+			return fmt.Sprintf("chunk %d: blob %d of %d", i, k.Blob, len(l.Blobs))
+		case k.Offset < 0 || k.Offset > math.MaxInt64-k.Length:
+			return fmt.Sprintf("chunk %d: offset %d out of range", i, k.Offset)
+		case total > size-k.Length:
+			return fmt.Sprintf("chunks longer than the size %d", size)
+		}
+		if k.Blob != NoBlob {
+			used[k.Blob] = true
+		}
+		total += k.Length
+	}
+	if total != size {
+		return fmt.Sprintf("chunks of %d bytes for a size of %d", total, size)
+	}
+	if i := slices.Index(used, false); i >= 0 {
+		return fmt.Sprintf("blob %d holds no chunk of the file", i)
 	}
 	return ""
 }

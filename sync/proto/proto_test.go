@@ -71,12 +71,24 @@ func sampleChanges() []proto.Change {
 		{Op: proto.OpSymlink, Path: "link", Version: vv, Target: "../elsewhere/ü \"quoted\" <&>", Access: cache.Access{Read: cache.PermAllow}},
 		{Op: proto.OpPut, Path: "ünïcödé/日本.txt", Version: vv, Size: 1, Hash: hashOf("x"),
 			Pack: &proto.PackRef{Blob: blob(6, 300), Offset: 0, Length: 1}},
+		// Chunks: two in one blob, one held by every puller, one in a
+		// second blob.
+		{Op: proto.OpPut, Path: "disk.img", Version: vv, Size: 3<<20 + 100, Mode: 0o600, Hash: hashOf("img"),
+			Chunks: &proto.ChunkList{
+				Blobs: []crypto.BlobRef{blob(7, 2<<20+500), blob(8, 1<<20+200)},
+				Chunks: []proto.ChunkRef{
+					{ID: crypto.ChunkID(hashOf("c1")), Length: 1 << 20, Blob: 0, Offset: 0},
+					{ID: crypto.ChunkID(hashOf("c2")), Length: 100, Blob: proto.NoBlob},
+					{ID: crypto.ChunkID(hashOf("c3")), Length: 1 << 20, Blob: 0, Offset: 1 << 20},
+					{ID: crypto.ChunkID(hashOf("c4")), Length: 1 << 20, Blob: 1, Offset: 0},
+				},
+			}},
 	}
 }
 
 func sampleLog(t testing.TB) proto.Log {
 	return proto.Log{
-		Version:  1,
+		Version:  proto.FormatVersion, // it holds chunks
 		NodeName: "laptop <alice>",
 		Time:     mtime,
 		Changes:  sampleChanges(),
@@ -136,7 +148,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		}
 	}
 	for _, s := range []proto.Snapshot{
-		{Version: 1, NodeName: "n", UpTo: 1<<64 - 1, Entries: entries, Acks: map[crypto.NodeID]uint64{node(t, nodeA): 7}},
+		{Version: proto.ChunksVersion, NodeName: "n", UpTo: 1<<64 - 1, Entries: entries, Acks: map[crypto.NodeID]uint64{node(t, nodeA): 7}},
 		{Version: 1, Acks: map[crypto.NodeID]uint64{}},
 	} {
 		b, err := proto.EncodeSnapshot(s)
@@ -207,7 +219,7 @@ func TestDecodeMalformed(t *testing.T) {
 		{"case folded field", `{"Version":1,"node_name":"n","changes":[],"acks":{},"requests":[]}`, `unknown field "Version"`},
 		{"repeated member", `{"version":1,"version":1,"node_name":"n","changes":[],"acks":{},"requests":[]}`, `member "version" repeated`},
 		{"null", `{"version":1,"node_name":null,"changes":[],"acks":{},"requests":[]}`, `null`},
-		{"newer version", `{"version":2,"node_name":"n","changes":[],"acks":{},"requests":[]}`, `newer than this escalefs`},
+		{"newer version", `{"version":3,"node_name":"n","changes":[],"acks":{},"requests":[]}`, `newer than this escalefs`},
 		{"version zero", `{"node_name":"n","changes":[],"acks":{},"requests":[]}`, `format version 0`},
 		{"not an object", `[]`, `not a JSON object`},
 		{"two values", logWith() + `{}`, `after top-level value`},
@@ -236,8 +248,21 @@ func TestDecodeMalformed(t *testing.T) {
 		{"access on rename", logWith(`{"op":"rename","path":"a","from":"b",` + ver + `,"access":"r-"}`), `unexpected access`},
 		{"pack on meta", logWith(`{"op":"meta","path":"a",` + ver + `,"pack":{"blob":` + blobJ + `,"offset":0,"length":5}}`), `unexpected pack`},
 		{"symlink without target", logWith(`{"op":"symlink","path":"a",` + ver + `}`), `symlink without target`},
-		{"put both", logWith(put(`,"pack":{"blob":` + blobJ + `,"offset":0,"length":5},"parts":[` + blobJ + `]`)), `put with both pack and parts`},
-		{"put no content", logWith(put(``)), `put of 5 bytes without pack or parts`},
+		{"put both", logWith(put(`,"pack":{"blob":` + blobJ + `,"offset":0,"length":5},"parts":[` + blobJ + `]`)), `put with more than one of pack, parts and chunks`},
+		{"put no content", logWith(put(``)), `put of 5 bytes without pack, parts or chunks`},
+		{"chunks and pack", logWith(put(`,"pack":{"blob":` + blobJ + `,"offset":0,"length":5},"chunks":{"blobs":[],"list":[{"id":` + h64 + `,"length":5}]}`)), `put with more than one of pack, parts and chunks`},
+		{"no chunk", logWith(put(`,"chunks":{"blobs":[],"list":[]}`)), `chunks: no chunk`},
+		{"chunks short", logWith(put(`,"chunks":{"blobs":[],"list":[{"id":` + h64 + `,"length":4}]}`)), `chunks of 4 bytes for a size of 5`},
+		{"chunks long", logWith(put(`,"chunks":{"blobs":[],"list":[{"id":` + h64 + `,"length":3},{"id":` + h64 + `,"length":3}]}`)), `chunks longer than the size 5`},
+		{"chunk blob out of range", logWith(put(`,"chunks":{"blobs":[],"list":[{"id":` + h64 + `,"length":5,"blob":0}]}`)), `chunk 0: blob 0 of 0`},
+		{"chunk negative blob", logWith(put(`,"chunks":{"blobs":[],"list":[{"id":` + h64 + `,"length":5,"blob":-1}]}`)), `chunk 0: blob -1`},
+		{"chunk offset without blob", logWith(put(`,"chunks":{"blobs":[],"list":[{"id":` + h64 + `,"length":5,"offset":7}]}`)), `offset 7 in no blob`},
+		{"chunk blob unused", logWith(put(`,"chunks":{"blobs":[` + blobJ + `],"list":[{"id":` + h64 + `,"length":5}]}`)), `blob 0 holds no chunk`},
+		{"chunk too long", logWith(`{"op":"put","path":"a",` + ver + `,"size":9000000,"hash":` + h64 + `,"chunks":{"blobs":[],"list":[{"id":` + h64 + `,"length":9000000}]}}`), `length 9000000 outside 1…8388608`},
+		{"chunk bad id", logWith(put(`,"chunks":{"blobs":[],"list":[{"id":"xyz","length":5}]}`)), `chunk 0: ID: hash "xyz"`},
+		{"chunks on mkdir", logWith(`{"op":"mkdir","path":"a",` + ver + `,"chunks":{"blobs":[],"list":[]}}`), `unexpected chunks`},
+		{"chunks in version 1", logWith(put(`,"chunks":{"blobs":[],"list":[{"id":` + h64 + `,"length":5}]}`)), `chunks in a record of format version 1 (they need 2)`},
+		{"version 0", `{"version":0,"node_name":"n","changes":[],"acks":{},"requests":[]}`, `format version 0, expected 1 to 2`},
 		{"put no hash", logWith(`{"op":"put","path":"a",` + ver + `}`), `put without hash`},
 		{"empty put with content", logWith(`{"op":"put","path":"a",` + ver + `,"hash":` + h64 + `,"parts":[` + blobJ + `]}`), `empty file with content`},
 		{"negative size", logWith(`{"op":"put","path":"a",` + ver + `,"size":-1,"hash":` + h64 + `}`), `negative size -1`},
@@ -344,7 +369,7 @@ func TestEncodeRefuses(t *testing.T) {
 		l    proto.Log
 		want string
 	}{
-		{"version", proto.Log{Version: 2}, "version 2"},
+		{"version", proto.Log{Version: 3}, "version 3"},
 		{"bad path", proto.Log{Version: 1, Changes: []proto.Change{{Op: proto.OpMkdir, Path: "../x", Version: vv}}}, `change 0 "../x"`},
 		{"rename without from", proto.Log{Version: 1, Changes: []proto.Change{{Op: proto.OpRename, Path: "x", Version: vv}}}, "rename without from"},
 		{"zero counter", proto.Log{Version: 1, Changes: []proto.Change{{Op: proto.OpMkdir, Path: "x", Version: cache.VersionVector{nodeA: 0}}}}, "zero counter"},
@@ -461,7 +486,7 @@ func TestValidate(t *testing.T) {
 	bad := proto.Change{Op: proto.OpPut, Path: "a/b", Version: vv, Size: 3, Hash: hashOf("abc"),
 		Pack: &proto.PackRef{Blob: blob(1, 10), Length: 3}, Parts: []crypto.BlobRef{blob(2, 10)}}
 	err := bad.Validate()
-	if !errors.Is(err, proto.ErrMalformed) || !strings.Contains(err.Error(), `"a/b" (put): put with both pack and parts`) {
+	if !errors.Is(err, proto.ErrMalformed) || !strings.Contains(err.Error(), `"a/b" (put): put with more than one of pack, parts and chunks`) {
 		t.Errorf("Validate: %v", err)
 	}
 }
@@ -479,5 +504,22 @@ func TestEscaping(t *testing.T) {
 	}
 	if got, err := proto.DecodeLog(b); err != nil || !reflect.DeepEqual(got, l) {
 		t.Errorf("decoded %+v, %v", got, err)
+	}
+}
+
+// TestVersionFor: a record is written in the lowest format version that
+// holds it, so that nodes of an older escalefs read what needs no newer
+// format.
+func TestVersionFor(t *testing.T) {
+	changes := sampleChanges()
+	if v := proto.VersionFor(changes[:len(changes)-1]); v != proto.MinFormatVersion {
+		t.Errorf("without chunks: version %d, want %d", v, proto.MinFormatVersion)
+	}
+	if v := proto.VersionFor(changes); v != proto.ChunksVersion {
+		t.Errorf("with chunks: version %d, want %d", v, proto.ChunksVersion)
+	}
+	if _, err := proto.EncodeLog(proto.Log{Version: proto.MinFormatVersion, Changes: changes}); err == nil ||
+		!strings.Contains(err.Error(), "chunks in a record of format version 1") {
+		t.Errorf("a version 1 log with chunks: %v", err)
 	}
 }

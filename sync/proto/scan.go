@@ -21,14 +21,16 @@ type shape struct {
 }
 
 var (
-	mapShape  = &shape{anyKeys: true}
-	blobShape = &shape{members: map[string]*shape{"id": nil, "size": nil, "sha256": nil}}
-	packShape = &shape{members: map[string]*shape{"blob": blobShape, "offset": nil, "length": nil}}
+	mapShape    = &shape{anyKeys: true}
+	blobShape   = &shape{members: map[string]*shape{"id": nil, "size": nil, "sha256": nil}}
+	packShape   = &shape{members: map[string]*shape{"blob": blobShape, "offset": nil, "length": nil}}
+	chunkShape  = &shape{members: map[string]*shape{"id": nil, "length": nil, "blob": nil, "offset": nil}}
+	chunksShape = &shape{members: map[string]*shape{"blobs": {elem: blobShape}, "list": {elem: chunkShape}}}
 
 	changeShape = &shape{members: map[string]*shape{
 		"op": nil, "path": nil, "from": nil, "version": mapShape, "size": nil, "mtime": nil,
 		"mode": nil, "hash": nil, "target": nil, "access": nil, "pack": packShape,
-		"parts": {elem: blobShape},
+		"parts": {elem: blobShape}, "chunks": chunksShape,
 	}}
 	requestShape = &shape{members: map[string]*shape{"path": nil, "hash": nil}}
 
