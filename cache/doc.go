@@ -16,7 +16,7 @@
 // Update. The database file is locked: a second Open of the same cache, from
 // any process, fails with ErrInUse after Options.Timeout.
 //
-// # Layout (schema version 1)
+// # Layout (schema version 2)
 //
 // Buckets:
 //
@@ -27,6 +27,8 @@
 //	queue-paths  path → item ID of its queued item
 //	peer-seq     node ID → uint64, last applied sequence number
 //	peer-state   node ID → caller's bytes
+//	chunks       chunk ID ‖ path key → offset, length (chunks.go)
+//	path-chunks  path key → local stat, chunk IDs (chunks.go)
 //
 // Every uint64 above is 8 bytes, big-endian. An entry's key is its path with
 // each '/' replaced by a NUL byte, which sorts a directory directly before

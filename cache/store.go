@@ -14,7 +14,7 @@ import (
 
 // SchemaVersion is the layout of the cache that this package reads and
 // writes. Open migrates older caches and refuses newer ones.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // DefaultTimeout is how long Open waits for the cache's file lock when
 // Options.Timeout is zero.
@@ -36,7 +36,8 @@ var (
 
 // allBuckets lists every bucket of the current schema.
 func allBuckets() [][]byte {
-	return [][]byte{bucketSys, bucketMeta, bucketEntries, bucketQueue, bucketQueuePaths, bucketPeerSeq, bucketPeerState}
+	return [][]byte{bucketSys, bucketMeta, bucketEntries, bucketQueue, bucketQueuePaths, bucketPeerSeq, bucketPeerState,
+		bucketChunks, bucketPathChunks}
 }
 
 // Options configure Open. The zero value is usable.
@@ -141,8 +142,13 @@ func open(path string, opts Options, target uint64, steps []migration) (*Store, 
 type migration func(tx *bolt.Tx) error
 
 // schemaMigrations returns the migration from version i+1 to i+2 at index i.
-// Version 1 is the first, so there are none yet.
-func schemaMigrations() []migration { return nil }
+func schemaMigrations() []migration {
+	return []migration{
+		// 1 → 2: the chunk index, empty (upgrade creates its buckets);
+		// files are indexed as they are pushed and pulled.
+		func(*bolt.Tx) error { return nil },
+	}
+}
 
 // upgrade brings the cache to schema version target: it creates a fresh
 // one, refuses a newer or foreign one, or runs the migrations from its

@@ -348,8 +348,8 @@ func TestOpenSchema(t *testing.T) {
 		says  string
 		bytes []byte // file content instead of a cache, if set
 	}{
-		{name: "newer", poke: setSchema(binary.BigEndian.AppendUint64(nil, 2)), is: cache.ErrSchemaTooNew,
-			says: "schema version 2, this escalefs supports up to 1; upgrade escalefs"},
+		{name: "newer", poke: setSchema(binary.BigEndian.AppendUint64(nil, 3)), is: cache.ErrSchemaTooNew,
+			says: "schema version 3, this escalefs supports up to 2; upgrade escalefs"},
 		{name: "much newer", poke: setSchema(binary.BigEndian.AppendUint64(nil, 1<<40)), is: cache.ErrSchemaTooNew,
 			says: fmt.Sprintf("schema version %d", uint64(1)<<40)},
 		{name: "version zero", poke: setSchema(make([]byte, 8)), is: cache.ErrCorrupt, says: "no schema version"},
@@ -409,10 +409,11 @@ func TestMigration(t *testing.T) {
 	}
 	boom := errors.New("boom")
 	fail := func(*bolt.Tx) error { return boom }
+	noop := func(*bolt.Tx) error { return nil } // the package's own step 1 to 2
 	metaKeys := func(t *testing.T, path string) (keys []string) {
 		s := openAt(t, path, cache.Options{})
 		view(t, s, func(tx *cache.Tx) error {
-			for _, k := range []string{"m2", "m3"} {
+			for _, k := range []string{"m3", "m4"} {
 				if _, ok, _ := tx.Meta(k); ok {
 					keys = append(keys, k)
 				}
@@ -428,27 +429,27 @@ func TestMigration(t *testing.T) {
 	t.Run("two steps", func(t *testing.T) {
 		path := closedStore(t, func(s *cache.Store) { _ = s.Put(file("kept")) })
 		var logs bytes.Buffer
-		s, err := cache.OpenSchema(path, cache.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}, 3,
-			setMeta("m2"), setMeta("m3"))
+		s, err := cache.OpenSchema(path, cache.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))}, 4,
+			noop, setMeta("m3"), setMeta("m4"))
 		if err != nil {
 			t.Fatalf("migrating open: %v", err)
 		}
 		s.Close()
-		if !strings.Contains(logs.String(), "cache migrated") || !strings.Contains(logs.String(), "from=1 to=3") {
+		if !strings.Contains(logs.String(), "cache migrated") || !strings.Contains(logs.String(), "from=2 to=4") {
 			t.Errorf("log %q does not report the migration", logs.String())
 		}
-		// Now at version 3: this package (version 1) refuses it...
+		// Now at version 4: this package (version 2) refuses it...
 		_, err = cache.Open(path, cache.Options{})
-		if !errors.Is(err, cache.ErrSchemaTooNew) || !strings.Contains(err.Error(), "schema version 3") {
+		if !errors.Is(err, cache.ErrSchemaTooNew) || !strings.Contains(err.Error(), "schema version 4") {
 			t.Fatalf("Open of a migrated cache = %v, want ErrSchemaTooNew", err)
 		}
-		// ...and a version-3 open does not migrate again.
-		s, err = cache.OpenSchema(path, cache.Options{}, 3, fail, fail)
+		// ...and a version-4 open does not migrate again.
+		s, err = cache.OpenSchema(path, cache.Options{}, 4, fail, fail, fail)
 		if err != nil {
-			t.Fatalf("second open at version 3: %v", err)
+			t.Fatalf("second open at version 4: %v", err)
 		}
 		view(t, s, func(tx *cache.Tx) error {
-			for _, k := range []string{"m2", "m3"} {
+			for _, k := range []string{"m3", "m4"} {
 				if _, ok, _ := tx.Meta(k); !ok {
 					t.Errorf("migration step %s did not run", k)
 				}
@@ -459,8 +460,8 @@ func TestMigration(t *testing.T) {
 	})
 	t.Run("failing step rolls back", func(t *testing.T) {
 		path := closedStore(t, func(s *cache.Store) { _ = s.Put(file("kept")) })
-		_, err := cache.OpenSchema(path, cache.Options{}, 3, setMeta("m2"), fail)
-		if !errors.Is(err, boom) || !strings.Contains(err.Error(), "schema version 2 to 3") {
+		_, err := cache.OpenSchema(path, cache.Options{}, 4, noop, setMeta("m3"), fail)
+		if !errors.Is(err, boom) || !strings.Contains(err.Error(), "schema version 3 to 4") {
 			t.Fatalf("OpenSchema = %v, want boom in step 2 to 3", err)
 		}
 		if keys := metaKeys(t, path); keys != nil {
@@ -469,8 +470,8 @@ func TestMigration(t *testing.T) {
 	})
 	t.Run("missing step", func(t *testing.T) {
 		path := closedStore(t, func(s *cache.Store) { _ = s.Put(file("kept")) })
-		_, err := cache.OpenSchema(path, cache.Options{}, 3, setMeta("m2"))
-		if err == nil || !strings.Contains(err.Error(), "no migration from schema version 1 to 3") {
+		_, err := cache.OpenSchema(path, cache.Options{}, 4, noop, setMeta("m3"))
+		if err == nil || !strings.Contains(err.Error(), "no migration from schema version 2 to 4") {
 			t.Fatalf("OpenSchema = %v, want no migration", err)
 		}
 		if keys := metaKeys(t, path); keys != nil {
