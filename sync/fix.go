@@ -251,11 +251,8 @@ func (e *Engine) Fix(ctx context.Context, log *slog.Logger, opts FixOptions) (*F
 			refs[node] = make(map[crypto.BlobID]crypto.BlobRef)
 		}
 		for _, c := range changes {
-			if c.Pack != nil {
-				refs[node][c.Pack.Blob.ID] = c.Pack.Blob
-			}
-			for _, p := range c.Parts {
-				refs[node][p.ID] = p
+			for _, r := range c.BlobRefs() {
+				refs[node][r.ID] = r
 			}
 		}
 	}

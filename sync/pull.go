@@ -230,11 +230,8 @@ func (e *Engine) clearDeadPeers(ctx context.Context, peers map[crypto.NodeID]*pe
 		named := make(map[crypto.BlobID]bool)
 		name := func(changes []proto.Change) {
 			for _, c := range changes {
-				if c.Pack != nil {
-					named[c.Pack.Blob.ID] = true
-				}
-				for _, p := range c.Parts {
-					named[p.ID] = true
+				for _, r := range c.BlobRefs() {
+					named[r.ID] = true
 				}
 			}
 		}

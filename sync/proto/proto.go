@@ -141,6 +141,20 @@ type ChunkList struct {
 	Chunks []ChunkRef
 }
 
+// BlobRefs returns the blobs c names for its content: its pack, its parts
+// or its chunk blobs.
+func (c Change) BlobRefs() []crypto.BlobRef {
+	var out []crypto.BlobRef
+	if c.Pack != nil {
+		out = append(out, c.Pack.Blob)
+	}
+	out = append(out, c.Parts...)
+	if c.Chunks != nil {
+		out = append(out, c.Chunks.Blobs...)
+	}
+	return out
+}
+
 // NoBlob is the Blob of a chunk that is in no blob.
 const NoBlob = -1
 

@@ -523,3 +523,20 @@ func TestVersionFor(t *testing.T) {
 		t.Errorf("a version 1 log with chunks: %v", err)
 	}
 }
+
+// TestBlobRefs: every blob a change names for its content, whichever way
+// it is stored.
+func TestBlobRefs(t *testing.T) {
+	got := make(map[string]int)
+	for _, c := range sampleChanges() {
+		if _, seen := got[c.Path]; !seen { // docs/small.txt: its put, then a meta
+			got[c.Path] = len(c.BlobRefs())
+		}
+	}
+	want := map[string]int{"docs/small.txt": 1, "big.iso": 3, "medium.bin": 1, "empty": 0, "disk.img": 2, "gone.txt": 0}
+	for p, n := range want {
+		if got[p] != n {
+			t.Errorf("%s names %d blobs, want %d", p, got[p], n)
+		}
+	}
+}
