@@ -1,0 +1,329 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	gosync "sync"
+
+	"github.com/escalefs/escalefs/crypto"
+	"github.com/escalefs/escalefs/relay"
+	"github.com/escalefs/escalefs/sync/chunks"
+	"github.com/escalefs/escalefs/sync/proto"
+)
+
+// ChunkBlobSize is the plaintext a chunk blob is filled to: chunks go into
+// the blob being filled until the next one would pass it (a blob holds at
+// least one chunk, so at most max(ChunkBlobSize, a chunk)).
+const ChunkBlobSize = 8 << 20
+
+// blobsInFlight bounds the chunk blobs of one file being sent at once.
+const blobsInFlight = 3
+
+// Splitter cuts content into chunks (*chunks.Chunker).
+type Splitter interface {
+	Split(r io.Reader, fn func(chunks.Chunk, []byte) error) error
+}
+
+// PutChunks reads the file open returns, of size bytes, cuts it with sp,
+// and stores each chunk that need asks for in chunk blobs of this node,
+// encrypted in memory (no temporary file) and several sent at once; a
+// chunk that need does not ask for is in no blob (proto.NoBlob), and one
+// met twice is stored once. It returns the file's chunk list and the
+// SHA-256 of its content. A file that yields another number of bytes than
+// size fails with an error wrapping ErrChanged; blobs already stored are
+// then unreferenced.
+func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, error), size int64, sp Splitter,
+	need func(crypto.ChunkID) bool) (*proto.ChunkList, [32]byte, error) {
+	var sum [32]byte
+	if size < 1 {
+		return nil, sum, fmt.Errorf("chunks: size %d (an empty file has no chunks)", size)
+	}
+	rc, err := open()
+	if err != nil {
+		return nil, sum, fmt.Errorf("chunks: opening: %w", err)
+	}
+	defer rc.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	list := &proto.ChunkList{}
+	stored := make(map[crypto.ChunkID]proto.ChunkRef) // in a blob of this call
+	h := sha256.New()
+	var (
+		mu     gosync.Mutex
+		firstE error
+		wg     gosync.WaitGroup
+		slots  = make(chan struct{}, blobsInFlight)
+		cur    *chunkBlob
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if firstE == nil {
+			firstE = err
+			cancel()
+		}
+		mu.Unlock()
+	}
+	// flush seals the blob being filled and sends it in the background.
+	flush := func() error {
+		if cur == nil {
+			return nil
+		}
+		b := cur
+		cur = nil
+		ref, err := b.seal()
+		if err != nil {
+			return err
+		}
+		list.Blobs[b.index] = ref
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			if err := u.relay.Put(ctx, crypto.BlobName(u.node, ref.ID), relay.ReaderAtPayload(bytes.NewReader(b.buf.Bytes()), ref.Size)); err != nil {
+				fail(fmt.Errorf("chunks: blob %d: %w", b.index+1, err))
+			}
+		})
+		return nil
+	}
+	var read int64
+	err = sp.Split(ctxReader{ctx, io.LimitReader(rc, size+1)}, func(k chunks.Chunk, data []byte) error {
+		read += k.Length
+		if read > size {
+			return fmt.Errorf("chunks: %w: more than %d bytes", ErrChanged, size)
+		}
+		h.Write(data)
+		ref := proto.ChunkRef{ID: k.ID, Length: k.Length, Blob: proto.NoBlob}
+		switch prev, ok := stored[k.ID]; {
+		case ok:
+			ref.Blob, ref.Offset = prev.Blob, prev.Offset
+		case need(k.ID):
+			if cur != nil && cur.plain+k.Length > ChunkBlobSize {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			if cur == nil {
+				b, err := newChunkBlob(u.keys, len(list.Blobs))
+				if err != nil {
+					return err
+				}
+				cur = b
+				list.Blobs = append(list.Blobs, crypto.BlobRef{})
+			}
+			ref.Blob, ref.Offset = cur.index, cur.plain
+			if err := cur.add(data); err != nil {
+				return err
+			}
+			stored[k.ID] = ref
+		}
+		list.Chunks = append(list.Chunks, ref)
+		return nil
+	})
+	if err == nil && read != size {
+		err = fmt.Errorf("chunks: %w: %d bytes, not %d", ErrChanged, read, size)
+	}
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		fail(err)
+	}
+	wg.Wait()
+	if firstE != nil {
+		return nil, sum, firstE
+	}
+	if err := rc.Close(); err != nil {
+		return nil, sum, fmt.Errorf("chunks: closing: %w", err)
+	}
+	h.Sum(sum[:0])
+	u.log.Debug("chunks stored", "chunks", len(list.Chunks), "blobs", len(list.Blobs), "plaintext", size)
+	return list, sum, nil
+}
+
+// chunkBlob is a chunk blob being filled: its chunks are encrypted into
+// buf as they come.
+type chunkBlob struct {
+	index int
+	buf   bytes.Buffer
+	w     *crypto.BlobWriter
+	plain int64
+}
+
+func newChunkBlob(keys *crypto.Keys, index int) (*chunkBlob, error) {
+	b := &chunkBlob{index: index}
+	w, err := crypto.NewBlobWriter(keys, crypto.NewBlobID(), &b.buf)
+	if err != nil {
+		return nil, err
+	}
+	b.w = w
+	return b, nil
+}
+
+func (b *chunkBlob) add(data []byte) error {
+	if _, err := b.w.Write(data); err != nil {
+		return fmt.Errorf("chunks: encrypting: %w", err)
+	}
+	b.plain += int64(len(data))
+	return nil
+}
+
+func (b *chunkBlob) seal() (crypto.BlobRef, error) {
+	if err := b.w.Close(); err != nil {
+		return crypto.BlobRef{}, fmt.Errorf("chunks: encrypting: %w", err)
+	}
+	return b.w.Ref(), nil
+}
+
+// ErrChunkMissing: a chunk in no blob that this node does not hold (its
+// copy changed or is gone): the content must be asked for again.
+var ErrChunkMissing = errors.New("a chunk in no blob is not held here")
+
+// maxRun bounds the plaintext of consecutive chunks of one blob read in
+// one go.
+const maxRun = 32 << 20
+
+// GetChunks writes the content list describes to dst, in order: each chunk
+// from local, when it returns bytes that match the chunk's ID (idOf
+// computes IDs), or else from its range in its chunk blob, written by node
+// writer, checked against the ID as well; consecutive chunks of one blob
+// are read with one request. It returns how many bytes came from the
+// relay. A chunk in no blob that local lacks fails with an error wrapping
+// ErrChunkMissing; a chunk whose bytes on the relay do not match its ID
+// with one wrapping crypto.ErrBlobCorrupt. As with GetPack, dst holds
+// trustworthy content only when GetChunks returns nil.
+func (d *Downloader) GetChunks(ctx context.Context, writer crypto.NodeID, list *proto.ChunkList, idOf func([]byte) crypto.ChunkID,
+	local func(proto.ChunkRef) []byte, dst io.Writer) (int64, error) {
+	type reader struct {
+		ra  io.ReaderAt
+		win *windowReaderAt
+	}
+	readers := make(map[int]reader)
+	held := func(k proto.ChunkRef) []byte {
+		if data := local(k); data != nil && int64(len(data)) == k.Length && idOf(data) == k.ID {
+			return data
+		}
+		return nil
+	}
+	var fetched int64
+	var buf, next []byte // next: the local bytes of the chunk after a run
+	chunksN := len(list.Chunks)
+	for i := 0; i < chunksN; {
+		k := list.Chunks[i]
+		data := next
+		if data == nil {
+			data = held(k)
+		}
+		next = nil
+		if data != nil {
+			if _, err := dst.Write(data); err != nil {
+				return fetched, err
+			}
+			i++
+			continue
+		}
+		if k.Blob == proto.NoBlob {
+			return fetched, fmt.Errorf("chunk %d of %d (%x…): %w", i+1, chunksN, k.ID[:4], ErrChunkMissing)
+		}
+		if k.Blob < 0 || k.Blob >= len(list.Blobs) {
+			return fetched, fmt.Errorf("chunk %d of %d: blob %d of %d", i+1, chunksN, k.Blob, len(list.Blobs))
+		}
+		// The run: the chunks that follow in the same blob, back to
+		// back, that are not held here.
+		j, runLen := i+1, k.Length
+		for ; j < chunksN; j++ {
+			n := list.Chunks[j]
+			if n.Blob != k.Blob || n.Offset != k.Offset+runLen || runLen+n.Length > maxRun {
+				break
+			}
+			if next = held(n); next != nil {
+				break
+			}
+			runLen += n.Length
+		}
+		ref := list.Blobs[k.Blob]
+		r, ok := readers[k.Blob]
+		if !ok {
+			r.win = &windowReaderAt{ctx: ctx, relay: d.relay, name: crypto.BlobName(writer, ref.ID), size: ref.Size}
+			ra, _, err := crypto.BlobReaderAt(d.keys, ref.ID, r.win, ref.Size)
+			if err != nil {
+				return fetched, fmt.Errorf("chunk %d of %d: %w", i+1, chunksN, err)
+			}
+			r.ra = ra
+			readers[k.Blob] = r
+		}
+		// The run's ciphertext: its plaintext, the tags of age's 64 KiB
+		// chunks, and one chunk of slack on each side.
+		r.win.next = runLen + runLen/4096 + 2*(64<<10+16)
+		if int64(cap(buf)) < runLen {
+			buf = make([]byte, runLen)
+		}
+		run := buf[:runLen]
+		if n, err := r.ra.ReadAt(run, k.Offset); int64(n) != runLen {
+			if err == nil || err == io.EOF {
+				err = fmt.Errorf("%w: blob %s ends before the chunks' end", crypto.ErrBlobTruncated, ref.ID)
+			}
+			return fetched, fmt.Errorf("chunk %d of %d: %w", i+1, chunksN, err)
+		}
+		for ; i < j; i++ {
+			c := list.Chunks[i]
+			part := run[c.Offset-k.Offset : c.Offset-k.Offset+c.Length]
+			if idOf(part) != c.ID {
+				return fetched, fmt.Errorf("chunk %d of %d: %w: blob %s holds other bytes at %d", i+1, chunksN, crypto.ErrBlobCorrupt, ref.ID, c.Offset)
+			}
+		}
+		fetched += runLen
+		if _, err := dst.Write(run); err != nil {
+			return fetched, err
+		}
+	}
+	d.log.Debug("chunks fetched", "chunks", chunksN, "from_relay", fetched)
+	return fetched, nil
+}
+
+// windowReaderAt reads an object on the relay at random, keeping the last
+// window it read: a read outside it reads at least next bytes (the run
+// being read) from where it starts, at least 4 KiB (age's header).
+type windowReaderAt struct {
+	ctx   context.Context
+	relay Getter
+	name  string
+	size  int64
+	next  int64
+	start int64
+	win   []byte
+}
+
+func (w *windowReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("%s: read at %d", w.name, off)
+	}
+	if off >= w.size {
+		return 0, io.EOF
+	}
+	if off < w.start || off+int64(len(p)) > w.start+int64(len(w.win)) {
+		n := min(max(int64(len(p)), w.next, 4<<10), w.size-off)
+		var b []byte
+		err := w.relay.Get(w.ctx, w.name, off, n, func(r io.Reader) error {
+			var err error
+			b, err = io.ReadAll(ctxReader{w.ctx, r})
+			return err
+		})
+		if err != nil {
+			return 0, err
+		}
+		w.start, w.win = off, b
+	}
+	n := copy(p, w.win[off-w.start:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}

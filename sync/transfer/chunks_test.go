@@ -1,0 +1,184 @@
+package transfer_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"io"
+	"sync/atomic"
+	"testing"
+
+	"github.com/escalefs/escalefs/crypto"
+	"github.com/escalefs/escalefs/relay"
+	"github.com/escalefs/escalefs/sync/chunks"
+	"github.com/escalefs/escalefs/sync/proto"
+	"github.com/escalefs/escalefs/sync/transfer"
+)
+
+// pseudo returns n deterministic pseudo-random bytes drawn from seed.
+func pseudo(seed string, n int) []byte {
+	out := make([]byte, 0, n+32)
+	for i := uint64(0); len(out) < n; i++ {
+		var ctr [8]byte
+		binary.LittleEndian.PutUint64(ctr[:], i)
+		s := sha256.Sum256(append([]byte(seed), ctr[:]...))
+		out = append(out, s[:]...)
+	}
+	return out[:n]
+}
+
+// gettingRelay counts the bytes Get delivers.
+type gettingRelay struct {
+	relay.Relay
+	got atomic.Int64
+}
+
+func (g *gettingRelay) Get(ctx context.Context, name string, off, n int64, fn func(io.Reader) error) error {
+	return g.Relay.Get(ctx, name, off, n, func(r io.Reader) error {
+		return fn(io.TeeReader(r, countWriter{&g.got}))
+	})
+}
+
+type countWriter struct{ n *atomic.Int64 }
+
+func (c countWriter) Write(p []byte) (int, error) { c.n.Add(int64(len(p))); return len(p), nil }
+
+// TestChunksRoundTrip: PutChunks stores the chunks asked for in chunk
+// blobs, a repeated chunk once; GetChunks rebuilds the content from the
+// chunks held locally and the others read from their blobs, reading no
+// more of the relay than the chunks it lacks (and the window around them).
+func TestChunksRoundTrip(t *testing.T) {
+	forKeys(t, func(t *testing.T, keys *crypto.Keys) {
+		e := newEnv(t, keys)
+		ch, err := chunks.New(keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old := pseudo("old", 24<<20)
+		// The new version: 1 MiB changed in the middle, and a repeat of
+		// its first 3 MiB at the end.
+		data := bytes.Clone(old)
+		copy(data[12<<20:], pseudo("edit", 1<<20))
+		data = append(data, old[:3<<20]...)
+
+		list, sum, err := e.up.PutChunks(t.Context(), opener(data), int64(len(data)), ch, func(crypto.ChunkID) bool { return true })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum != sha256.Sum256(data) {
+			t.Error("the SHA-256 returned is not the content's")
+		}
+		if err := (proto.Change{Op: proto.OpPut, Path: "f", Version: map[string]uint64{e.node.String(): 1},
+			Size: int64(len(data)), Hash: sum, Chunks: list}).Validate(); err != nil {
+			t.Fatalf("the chunk list does not validate: %v", err)
+		}
+		var inBlobs int64
+		seen := make(map[crypto.ChunkID]bool)
+		for _, k := range list.Chunks {
+			if !seen[k.ID] {
+				inBlobs += k.Length
+			}
+			seen[k.ID] = true
+		}
+		if inBlobs >= int64(len(data)) {
+			t.Errorf("%d bytes stored for %d of content with a repeated 3 MiB", inBlobs, len(data))
+		}
+		if n := len(list.Blobs); n < 2 || n > 6 {
+			t.Errorf("%d chunk blobs for %d bytes, want 8 MiB each", n, inBlobs)
+		}
+		e.checkScratchEmpty(t)
+
+		// A puller holding the old version rebuilds the new one.
+		have := make(map[crypto.ChunkID][]byte)
+		if err := ch.Split(bytes.NewReader(old), func(k chunks.Chunk, b []byte) error {
+			have[k.ID] = bytes.Clone(b)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		g := &gettingRelay{Relay: e.relay}
+		down := transfer.NewDownloader(g, keys, nil)
+		var out bytes.Buffer
+		fetched, err := down.GetChunks(t.Context(), e.node, list, keys.ChunkIDOf, func(k proto.ChunkRef) []byte { return have[k.ID] }, &out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(out.Bytes(), data) {
+			t.Fatal("the rebuilt content differs")
+		}
+		// Exactly the chunks not held come from the relay, each read
+		// once, with little more than age's framing around them.
+		var lacking int64
+		for _, k := range list.Chunks {
+			if have[k.ID] == nil {
+				lacking += k.Length
+			}
+		}
+		if fetched != lacking || lacking == 0 || lacking > int64(len(data))/2 {
+			t.Errorf("fetched %d bytes of chunks; the chunks not held hold %d of %d", fetched, lacking, len(data))
+		}
+		if got := g.got.Load(); got > lacking+lacking/50+int64(len(list.Blobs))*(200<<10) {
+			t.Errorf("read %d bytes of the relay for %d bytes of chunks", got, lacking)
+		}
+		// Without a local copy, everything comes from the relay.
+		out.Reset()
+		if _, err := down.GetChunks(t.Context(), e.node, list, keys.ChunkIDOf, func(proto.ChunkRef) []byte { return nil }, &out); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(out.Bytes(), data) {
+			t.Fatal("the content read from the relay alone differs")
+		}
+		// A local copy that changed underneath is not used.
+		out.Reset()
+		bad := func(k proto.ChunkRef) []byte {
+			if b := have[k.ID]; b != nil {
+				b = bytes.Clone(b)
+				b[0] ^= 1
+				return b
+			}
+			return nil
+		}
+		if _, err := down.GetChunks(t.Context(), e.node, list, keys.ChunkIDOf, bad, &out); err != nil || !bytes.Equal(out.Bytes(), data) {
+			t.Fatalf("with altered local chunks: %v", err)
+		}
+	})
+}
+
+// TestChunksHeldAndMissing: a chunk that need does not ask for is in no
+// blob; rebuilding without it fails with ErrChunkMissing, and a chunk
+// blob altered on the relay with ErrBlobCorrupt or ErrBlobTruncated.
+func TestChunksHeldAndMissing(t *testing.T) {
+	e := newEnv(t, testKeys)
+	ch, err := chunks.New(testKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := pseudo("held", 6<<20)
+	first := true
+	list, _, err := e.up.PutChunks(t.Context(), opener(data), int64(len(data)), ch, func(crypto.ChunkID) bool {
+		held := first
+		first = false
+		return !held // the first chunk is held by every puller
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if list.Chunks[0].Blob != proto.NoBlob || list.Chunks[1].Blob == proto.NoBlob {
+		t.Fatalf("chunks %+v, want the first in no blob", list.Chunks[:2])
+	}
+	_, err = e.down.GetChunks(t.Context(), e.node, list, testKeys.ChunkIDOf, func(proto.ChunkRef) []byte { return nil }, io.Discard)
+	if !errors.Is(err, transfer.ErrChunkMissing) {
+		t.Errorf("rebuilding without the held chunk: %v, want ErrChunkMissing", err)
+	}
+	// The file changed while it was read.
+	_, _, err = e.up.PutChunks(t.Context(), opener(data[:5<<20]), int64(len(data)), ch, func(crypto.ChunkID) bool { return true })
+	if !errors.Is(err, transfer.ErrChanged) {
+		t.Errorf("a file shorter than its size: %v, want ErrChanged", err)
+	}
+	_, _, err = e.up.PutChunks(t.Context(), opener(data), int64(len(data))-1, ch, func(crypto.ChunkID) bool { return true })
+	if !errors.Is(err, transfer.ErrChanged) {
+		t.Errorf("a file longer than its size: %v, want ErrChanged", err)
+	}
+}
