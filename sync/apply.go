@@ -103,7 +103,7 @@ func (e *Engine) applyChanges(ctx context.Context, id crypto.NodeID, seq uint64,
 		switch {
 		case c.Pack != nil:
 			packs[c.Pack.Blob.ID] = append(packs[c.Pack.Blob.ID], i)
-		case len(c.Parts) == 0:
+		case len(c.Parts) == 0 && c.Chunks == nil:
 			srcs[i].missing = true // a snapshot entry whose blobs are collected
 		}
 	}
@@ -748,7 +748,7 @@ func (e *Engine) placeOnDisk(ctx context.Context, id crypto.NodeID, c proto.Chan
 		}
 		ent.Kind, ent.Hash, ent.Size, ent.Mode, ent.Target, ent.Local = cache.KindFile, c.Hash, c.Size, fileMode(c.Mode), "", st
 		ent.ModTime = time.Unix(0, st.MTimeNs).UTC()
-		r := remoteRef{Node: id.String(), Hash: c.Hash, Path: c.Path, Pack: c.Pack, Parts: c.Parts}
+		r := remoteRef{Node: id.String(), Hash: c.Hash, Path: c.Path, Pack: c.Pack, Parts: c.Parts, Chunks: c.Chunks}
 		ent.Remote = encodeRemote(r)
 	case proto.OpSymlink:
 		st, err := e.local.Install(ctx, path, nil, localdir.Meta{Kind: cache.KindSymlink, Target: c.Target, ModTime: c.ModTime}, expect)
@@ -834,6 +834,8 @@ func (e *Engine) placeFile(ctx context.Context, id crypto.NodeID, c proto.Change
 		return e.local.Install(ctx, path, localdir.Move{F: f}, meta, expect)
 	case len(c.Parts) > 0:
 		return e.fetchParts(ctx, id, c, path, meta, expect)
+	case c.Chunks != nil:
+		return e.fetchChunks(ctx, id, c, path, meta, expect)
 	case c.Pack != nil:
 		// Not fetched ahead (the decision changed): fetch it alone.
 		dir, err := os.MkdirTemp(e.cfg.Scratch, "pull-")

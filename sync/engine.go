@@ -18,6 +18,7 @@ import (
 	"github.com/escalefs/escalefs/crypto"
 	"github.com/escalefs/escalefs/internal/units"
 	"github.com/escalefs/escalefs/relay"
+	"github.com/escalefs/escalefs/sync/chunks"
 	"github.com/escalefs/escalefs/sync/localdir"
 	"github.com/escalefs/escalefs/sync/proto"
 	"github.com/escalefs/escalefs/sync/transfer"
@@ -117,6 +118,10 @@ type Config struct {
 	// Batch bounds the changes of one record. Zero means the defaults.
 	PackLimit    int64
 	PartSize     int64
+	// Chunks pushes files of PackLimit and more as content-defined chunks
+	// (format version 2, docs/format.md §8.2) instead of parts, and
+	// rebuilds pulled chunked files from the chunks held here.
+	Chunks       bool
 	MaxPackBytes int64
 	MaxPackFiles int
 	Batch        int
@@ -185,6 +190,9 @@ type Engine struct {
 	sealer  *crypto.RecordSealer
 	up      *transfer.Uploader
 	down    *transfer.Downloader
+	// chunker cuts content into chunks (Config.Chunks, and reading
+	// chunked files).
+	chunker *chunks.Chunker
 
 	// usage is the repository's size on the relay at the last listing, -1
 	// before the first.
@@ -254,7 +262,7 @@ type Stats struct {
 	BytesPushed  int64 // plaintext bytes uploaded
 	Blobs        int   // blobs uploaded
 	FilesPulled  int   // files installed from peers
-	BytesPulled  int64 // plaintext bytes installed
+	BytesPulled  int64 // plaintext bytes downloaded (chunks held here are not)
 	Conflicts    int   // conflict copies made
 	BlobsDeleted int   // own blobs collected
 	RecsDeleted  int   // own records compacted away
@@ -343,6 +351,10 @@ func New(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	chunker, err := chunks.New(cfg.Repo.Keys)
+	if err != nil {
+		return nil, err
+	}
 	e := &Engine{
 		cfg:        cfg,
 		r:          cfg.Relay,
@@ -358,6 +370,7 @@ func New(cfg Config) (*Engine, error) {
 		notify:     make(chan []string, 1024),
 		cleared:    make(map[crypto.NodeID]bool),
 		sealer:     crypto.NewRecordSealer(cfg.Repo.Keys, cfg.Repo.ID, rand.Reader),
+		chunker:    chunker,
 		up:         transfer.NewUploader(cfg.Relay, cfg.Repo.Keys, self, cfg.Scratch, cfg.Logger),
 		down:       transfer.NewDownloader(cfg.Relay, cfg.Repo.Keys, cfg.Logger),
 	}

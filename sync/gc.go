@@ -250,11 +250,11 @@ func (e *Engine) snapshotEntry(ent cache.Entry, live map[crypto.BlobID]bool) (pr
 	default:
 		c.Op, c.Hash, c.Size, c.Mode, c.ModTime = proto.OpPut, ent.Hash, ent.Size, unixMode(ent.Mode), ent.ModTime
 		if rr, ok := decodeRemote(ent.Remote); ok && rr.reusable(e.selfID, ent.Hash, live) {
-			c.Pack, c.Parts = rr.Pack, rr.Parts
+			c.Pack, c.Parts, c.Chunks = rr.Pack, rr.Parts, rr.Chunks
 		}
 	}
 	check := c
-	if check.Op == proto.OpPut && check.Pack == nil && len(check.Parts) == 0 {
+	if check.Op == proto.OpPut && check.Pack == nil && len(check.Parts) == 0 && check.Chunks == nil {
 		check.Size = 0 // content withdrawn: valid in a snapshot
 	}
 	if check.Validate() != nil {

@@ -319,7 +319,11 @@ func (e *Engine) upload(ctx context.Context, items []*pushItem) (full bool, err 
 	}
 	slices.SortStableFunc(large, func(a, b *pushItem) int { return cmp.Compare(a.ent.Size, b.ent.Size) })
 	for _, it := range large {
-		if err := e.uploadParts(ctx, it); err != nil {
+		upload := e.uploadParts
+		if e.cfg.Chunks {
+			upload = e.uploadChunks
+		}
+		if err := upload(ctx, it); err != nil {
 			hit, err := e.quotaHit(err)
 			if err != nil {
 				return full, err
@@ -580,9 +584,12 @@ func (e *Engine) commit(ctx context.Context, items []*pushItem, force bool) (int
 			c := it.change
 			c.Version = cur.Version
 			if c.Op == proto.OpPut && it.ref != nil {
-				if it.ref.Pack != nil {
+				switch {
+				case it.ref.Pack != nil:
 					c.Pack = it.ref.Pack
-				} else {
+				case it.ref.Chunks != nil:
+					c.Chunks = it.ref.Chunks
+				default:
 					c.Parts = it.ref.Parts
 				}
 			}

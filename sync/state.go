@@ -144,8 +144,9 @@ type remoteRef struct {
 	// this content there, so a later mode or mtime change of the same
 	// content needs no upload.
 	Path  string           `json:"path"`
-	Pack  *proto.PackRef   `json:"pack,omitempty"`
-	Parts []crypto.BlobRef `json:"parts,omitempty"`
+	Pack   *proto.PackRef   `json:"pack,omitempty"`
+	Parts  []crypto.BlobRef `json:"parts,omitempty"`
+	Chunks *proto.ChunkList `json:"chunks,omitempty"`
 }
 
 func decodeRemote(b []byte) (remoteRef, bool) {
@@ -173,13 +174,18 @@ func (r remoteRef) blobs() []crypto.BlobID {
 	for _, p := range r.Parts {
 		ids = append(ids, p.ID)
 	}
+	if r.Chunks != nil {
+		for _, b := range r.Chunks.Blobs {
+			ids = append(ids, b.ID)
+		}
+	}
 	return ids
 }
 
 // reusable reports whether r still describes content of hash on the relay,
 // written by node self, with every blob in live.
 func (r remoteRef) reusable(self string, hash [32]byte, live map[crypto.BlobID]bool) bool {
-	if r.Node != self || r.Hash != hash || (r.Pack == nil && len(r.Parts) == 0) {
+	if r.Node != self || r.Hash != hash || (r.Pack == nil && len(r.Parts) == 0 && r.Chunks == nil) {
 		return false
 	}
 	return !slices.ContainsFunc(r.blobs(), func(id crypto.BlobID) bool { return !live[id] })

@@ -1,0 +1,144 @@
+package sync
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+
+	"github.com/escalefs/escalefs/cache"
+	"github.com/escalefs/escalefs/crypto"
+	"github.com/escalefs/escalefs/sync/localdir"
+	"github.com/escalefs/escalefs/sync/proto"
+	"github.com/escalefs/escalefs/sync/transfer"
+)
+
+// Content as chunks (Config.Chunks, docs/format.md §8.2): a large file is
+// pushed as content-defined chunks in chunk blobs, and a puller rebuilds
+// it from the chunks it holds already (the cache's chunk index: files it
+// pushed or pulled as chunks) and downloads only the others.
+
+// uploadChunks stores the content of it as chunks.
+func (e *Engine) uploadChunks(ctx context.Context, it *pushItem) error {
+	tr := e.transfers.start(true, it.ent.Path, it.ent.Size)
+	defer e.transfers.end(tr)
+	list, sum, err := e.up.PutChunks(ctx, func() (io.ReadCloser, error) { return e.open(ctx, it) }, it.ent.Size, e.chunker,
+		func(crypto.ChunkID) bool { return true })
+	switch {
+	case changedLocally(err) && ctx.Err() == nil:
+		it.retry = true
+		return nil
+	case err != nil:
+		return fmt.Errorf("uploading %q: %w", it.ent.Path, err)
+	}
+	if sum != it.ent.Hash || !e.verified(it) {
+		it.retry = true
+		return nil
+	}
+	it.ref = &remoteRef{Node: e.selfID, Hash: it.ent.Hash, Path: it.ent.Path, Chunks: list}
+	for _, b := range list.Blobs {
+		e.usage.Add(b.Size)
+	}
+	it.blobs = it.ref.blobs()
+	e.count(func(s *Stats) { s.Blobs += len(list.Blobs) })
+	e.transfers.set(tr, it.ent.Size)
+	e.indexChunks(it.ent.Path, it.ent.Local, list)
+	return nil
+}
+
+// indexChunks records the chunks of the file at path, whose fingerprint is
+// local, in the cache's chunk index. A failure is logged: the index only
+// saves downloads.
+func (e *Engine) indexChunks(path string, local cache.LocalStat, list *proto.ChunkList) {
+	spans := make([]cache.ChunkSpan, len(list.Chunks))
+	var off int64
+	for i, k := range list.Chunks {
+		spans[i] = cache.ChunkSpan{ID: k.ID, Offset: off, Length: k.Length}
+		off += k.Length
+	}
+	if err := e.store.Update(func(tx *cache.Tx) error { return tx.SetChunks(path, local, spans) }); err != nil {
+		e.log.Warn("indexing the chunks of a file", "path", path, "err", err)
+	}
+}
+
+// localChunk returns the bytes of chunk k from a file of the folder that
+// holds it, as the chunk index says, or nil. The caller checks them
+// against the chunk's ID: the file may have changed since.
+func (e *Engine) localChunk(ctx context.Context, k proto.ChunkRef) []byte {
+	var places []cache.ChunkPlace
+	if err := e.store.View(func(tx *cache.Tx) error {
+		var err error
+		places, err = tx.FindChunk(k.ID)
+		return err
+	}); err != nil {
+		return nil
+	}
+	for _, p := range places {
+		if p.Length != k.Length {
+			continue
+		}
+		f, err := e.local.Open(ctx, p.Path, p.Local)
+		if err != nil {
+			continue // changed or gone since it was indexed
+		}
+		b := make([]byte, k.Length)
+		_, err = f.ReadAt(b, p.Offset)
+		f.Close()
+		if err == nil {
+			return b
+		}
+	}
+	return nil
+}
+
+// fetchChunks rebuilds a chunked file in a file of the partial directory,
+// from the chunks held here and those downloaded, checks it against the
+// record and installs it.
+func (e *Engine) fetchChunks(ctx context.Context, id crypto.NodeID, c proto.Change, path string, meta localdir.Meta, expect *cache.LocalStat) (cache.LocalStat, error) {
+	f, err := os.CreateTemp(e.partial, "chunks-*")
+	if err != nil {
+		return cache.LocalStat{}, fmt.Errorf("partial download: %w", err)
+	}
+	defer func() {
+		f.Close()
+		os.Remove(f.Name())
+	}()
+	tr := e.transfers.start(false, c.Path, c.Size)
+	defer e.transfers.end(tr)
+	h := sha256.New()
+	sw := localdir.NewSparseWriter(f, 0)
+	fetched, err := e.down.GetChunks(ctx, id, c.Chunks, e.cfg.Repo.Keys.ChunkIDOf,
+		func(k proto.ChunkRef) []byte { return e.localChunk(ctx, k) }, io.MultiWriter(sw, h))
+	e.count(func(s *Stats) { s.BytesPulled += fetched })
+	switch {
+	case errors.Is(err, transfer.ErrChunkMissing) || errors.Is(err, fs.ErrNotExist) ||
+		errors.Is(err, crypto.ErrBlobCorrupt) || errors.Is(err, crypto.ErrBlobTruncated):
+		e.log.Warn("content of a peer is not on the relay, not held here, or does not verify; skipped",
+			"node", e.nodeLabel(id.String()), "path", c.Path, "err", err)
+		return cache.LocalStat{}, errSkip
+	case err != nil:
+		return cache.LocalStat{}, fmt.Errorf("fetching %q: %w", c.Path, err)
+	}
+	if err := sw.Finish(); err != nil {
+		return cache.LocalStat{}, fmt.Errorf("partial download: %w", err)
+	}
+	var sum [32]byte
+	h.Sum(sum[:0])
+	if sum != c.Hash || sw.Offset() != c.Size {
+		e.log.Error("content does not match its record; skipped", "node", e.nodeLabel(id.String()), "path", c.Path, "bytes", sw.Offset())
+		return cache.LocalStat{}, errSkip
+	}
+	if err := f.Sync(); err != nil {
+		return cache.LocalStat{}, fmt.Errorf("partial download: %w", err)
+	}
+	e.transfers.set(tr, c.Size)
+	st, err := e.local.Install(ctx, path, localdir.Move{F: f}, meta, expect)
+	if err != nil {
+		return st, err
+	}
+	e.indexChunks(path, st, c.Chunks)
+	return st, nil
+}

@@ -1,0 +1,92 @@
+package sync_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"io"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/escalefs/escalefs/relay"
+	escsync "github.com/escalefs/escalefs/sync"
+)
+
+// byteCounter counts the bytes of blobs put and got through a relay.
+type byteCounter struct {
+	relay.Relay
+	put, got atomic.Int64
+}
+
+func (b *byteCounter) Put(ctx context.Context, name string, p relay.Payload) error {
+	if strings.HasPrefix(name, "blobs/") {
+		b.put.Add(p.Length())
+	}
+	return b.Relay.Put(ctx, name, p)
+}
+
+func (b *byteCounter) Get(ctx context.Context, name string, off, n int64, fn func(io.Reader) error) error {
+	if !strings.HasPrefix(name, "blobs/") {
+		return b.Relay.Get(ctx, name, off, n, fn)
+	}
+	return b.Relay.Get(ctx, name, off, n, func(r io.Reader) error {
+		return fn(io.TeeReader(r, counter{&b.got}))
+	})
+}
+
+type counter struct{ n *atomic.Int64 }
+
+func (c counter) Write(p []byte) (int, error) { c.n.Add(int64(len(p))); return len(p), nil }
+
+func (b *byteCounter) reset() { b.put.Store(0); b.got.Store(0) }
+
+func chunked(c *escsync.Config) { c.Chunks = true }
+
+// randomBytes returns n deterministic pseudo-random bytes drawn from seed.
+func randomBytes(seed string, n int) []byte {
+	out := make([]byte, 0, n+32)
+	for i := uint64(0); len(out) < n; i++ {
+		var ctr [8]byte
+		binary.LittleEndian.PutUint64(ctr[:], i)
+		s := sha256.Sum256(append([]byte(seed), ctr[:]...))
+		out = append(out, s[:]...)
+	}
+	return out[:n]
+}
+
+// TestChunkedEditDownloadsLittle: a large file pushed as chunks reaches the
+// peer byte for byte; after an edit of 256 KiB in its middle, the peer
+// rebuilds the new version from its copy and downloads only the chunks
+// around the edit.
+func TestChunkedEditDownloadsLittle(t *testing.T) {
+	bc := &byteCounter{Relay: fileRelay(t)}
+	c := newCluster(t, bc)
+	a := c.add("a", chunked)
+	b := c.add("b", chunked)
+	data := randomBytes("image", 24<<20)
+	a.write(t, "disk.img", data)
+	c.settle()
+	if !bytes.Equal(b.read(t, "disk.img"), data) {
+		t.Fatal("the chunked file differs on b")
+	}
+	if got := bc.got.Load(); got < int64(len(data)) {
+		t.Errorf("b read %d bytes of blobs for a new file of %d", got, len(data))
+	}
+
+	edited := bytes.Clone(data)
+	copy(edited[12<<20:], randomBytes("edit", 256<<10))
+	bc.reset()
+	a.write(t, "disk.img", edited)
+	c.settle()
+	if !bytes.Equal(b.read(t, "disk.img"), edited) {
+		t.Fatal("the edited file differs on b")
+	}
+	if got := bc.got.Load(); got > 10<<20 {
+		t.Errorf("b read %d bytes of blobs for 256 KiB changed in a 24 MiB file", got)
+	} else {
+		t.Logf("256 KiB changed in 24 MiB: %d bytes read by b, %d put by a", got, bc.put.Load())
+	}
+
+}
