@@ -116,8 +116,8 @@ type Config struct {
 	// PackLimit: files smaller than this go into packs. PartSize: the part
 	// size of larger ones. MaxPackBytes, MaxPackFiles bound one pack.
 	// Batch bounds the changes of one record. Zero means the defaults.
-	PackLimit    int64
-	PartSize     int64
+	PackLimit int64
+	PartSize  int64
 	// Chunks pushes files of PackLimit and more as content-defined chunks
 	// (format version 2, docs/format.md §8.2) instead of parts, and
 	// rebuilds pulled chunked files from the chunks held here.

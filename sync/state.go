@@ -143,7 +143,7 @@ type remoteRef struct {
 	// Path is the path whose version the reference came with: peers hold
 	// this content there, so a later mode or mtime change of the same
 	// content needs no upload.
-	Path  string           `json:"path"`
+	Path   string           `json:"path"`
 	Pack   *proto.PackRef   `json:"pack,omitempty"`
 	Parts  []crypto.BlobRef `json:"parts,omitempty"`
 	Chunks *proto.ChunkList `json:"chunks,omitempty"`
