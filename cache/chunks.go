@@ -13,6 +13,11 @@ import (
 //	chunks       chunk ID (32 bytes) ‖ path key → offset, length (uvarints)
 //	path-chunks  path key → local stat, then the chunk IDs of the path
 //
+// and a third tells where the chunks this node pushed are on the relay
+// (SetSent, Sent):
+//
+//	sent-chunks  chunk ID → blob ID (16), SHA-256 (32), size, offset (uvarints)
+//
 // A path's chunks are replaced as a whole (SetChunks) and dropped with it
 // (DropChunks); FindChunk lists the places of one chunk. The index is a
 // hint: the file may have changed since, so a reader checks the bytes it
@@ -21,7 +26,55 @@ import (
 var (
 	bucketChunks     = []byte("chunks")
 	bucketPathChunks = []byte("path-chunks")
+	bucketSentChunks = []byte("sent-chunks")
 )
+
+// SentChunk is where a chunk this node pushed is on the relay: at Offset
+// of the plaintext of the chunk blob ID (of Size bytes on the relay, with
+// the SHA-256 Sum), named by a record of this node.
+type SentChunk struct {
+	Blob   [16]byte
+	Size   int64
+	Sum    [32]byte
+	Offset int64
+}
+
+// SetSent records where the chunk id that this node pushed is.
+func (t *Tx) SetSent(id [32]byte, s SentChunk) error {
+	b, err := t.writable(bucketSentChunks, "set sent chunk")
+	if err != nil {
+		return err
+	}
+	v := append(append(s.Blob[:0:0], s.Blob[:]...), s.Sum[:]...)
+	v = binary.AppendUvarint(v, uint64(s.Size))
+	v = binary.AppendUvarint(v, uint64(s.Offset))
+	return b.Put(id[:], v)
+}
+
+// Sent returns where the chunk id that this node pushed is, if it did.
+func (t *Tx) Sent(id [32]byte) (SentChunk, bool, error) {
+	b, err := t.bucket(bucketSentChunks)
+	if err != nil {
+		return SentChunk{}, false, err
+	}
+	v := b.Get(id[:])
+	if v == nil {
+		return SentChunk{}, false, nil
+	}
+	var s SentChunk
+	if len(v) < 48 {
+		return SentChunk{}, false, fmt.Errorf("cache %s: sent chunk: %w", t.s.path, ErrCorrupt)
+	}
+	copy(s.Blob[:], v)
+	copy(s.Sum[:], v[16:])
+	size, n := binary.Uvarint(v[48:])
+	off, m := binary.Uvarint(v[48+max(n, 0):])
+	if n <= 0 || m <= 0 || 48+n+m != len(v) {
+		return SentChunk{}, false, fmt.Errorf("cache %s: sent chunk: %w", t.s.path, ErrCorrupt)
+	}
+	s.Size, s.Offset = int64(size), int64(off)
+	return s, true, nil
+}
 
 // ChunkSpan is one chunk of a file: Length bytes at Offset.
 type ChunkSpan struct {

@@ -94,7 +94,7 @@ func TestMigrateToChunkIndex(t *testing.T) {
 	})
 	// Back to version 1: no chunk buckets.
 	poke(t, path, func(tx *bolt.Tx) error {
-		for _, b := range []string{"chunks", "path-chunks"} {
+		for _, b := range []string{"chunks", "path-chunks", "sent-chunks"} {
 			if err := tx.DeleteBucket([]byte(b)); err != nil {
 				return err
 			}
@@ -107,5 +107,22 @@ func TestMigrateToChunkIndex(t *testing.T) {
 			t.Errorf("entry lost by the migration: %v", err)
 		}
 		return tx.SetChunks("kept", cache.LocalStat{Size: 1}, []cache.ChunkSpan{{ID: chunkID(1), Length: 1}})
+	})
+}
+
+// TestSentChunks: where a pushed chunk is, recorded and read back.
+func TestSentChunks(t *testing.T) {
+	s, _ := newStore(t)
+	want := cache.SentChunk{Blob: [16]byte{1, 2}, Size: 8<<20 + 300, Sum: [32]byte{9}, Offset: 5 << 20}
+	update(t, s, func(tx *cache.Tx) error { return tx.SetSent(chunkID(1), want) })
+	view(t, s, func(tx *cache.Tx) error {
+		got, ok, err := tx.Sent(chunkID(1))
+		if err != nil || !ok || got != want {
+			t.Errorf("Sent = %+v, %v, %v; want %+v", got, ok, err, want)
+		}
+		if _, ok, err := tx.Sent(chunkID(2)); ok || err != nil {
+			t.Errorf("an unknown chunk: %v, %v", ok, err)
+		}
+		return nil
 	})
 }

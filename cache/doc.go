@@ -29,6 +29,7 @@
 //	peer-state   node ID → caller's bytes
 //	chunks       chunk ID ‖ path key → offset, length (chunks.go)
 //	path-chunks  path key → local stat, chunk IDs (chunks.go)
+//	sent-chunks  chunk ID → where this node pushed it (chunks.go)
 //
 // Every uint64 above is 8 bytes, big-endian. An entry's key is its path with
 // each '/' replaced by a NUL byte, which sorts a directory directly before

@@ -37,7 +37,7 @@ var (
 // allBuckets lists every bucket of the current schema.
 func allBuckets() [][]byte {
 	return [][]byte{bucketSys, bucketMeta, bucketEntries, bucketQueue, bucketQueuePaths, bucketPeerSeq, bucketPeerState,
-		bucketChunks, bucketPathChunks}
+		bucketChunks, bucketPathChunks, bucketSentChunks}
 }
 
 // Options configure Open. The zero value is usable.

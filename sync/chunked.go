@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 
 	"github.com/escalefs/escalefs/cache"
 	"github.com/escalefs/escalefs/crypto"
@@ -21,12 +22,28 @@ import (
 // it from the chunks it holds already (the cache's chunk index: files it
 // pushed or pulled as chunks) and downloads only the others.
 
-// uploadChunks stores the content of it as chunks.
+// uploadChunks stores the content of it as chunks: those this node pushed
+// before are referred to where they are (docs/format.md §12.2), the others
+// uploaded. For a peer's request every chunk goes up anew: the peer lacks
+// some.
 func (e *Engine) uploadChunks(ctx context.Context, it *pushItem) error {
+	var live map[crypto.BlobID]bool
+	if err := e.store.View(func(tx *cache.Tx) error {
+		ls, err := loadLogState(tx)
+		live = ls.liveBlobs()
+		return err
+	}); err != nil {
+		return err
+	}
 	tr := e.transfers.start(true, it.ent.Path, it.ent.Size)
 	defer e.transfers.end(tr)
 	list, sum, err := e.up.PutChunks(ctx, func() (io.ReadCloser, error) { return e.open(ctx, it) }, it.ent.Size, e.chunker,
-		func(crypto.ChunkID) bool { return true })
+		func(id crypto.ChunkID) (transfer.Known, bool) {
+			if it.repush {
+				return transfer.Known{}, false
+			}
+			return e.knownChunk(id, live)
+		})
 	switch {
 	case changedLocally(err) && ctx.Err() == nil:
 		it.retry = true
@@ -46,6 +63,64 @@ func (e *Engine) uploadChunks(ctx context.Context, it *pushItem) error {
 	e.count(func(s *Stats) { s.Blobs += len(list.Blobs) })
 	e.transfers.set(tr, it.ent.Size)
 	e.indexChunks(it.ent.Path, it.ent.Local, list)
+	return nil
+}
+
+// knownChunk says where a chunk this node pushed before is: in its chunk
+// blob while a record not yet collected names that blob. Once the records
+// naming it are collected (because the nodes that pull had pulled them),
+// it is held by every one of them, as long as the version of a path that
+// they hold (the last one pushed or pulled: Entry.Remote) has it. A chunk
+// only an older version had is uploaded again.
+func (e *Engine) knownChunk(id crypto.ChunkID, live map[crypto.BlobID]bool) (transfer.Known, bool) {
+	var s cache.SentChunk
+	var ok, held bool
+	err := e.store.View(func(tx *cache.Tx) error {
+		var err error
+		if s, ok, err = tx.Sent(id); err != nil || !ok || live[crypto.BlobID(s.Blob)] {
+			return err
+		}
+		places, err := tx.FindChunk(id)
+		if err != nil {
+			return err
+		}
+		for _, p := range places {
+			ent, found, err := tx.Get(p.Path)
+			if err != nil {
+				return err
+			}
+			rr, ok := decodeRemote(ent.Remote)
+			if found && !ent.Deleted && ok && rr.Chunks != nil &&
+				slices.ContainsFunc(rr.Chunks.Chunks, func(k proto.ChunkRef) bool { return k.ID == id }) {
+				held = true
+				return nil
+			}
+		}
+		return nil
+	})
+	switch {
+	case err != nil || !ok:
+		return transfer.Known{}, false
+	case live[crypto.BlobID(s.Blob)]:
+		return transfer.Known{Blob: crypto.BlobRef{ID: crypto.BlobID(s.Blob), Size: s.Size, SHA256: s.Sum}, Offset: s.Offset}, true
+	case held:
+		return transfer.Known{Held: true}, true
+	}
+	return transfer.Known{}, false
+}
+
+// recordSent records, in the transaction of the record that names them,
+// where the chunks of list that are in blobs are.
+func recordSent(tx *cache.Tx, list *proto.ChunkList) error {
+	for _, k := range list.Chunks {
+		if k.Blob == proto.NoBlob {
+			continue
+		}
+		b := list.Blobs[k.Blob]
+		if err := tx.SetSent(k.ID, cache.SentChunk{Blob: b.ID, Size: b.Size, Sum: b.SHA256, Offset: k.Offset}); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

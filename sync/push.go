@@ -621,6 +621,11 @@ func (e *Engine) commit(ctx context.Context, items []*pushItem, force bool) (int
 					return err
 				}
 			}
+			if c.Chunks != nil {
+				if err := recordSent(tx, c.Chunks); err != nil {
+					return err
+				}
+			}
 			changes = append(changes, c)
 			blobs = append(blobs, it.blobs...)
 			pushed = append(pushed, it)

@@ -28,16 +28,25 @@ type Splitter interface {
 	Split(r io.Reader, fn func(chunks.Chunk, []byte) error) error
 }
 
+// Known is where a chunk already is, as PutChunks's caller knows it: held
+// by every node that pulls (in no blob), or at Offset of the plaintext of
+// the chunk blob Blob on the relay.
+type Known struct {
+	Held   bool
+	Blob   crypto.BlobRef
+	Offset int64
+}
+
 // PutChunks reads the file open returns, of size bytes, cuts it with sp,
-// and stores each chunk that need asks for in chunk blobs of this node,
-// encrypted in memory (no temporary file) and several sent at once; a
-// chunk that need does not ask for is in no blob (proto.NoBlob), and one
-// met twice is stored once. It returns the file's chunk list and the
-// SHA-256 of its content. A file that yields another number of bytes than
-// size fails with an error wrapping ErrChanged; blobs already stored are
-// then unreferenced.
+// and stores the chunks that known does not know (ok false) in chunk blobs
+// of this node, encrypted in memory (no temporary file) and several sent
+// at once; the others are referred to where known says, and a chunk met
+// twice is stored once. It returns the file's chunk list and the SHA-256
+// of its content. A file that yields another number of bytes than size
+// fails with an error wrapping ErrChanged; blobs already stored are then
+// unreferenced.
 func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, error), size int64, sp Splitter,
-	need func(crypto.ChunkID) bool) (*proto.ChunkList, [32]byte, error) {
+	known func(crypto.ChunkID) (Known, bool)) (*proto.ChunkList, [32]byte, error) {
 	var sum [32]byte
 	if size < 1 {
 		return nil, sum, fmt.Errorf("chunks: size %d (an empty file has no chunks)", size)
@@ -52,6 +61,7 @@ func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, er
 
 	list := &proto.ChunkList{}
 	stored := make(map[crypto.ChunkID]proto.ChunkRef) // in a blob of this call
+	reused := make(map[crypto.BlobID]int)             // blobs stored before, by index
 	h := sha256.New()
 	var (
 		mu     gosync.Mutex
@@ -101,10 +111,25 @@ func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, er
 		}
 		h.Write(data)
 		ref := proto.ChunkRef{ID: k.ID, Length: k.Length, Blob: proto.NoBlob}
-		switch prev, ok := stored[k.ID]; {
-		case ok:
+		prev, done := stored[k.ID]
+		kn, ok := Known{}, false
+		if !done {
+			kn, ok = known(k.ID)
+		}
+		switch {
+		case done:
 			ref.Blob, ref.Offset = prev.Blob, prev.Offset
-		case need(k.ID):
+		case ok && kn.Held:
+		case ok:
+			i, had := reused[kn.Blob.ID]
+			if !had {
+				i = len(list.Blobs)
+				reused[kn.Blob.ID] = i
+				list.Blobs = append(list.Blobs, kn.Blob)
+			}
+			ref.Blob, ref.Offset = i, kn.Offset
+			stored[k.ID] = ref
+		default:
 			if cur != nil && cur.plain+k.Length > ChunkBlobSize {
 				if err := flush(); err != nil {
 					return err

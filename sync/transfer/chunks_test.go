@@ -45,6 +45,8 @@ type countWriter struct{ n *atomic.Int64 }
 
 func (c countWriter) Write(p []byte) (int, error) { c.n.Add(int64(len(p))); return len(p), nil }
 
+func unknown(crypto.ChunkID) (transfer.Known, bool) { return transfer.Known{}, false }
+
 // TestChunksRoundTrip: PutChunks stores the chunks asked for in chunk
 // blobs, a repeated chunk once; GetChunks rebuilds the content from the
 // chunks held locally and the others read from their blobs, reading no
@@ -63,7 +65,7 @@ func TestChunksRoundTrip(t *testing.T) {
 		copy(data[12<<20:], pseudo("edit", 1<<20))
 		data = append(data, old[:3<<20]...)
 
-		list, sum, err := e.up.PutChunks(t.Context(), opener(data), int64(len(data)), ch, func(crypto.ChunkID) bool { return true })
+		list, sum, err := e.up.PutChunks(t.Context(), opener(data), int64(len(data)), ch, unknown)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -157,10 +159,10 @@ func TestChunksHeldAndMissing(t *testing.T) {
 	}
 	data := pseudo("held", 6<<20)
 	first := true
-	list, _, err := e.up.PutChunks(t.Context(), opener(data), int64(len(data)), ch, func(crypto.ChunkID) bool {
+	list, _, err := e.up.PutChunks(t.Context(), opener(data), int64(len(data)), ch, func(crypto.ChunkID) (transfer.Known, bool) {
 		held := first
 		first = false
-		return !held // the first chunk is held by every puller
+		return transfer.Known{Held: true}, held // the first chunk is held by every puller
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -173,12 +175,52 @@ func TestChunksHeldAndMissing(t *testing.T) {
 		t.Errorf("rebuilding without the held chunk: %v, want ErrChunkMissing", err)
 	}
 	// The file changed while it was read.
-	_, _, err = e.up.PutChunks(t.Context(), opener(data[:5<<20]), int64(len(data)), ch, func(crypto.ChunkID) bool { return true })
+	_, _, err = e.up.PutChunks(t.Context(), opener(data[:5<<20]), int64(len(data)), ch, unknown)
 	if !errors.Is(err, transfer.ErrChanged) {
 		t.Errorf("a file shorter than its size: %v, want ErrChanged", err)
 	}
-	_, _, err = e.up.PutChunks(t.Context(), opener(data), int64(len(data))-1, ch, func(crypto.ChunkID) bool { return true })
+	_, _, err = e.up.PutChunks(t.Context(), opener(data), int64(len(data))-1, ch, unknown)
 	if !errors.Is(err, transfer.ErrChanged) {
 		t.Errorf("a file longer than its size: %v, want ErrChanged", err)
+	}
+}
+
+// TestChunksReuseBlobs: chunks already in chunk blobs on the relay are
+// referred to there, not stored again: a new version stores only its new
+// chunks, and reads back whole from the relay.
+func TestChunksReuseBlobs(t *testing.T) {
+	e := newEnv(t, testKeys)
+	ch, err := chunks.New(testKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := pseudo("reuse", 20<<20)
+	first, _, err := e.up.PutChunks(t.Context(), opener(data), int64(len(data)), ch, unknown)
+	if err != nil {
+		t.Fatal(err)
+	}
+	where := make(map[crypto.ChunkID]transfer.Known)
+	for _, k := range first.Chunks {
+		where[k.ID] = transfer.Known{Blob: first.Blobs[k.Blob], Offset: k.Offset}
+	}
+	edited := bytes.Clone(data)
+	copy(edited[10<<20:], pseudo("new", 64<<10))
+	puts := e.relay.puts.Load()
+	list, _, err := e.up.PutChunks(t.Context(), opener(edited), int64(len(edited)), ch, func(id crypto.ChunkID) (transfer.Known, bool) {
+		k, ok := where[id]
+		return k, ok
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := e.relay.puts.Load() - puts; n != 1 {
+		t.Errorf("%d blobs stored for 64 KiB changed, want 1", n)
+	}
+	var out bytes.Buffer
+	if _, err := e.down.GetChunks(t.Context(), e.node, list, testKeys.ChunkIDOf, func(proto.ChunkRef) []byte { return nil }, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out.Bytes(), edited) {
+		t.Error("the new version reads back otherwise")
 	}
 }
