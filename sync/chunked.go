@@ -2,6 +2,8 @@ package sync
 
 import (
 	"context"
+	"encoding/hex"
+	"maps"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -27,6 +29,21 @@ import (
 // uploaded. For a peer's request every chunk goes up anew: the peer lacks
 // some.
 func (e *Engine) uploadChunks(ctx context.Context, it *pushItem) error {
+	key := it.ent.Path
+	prog, err := e.loadUpload(key)
+	if err != nil {
+		return err
+	}
+	if len(prog.Parts) > 0 {
+		e.dropUpload(ctx, key, prog) // an upload in parts: of no use now
+		prog = uploadProgress{}
+	}
+	if prog.Chunks == nil {
+		prog.Chunks = make(map[string]storedChunk)
+	} else if err := e.checkStored(ctx, &prog); err != nil {
+		return err
+	}
+	prog.Hash, prog.Size, prog.PartSize = it.ent.Hash, it.ent.Size, 0
 	var live map[crypto.BlobID]bool
 	if err := e.store.View(func(tx *cache.Tx) error {
 		ls, err := loadLogState(tx)
@@ -37,16 +54,34 @@ func (e *Engine) uploadChunks(ctx context.Context, it *pushItem) error {
 	}
 	tr := e.transfers.start(true, it.ent.Path, it.ent.Size)
 	defer e.transfers.end(tr)
-	list, sum, err := e.up.PutChunks(ctx, func() (io.ReadCloser, error) { return e.open(ctx, it) }, it.ent.Size, e.chunker,
-		func(id crypto.ChunkID) (transfer.Known, bool) {
+	var sent int64
+	opts := transfer.ChunkOptions{
+		Known: func(id crypto.ChunkID) (transfer.Known, bool) {
+			if c, ok := prog.Chunks[hex.EncodeToString(id[:])]; ok {
+				// Stored by this upload before it was interrupted.
+				return transfer.Known{Blob: c.Blob, Offset: c.Offset}, true
+			}
 			if it.repush {
-				return transfer.Known{}, false
+				return transfer.Known{}, false // a peer lacks some: all go up
 			}
 			return e.knownChunk(id, live)
-		})
+		},
+		Stored: func(b crypto.BlobRef, offs map[crypto.ChunkID]int64) error {
+			for id, off := range offs {
+				prog.Chunks[hex.EncodeToString(id[:])] = storedChunk{Blob: b, Offset: off}
+			}
+			sent += b.Size
+			e.transfers.set(tr, sent)
+			return e.saveUpload(key, prog)
+		},
+	}
+	if len(prog.Chunks) > 0 {
+		e.log.Info("resuming an interrupted upload", "path", it.ent.Path, "chunks_done", len(prog.Chunks))
+	}
+	list, sum, err := e.up.PutChunks(ctx, func() (io.ReadCloser, error) { return e.open(ctx, it) }, it.ent.Size, e.chunker, opts)
 	switch {
 	case changedLocally(err) && ctx.Err() == nil:
-		it.retry = true
+		it.retry = true // the chunks stored stay remembered for the next try
 		return nil
 	case err != nil:
 		return fmt.Errorf("uploading %q: %w", it.ent.Path, err)
@@ -55,14 +90,32 @@ func (e *Engine) uploadChunks(ctx context.Context, it *pushItem) error {
 		it.retry = true
 		return nil
 	}
+	it.progress = key
 	it.ref = &remoteRef{Node: e.selfID, Hash: it.ent.Hash, Path: it.ent.Path, Chunks: list}
 	for _, b := range list.Blobs {
-		e.usage.Add(b.Size)
+		if !live[b.ID] {
+			e.usage.Add(b.Size)
+		}
 	}
 	it.blobs = it.ref.blobs()
 	e.count(func(s *Stats) { s.Blobs += len(list.Blobs) })
-	e.transfers.set(tr, it.ent.Size)
 	e.indexChunks(it.ent.Path, it.ent.Local, list)
+	return nil
+}
+
+// checkStored drops from an interrupted upload the chunks whose blob is no
+// longer on the relay: the peers of a node silent for long may have
+// cleared them as stale.
+func (e *Engine) checkStored(ctx context.Context, prog *uploadProgress) error {
+	gone := make(map[crypto.BlobID]bool)
+	for _, b := range prog.blobs() {
+		if _, err := e.r.Stat(ctx, crypto.BlobName(e.self, b.ID)); errors.Is(err, fs.ErrNotExist) {
+			gone[b.ID] = true
+		} else if err != nil {
+			return err
+		}
+	}
+	maps.DeleteFunc(prog.Chunks, func(_ string, c storedChunk) bool { return gone[c.Blob.ID] })
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"io"
 	"strings"
 	"sync/atomic"
@@ -115,4 +116,55 @@ func TestChunkedEditMovesLittle(t *testing.T) {
 		t.Errorf("a revert put %d bytes and read %d", put, got)
 	}
 
+}
+
+// cutPuts fails the blob Puts after the first ok ones, until healed.
+type cutPuts struct {
+	relay.Relay
+	ok, done atomic.Int64
+	failing  atomic.Bool
+}
+
+func (f *cutPuts) Put(ctx context.Context, name string, p relay.Payload) error {
+	if strings.HasPrefix(name, "blobs/") {
+		if f.failing.Load() && f.done.Load() >= f.ok.Load() {
+			return errors.New("connection reset")
+		}
+		f.done.Add(1)
+	}
+	return f.Relay.Put(ctx, name, p)
+}
+
+// TestChunkedUploadResumes: an upload of chunks cut short (the relay
+// fails) resumes: the chunk blobs stored before are not stored again, and
+// the file arrives whole.
+func TestChunkedUploadResumes(t *testing.T) {
+	fp := &cutPuts{Relay: fileRelay(t)}
+	c := newCluster(t, fp)
+	a := c.add("a", chunked)
+	b := c.add("b", chunked)
+	data := randomBytes("resume", 40<<20)
+	a.write(t, "big.bin", data)
+	fp.ok.Store(2)
+	fp.failing.Store(true)
+	if _, err := a.e.Round(context.Background()); err == nil {
+		t.Fatal("a round whose uploads fail succeeded")
+	}
+	if n := fp.done.Load(); n != 2 {
+		t.Fatalf("%d blobs stored before the failure, want 2", n)
+	}
+	fp.failing.Store(false)
+	fp.done.Store(0)
+	c.settle()
+	if !bytes.Equal(b.read(t, "big.bin"), data) {
+		t.Fatal("the file differs on b")
+	}
+	// 40 MiB in blobs of 8 MiB: 5 or 6 blobs in all, 2 of them stored
+	// before.
+	if n := fp.done.Load(); n > 4 {
+		t.Errorf("the resumed upload stored %d blobs, want the 3 or 4 not stored before", n)
+	}
+	if !strings.Contains(a.logs.String(), "resuming an interrupted upload") {
+		t.Error("a did not say it resumed")
+	}
 }

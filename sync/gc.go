@@ -286,7 +286,7 @@ func (e *Engine) deleteOrphans(ctx context.Context, own []crypto.BlobID) error {
 			return err
 		}
 		for _, p := range ups {
-			for _, r := range p.Parts {
+			for _, r := range p.blobs() {
 				keep[r.ID] = true
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/escalefs/escalefs/cache"
 	"github.com/escalefs/escalefs/crypto"
@@ -26,6 +27,16 @@ type uploadProgress struct {
 	Size     int64            `json:"size"`
 	PartSize int64            `json:"part_size"`
 	Parts    []crypto.BlobRef `json:"parts,omitempty"`
+	// Chunks are the chunks stored in chunk blobs so far (Config.Chunks),
+	// by chunk ID in hex: an upload of the path that resumes, for this
+	// content or another, does not store them again.
+	Chunks map[string]storedChunk `json:"chunks,omitempty"`
+}
+
+// storedChunk is where a chunk of an upload in progress was stored.
+type storedChunk struct {
+	Blob   crypto.BlobRef `json:"blob"`
+	Offset int64          `json:"offset"`
 }
 
 // downloadProgress is a download of a large file in progress, into a file
@@ -93,9 +104,10 @@ func forgetUpload(tx *cache.Tx, path string) error {
 	return saveMap(tx, metaUploads, m)
 }
 
-// dropUpload forgets an upload and deletes the parts it stored.
+// dropUpload forgets an upload and deletes the parts and chunk blobs it
+// stored.
 func (e *Engine) dropUpload(ctx context.Context, path string, p uploadProgress) {
-	for _, ref := range p.Parts {
+	for _, ref := range p.blobs() {
 		if ref.ID == (crypto.BlobID{}) {
 			continue // not stored
 		}
@@ -106,6 +118,19 @@ func (e *Engine) dropUpload(ctx context.Context, path string, p uploadProgress) 
 	if err := e.store.Update(func(tx *cache.Tx) error { return forgetUpload(tx, path) }); err != nil {
 		e.log.Warn("forgetting an abandoned upload", "err", err)
 	}
+}
+
+// blobs returns the parts and chunk blobs p stored, each once.
+func (p uploadProgress) blobs() []crypto.BlobRef {
+	out := slices.Clone(p.Parts)
+	seen := make(map[crypto.BlobID]bool)
+	for _, c := range p.Chunks {
+		if !seen[c.Blob.ID] {
+			seen[c.Blob.ID] = true
+			out = append(out, c.Blob)
+		}
+	}
+	return out
 }
 
 // countStored counts the parts of an upload in progress that are stored.

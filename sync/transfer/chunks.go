@@ -37,16 +37,31 @@ type Known struct {
 	Offset int64
 }
 
+// ChunkOptions are what PutChunks's caller knows and wants to know.
+type ChunkOptions struct {
+	// Known says where a chunk already is; nil knows none.
+	Known func(crypto.ChunkID) (Known, bool)
+	// Stored, if set, is called after each chunk blob is stored, with the
+	// offsets of its chunks, one call at a time: the caller remembers
+	// them, so that an interrupted upload resumes without storing them
+	// again. An error from it stops the upload.
+	Stored func(blob crypto.BlobRef, chunks map[crypto.ChunkID]int64) error
+}
+
 // PutChunks reads the file open returns, of size bytes, cuts it with sp,
-// and stores the chunks that known does not know (ok false) in chunk blobs
-// of this node, encrypted in memory (no temporary file) and several sent
-// at once; the others are referred to where known says, and a chunk met
-// twice is stored once. It returns the file's chunk list and the SHA-256
-// of its content. A file that yields another number of bytes than size
-// fails with an error wrapping ErrChanged; blobs already stored are then
-// unreferenced.
+// and stores the chunks that opts.Known does not know in chunk blobs of
+// this node, encrypted in memory (no temporary file) and several sent at
+// once; the others are referred to where Known says, and a chunk met twice
+// is stored once. It returns the file's chunk list and the SHA-256 of its
+// content. A file that yields another number of bytes than size fails
+// with an error wrapping ErrChanged; blobs already stored are then
+// unreferenced (but were reported to opts.Stored).
 func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, error), size int64, sp Splitter,
-	known func(crypto.ChunkID) (Known, bool)) (*proto.ChunkList, [32]byte, error) {
+	opts ChunkOptions) (*proto.ChunkList, [32]byte, error) {
+	known := opts.Known
+	if known == nil {
+		known = func(crypto.ChunkID) (Known, bool) { return Known{}, false }
+	}
 	var sum [32]byte
 	if size < 1 {
 		return nil, sum, fmt.Errorf("chunks: size %d (an empty file has no chunks)", size)
@@ -99,6 +114,15 @@ func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, er
 			defer func() { <-slots }()
 			if err := u.relay.Put(ctx, crypto.BlobName(u.node, ref.ID), relay.ReaderAtPayload(bytes.NewReader(b.buf.Bytes()), ref.Size)); err != nil {
 				fail(fmt.Errorf("chunks: blob %d: %w", b.index+1, err))
+				return
+			}
+			if opts.Stored != nil {
+				mu.Lock()
+				defer mu.Unlock()
+				if err := opts.Stored(ref, b.offsets); err != nil && firstE == nil {
+					firstE = err
+					cancel()
+				}
 			}
 		})
 		return nil
@@ -144,6 +168,7 @@ func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, er
 				list.Blobs = append(list.Blobs, crypto.BlobRef{})
 			}
 			ref.Blob, ref.Offset = cur.index, cur.plain
+			cur.offsets[k.ID] = cur.plain
 			if err := cur.add(data); err != nil {
 				return err
 			}
@@ -176,14 +201,15 @@ func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, er
 // chunkBlob is a chunk blob being filled: its chunks are encrypted into
 // buf as they come.
 type chunkBlob struct {
-	index int
-	buf   bytes.Buffer
-	w     *crypto.BlobWriter
-	plain int64
+	index   int
+	buf     bytes.Buffer
+	w       *crypto.BlobWriter
+	plain   int64
+	offsets map[crypto.ChunkID]int64
 }
 
 func newChunkBlob(keys *crypto.Keys, index int) (*chunkBlob, error) {
-	b := &chunkBlob{index: index}
+	b := &chunkBlob{index: index, offsets: make(map[crypto.ChunkID]int64)}
 	w, err := crypto.NewBlobWriter(keys, crypto.NewBlobID(), &b.buf)
 	if err != nil {
 		return nil, err

@@ -45,8 +45,6 @@ type countWriter struct{ n *atomic.Int64 }
 
 func (c countWriter) Write(p []byte) (int, error) { c.n.Add(int64(len(p))); return len(p), nil }
 
-func unknown(crypto.ChunkID) (transfer.Known, bool) { return transfer.Known{}, false }
-
 // TestChunksRoundTrip: PutChunks stores the chunks asked for in chunk
 // blobs, a repeated chunk once; GetChunks rebuilds the content from the
 // chunks held locally and the others read from their blobs, reading no
@@ -65,7 +63,7 @@ func TestChunksRoundTrip(t *testing.T) {
 		copy(data[12<<20:], pseudo("edit", 1<<20))
 		data = append(data, old[:3<<20]...)
 
-		list, sum, err := e.up.PutChunks(t.Context(), opener(data), int64(len(data)), ch, unknown)
+		list, sum, err := e.up.PutChunks(t.Context(), opener(data), int64(len(data)), ch, transfer.ChunkOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -159,11 +157,11 @@ func TestChunksHeldAndMissing(t *testing.T) {
 	}
 	data := pseudo("held", 6<<20)
 	first := true
-	list, _, err := e.up.PutChunks(t.Context(), opener(data), int64(len(data)), ch, func(crypto.ChunkID) (transfer.Known, bool) {
+	list, _, err := e.up.PutChunks(t.Context(), opener(data), int64(len(data)), ch, transfer.ChunkOptions{Known: func(crypto.ChunkID) (transfer.Known, bool) {
 		held := first
 		first = false
 		return transfer.Known{Held: true}, held // the first chunk is held by every puller
-	})
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,11 +173,11 @@ func TestChunksHeldAndMissing(t *testing.T) {
 		t.Errorf("rebuilding without the held chunk: %v, want ErrChunkMissing", err)
 	}
 	// The file changed while it was read.
-	_, _, err = e.up.PutChunks(t.Context(), opener(data[:5<<20]), int64(len(data)), ch, unknown)
+	_, _, err = e.up.PutChunks(t.Context(), opener(data[:5<<20]), int64(len(data)), ch, transfer.ChunkOptions{})
 	if !errors.Is(err, transfer.ErrChanged) {
 		t.Errorf("a file shorter than its size: %v, want ErrChanged", err)
 	}
-	_, _, err = e.up.PutChunks(t.Context(), opener(data), int64(len(data))-1, ch, unknown)
+	_, _, err = e.up.PutChunks(t.Context(), opener(data), int64(len(data))-1, ch, transfer.ChunkOptions{})
 	if !errors.Is(err, transfer.ErrChanged) {
 		t.Errorf("a file longer than its size: %v, want ErrChanged", err)
 	}
@@ -195,7 +193,7 @@ func TestChunksReuseBlobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	data := pseudo("reuse", 20<<20)
-	first, _, err := e.up.PutChunks(t.Context(), opener(data), int64(len(data)), ch, unknown)
+	first, _, err := e.up.PutChunks(t.Context(), opener(data), int64(len(data)), ch, transfer.ChunkOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,10 +204,10 @@ func TestChunksReuseBlobs(t *testing.T) {
 	edited := bytes.Clone(data)
 	copy(edited[10<<20:], pseudo("new", 64<<10))
 	puts := e.relay.puts.Load()
-	list, _, err := e.up.PutChunks(t.Context(), opener(edited), int64(len(edited)), ch, func(id crypto.ChunkID) (transfer.Known, bool) {
+	list, _, err := e.up.PutChunks(t.Context(), opener(edited), int64(len(edited)), ch, transfer.ChunkOptions{Known: func(id crypto.ChunkID) (transfer.Known, bool) {
 		k, ok := where[id]
 		return k, ok
-	})
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,5 +220,67 @@ func TestChunksReuseBlobs(t *testing.T) {
 	}
 	if !bytes.Equal(out.Bytes(), edited) {
 		t.Error("the new version reads back otherwise")
+	}
+}
+
+// failingReader yields n bytes of r, then fails.
+type failingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if f.n <= 0 {
+		return 0, errors.New("connection lost")
+	}
+	p = p[:min(int64(len(p)), f.n)]
+	n, err := f.r.Read(p)
+	f.n -= int64(n)
+	return n, err
+}
+
+// TestChunksResume: the blobs an interrupted PutChunks stored are reported
+// as they are stored; a second PutChunks that knows them stores only the
+// rest.
+func TestChunksResume(t *testing.T) {
+	e := newEnv(t, testKeys)
+	ch, err := chunks.New(testKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := pseudo("resume", 40<<20)
+	where := make(map[crypto.ChunkID]transfer.Known)
+	stored := transfer.ChunkOptions{
+		Known: func(id crypto.ChunkID) (transfer.Known, bool) { k, ok := where[id]; return k, ok },
+		Stored: func(b crypto.BlobRef, offs map[crypto.ChunkID]int64) error {
+			for id, off := range offs {
+				where[id] = transfer.Known{Blob: b, Offset: off}
+			}
+			return nil
+		},
+	}
+	cut := func() (io.ReadCloser, error) {
+		return io.NopCloser(&failingReader{r: bytes.NewReader(data), n: 30 << 20}), nil
+	}
+	if _, _, err := e.up.PutChunks(t.Context(), cut, int64(len(data)), ch, stored); err == nil {
+		t.Fatal("an upload whose file read failed succeeded")
+	}
+	if len(where) == 0 {
+		t.Fatal("no stored chunk reported before the failure")
+	}
+	puts := e.relay.puts.Load()
+	list, _, err := e.up.PutChunks(t.Context(), opener(data), int64(len(data)), ch, stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := e.relay.puts.Load() - puts; n > 3 {
+		t.Errorf("the resumed upload stored %d blobs of 8 MiB for the last 10 MiB of 40", n)
+	}
+	var out bytes.Buffer
+	if _, err := e.down.GetChunks(t.Context(), e.node, list, testKeys.ChunkIDOf, func(proto.ChunkRef) []byte { return nil }, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out.Bytes(), data) {
+		t.Error("the resumed upload reads back otherwise")
 	}
 }
