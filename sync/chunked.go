@@ -2,13 +2,13 @@ package sync
 
 import (
 	"context"
-	"encoding/hex"
-	"maps"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"slices"
 
