@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 
 	"github.com/escalefs/escalefs/cache"
@@ -222,28 +223,84 @@ func (e *Engine) localChunk(ctx context.Context, k proto.ChunkRef) []byte {
 	return nil
 }
 
+// downloadSaveEvery is how many bytes a chunked download writes at least
+// between two records of its progress.
+const downloadSaveEvery = 8 << 20
+
 // fetchChunks rebuilds a chunked file in a file of the partial directory,
-// from the chunks held here and those downloaded, checks it against the
-// record and installs it.
+// from the chunks held here and those downloaded, remembering how far it
+// got (so that an interrupted download resumes at its last recorded
+// chunk), checks it against the record and installs it.
 func (e *Engine) fetchChunks(ctx context.Context, id crypto.NodeID, c proto.Change, path string, meta localdir.Meta, expect *cache.LocalStat) (cache.LocalStat, error) {
-	f, err := os.CreateTemp(e.partial, "chunks-*")
+	key := "chunks-" + hashKey(c.Hash)
+	name := filepath.Join(e.partial, key)
+	var prog downloadProgress
+	if err := e.store.View(func(tx *cache.Tx) error {
+		m, err := loadMap[downloadProgress](tx, metaDownloads)
+		prog = m[key]
+		return err
+	}); err != nil {
+		return cache.LocalStat{}, err
+	}
+	n := len(c.Chunks.Chunks)
+	if prog.Node != id.String() || prog.Parts > n || prog.Bytes != chunksBefore(c.Chunks, prog.Parts) {
+		prog = downloadProgress{Node: id.String()}
+	}
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return cache.LocalStat{}, fmt.Errorf("partial download: %w", err)
 	}
-	defer func() {
-		f.Close()
-		os.Remove(f.Name())
-	}()
+	defer f.Close()
+	forget := func() {
+		_ = os.Remove(name)
+		_ = e.setDownload(key, nil)
+	}
+	h := sha256.New()
+	if fi, err := f.Stat(); err != nil || fi.Size() < prog.Bytes {
+		prog = downloadProgress{Node: id.String()}
+	}
+	if prog.Parts > 0 {
+		// Resume: the bytes written so far count towards the hash.
+		if _, err := io.CopyN(h, f, prog.Bytes); err != nil {
+			prog = downloadProgress{Node: id.String()}
+			h.Reset()
+		} else {
+			e.log.Info("resuming an interrupted download", "path", c.Path, "chunks_done", prog.Parts, "chunks", n)
+		}
+	}
+	if err := f.Truncate(prog.Bytes); err != nil {
+		return cache.LocalStat{}, fmt.Errorf("partial download: %w", err)
+	}
+	if _, err := f.Seek(prog.Bytes, io.SeekStart); err != nil {
+		return cache.LocalStat{}, fmt.Errorf("partial download: %w", err)
+	}
 	tr := e.transfers.start(false, c.Path, c.Size)
 	defer e.transfers.end(tr)
-	h := sha256.New()
-	sw := localdir.NewSparseWriter(f, 0)
-	fetched, err := e.down.GetChunks(ctx, id, c.Chunks, e.cfg.Repo.Keys.ChunkIDOf,
-		func(k proto.ChunkRef) []byte { return e.localChunk(ctx, k) }, io.MultiWriter(sw, h))
+	sw := localdir.NewSparseWriter(f, prog.Bytes)
+	saved := prog.Bytes
+	fetched, err := e.down.GetChunks(ctx, id, c.Chunks, e.cfg.Repo.Keys.ChunkIDOf, transfer.GetOptions{
+		From:  prog.Parts,
+		Local: func(k proto.ChunkRef) []byte { return e.localChunk(ctx, k) },
+		Done: func(next int) error {
+			e.transfers.set(tr, sw.Offset())
+			if sw.Offset()-saved < downloadSaveEvery || next == n {
+				return nil
+			}
+			if err := sw.Finish(); err != nil {
+				return err
+			}
+			if err := f.Sync(); err != nil {
+				return err
+			}
+			saved = sw.Offset()
+			return e.setDownload(key, &downloadProgress{Node: id.String(), Parts: next, Bytes: saved})
+		},
+	}, io.MultiWriter(sw, h))
 	e.count(func(s *Stats) { s.BytesPulled += fetched })
 	switch {
 	case errors.Is(err, transfer.ErrChunkMissing) || errors.Is(err, fs.ErrNotExist) ||
 		errors.Is(err, crypto.ErrBlobCorrupt) || errors.Is(err, crypto.ErrBlobTruncated):
+		forget()
 		e.log.Warn("content of a peer is not on the relay, not held here, or does not verify; skipped",
 			"node", e.nodeLabel(id.String()), "path", c.Path, "err", err)
 		return cache.LocalStat{}, errSkip
@@ -256,17 +313,30 @@ func (e *Engine) fetchChunks(ctx context.Context, id crypto.NodeID, c proto.Chan
 	var sum [32]byte
 	h.Sum(sum[:0])
 	if sum != c.Hash || sw.Offset() != c.Size {
+		forget()
 		e.log.Error("content does not match its record; skipped", "node", e.nodeLabel(id.String()), "path", c.Path, "bytes", sw.Offset())
 		return cache.LocalStat{}, errSkip
 	}
 	if err := f.Sync(); err != nil {
 		return cache.LocalStat{}, fmt.Errorf("partial download: %w", err)
 	}
-	e.transfers.set(tr, c.Size)
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return cache.LocalStat{}, err
+	}
 	st, err := e.local.Install(ctx, path, localdir.Move{F: f}, meta, expect)
 	if err != nil {
 		return st, err
 	}
+	forget()
 	e.indexChunks(path, st, c.Chunks)
 	return st, nil
+}
+
+// chunksBefore is the length of the first n chunks of list.
+func chunksBefore(list *proto.ChunkList, n int) int64 {
+	var b int64
+	for _, k := range list.Chunks[:min(n, len(list.Chunks))] {
+		b += k.Length
+	}
+	return b
 }

@@ -168,3 +168,53 @@ func TestChunkedUploadResumes(t *testing.T) {
 		t.Error("a did not say it resumed")
 	}
 }
+
+// cutGets fails the reads of blobs once limit bytes of blobs were read.
+type cutGets struct {
+	relay.Relay
+	limit atomic.Int64
+	got   atomic.Int64
+}
+
+func (g *cutGets) Get(ctx context.Context, name string, off, n int64, fn func(io.Reader) error) error {
+	if !strings.HasPrefix(name, "blobs/") {
+		return g.Relay.Get(ctx, name, off, n, fn)
+	}
+	if l := g.limit.Load(); l > 0 && g.got.Load() >= l {
+		return errors.New("connection reset")
+	}
+	return g.Relay.Get(ctx, name, off, n, func(r io.Reader) error {
+		return fn(io.TeeReader(r, counter{&g.got}))
+	})
+}
+
+// TestChunkedDownloadResumes: a download of chunks cut short resumes at
+// the last chunk it recorded, and the file arrives whole.
+func TestChunkedDownloadResumes(t *testing.T) {
+	cg := &cutGets{Relay: fileRelay(t)}
+	c := newCluster(t, cg)
+	a := c.add("a", chunked)
+	b := c.add("b", chunked)
+	data := randomBytes("download", 48<<20)
+	a.write(t, "big.bin", data)
+	a.round(t)
+	cg.limit.Store(30 << 20)
+	if _, err := b.e.Round(context.Background()); err == nil {
+		t.Fatal("a round whose downloads fail succeeded")
+	}
+	if b.exists("big.bin") {
+		t.Fatal("a cut download was installed")
+	}
+	first := cg.got.Load()
+	cg.limit.Store(0)
+	c.settle()
+	if !bytes.Equal(b.read(t, "big.bin"), data) {
+		t.Fatal("the file differs on b")
+	}
+	if !strings.Contains(b.logs.String(), "resuming an interrupted download") {
+		t.Error("b did not say it resumed")
+	}
+	if again := cg.got.Load() - first; again > int64(len(data))-16<<20 {
+		t.Errorf("the resumed download read %d bytes after %d, for a file of %d", again, first, len(data))
+	}
+}

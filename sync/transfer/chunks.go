@@ -237,21 +237,40 @@ func (b *chunkBlob) seal() (crypto.BlobRef, error) {
 // copy changed or is gone): the content must be asked for again.
 var ErrChunkMissing = errors.New("a chunk in no blob is not held here")
 
+// GetOptions are what GetChunks's caller has and wants to know.
+type GetOptions struct {
+	// From is how many chunks dst has already (a resumed download).
+	From int
+	// Local returns the bytes of a chunk from a file held here, or nil.
+	Local func(proto.ChunkRef) []byte
+	// Done, if set, is called after the chunks before next are written:
+	// the caller may remember how far it got.
+	Done func(next int) error
+}
+
 // maxRun bounds the plaintext of consecutive chunks of one blob read in
 // one go.
 const maxRun = 32 << 20
 
-// GetChunks writes the content list describes to dst, in order: each chunk
-// from local, when it returns bytes that match the chunk's ID (idOf
-// computes IDs), or else from its range in its chunk blob, written by node
-// writer, checked against the ID as well; consecutive chunks of one blob
-// are read with one request. It returns how many bytes came from the
+// GetChunks writes the content list describes to dst, in order, from chunk
+// opts.From on: each chunk from opts.Local, when it returns bytes that
+// match the chunk's ID (idOf computes IDs), or else from its range in its
+// chunk blob, written by node writer, checked against the ID as well;
+// consecutive chunks of one blob are read with one request. It returns how many bytes came from the
 // relay. A chunk in no blob that local lacks fails with an error wrapping
 // ErrChunkMissing; a chunk whose bytes on the relay do not match its ID
 // with one wrapping crypto.ErrBlobCorrupt. As with GetPack, dst holds
 // trustworthy content only when GetChunks returns nil.
 func (d *Downloader) GetChunks(ctx context.Context, writer crypto.NodeID, list *proto.ChunkList, idOf func([]byte) crypto.ChunkID,
-	local func(proto.ChunkRef) []byte, dst io.Writer) (int64, error) {
+	opts GetOptions, dst io.Writer) (int64, error) {
+	local := opts.Local
+	if local == nil {
+		local = func(proto.ChunkRef) []byte { return nil }
+	}
+	done := opts.Done
+	if done == nil {
+		done = func(int) error { return nil }
+	}
 	type reader struct {
 		ra  io.ReaderAt
 		win *windowReaderAt
@@ -266,7 +285,10 @@ func (d *Downloader) GetChunks(ctx context.Context, writer crypto.NodeID, list *
 	var fetched int64
 	var buf, next []byte // next: the local bytes of the chunk after a run
 	chunksN := len(list.Chunks)
-	for i := 0; i < chunksN; {
+	if opts.From < 0 || opts.From > chunksN {
+		return 0, fmt.Errorf("chunks: resuming at chunk %d of %d", opts.From, chunksN)
+	}
+	for i := opts.From; i < chunksN; {
 		k := list.Chunks[i]
 		data := next
 		if data == nil {
@@ -278,6 +300,9 @@ func (d *Downloader) GetChunks(ctx context.Context, writer crypto.NodeID, list *
 				return fetched, err
 			}
 			i++
+			if err := done(i); err != nil {
+				return fetched, err
+			}
 			continue
 		}
 		if k.Blob == proto.NoBlob {
@@ -332,6 +357,9 @@ func (d *Downloader) GetChunks(ctx context.Context, writer crypto.NodeID, list *
 		}
 		fetched += runLen
 		if _, err := dst.Write(run); err != nil {
+			return fetched, err
+		}
+		if err := done(i); err != nil {
 			return fetched, err
 		}
 	}

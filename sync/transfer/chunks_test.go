@@ -101,7 +101,7 @@ func TestChunksRoundTrip(t *testing.T) {
 		g := &gettingRelay{Relay: e.relay}
 		down := transfer.NewDownloader(g, keys, nil)
 		var out bytes.Buffer
-		fetched, err := down.GetChunks(t.Context(), e.node, list, keys.ChunkIDOf, func(k proto.ChunkRef) []byte { return have[k.ID] }, &out)
+		fetched, err := down.GetChunks(t.Context(), e.node, list, keys.ChunkIDOf, transfer.GetOptions{Local: func(k proto.ChunkRef) []byte { return have[k.ID] }}, &out)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -124,7 +124,7 @@ func TestChunksRoundTrip(t *testing.T) {
 		}
 		// Without a local copy, everything comes from the relay.
 		out.Reset()
-		if _, err := down.GetChunks(t.Context(), e.node, list, keys.ChunkIDOf, func(proto.ChunkRef) []byte { return nil }, &out); err != nil {
+		if _, err := down.GetChunks(t.Context(), e.node, list, keys.ChunkIDOf, transfer.GetOptions{}, &out); err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(out.Bytes(), data) {
@@ -140,7 +140,7 @@ func TestChunksRoundTrip(t *testing.T) {
 			}
 			return nil
 		}
-		if _, err := down.GetChunks(t.Context(), e.node, list, keys.ChunkIDOf, bad, &out); err != nil || !bytes.Equal(out.Bytes(), data) {
+		if _, err := down.GetChunks(t.Context(), e.node, list, keys.ChunkIDOf, transfer.GetOptions{Local: bad}, &out); err != nil || !bytes.Equal(out.Bytes(), data) {
 			t.Fatalf("with altered local chunks: %v", err)
 		}
 	})
@@ -168,7 +168,7 @@ func TestChunksHeldAndMissing(t *testing.T) {
 	if list.Chunks[0].Blob != proto.NoBlob || list.Chunks[1].Blob == proto.NoBlob {
 		t.Fatalf("chunks %+v, want the first in no blob", list.Chunks[:2])
 	}
-	_, err = e.down.GetChunks(t.Context(), e.node, list, testKeys.ChunkIDOf, func(proto.ChunkRef) []byte { return nil }, io.Discard)
+	_, err = e.down.GetChunks(t.Context(), e.node, list, testKeys.ChunkIDOf, transfer.GetOptions{}, io.Discard)
 	if !errors.Is(err, transfer.ErrChunkMissing) {
 		t.Errorf("rebuilding without the held chunk: %v, want ErrChunkMissing", err)
 	}
@@ -215,7 +215,7 @@ func TestChunksReuseBlobs(t *testing.T) {
 		t.Errorf("%d blobs stored for 64 KiB changed, want 1", n)
 	}
 	var out bytes.Buffer
-	if _, err := e.down.GetChunks(t.Context(), e.node, list, testKeys.ChunkIDOf, func(proto.ChunkRef) []byte { return nil }, &out); err != nil {
+	if _, err := e.down.GetChunks(t.Context(), e.node, list, testKeys.ChunkIDOf, transfer.GetOptions{}, &out); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(out.Bytes(), edited) {
@@ -277,7 +277,7 @@ func TestChunksResume(t *testing.T) {
 		t.Errorf("the resumed upload stored %d blobs of 8 MiB for the last 10 MiB of 40", n)
 	}
 	var out bytes.Buffer
-	if _, err := e.down.GetChunks(t.Context(), e.node, list, testKeys.ChunkIDOf, func(proto.ChunkRef) []byte { return nil }, &out); err != nil {
+	if _, err := e.down.GetChunks(t.Context(), e.node, list, testKeys.ChunkIDOf, transfer.GetOptions{}, &out); err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(out.Bytes(), data) {
