@@ -6,7 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -216,5 +219,66 @@ func TestChunkedDownloadResumes(t *testing.T) {
 	}
 	if again := cg.got.Load() - first; again > int64(len(data))-16<<20 {
 		t.Errorf("the resumed download read %d bytes after %d, for a file of %d", again, first, len(data))
+	}
+}
+
+// TestChunkedHeldChunkChangedUnderneath: a chunk the pusher counts as held
+// (in no blob) is gone from the puller's copy, changed underneath between
+// its scan and the pull: the puller asks for the file, the pusher sends
+// all of it again, and both end with the same content.
+func TestChunkedHeldChunkChangedUnderneath(t *testing.T) {
+	c := newCluster(t, fileRelay(t))
+	a := c.add("a", chunked)
+	b := c.add("b", chunked)
+	data := randomBytes("held", 24<<20)
+	a.write(t, "disk.img", data)
+	c.settle()
+	edited := bytes.Clone(data)
+	copy(edited[12<<20:], randomBytes("edit", 256<<10))
+	a.write(t, "disk.img", edited)
+	a.round(t) // pushed: the unchanged chunks in no blob
+	// b's copy changes before b's pull looks at it.
+	f, err := os.OpenFile(filepath.Join(b.dir, "disk.img"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(bytes.Repeat([]byte{0xee}, 1<<20), 2<<20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if _, err := b.e.Pull(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.logs.String(), "not held here") {
+		t.Error("b did not miss the chunk its copy lost")
+	}
+	c.settle()
+	if got, want := b.read(t, "disk.img"), a.read(t, "disk.img"); !bytes.Equal(got, want) {
+		t.Fatal("a and b ended with different content")
+	}
+}
+
+// TestChunkedThreeNodesOneBehind: with three nodes, one that misses two
+// versions of a file catches up to the last one, from its copy and the
+// chunk blobs still on the relay; all converge.
+func TestChunkedThreeNodesOneBehind(t *testing.T) {
+	c := newCluster(t, fileRelay(t))
+	a := c.add("a", chunked)
+	b := c.add("b", chunked)
+	late := c.add("late", chunked)
+	v := randomBytes("v1", 20<<20)
+	a.write(t, "doc.bin", v)
+	c.settle()
+	for i, at := range []int{5 << 20, 15 << 20} {
+		v = bytes.Clone(v)
+		copy(v[at:], randomBytes(fmt.Sprint("v", i+2), 128<<10))
+		a.write(t, "doc.bin", v)
+		c.settle(a, b) // late sleeps through both
+	}
+	c.settle()
+	for _, n := range []*node{a, b, late} {
+		if !bytes.Equal(n.read(t, "doc.bin"), v) {
+			t.Errorf("%s does not hold the last version", n.name)
+		}
 	}
 }
