@@ -64,6 +64,7 @@ versions-keep = 5
 versions-max-age = "2160h"
 versions-max-size = "5GiB"
 versions-local = true
+chunks = false
 include = ["*.txt", "/IMG_/"]
 exclude = ["*.log"]
 extension = ["jpg", ".png"]
@@ -141,6 +142,7 @@ func TestLoadEveryKey(t *testing.T) {
 		"versions-max-age":   2160 * time.Hour,
 		"versions-max-size":  "5GiB",
 		"versions-local":     true,
+		"chunks":             false,
 		"include":            []string{"*.txt", "/IMG_/"},
 		"exclude":            []string{"*.log"},
 		"extension":          []string{"jpg", ".png"},

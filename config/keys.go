@@ -104,6 +104,7 @@ var Keys = []Key{
 	{Name: "stop-grace", Kind: Duration, check: nonNegativeDuration},
 	{Name: "disk-quota", Kind: Size},
 	{Name: "min-free", Kind: String, check: checkMinFree},
+	{Name: "chunks", Kind: Bool},
 	{Name: "versions", Kind: String, check: checkVersions},
 	{Name: "versions-keep", Kind: Int, check: positiveInt},
 	{Name: "versions-max-age", Kind: Duration, check: positive},

@@ -27,8 +27,8 @@ import (
 
 // uploadChunks stores the content of it as chunks: those this node pushed
 // before are referred to where they are (docs/format.md §12.2), the others
-// uploaded. For a peer's request every chunk goes up anew: the peer lacks
-// some.
+// uploaded. For a peer's request, and for escalefs fix, every chunk goes
+// up anew: the peer lacks some, the relay lost some.
 func (e *Engine) uploadChunks(ctx context.Context, it *pushItem) error {
 	key := it.ent.Path
 	prog, err := e.loadUpload(key)
@@ -58,6 +58,9 @@ func (e *Engine) uploadChunks(ctx context.Context, it *pushItem) error {
 	var sent int64
 	opts := transfer.ChunkOptions{
 		Known: func(id crypto.ChunkID) (transfer.Known, bool) {
+			if it.anew {
+				return transfer.Known{}, false // the relay lost blobs: all go up
+			}
 			if c, ok := prog.Chunks[hex.EncodeToString(id[:])]; ok {
 				// Stored by this upload before it was interrupted.
 				return transfer.Known{Blob: c.Blob, Offset: c.Offset}, true
@@ -223,8 +226,9 @@ func (e *Engine) localChunk(ctx context.Context, k proto.ChunkRef) []byte {
 	return nil
 }
 
-// downloadSaveEvery is how many bytes a chunked download writes at least
-// between two records of its progress.
+// downloadSaveEvery is how many bytes of chunks held here a chunked
+// download writes at most between two records of its progress; it records
+// it after each read from the relay anyway.
 const downloadSaveEvery = 8 << 20
 
 // fetchChunks rebuilds a chunked file in a file of the partial directory,
@@ -281,9 +285,9 @@ func (e *Engine) fetchChunks(ctx context.Context, id crypto.NodeID, c proto.Chan
 	fetched, err := e.down.GetChunks(ctx, id, c.Chunks, e.cfg.Repo.Keys.ChunkIDOf, transfer.GetOptions{
 		From:  prog.Parts,
 		Local: func(k proto.ChunkRef) []byte { return e.localChunk(ctx, k) },
-		Done: func(next int) error {
+		Done: func(next int, fromRelay bool) error {
 			e.transfers.set(tr, sw.Offset())
-			if sw.Offset()-saved < downloadSaveEvery || next == n {
+			if !fromRelay && sw.Offset()-saved < downloadSaveEvery || next == n {
 				return nil
 			}
 			if err := sw.Finish(); err != nil {

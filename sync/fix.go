@@ -456,7 +456,7 @@ func (e *Engine) rebuildPlan(ls logState, intact func(crypto.BlobID) bool, rep *
 			}
 			rep.UploadFiles++
 			rep.UploadBytes += ent.Size
-			items = append(items, &pushItem{ent: ent, upload: true, fullPut: true})
+			items = append(items, &pushItem{ent: ent, upload: true, fullPut: true, anew: true})
 			return nil
 		})
 	})

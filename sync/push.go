@@ -37,6 +37,9 @@ type pushItem struct {
 	blobs  []crypto.BlobID // blobs the change names
 	upload bool            // content to upload
 	repush bool            // pushed again, unchanged, for a peer's request
+	// anew: every byte of the content goes up again, none referred to
+	// (escalefs fix, after the relay lost or damaged blobs).
+	anew bool
 	// fullPut: the file goes out as a put even if only its mode or time
 	// changed (a peer's request, or a file kept over a peer's delete).
 	fullPut bool

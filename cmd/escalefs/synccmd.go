@@ -49,6 +49,7 @@ type syncFlags struct {
 	diskQuota    string
 	minFree      string
 	stopGrace    time.Duration
+	chunks       bool
 	// The version store (versions.go).
 	versions        string
 	versionsKeep    int
@@ -160,6 +161,9 @@ func (f *syncFlags) register(cmd *cobra.Command) {
 		"sync only this directory (a path from the folder, components may be globs, or /regex/) and the files directly in the folder; repeatable")
 	fl.StringArrayVar(&f.filter.ExcludeDirs, "exclude-dir", nil,
 		"do not sync the directories with this name (a glob, any depth), this path (with a slash) or matching /regex/; repeatable")
+	fl.BoolVar(&f.chunks, "chunks", true,
+		"push files of 1 MiB and more as content-defined chunks, so that an edit, a copy or a rename moves only what changed; "+
+			"--chunks=false while nodes of an escalefs older than 0.11 still sync (they cannot read chunks)")
 	fl.BoolVar(&f.filter.NoDefaults, "no-default-ignores", false,
 		"also sync editors' and systems' temporary files (swap, lock, backup, partial download files, .DS_Store, Thumbs.db…)")
 	f.sf.register(fl)
@@ -714,6 +718,7 @@ func openNode(ctx context.Context, g *globals, f *syncFlags, dir string, folder 
 		InUse:         hooks.inUse,
 		Reported:      hooks.reported,
 		StopGrace:     stopGrace,
+		Chunks:        f.chunks,
 		OnStatus:      pub.notify,
 		Versions:      vstore,
 		VersionPolicy: vpolicy,

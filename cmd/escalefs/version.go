@@ -11,7 +11,7 @@ import (
 // release is the version of this source tree. A build from a release tag
 // (make build with git describe, or go install …@vX.Y.Z) reports the tag
 // instead; any other build reports release with a -dev suffix.
-const release = "0.10.0"
+const release = "0.11.0"
 
 // version and commit are set at build time with
 // -ldflags "-X main.version=… -X main.commit=…" (make build).
@@ -28,7 +28,7 @@ var semver = regexp.MustCompile(`^v?(\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A
 var pseudoVersion = regexp.MustCompile(`-\d{14}-[0-9a-f]{12}$`)
 
 // versionString returns the semantic version of this build, its commit
-// and the Go version: "0.10.0 (commit 116dd75cf12a, go1.26.8)".
+// and the Go version: "0.11.0 (commit 116dd75cf12a, go1.26.8)".
 func versionString() string {
 	info, _ := debug.ReadBuildInfo()
 	return formatVersion(version, commit, info)

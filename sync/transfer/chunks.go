@@ -243,9 +243,10 @@ type GetOptions struct {
 	From int
 	// Local returns the bytes of a chunk from a file held here, or nil.
 	Local func(proto.ChunkRef) []byte
-	// Done, if set, is called after the chunks before next are written:
-	// the caller may remember how far it got.
-	Done func(next int) error
+	// Done, if set, is called after the chunks before next are written,
+	// fetched telling whether the last of them came from the relay: the
+	// caller may remember how far it got.
+	Done func(next int, fetched bool) error
 }
 
 // maxRun bounds the plaintext of consecutive chunks of one blob read in
@@ -269,7 +270,7 @@ func (d *Downloader) GetChunks(ctx context.Context, writer crypto.NodeID, list *
 	}
 	done := opts.Done
 	if done == nil {
-		done = func(int) error { return nil }
+		done = func(int, bool) error { return nil }
 	}
 	type reader struct {
 		ra  io.ReaderAt
@@ -300,7 +301,7 @@ func (d *Downloader) GetChunks(ctx context.Context, writer crypto.NodeID, list *
 				return fetched, err
 			}
 			i++
-			if err := done(i); err != nil {
+			if err := done(i, false); err != nil {
 				return fetched, err
 			}
 			continue
@@ -359,7 +360,7 @@ func (d *Downloader) GetChunks(ctx context.Context, writer crypto.NodeID, list *
 		if _, err := dst.Write(run); err != nil {
 			return fetched, err
 		}
-		if err := done(i); err != nil {
+		if err := done(i, true); err != nil {
 			return fetched, err
 		}
 	}
