@@ -39,7 +39,7 @@ check:
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 
-## bench: relay throughput per backend, beside cp/curl against the same server; sync end to end, beside rclone; the mount, beside a native directory and rclone mount; keeping versions (per file, and on a 10,000-file pull), beside versions off
+## bench: relay throughput per backend, beside cp/curl against the same server; sync end to end, beside rclone; the mount, beside a native directory and rclone mount; keeping versions (per file, and on a 10,000-file pull), beside versions off; delta sync of a 1 GiB file (new, copy, edit, insert), beside whole files in parts
 # BenchmarkSync and BenchmarkMount run once: each of BenchmarkSync's
 # iterations moves 512 MiB through two relays and waits most of a minute for
 # rclone's WebDAV baseline; BenchmarkMount writes and reads 1 GiB, makes
@@ -50,6 +50,7 @@ bench:
 	$(GO) test -run '^$$' -bench '^BenchmarkMount$$' -benchtime 1x -timeout 30m ./bench/
 	$(GO) test -run '^$$' -bench '^BenchmarkRelease$$' -benchtime 10000x ./versions/
 	$(GO) test -run '^$$' -bench '^BenchmarkPullVersions$$' -benchtime 1x -count 2 -timeout 30m ./sync/
+	$(GO) test -run '^$$' -bench '^BenchmarkDelta$$' -benchtime 1x -timeout 30m ./sync/
 
 ## demo: build escalefs; mount two nodes, alice and bob, under ./demo and keep them in step through a relay there (installs fuse3 as root when it is missing)
 demo: build
