@@ -126,3 +126,46 @@ func TestSentChunks(t *testing.T) {
 		return nil
 	})
 }
+
+// TestChunksGoWithTheFile: a path recorded deleted, made a directory, or
+// forgotten loses its chunks; a file's new version keeps them until it is
+// indexed again.
+func TestChunksGoWithTheFile(t *testing.T) {
+	s, _ := newStore(t)
+	for i, p := range []string{"gone", "now-dir", "forgotten", "edited"} {
+		update(t, s, func(tx *cache.Tx) error {
+			if err := tx.Put(file(p)); err != nil {
+				return err
+			}
+			return tx.SetChunks(p, cache.LocalStat{Size: 1}, []cache.ChunkSpan{{ID: chunkID(byte(10 + i)), Length: 1}})
+		})
+	}
+	update(t, s, func(tx *cache.Tx) error {
+		gone := file("gone")
+		gone.Deleted = true
+		if err := tx.Put(gone); err != nil {
+			return err
+		}
+		if err := tx.Put(dir("now-dir")); err != nil {
+			return err
+		}
+		if err := tx.Delete("forgotten"); err != nil {
+			return err
+		}
+		edited := file("edited")
+		edited.Size = 5
+		return tx.Put(edited)
+	})
+	view(t, s, func(tx *cache.Tx) error {
+		for i, p := range []string{"gone", "now-dir", "forgotten", "edited"} {
+			places, err := tx.FindChunk(chunkID(byte(10 + i)))
+			if err != nil {
+				return err
+			}
+			if want := p == "edited"; (len(places) == 1) != want {
+				t.Errorf("%s: chunk places %+v, want kept %v", p, places, want)
+			}
+		}
+		return nil
+	})
+}

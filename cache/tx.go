@@ -97,6 +97,10 @@ func (t *Tx) Put(e Entry) error {
 	if err := b.Put(pathKey(e.Path), encodeEntry(&e)); err != nil {
 		return fmt.Errorf("put %q: %w", e.Path, err)
 	}
+	if e.Deleted || e.Kind != KindFile {
+		// Its chunks are gone with its content (chunks.go).
+		return t.DropChunks(e.Path)
+	}
 	return nil
 }
 
@@ -114,6 +118,9 @@ func (t *Tx) Delete(path string) error {
 	}
 	if t.walking > 0 {
 		return fmt.Errorf("delete %q: %w", path, ErrWalking)
+	}
+	if err := t.DropChunks(path); err != nil {
+		return err
 	}
 	if err := b.Delete(pathKey(path)); err != nil {
 		return fmt.Errorf("delete %q: %w", path, err)
