@@ -42,9 +42,10 @@ type ChunkOptions struct {
 	// Known says where a chunk already is; nil knows none.
 	Known func(crypto.ChunkID) (Known, bool)
 	// Stored, if set, is called after each chunk blob is stored, with the
-	// offsets of its chunks, one call at a time: the caller remembers
-	// them, so that an interrupted upload resumes without storing them
-	// again. An error from it stops the upload.
+	// offsets of its chunks: the caller remembers them, so that an
+	// interrupted upload resumes without storing them again. An error
+	// from it stops the upload. Known and Stored are called one at a
+	// time, never at once.
 	Stored func(blob crypto.BlobRef, chunks map[crypto.ChunkID]int64) error
 }
 
@@ -138,7 +139,9 @@ func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, er
 		prev, done := stored[k.ID]
 		kn, ok := Known{}, false
 		if !done {
+			mu.Lock() // never at the same time as Stored
 			kn, ok = known(k.ID)
+			mu.Unlock()
 		}
 		switch {
 		case done:
@@ -256,12 +259,14 @@ const maxRun = 32 << 20
 // GetChunks writes the content list describes to dst, in order, from chunk
 // opts.From on: each chunk from opts.Local, when it returns bytes that
 // match the chunk's ID (idOf computes IDs), or else from its range in its
-// chunk blob, written by node writer, checked against the ID as well;
-// consecutive chunks of one blob are read with one request. It returns how many bytes came from the
-// relay. A chunk in no blob that local lacks fails with an error wrapping
-// ErrChunkMissing; a chunk whose bytes on the relay do not match its ID
-// with one wrapping crypto.ErrBlobCorrupt. As with GetPack, dst holds
-// trustworthy content only when GetChunks returns nil.
+// chunk blob, written by node writer, checked against the ID as well.
+// Consecutive chunks of one blob are read with one request, and up to
+// runsInFlight such reads run at once, ahead of the writing. It returns
+// how many bytes came from the relay. A chunk in no blob that local lacks
+// fails with an error wrapping ErrChunkMissing; a chunk whose bytes on the
+// relay do not match its ID with one wrapping crypto.ErrBlobCorrupt. As
+// with GetPack, dst holds trustworthy content only when GetChunks returns
+// nil.
 func (d *Downloader) GetChunks(ctx context.Context, writer crypto.NodeID, list *proto.ChunkList, idOf func([]byte) crypto.ChunkID,
 	opts GetOptions, dst io.Writer) (int64, error) {
 	local := opts.Local
@@ -272,24 +277,37 @@ func (d *Downloader) GetChunks(ctx context.Context, writer crypto.NodeID, list *
 	if done == nil {
 		done = func(int, bool) error { return nil }
 	}
-	type reader struct {
-		ra  io.ReaderAt
-		win *windowReaderAt
-	}
-	readers := make(map[int]reader)
 	held := func(k proto.ChunkRef) []byte {
 		if data := local(k); data != nil && int64(len(data)) == k.Length && idOf(data) == k.ID {
 			return data
 		}
 		return nil
 	}
-	var fetched int64
-	var buf, next []byte // next: the local bytes of the chunk after a run
 	chunksN := len(list.Chunks)
 	if opts.From < 0 || opts.From > chunksN {
 		return 0, fmt.Errorf("chunks: resuming at chunk %d of %d", opts.From, chunksN)
 	}
-	for i := opts.From; i < chunksN; {
+	var wg gosync.WaitGroup
+	defer wg.Wait() // after cancel below: the reads ahead stop at once
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	// Segments are planned in order, ahead of the writing: a chunk held
+	// here, or a run read from the relay in the background.
+	type segment struct {
+		end    int    // the chunk after it
+		data   []byte // a chunk held here, or the run once read
+		remote chan error
+		first  int // a run's first chunk
+	}
+	var (
+		queue    []*segment
+		inFlight int
+		buffered int64
+		fetched  int64
+		next     []byte // the local bytes of the chunk after a run
+	)
+	plan := func(i int) (*segment, error) {
 		k := list.Chunks[i]
 		data := next
 		if data == nil {
@@ -297,20 +315,13 @@ func (d *Downloader) GetChunks(ctx context.Context, writer crypto.NodeID, list *
 		}
 		next = nil
 		if data != nil {
-			if _, err := dst.Write(data); err != nil {
-				return fetched, err
-			}
-			i++
-			if err := done(i, false); err != nil {
-				return fetched, err
-			}
-			continue
+			return &segment{end: i + 1, data: data}, nil
 		}
 		if k.Blob == proto.NoBlob {
-			return fetched, fmt.Errorf("chunk %d of %d (%x…): %w", i+1, chunksN, k.ID[:4], ErrChunkMissing)
+			return nil, fmt.Errorf("chunk %d of %d (%x…): %w", i+1, chunksN, k.ID[:4], ErrChunkMissing)
 		}
 		if k.Blob < 0 || k.Blob >= len(list.Blobs) {
-			return fetched, fmt.Errorf("chunk %d of %d: blob %d of %d", i+1, chunksN, k.Blob, len(list.Blobs))
+			return nil, fmt.Errorf("chunk %d of %d: blob %d of %d", i+1, chunksN, k.Blob, len(list.Blobs))
 		}
 		// The run: the chunks that follow in the same blob, back to
 		// back, that are not held here.
@@ -325,47 +336,95 @@ func (d *Downloader) GetChunks(ctx context.Context, writer crypto.NodeID, list *
 			}
 			runLen += n.Length
 		}
+		seg := &segment{end: j, first: i, data: make([]byte, runLen), remote: make(chan error, 1)}
 		ref := list.Blobs[k.Blob]
-		r, ok := readers[k.Blob]
-		if !ok {
-			r.win = &windowReaderAt{ctx: ctx, relay: d.relay, name: crypto.BlobName(writer, ref.ID), size: ref.Size}
-			ra, _, err := crypto.BlobReaderAt(d.keys, ref.ID, r.win, ref.Size)
+		wg.Go(func() {
+			seg.remote <- d.readRun(ctx, writer, ref, k.Offset, seg.data)
+		})
+		return seg, nil
+	}
+	for i := opts.From; i < chunksN || len(queue) > 0; {
+		// Plan ahead while reads may start and memory allows.
+		for i < chunksN && inFlight < runsInFlight && buffered < maxBuffered {
+			seg, err := plan(i)
 			if err != nil {
-				return fetched, fmt.Errorf("chunk %d of %d: %w", i+1, chunksN, err)
+				if len(queue) == 0 {
+					return fetched, err
+				}
+				// Written what comes before first, then failed.
+				queue = append(queue, &segment{remote: errSeg(err)})
+				i = chunksN
+				break
 			}
-			r.ra = ra
-			readers[k.Blob] = r
-		}
-		// The run's ciphertext: its plaintext, the tags of age's 64 KiB
-		// chunks, and one chunk of slack on each side.
-		r.win.next = runLen + runLen/4096 + 2*(64<<10+16)
-		if int64(cap(buf)) < runLen {
-			buf = make([]byte, runLen)
-		}
-		run := buf[:runLen]
-		if n, err := r.ra.ReadAt(run, k.Offset); int64(n) != runLen {
-			if err == nil || err == io.EOF {
-				err = fmt.Errorf("%w: blob %s ends before the chunks' end", crypto.ErrBlobTruncated, ref.ID)
+			if seg.remote != nil {
+				inFlight++
 			}
-			return fetched, fmt.Errorf("chunk %d of %d: %w", i+1, chunksN, err)
+			buffered += int64(len(seg.data))
+			queue = append(queue, seg)
+			i = seg.end
 		}
-		for ; i < j; i++ {
-			c := list.Chunks[i]
-			part := run[c.Offset-k.Offset : c.Offset-k.Offset+c.Length]
-			if idOf(part) != c.ID {
-				return fetched, fmt.Errorf("chunk %d of %d: %w: blob %s holds other bytes at %d", i+1, chunksN, crypto.ErrBlobCorrupt, ref.ID, c.Offset)
+		seg := queue[0]
+		queue = queue[1:]
+		buffered -= int64(len(seg.data))
+		if seg.remote != nil {
+			if err := <-seg.remote; err != nil {
+				return fetched, err
 			}
+			inFlight--
+			off := list.Chunks[seg.first].Offset
+			for c := seg.first; c < seg.end; c++ {
+				k := list.Chunks[c]
+				if idOf(seg.data[k.Offset-off:k.Offset-off+k.Length]) != k.ID {
+					return fetched, fmt.Errorf("chunk %d of %d: %w: blob %s holds other bytes at %d",
+						c+1, chunksN, crypto.ErrBlobCorrupt, list.Blobs[k.Blob].ID, k.Offset)
+				}
+			}
+			fetched += int64(len(seg.data))
 		}
-		fetched += runLen
-		if _, err := dst.Write(run); err != nil {
+		if _, err := dst.Write(seg.data); err != nil {
 			return fetched, err
 		}
-		if err := done(i, true); err != nil {
+		if err := done(seg.end, seg.remote != nil); err != nil {
 			return fetched, err
 		}
 	}
 	d.log.Debug("chunks fetched", "chunks", chunksN, "from_relay", fetched)
 	return fetched, nil
+}
+
+// errSeg is a planning error, delivered in its place in the order.
+func errSeg(err error) chan error {
+	c := make(chan error, 1)
+	c <- err
+	return c
+}
+
+// Bounds of GetChunks's reading ahead: runs being read at once, and bytes
+// planned but not written yet.
+const (
+	runsInFlight = 3
+	maxBuffered  = 64 << 20
+)
+
+// readRun reads len(p) bytes of the plaintext of blob ref of writer, from
+// off, into p: with one request for the run (and one for age's header).
+func (d *Downloader) readRun(ctx context.Context, writer crypto.NodeID, ref crypto.BlobRef, off int64, p []byte) error {
+	win := &windowReaderAt{ctx: ctx, relay: d.relay, name: crypto.BlobName(writer, ref.ID), size: ref.Size}
+	ra, _, err := crypto.BlobReaderAt(d.keys, ref.ID, win, ref.Size)
+	if err != nil {
+		return err
+	}
+	// The run's ciphertext: its plaintext, the tags of age's 64 KiB
+	// chunks, and one chunk of slack on each side.
+	n := int64(len(p))
+	win.next = n + n/4096 + 2*(64<<10+16)
+	if got, err := ra.ReadAt(p, off); int64(got) != n {
+		if err == nil || err == io.EOF {
+			err = fmt.Errorf("%w: blob %s ends before the chunks' end", crypto.ErrBlobTruncated, ref.ID)
+		}
+		return err
+	}
+	return nil
 }
 
 // windowReaderAt reads an object on the relay at random, keeping the last
