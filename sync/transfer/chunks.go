@@ -3,7 +3,6 @@ package transfer
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -53,23 +52,23 @@ type ChunkOptions struct {
 // and stores the chunks that opts.Known does not know in chunk blobs of
 // this node, encrypted in memory (no temporary file) and several sent at
 // once; the others are referred to where Known says, and a chunk met twice
-// is stored once. It returns the file's chunk list and the SHA-256 of its
-// content. A file that yields another number of bytes than size fails
+// is stored once. It returns the file's chunk list; each byte is hashed
+// once, for its chunk's ID (a caller that wants the file's SHA-256 hashes
+// what open returns). A file that yields another number of bytes than size fails
 // with an error wrapping ErrChanged; blobs already stored are then
 // unreferenced (but were reported to opts.Stored).
 func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, error), size int64, sp Splitter,
-	opts ChunkOptions) (*proto.ChunkList, [32]byte, error) {
+	opts ChunkOptions) (*proto.ChunkList, error) {
 	known := opts.Known
 	if known == nil {
 		known = func(crypto.ChunkID) (Known, bool) { return Known{}, false }
 	}
-	var sum [32]byte
 	if size < 1 {
-		return nil, sum, fmt.Errorf("chunks: size %d (an empty file has no chunks)", size)
+		return nil, fmt.Errorf("chunks: size %d (an empty file has no chunks)", size)
 	}
 	rc, err := open()
 	if err != nil {
-		return nil, sum, fmt.Errorf("chunks: opening: %w", err)
+		return nil, fmt.Errorf("chunks: opening: %w", err)
 	}
 	defer rc.Close()
 	ctx, cancel := context.WithCancel(ctx)
@@ -78,7 +77,6 @@ func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, er
 	list := &proto.ChunkList{}
 	stored := make(map[crypto.ChunkID]proto.ChunkRef) // in a blob of this call
 	reused := make(map[crypto.BlobID]int)             // blobs stored before, by index
-	h := sha256.New()
 	var (
 		mu     gosync.Mutex
 		firstE error
@@ -134,7 +132,6 @@ func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, er
 		if read > size {
 			return fmt.Errorf("chunks: %w: more than %d bytes", ErrChanged, size)
 		}
-		h.Write(data)
 		ref := proto.ChunkRef{ID: k.ID, Length: k.Length, Blob: proto.NoBlob}
 		prev, done := stored[k.ID]
 		kn, ok := Known{}, false
@@ -191,14 +188,13 @@ func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, er
 	}
 	wg.Wait()
 	if firstE != nil {
-		return nil, sum, firstE
+		return nil, firstE
 	}
 	if err := rc.Close(); err != nil {
-		return nil, sum, fmt.Errorf("chunks: closing: %w", err)
+		return nil, fmt.Errorf("chunks: closing: %w", err)
 	}
-	h.Sum(sum[:0])
 	u.log.Debug("chunks stored", "chunks", len(list.Chunks), "blobs", len(list.Blobs), "plaintext", size)
-	return list, sum, nil
+	return list, nil
 }
 
 // chunkBlob is a chunk blob being filled: its chunks are encrypted into

@@ -63,13 +63,11 @@ func TestChunksRoundTrip(t *testing.T) {
 		copy(data[12<<20:], pseudo("edit", 1<<20))
 		data = append(data, old[:3<<20]...)
 
-		list, sum, err := e.up.PutChunks(t.Context(), opener(data), int64(len(data)), ch, transfer.ChunkOptions{})
+		list, err := e.up.PutChunks(t.Context(), opener(data), int64(len(data)), ch, transfer.ChunkOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if sum != sha256.Sum256(data) {
-			t.Error("the SHA-256 returned is not the content's")
-		}
+		sum := sha256.Sum256(data)
 		if err := (proto.Change{Op: proto.OpPut, Path: "f", Version: map[string]uint64{e.node.String(): 1},
 			Size: int64(len(data)), Hash: sum, Chunks: list}).Validate(); err != nil {
 			t.Fatalf("the chunk list does not validate: %v", err)
@@ -157,7 +155,7 @@ func TestChunksHeldAndMissing(t *testing.T) {
 	}
 	data := pseudo("held", 6<<20)
 	first := true
-	list, _, err := e.up.PutChunks(t.Context(), opener(data), int64(len(data)), ch, transfer.ChunkOptions{Known: func(crypto.ChunkID) (transfer.Known, bool) {
+	list, err := e.up.PutChunks(t.Context(), opener(data), int64(len(data)), ch, transfer.ChunkOptions{Known: func(crypto.ChunkID) (transfer.Known, bool) {
 		held := first
 		first = false
 		return transfer.Known{Held: true}, held // the first chunk is held by every puller
@@ -173,11 +171,11 @@ func TestChunksHeldAndMissing(t *testing.T) {
 		t.Errorf("rebuilding without the held chunk: %v, want ErrChunkMissing", err)
 	}
 	// The file changed while it was read.
-	_, _, err = e.up.PutChunks(t.Context(), opener(data[:5<<20]), int64(len(data)), ch, transfer.ChunkOptions{})
+	_, err = e.up.PutChunks(t.Context(), opener(data[:5<<20]), int64(len(data)), ch, transfer.ChunkOptions{})
 	if !errors.Is(err, transfer.ErrChanged) {
 		t.Errorf("a file shorter than its size: %v, want ErrChanged", err)
 	}
-	_, _, err = e.up.PutChunks(t.Context(), opener(data), int64(len(data))-1, ch, transfer.ChunkOptions{})
+	_, err = e.up.PutChunks(t.Context(), opener(data), int64(len(data))-1, ch, transfer.ChunkOptions{})
 	if !errors.Is(err, transfer.ErrChanged) {
 		t.Errorf("a file longer than its size: %v, want ErrChanged", err)
 	}
@@ -193,7 +191,7 @@ func TestChunksReuseBlobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	data := pseudo("reuse", 20<<20)
-	first, _, err := e.up.PutChunks(t.Context(), opener(data), int64(len(data)), ch, transfer.ChunkOptions{})
+	first, err := e.up.PutChunks(t.Context(), opener(data), int64(len(data)), ch, transfer.ChunkOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +202,7 @@ func TestChunksReuseBlobs(t *testing.T) {
 	edited := bytes.Clone(data)
 	copy(edited[10<<20:], pseudo("new", 64<<10))
 	puts := e.relay.puts.Load()
-	list, _, err := e.up.PutChunks(t.Context(), opener(edited), int64(len(edited)), ch, transfer.ChunkOptions{Known: func(id crypto.ChunkID) (transfer.Known, bool) {
+	list, err := e.up.PutChunks(t.Context(), opener(edited), int64(len(edited)), ch, transfer.ChunkOptions{Known: func(id crypto.ChunkID) (transfer.Known, bool) {
 		k, ok := where[id]
 		return k, ok
 	}})
@@ -262,14 +260,14 @@ func TestChunksResume(t *testing.T) {
 	cut := func() (io.ReadCloser, error) {
 		return io.NopCloser(&failingReader{r: bytes.NewReader(data), n: 30 << 20}), nil
 	}
-	if _, _, err := e.up.PutChunks(t.Context(), cut, int64(len(data)), ch, stored); err == nil {
+	if _, err := e.up.PutChunks(t.Context(), cut, int64(len(data)), ch, stored); err == nil {
 		t.Fatal("an upload whose file read failed succeeded")
 	}
 	if len(where) == 0 {
 		t.Fatal("no stored chunk reported before the failure")
 	}
 	puts := e.relay.puts.Load()
-	list, _, err := e.up.PutChunks(t.Context(), opener(data), int64(len(data)), ch, stored)
+	list, err := e.up.PutChunks(t.Context(), opener(data), int64(len(data)), ch, stored)
 	if err != nil {
 		t.Fatal(err)
 	}
