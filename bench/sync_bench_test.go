@@ -95,9 +95,15 @@ func BenchmarkSync(b *testing.B) {
 	s.big = filepath.Join(scratch, "big")
 	s.bigSum = writeBigFile(b, s.big)
 
+	s.editedSum = editedSum(b, s.big)
 	workloads := []syncWorkload{
 		{name: fmt.Sprintf("%dx4KiB", syncSmallCount), bytes: syncSmallCount * syncSmallSize, fill: fillSmall, check: checkSmall},
 		{name: "256MiB", bytes: syncBigSize, fill: s.fillBig, check: s.checkBig},
+		// 1 MiB changed in the middle of the 256 MiB file the nodes hold:
+		// delta sync, and the whole file again as before (--chunks=false).
+		{name: "256MiB-edit1MiB", bytes: syncBigSize, prepare: s.copyBig, fill: editBig, check: s.checkEdited, rcloneFill: s.fillEdited},
+		{name: "256MiB-edit1MiB-wholefile", bytes: syncBigSize, prepare: s.copyBig, fill: editBig, check: s.checkEdited,
+			rcloneFill: s.fillEdited, flags: []string{"--chunks=false"}},
 	}
 	dav := testserver.StartApache(b, testserver.DAVOptions{})
 	for _, tg := range []syncTarget{fileSyncTarget(), davSyncTarget(b, s, dav)} {
@@ -127,6 +133,7 @@ type syncBench struct {
 	rcloneConfig string
 	big          string // the 256 MiB source file
 	bigSum       [32]byte
+	editedSum    [32]byte // of the big file with editBig's change
 
 	rows      []*syncRow
 	latencies []*syncLatency
@@ -150,6 +157,13 @@ type syncWorkload struct {
 	bytes int64
 	fill  func(b *testing.B, dir string) // puts the files into dir
 	check func(b *testing.B, dir string) // fails unless dir holds them intact
+	// prepare, if set, puts what the nodes hold before into A's folder,
+	// synced to B untimed; fill then changes it. rcloneFill puts the
+	// files as they end into a fresh folder, for the baseline (which
+	// copies a changed file whole). flags go to both escalefs runs.
+	prepare    func(b *testing.B, dir string)
+	rcloneFill func(b *testing.B, dir string)
+	flags      []string
 }
 
 // syncRow holds the figures of one target and workload; durations are
@@ -285,18 +299,23 @@ func (s *syncBench) escalefsOnce(b *testing.B, tg syncTarget, wl syncWorkload) e
 	defer os.RemoveAll(base)
 	na := newSyncNode(b, base, "a", env)
 	nb := newSyncNode(b, base, "b", env)
-	s.once(b, na, url)
-	s.once(b, nb, url)
+	s.once(b, na, url, wl.flags...)
+	s.once(b, nb, url, wl.flags...)
+	if wl.prepare != nil {
+		wl.prepare(b, na.dir)
+		s.once(b, na, url, wl.flags...)
+		s.once(b, nb, url, wl.flags...)
+	}
 	wl.fill(b, na.dir)
 	syscall.Sync()
 
 	b.StartTimer()
 	start := time.Now()
-	ra := s.once(b, na, url)
+	ra := s.once(b, na, url, wl.flags...)
 	b.StopTimer()
 	relayBytes := fileRelayBytes(b, url)
 	b.StartTimer()
-	rb := s.once(b, nb, url)
+	rb := s.once(b, nb, url, wl.flags...)
 	took := time.Since(start)
 	b.StopTimer()
 
@@ -339,7 +358,11 @@ func (s *syncBench) rcloneOnce(b *testing.B, tg syncTarget, wl syncWorkload) tim
 			b.Fatal(err)
 		}
 	}
-	wl.fill(b, src)
+	if wl.rcloneFill != nil {
+		wl.rcloneFill(b, src)
+	} else {
+		wl.fill(b, src)
+	}
 	remote, env, local := tg.remote(b)
 	if local {
 		defer os.RemoveAll(remote)
@@ -521,10 +544,10 @@ type runStat struct {
 }
 
 // once runs `escalefs sync --once` for n and fails unless it succeeds.
-func (s *syncBench) once(b *testing.B, n *syncNode, url string) runStat {
+func (s *syncBench) once(b *testing.B, n *syncNode, url string, flags ...string) runStat {
 	ctx, cancel := context.WithTimeout(context.Background(), syncDeadline)
 	defer cancel()
-	cmd := s.command(ctx, n, url, "--once")
+	cmd := s.command(ctx, n, url, append([]string{"--once"}, flags...)...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
@@ -718,3 +741,73 @@ func (s *syncBench) print(w io.Writer) {
 func secs(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), 'f', 3, 64) }
 
 func f1(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
+
+// The edit of the delta figures: 1 MiB of other bytes in the middle of
+// the big file.
+var bigEdit = func() []byte {
+	var seed [32]byte
+	copy(seed[:], "escalefs big edit")
+	b := make([]byte, 1<<20)
+	rand.NewChaCha8(seed).Read(b)
+	return b
+}()
+
+// copyBig copies the big file into dir, as a file of its own: editBig
+// changes it in place.
+func (s *syncBench) copyBig(b *testing.B, dir string) {
+	in, err := os.Open(s.big)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.Create(filepath.Join(dir, "big"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		b.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// editBig writes bigEdit into the middle of dir's big file.
+func editBig(b *testing.B, dir string) {
+	f, err := os.OpenFile(filepath.Join(dir, "big"), os.O_WRONLY, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := f.WriteAt(bigEdit, syncBigSize/2); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// fillEdited puts the big file with editBig's change into dir.
+func (s *syncBench) fillEdited(b *testing.B, dir string) {
+	s.copyBig(b, dir)
+	editBig(b, dir)
+}
+
+// editedSum is the SHA-256 of the big file at path with editBig's change.
+func editedSum(b *testing.B, path string) [32]byte {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	copy(data[syncBigSize/2:], bigEdit)
+	return sha256.Sum256(data)
+}
+
+func (s *syncBench) checkEdited(b *testing.B, dir string) {
+	data, err := os.ReadFile(filepath.Join(dir, "big"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(data) != syncBigSize || sha256.Sum256(data) != s.editedSum {
+		b.Fatalf("the edited big file arrived with other content (%d bytes)", len(data))
+	}
+}
