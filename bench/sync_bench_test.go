@@ -56,6 +56,11 @@ const (
 //     part, because escalefs fsyncs what it puts in a directory relay and
 //     every file it installs. The benchmark's own timer (ns/op) runs during
 //     escalefs only.
+//   - <relay>/256MiB-edit1MiB and <relay>/256MiB-edit1MiB-wholefile: both
+//     nodes hold the 256 MiB file (synced before, untimed); A changes 1 MiB
+//     in its middle, and the figure is the time for the change to reach B:
+//     as chunks (delta sync), and with --chunks=false (the whole file
+//     again). The baseline copies the changed file whole, as rclone does.
 //   - apache-webdav/latency-refresh2s: both nodes run `escalefs sync
 //     --refresh 2s`; files are written on A one at a time, each once the
 //     previous one arrived on B, and the delay from the write's close on A
