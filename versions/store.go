@@ -139,20 +139,12 @@ func (s *Store) newID(t time.Time) string {
 // possible it is copied.
 func (s *Store) Keep(src, path string, reason Reason, node string) (Version, error) {
 	fi, err := os.Lstat(src)
-	if err != nil {
-		return Version{}, fmt.Errorf("keeping a version of %q: %w", path, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return Version{}, fmt.Errorf("keeping a version of %q: not a regular file", path)
-	}
-	v := s.newVersion(fi, path, reason, node)
-	dst := filepath.Join(s.dir, v.ID)
-	if err := os.Link(src, dst); err != nil {
-		if err := copyFile(src, dst); err != nil {
-			return Version{}, fmt.Errorf("keeping a version of %q: %w", path, err)
+	return s.keep(fi, err, path, reason, node, func(dst string) error {
+		if os.Link(src, dst) == nil {
+			return nil
 		}
-	}
-	return s.commit(v)
+		return copyFile(src, dst)
+	})
 }
 
 // KeepCopy keeps a copy of the open regular file src as a version of
@@ -161,17 +153,7 @@ func (s *Store) Keep(src, path string, reason Reason, node string) (Version, err
 // XFS), a byte copy otherwise.
 func (s *Store) KeepCopy(src *os.File, path string, reason Reason, node string) (Version, error) {
 	fi, err := src.Stat()
-	if err != nil {
-		return Version{}, fmt.Errorf("keeping a version of %q: %w", path, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return Version{}, fmt.Errorf("keeping a version of %q: not a regular file", path)
-	}
-	v := s.newVersion(fi, path, reason, node)
-	if err := cloneFile(src, fi.Size(), filepath.Join(s.dir, v.ID)); err != nil {
-		return Version{}, fmt.Errorf("keeping a version of %q: %w", path, err)
-	}
-	return s.commit(v)
+	return s.keep(fi, err, path, reason, node, func(dst string) error { return cloneFile(src, fi.Size(), dst) })
 }
 
 // KeepInode keeps the open regular file src, about to lose its name (an
@@ -180,33 +162,37 @@ func (s *Store) KeepCopy(src *os.File, path string, reason Reason, node string) 
 // it is cloned or copied otherwise.
 func (s *Store) KeepInode(src *os.File, path string, reason Reason, node string) (Version, error) {
 	fi, err := src.Stat()
-	if err != nil {
+	return s.keep(fi, err, path, reason, node, func(dst string) error {
+		if linkOpen(src, dst) == nil {
+			return nil
+		}
+		return cloneFile(src, fi.Size(), dst)
+	})
+}
+
+// keep keeps the regular file fi (statErr: why it could not be looked
+// at) as a version of path: put puts its content into the store at dst,
+// then its metadata goes beside it.
+func (s *Store) keep(fi fs.FileInfo, statErr error, path string, reason Reason, node string, put func(dst string) error) (Version, error) {
+	failed := func(err error) (Version, error) {
 		return Version{}, fmt.Errorf("keeping a version of %q: %w", path, err)
 	}
+	if statErr != nil {
+		return failed(statErr)
+	}
 	if !fi.Mode().IsRegular() {
-		return Version{}, fmt.Errorf("keeping a version of %q: not a regular file", path)
+		return failed(errors.New("not a regular file"))
 	}
-	v := s.newVersion(fi, path, reason, node)
-	dst := filepath.Join(s.dir, v.ID)
-	if linkOpen(src, dst) != nil {
-		if err := cloneFile(src, fi.Size(), dst); err != nil {
-			return Version{}, fmt.Errorf("keeping a version of %q: %w", path, err)
-		}
-	}
-	return s.commit(v)
-}
-
-func (s *Store) newVersion(fi fs.FileInfo, path string, reason Reason, node string) Version {
 	now := s.clock.Now()
-	return Version{ID: s.newID(now), Path: path, Time: now, ModTime: fi.ModTime(), Mode: fi.Mode().Perm(),
+	v := Version{ID: s.newID(now), Path: path, Time: now, ModTime: fi.ModTime(), Mode: fi.Mode().Perm(),
 		Size: fi.Size(), Node: node, Reason: reason}
-}
-
-// commit writes v's metadata once its content is in the store.
-func (s *Store) commit(v Version) (Version, error) {
+	dst := filepath.Join(s.dir, v.ID)
+	if err := put(dst); err != nil {
+		return failed(err)
+	}
 	if err := s.writeMeta(v); err != nil {
-		_ = os.Remove(filepath.Join(s.dir, v.ID))
-		return Version{}, fmt.Errorf("keeping a version of %q: %w", v.Path, err)
+		_ = os.Remove(dst)
+		return failed(err)
 	}
 	return v, nil
 }
