@@ -863,47 +863,16 @@ func (e *Engine) placeFile(ctx context.Context, id crypto.NodeID, c proto.Change
 // at all.
 func (e *Engine) fetchParts(ctx context.Context, id crypto.NodeID, c proto.Change, path string, meta localdir.Meta, expect *cache.LocalStat) (cache.LocalStat, error) {
 	key := hashKey(c.Hash)
-	name := filepath.Join(e.partial, key)
-	var prog downloadProgress
-	err := e.store.View(func(tx *cache.Tx) error {
-		m, err := loadMap[downloadProgress](tx, metaDownloads)
-		prog = m[key]
-		return err
-	})
+	p, err := e.openPartial(key, id, func(prog downloadProgress) bool { return prog.Parts <= len(c.Parts) })
 	if err != nil {
 		return cache.LocalStat{}, err
 	}
-	if prog.Node != id.String() || prog.Parts > len(c.Parts) {
-		prog = downloadProgress{Node: id.String()}
-	}
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return cache.LocalStat{}, fmt.Errorf("partial download: %w", err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if fi, err := f.Stat(); err != nil || fi.Size() < prog.Bytes {
-		prog = downloadProgress{Node: id.String()}
-	}
+	defer p.f.Close()
+	f, h, prog := p.f, p.hash, p.prog
 	if prog.Parts > 0 {
-		// Resume: the bytes fetched so far count towards the hash.
-		if _, err := io.CopyN(h, f, prog.Bytes); err != nil {
-			prog = downloadProgress{Node: id.String()}
-			h.Reset()
-		} else {
-			e.log.Info("resuming an interrupted download", "path", c.Path, "parts_done", prog.Parts, "parts", len(c.Parts))
-		}
+		e.log.Info("resuming an interrupted download", "path", c.Path, "parts_done", prog.Parts, "parts", len(c.Parts))
 	}
-	if err := f.Truncate(prog.Bytes); err != nil {
-		return cache.LocalStat{}, fmt.Errorf("partial download: %w", err)
-	}
-	if _, err := f.Seek(prog.Bytes, io.SeekStart); err != nil {
-		return cache.LocalStat{}, fmt.Errorf("partial download: %w", err)
-	}
-	forget := func() {
-		_ = os.Remove(name)
-		_ = e.setDownload(key, nil)
-	}
+	forget := func() { e.forgetPartial(p) }
 	tr := e.transfers.start(false, c.Path, c.Size)
 	defer e.transfers.end(tr)
 	e.transfers.set(tr, prog.Bytes)

@@ -2,15 +2,12 @@ package sync
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"maps"
-	"os"
-	"path/filepath"
 	"slices"
 
 	"github.com/escalefs/escalefs/cache"
@@ -236,48 +233,19 @@ const downloadSaveEvery = 8 << 20
 // got (so that an interrupted download resumes at its last recorded
 // chunk), checks it against the record and installs it.
 func (e *Engine) fetchChunks(ctx context.Context, id crypto.NodeID, c proto.Change, path string, meta localdir.Meta, expect *cache.LocalStat) (cache.LocalStat, error) {
-	key := "chunks-" + hashKey(c.Hash)
-	name := filepath.Join(e.partial, key)
-	var prog downloadProgress
-	if err := e.store.View(func(tx *cache.Tx) error {
-		m, err := loadMap[downloadProgress](tx, metaDownloads)
-		prog = m[key]
-		return err
-	}); err != nil {
+	n := len(c.Chunks.Chunks)
+	p, err := e.openPartial("chunks-"+hashKey(c.Hash), id, func(prog downloadProgress) bool {
+		return prog.Parts <= n && prog.Bytes == chunksBefore(c.Chunks, prog.Parts)
+	})
+	if err != nil {
 		return cache.LocalStat{}, err
 	}
-	n := len(c.Chunks.Chunks)
-	if prog.Node != id.String() || prog.Parts > n || prog.Bytes != chunksBefore(c.Chunks, prog.Parts) {
-		prog = downloadProgress{Node: id.String()}
-	}
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return cache.LocalStat{}, fmt.Errorf("partial download: %w", err)
-	}
-	defer f.Close()
-	forget := func() {
-		_ = os.Remove(name)
-		_ = e.setDownload(key, nil)
-	}
-	h := sha256.New()
-	if fi, err := f.Stat(); err != nil || fi.Size() < prog.Bytes {
-		prog = downloadProgress{Node: id.String()}
-	}
+	defer p.f.Close()
+	f, h, prog, key := p.f, p.hash, p.prog, p.key
 	if prog.Parts > 0 {
-		// Resume: the bytes written so far count towards the hash.
-		if _, err := io.CopyN(h, f, prog.Bytes); err != nil {
-			prog = downloadProgress{Node: id.String()}
-			h.Reset()
-		} else {
-			e.log.Info("resuming an interrupted download", "path", c.Path, "chunks_done", prog.Parts, "chunks", n)
-		}
+		e.log.Info("resuming an interrupted download", "path", c.Path, "chunks_done", prog.Parts, "chunks", n)
 	}
-	if err := f.Truncate(prog.Bytes); err != nil {
-		return cache.LocalStat{}, fmt.Errorf("partial download: %w", err)
-	}
-	if _, err := f.Seek(prog.Bytes, io.SeekStart); err != nil {
-		return cache.LocalStat{}, fmt.Errorf("partial download: %w", err)
-	}
+	forget := func() { e.forgetPartial(p) }
 	tr := e.transfers.start(false, c.Path, c.Size)
 	defer e.transfers.end(tr)
 	sw := localdir.NewSparseWriter(f, prog.Bytes)

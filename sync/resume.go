@@ -2,9 +2,14 @@ package sync
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
 	"slices"
 
 	"github.com/escalefs/escalefs/cache"
@@ -161,4 +166,62 @@ func (e *Engine) setDownload(key string, p *downloadProgress) error {
 		}
 		return saveMap(tx, metaDownloads, m)
 	})
+}
+
+// partialDownload is the file of a download in the partial directory,
+// positioned where the download resumes.
+type partialDownload struct {
+	key, name string
+	f         *os.File
+	prog      downloadProgress // where it resumes; Parts 0: from the start
+	hash      hash.Hash        // of the bytes before prog.Bytes
+}
+
+// openPartial opens the partial file of the download key from node,
+// resuming at the progress recorded for it when valid accepts that and the
+// file holds its bytes (which are hashed again), from the start otherwise.
+// The caller closes p.f.
+func (e *Engine) openPartial(key string, node crypto.NodeID, valid func(downloadProgress) bool) (*partialDownload, error) {
+	p := &partialDownload{key: key, name: filepath.Join(e.partial, key), hash: sha256.New()}
+	if err := e.store.View(func(tx *cache.Tx) error {
+		m, err := loadMap[downloadProgress](tx, metaDownloads)
+		p.prog = m[key]
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	fresh := downloadProgress{Node: node.String()}
+	if p.prog.Node != node.String() || !valid(p.prog) {
+		p.prog = fresh
+	}
+	f, err := os.OpenFile(p.name, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("partial download: %w", err)
+	}
+	p.f = f
+	if fi, err := f.Stat(); err != nil || fi.Size() < p.prog.Bytes {
+		p.prog = fresh
+	}
+	if p.prog.Parts > 0 {
+		// Resume: the bytes written so far count towards the hash.
+		if _, err := io.CopyN(p.hash, f, p.prog.Bytes); err != nil {
+			p.prog = fresh
+			p.hash.Reset()
+		}
+	}
+	if err := f.Truncate(p.prog.Bytes); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("partial download: %w", err)
+	}
+	if _, err := f.Seek(p.prog.Bytes, io.SeekStart); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("partial download: %w", err)
+	}
+	return p, nil
+}
+
+// forgetPartial removes the partial file of p and its progress.
+func (e *Engine) forgetPartial(p *partialDownload) {
+	_ = os.Remove(p.name)
+	_ = e.setDownload(p.key, nil)
 }
