@@ -87,9 +87,6 @@ func EncodeLog(l Log) ([]byte, error) {
 	if err := checkVersion("log", l.Version); err != nil {
 		return nil, err
 	}
-	if i, why := checkChanges(l.Version, l.Changes); why != "" {
-		return nil, malformed("change %d %q: %s", i, l.Changes[i].Path, why)
-	}
 	if why := checkText(l.NodeName, MaxNodeNameLen); why != "" {
 		return nil, malformed("log: node name: %s", why)
 	}
@@ -119,7 +116,11 @@ func EncodeLog(l Log) ([]byte, error) {
 	}
 	for i, c := range l.Changes {
 		c.Mode &^= setidBits
-		if why := c.check(); why != "" {
+		why := c.check()
+		if why == "" {
+			why = c.checkIn(l.Version)
+		}
+		if why != "" {
 			return nil, malformed("change %d %q: %s", i, c.Path, why)
 		}
 		w.Changes[i] = changeOut(c)
@@ -169,8 +170,8 @@ func DecodeLog(b []byte) (Log, error) {
 		if why == "" {
 			why = c.check()
 		}
-		if why == "" && c.Chunks != nil && w.Version < ChunksVersion {
-			_, why = checkChanges(w.Version, []Change{c})
+		if why == "" {
+			why = c.checkIn(w.Version)
 		}
 		if why != "" {
 			return Log{}, malformed("change %d %q: %s", i, wc.Path, why)
@@ -209,9 +210,6 @@ func EncodeSnapshot(s Snapshot) ([]byte, error) {
 	if err := checkVersion("snapshot", s.Version); err != nil {
 		return nil, err
 	}
-	if i, why := checkChanges(s.Version, s.Entries); why != "" {
-		return nil, malformed("entry %d %q: %s", i, s.Entries[i].Path, why)
-	}
 	if why := checkText(s.NodeName, MaxNodeNameLen); why != "" {
 		return nil, malformed("snapshot: node name: %s", why)
 	}
@@ -234,6 +232,9 @@ func EncodeSnapshot(s Snapshot) ([]byte, error) {
 		why := checkEntryOp(c.Op)
 		if why == "" {
 			why = c.checkEntry()
+		}
+		if why == "" {
+			why = c.checkIn(s.Version)
 		}
 		if _, dup := seen[c.Path]; why == "" && dup {
 			why = "path listed twice"
@@ -283,8 +284,8 @@ func DecodeSnapshot(b []byte) (Snapshot, error) {
 		if _, dup := seen[c.Path]; why == "" && dup {
 			why = "path listed twice"
 		}
-		if why == "" && c.Chunks != nil && w.Version < ChunksVersion {
-			_, why = checkChanges(w.Version, []Change{c})
+		if why == "" {
+			why = c.checkIn(w.Version)
 		}
 		if why != "" {
 			return Snapshot{}, malformed("entry %d %q: %s", i, wc.Path, why)

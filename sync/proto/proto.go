@@ -42,17 +42,12 @@ func VersionFor(changes []Change) int {
 	return MinFormatVersion
 }
 
-// checkChanges returns why changes cannot be in a record of version v, or "".
-func checkChanges(v int, changes []Change) (int, string) {
-	if v >= ChunksVersion {
-		return 0, ""
+// checkIn returns why c cannot be in a record of format version v, or "".
+func (c Change) checkIn(v int) string {
+	if c.Chunks != nil && v < ChunksVersion {
+		return fmt.Sprintf("chunks in a record of format version %d (they need %d)", v, ChunksVersion)
 	}
-	for i, c := range changes {
-		if c.Chunks != nil {
-			return i, fmt.Sprintf("chunks in a record of format version %d (they need %d)", v, ChunksVersion)
-		}
-	}
-	return 0, ""
+	return ""
 }
 
 // Bounds on what a plaintext may hold. A record is at most
