@@ -3,8 +3,6 @@ package sync_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/escalefs/escalefs/internal/pseudo"
 	"github.com/escalefs/escalefs/relay"
 	escsync "github.com/escalefs/escalefs/sync"
 )
@@ -48,18 +47,6 @@ func (b *byteCounter) reset() { b.put.Store(0); b.got.Store(0) }
 
 func chunked(c *escsync.Config) { c.Chunks = true }
 
-// randomBytes returns n deterministic pseudo-random bytes drawn from seed.
-func randomBytes(seed string, n int) []byte {
-	out := make([]byte, 0, n+32)
-	for i := uint64(0); len(out) < n; i++ {
-		var ctr [8]byte
-		binary.LittleEndian.PutUint64(ctr[:], i)
-		s := sha256.Sum256(append([]byte(seed), ctr[:]...))
-		out = append(out, s[:]...)
-	}
-	return out[:n]
-}
-
 // TestChunkedEditMovesLittle: a large file pushed as chunks reaches the
 // peer byte for byte. After an edit of 256 KiB in its middle, the pusher
 // uploads only the chunks around the edit (the others are held by the
@@ -70,7 +57,7 @@ func TestChunkedEditMovesLittle(t *testing.T) {
 	c := newCluster(t, bc)
 	a := c.add("a", chunked)
 	b := c.add("b", chunked)
-	data := randomBytes("image", 24<<20)
+	data := pseudo.Bytes("image", 24<<20)
 	a.write(t, "disk.img", data)
 	c.settle()
 	if !bytes.Equal(b.read(t, "disk.img"), data) {
@@ -81,7 +68,7 @@ func TestChunkedEditMovesLittle(t *testing.T) {
 	}
 
 	edited := bytes.Clone(data)
-	copy(edited[12<<20:], randomBytes("edit", 256<<10))
+	copy(edited[12<<20:], pseudo.Bytes("edit", 256<<10))
 	bc.reset()
 	a.write(t, "disk.img", edited)
 	c.settle()
@@ -146,7 +133,7 @@ func TestChunkedUploadResumes(t *testing.T) {
 	c := newCluster(t, fp)
 	a := c.add("a", chunked)
 	b := c.add("b", chunked)
-	data := randomBytes("resume", 40<<20)
+	data := pseudo.Bytes("resume", 40<<20)
 	a.write(t, "big.bin", data)
 	fp.ok.Store(2)
 	fp.failing.Store(true)
@@ -198,7 +185,7 @@ func TestChunkedDownloadResumes(t *testing.T) {
 	c := newCluster(t, cg)
 	a := c.add("a", chunked)
 	b := c.add("b", chunked)
-	data := randomBytes("download", 48<<20)
+	data := pseudo.Bytes("download", 48<<20)
 	a.write(t, "big.bin", data)
 	a.round(t)
 	cg.limit.Store(30 << 20)
@@ -230,11 +217,11 @@ func TestChunkedHeldChunkChangedUnderneath(t *testing.T) {
 	c := newCluster(t, fileRelay(t))
 	a := c.add("a", chunked)
 	b := c.add("b", chunked)
-	data := randomBytes("held", 24<<20)
+	data := pseudo.Bytes("held", 24<<20)
 	a.write(t, "disk.img", data)
 	c.settle()
 	edited := bytes.Clone(data)
-	copy(edited[12<<20:], randomBytes("edit", 256<<10))
+	copy(edited[12<<20:], pseudo.Bytes("edit", 256<<10))
 	a.write(t, "disk.img", edited)
 	a.round(t) // pushed: the unchanged chunks in no blob
 	// b's copy changes before b's pull looks at it.
@@ -266,12 +253,12 @@ func TestChunkedThreeNodesOneBehind(t *testing.T) {
 	a := c.add("a", chunked)
 	b := c.add("b", chunked)
 	late := c.add("late", chunked)
-	v := randomBytes("v1", 20<<20)
+	v := pseudo.Bytes("v1", 20<<20)
 	a.write(t, "doc.bin", v)
 	c.settle()
 	for i, at := range []int{5 << 20, 15 << 20} {
 		v = bytes.Clone(v)
-		copy(v[at:], randomBytes(fmt.Sprint("v", i+2), 128<<10))
+		copy(v[at:], pseudo.Bytes(fmt.Sprint("v", i+2), 128<<10))
 		a.write(t, "doc.bin", v)
 		c.settle(a, b) // late sleeps through both
 	}

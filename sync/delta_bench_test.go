@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/escalefs/escalefs/internal/pseudo"
 	escsync "github.com/escalefs/escalefs/sync"
 )
 
@@ -34,7 +35,7 @@ func benchDelta(b *testing.B, chunks bool) {
 	opt := func(cfg *escsync.Config) { cfg.Chunks = chunks }
 	a := c.add("a", opt)
 	p := c.add("b", opt)
-	data := randomBytes("delta", int(*deltaSize))
+	data := pseudo.Bytes("delta", int(*deltaSize))
 	step := func(what, path string, content []byte, write func()) {
 		bc.reset()
 		write()
@@ -51,9 +52,9 @@ func benchDelta(b *testing.B, chunks bool) {
 	step("new", "big.bin", data, func() { a.write(b, "big.bin", data) })
 	step("copy", "copy.bin", data, func() { a.write(b, "copy.bin", data) })
 	mid := bytes.Clone(data)
-	copy(mid[len(mid)/2:], randomBytes("mid", 1<<20))
+	copy(mid[len(mid)/2:], pseudo.Bytes("mid", 1<<20))
 	step("edit", "big.bin", mid, func() { a.write(b, "big.bin", mid) })
-	ins := append(randomBytes("ins", 1<<20), mid...)
+	ins := append(pseudo.Bytes("ins", 1<<20), mid...)
 	step("insert", "big.bin", ins, func() { a.write(b, "big.bin", ins) })
 	b.ReportMetric(0, "ns/op")
 }

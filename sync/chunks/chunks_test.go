@@ -2,7 +2,6 @@ package chunks
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
@@ -13,22 +12,10 @@ import (
 	"testing"
 
 	"github.com/escalefs/escalefs/crypto"
+	"github.com/escalefs/escalefs/internal/pseudo"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/vectors.json")
-
-// content returns n pseudo-random bytes drawn from seed (SHA-256 in
-// counter mode), the same on every machine.
-func content(seed string, n int) []byte {
-	out := make([]byte, 0, n+32)
-	for i := uint64(0); len(out) < n; i++ {
-		var ctr [8]byte
-		binary.LittleEndian.PutUint64(ctr[:], i)
-		sum := sha256.Sum256(append([]byte(seed), ctr[:]...))
-		out = append(out, sum[:]...)
-	}
-	return out[:n]
-}
 
 func split(t *testing.T, c *Chunker, data []byte) []Chunk {
 	t.Helper()
@@ -75,7 +62,7 @@ func TestSplitCovers(t *testing.T) {
 	if got := split(t, c, nil); len(got) != 0 {
 		t.Errorf("empty content: %d chunks", len(got))
 	}
-	data := content("covers", 20<<20+12345)
+	data := pseudo.Bytes("covers", 20<<20+12345)
 	chunks := split(t, c, data)
 	var off int64
 	for i, k := range chunks {
@@ -106,15 +93,15 @@ func TestSplitCovers(t *testing.T) {
 // only, and an insertion at the start shifts no boundary after it.
 func TestSplitLocal(t *testing.T) {
 	c := newChunker(t, testKeys(t))
-	data := content("local", 32<<20)
+	data := pseudo.Bytes("local", 32<<20)
 	before := ids(split(t, c, data))
 
 	edited := bytes.Clone(data)
-	copy(edited[16<<20:], content("edit", 1<<20))
+	copy(edited[16<<20:], pseudo.Bytes("edit", 1<<20))
 	if n := missing(before, ids(split(t, c, edited))); n > 3 {
 		t.Errorf("1 MiB changed in the middle: %d new chunks, want at most 3", n)
 	}
-	inserted := append(content("insert", 1<<20), data...)
+	inserted := append(pseudo.Bytes("insert", 1<<20), data...)
 	if n := missing(before, ids(split(t, c, inserted))); n > 3 {
 		t.Errorf("1 MiB inserted at the start: %d new chunks, want at most 3", n)
 	}
@@ -168,7 +155,7 @@ func TestVectors(t *testing.T) {
 		Polynomial: hex.EncodeToString(binary.BigEndian.AppendUint64(nil, c.Polynomial())),
 		Content:    `12 MiB: SHA-256("` + seed + `" ‖ counter), counter 0, 1, 2… as 8 bytes little-endian`,
 	}
-	for _, k := range split(t, c, content(seed, 12<<20)) {
+	for _, k := range split(t, c, pseudo.Bytes(seed, 12<<20)) {
 		v.Chunks = append(v.Chunks, vectorChunk{k.Offset, k.Length, hex.EncodeToString(k.ID[:])})
 	}
 	got, err := json.MarshalIndent(v, "", "  ")

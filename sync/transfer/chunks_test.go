@@ -4,30 +4,18 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"io"
 	"sync/atomic"
 	"testing"
 
 	"github.com/escalefs/escalefs/crypto"
+	"github.com/escalefs/escalefs/internal/pseudo"
 	"github.com/escalefs/escalefs/relay"
 	"github.com/escalefs/escalefs/sync/chunks"
 	"github.com/escalefs/escalefs/sync/proto"
 	"github.com/escalefs/escalefs/sync/transfer"
 )
-
-// pseudo returns n deterministic pseudo-random bytes drawn from seed.
-func pseudo(seed string, n int) []byte {
-	out := make([]byte, 0, n+32)
-	for i := uint64(0); len(out) < n; i++ {
-		var ctr [8]byte
-		binary.LittleEndian.PutUint64(ctr[:], i)
-		s := sha256.Sum256(append([]byte(seed), ctr[:]...))
-		out = append(out, s[:]...)
-	}
-	return out[:n]
-}
 
 // gettingRelay counts the bytes Get delivers.
 type gettingRelay struct {
@@ -56,11 +44,11 @@ func TestChunksRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		old := pseudo("old", 24<<20)
+		old := pseudo.Bytes("old", 24<<20)
 		// The new version: 1 MiB changed in the middle, and a repeat of
 		// its first 3 MiB at the end.
 		data := bytes.Clone(old)
-		copy(data[12<<20:], pseudo("edit", 1<<20))
+		copy(data[12<<20:], pseudo.Bytes("edit", 1<<20))
 		data = append(data, old[:3<<20]...)
 
 		list, err := e.up.PutChunks(t.Context(), opener(data), int64(len(data)), ch, transfer.ChunkOptions{})
@@ -153,7 +141,7 @@ func TestChunksHeldAndMissing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := pseudo("held", 6<<20)
+	data := pseudo.Bytes("held", 6<<20)
 	first := true
 	list, err := e.up.PutChunks(t.Context(), opener(data), int64(len(data)), ch, transfer.ChunkOptions{Known: func(crypto.ChunkID) (transfer.Known, bool) {
 		held := first
@@ -190,7 +178,7 @@ func TestChunksReuseBlobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := pseudo("reuse", 20<<20)
+	data := pseudo.Bytes("reuse", 20<<20)
 	first, err := e.up.PutChunks(t.Context(), opener(data), int64(len(data)), ch, transfer.ChunkOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -200,7 +188,7 @@ func TestChunksReuseBlobs(t *testing.T) {
 		where[k.ID] = transfer.Known{Blob: first.Blobs[k.Blob], Offset: k.Offset}
 	}
 	edited := bytes.Clone(data)
-	copy(edited[10<<20:], pseudo("new", 64<<10))
+	copy(edited[10<<20:], pseudo.Bytes("new", 64<<10))
 	puts := e.relay.puts.Load()
 	list, err := e.up.PutChunks(t.Context(), opener(edited), int64(len(edited)), ch, transfer.ChunkOptions{Known: func(id crypto.ChunkID) (transfer.Known, bool) {
 		k, ok := where[id]
@@ -246,7 +234,7 @@ func TestChunksResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := pseudo("resume", 40<<20)
+	data := pseudo.Bytes("resume", 40<<20)
 	where := make(map[crypto.ChunkID]transfer.Known)
 	stored := transfer.ChunkOptions{
 		Known: func(id crypto.ChunkID) (transfer.Known, bool) { k, ok := where[id]; return k, ok },
