@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/escalefs/escalefs/crypto"
 	"github.com/escalefs/escalefs/internal/pseudo"
 	"github.com/escalefs/escalefs/relay"
 	escsync "github.com/escalefs/escalefs/sync"
@@ -47,6 +48,19 @@ func (b *byteCounter) reset() { b.put.Store(0); b.got.Store(0) }
 
 func chunked(c *escsync.Config) { c.Chunks = true }
 
+// chunkedCluster is a cluster whose secret is fixed: the places where
+// content is cut depend on it, and so do the figures the tests bound.
+func chunkedCluster(t testing.TB, r relay.Relay) *cluster {
+	t.Helper()
+	c := newCluster(t, r)
+	secret, err := crypto.Key(bytes.Repeat([]byte{0x5c}, crypto.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.secret = secret
+	return c
+}
+
 // TestChunkedEditMovesLittle: a large file pushed as chunks reaches the
 // peer byte for byte. After an edit of 256 KiB in its middle, the pusher
 // uploads only the chunks around the edit (the others are held by the
@@ -54,7 +68,7 @@ func chunked(c *escsync.Config) { c.Chunks = true }
 // copy. A copy of the file, and a revert, move no content at all.
 func TestChunkedEditMovesLittle(t *testing.T) {
 	bc := &byteCounter{Relay: fileRelay(t)}
-	c := newCluster(t, bc)
+	c := chunkedCluster(t, bc)
 	a := c.add("a", chunked)
 	b := c.add("b", chunked)
 	data := pseudo.Bytes("image", 24<<20)
@@ -130,7 +144,7 @@ func (f *cutPuts) Put(ctx context.Context, name string, p relay.Payload) error {
 // the file arrives whole.
 func TestChunkedUploadResumes(t *testing.T) {
 	fp := &cutPuts{Relay: fileRelay(t)}
-	c := newCluster(t, fp)
+	c := chunkedCluster(t, fp)
 	a := c.add("a", chunked)
 	b := c.add("b", chunked)
 	data := pseudo.Bytes("resume", 40<<20)
@@ -182,7 +196,7 @@ func (g *cutGets) Get(ctx context.Context, name string, off, n int64, fn func(io
 // the last chunk it recorded, and the file arrives whole.
 func TestChunkedDownloadResumes(t *testing.T) {
 	cg := &cutGets{Relay: fileRelay(t)}
-	c := newCluster(t, cg)
+	c := chunkedCluster(t, cg)
 	a := c.add("a", chunked)
 	b := c.add("b", chunked)
 	data := pseudo.Bytes("download", 48<<20)
@@ -214,7 +228,7 @@ func TestChunkedDownloadResumes(t *testing.T) {
 // its scan and the pull: the puller asks for the file, the pusher sends
 // all of it again, and both end with the same content.
 func TestChunkedHeldChunkChangedUnderneath(t *testing.T) {
-	c := newCluster(t, fileRelay(t))
+	c := chunkedCluster(t, fileRelay(t))
 	a := c.add("a", chunked)
 	b := c.add("b", chunked)
 	data := pseudo.Bytes("held", 24<<20)
@@ -249,7 +263,7 @@ func TestChunkedHeldChunkChangedUnderneath(t *testing.T) {
 // versions of a file catches up to the last one, from its copy and the
 // chunk blobs still on the relay; all converge.
 func TestChunkedThreeNodesOneBehind(t *testing.T) {
-	c := newCluster(t, fileRelay(t))
+	c := chunkedCluster(t, fileRelay(t))
 	a := c.add("a", chunked)
 	b := c.add("b", chunked)
 	late := c.add("late", chunked)

@@ -31,7 +31,7 @@ func BenchmarkDelta(b *testing.B) {
 
 func benchDelta(b *testing.B, chunks bool) {
 	bc := &byteCounter{Relay: fileRelay(b)}
-	c := newCluster(b, bc)
+	c := chunkedCluster(b, bc)
 	opt := func(cfg *escsync.Config) { cfg.Chunks = chunks }
 	a := c.add("a", opt)
 	p := c.add("b", opt)
