@@ -42,8 +42,11 @@ type env struct {
 	down    *transfer.Downloader
 }
 
+// testKeys are fixed (a fixed repository ID and salt): where content is
+// cut into chunks depends on them, and so do the figures the chunk tests
+// bound.
 var testKeys = func() *crypto.Keys {
-	_, k, err := crypto.NewConfig(rand.Reader, crypto.Passphrase("x"), crypto.EncryptionAge, crypto.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1})
+	_, k, err := crypto.NewConfig(bytes.NewReader(bytes.Repeat([]byte{0x11}, 48)), crypto.Passphrase("x"), crypto.EncryptionAge, crypto.KDFParams{Time: 1, MemoryKiB: 8 << 10, Threads: 1})
 	if err != nil {
 		panic(err)
 	}
