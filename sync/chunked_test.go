@@ -9,8 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	gosync "sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/escalefs/escalefs/crypto"
 	"github.com/escalefs/escalefs/internal/pseudo"
@@ -122,18 +124,30 @@ func TestChunkedEditMovesLittle(t *testing.T) {
 
 }
 
-// cutPuts fails the blob Puts after the first ok ones, until healed.
+// cutPuts fails the blob Puts after the first ok ones, until healed. While
+// failing, the ok ones wait for the first failure before they store: they
+// are still in flight when it comes.
 type cutPuts struct {
 	relay.Relay
 	ok, done atomic.Int64
 	failing  atomic.Bool
+	once     gosync.Once
+	failed   chan struct{}
 }
 
 func (f *cutPuts) Put(ctx context.Context, name string, p relay.Payload) error {
-	if strings.HasPrefix(name, "blobs/") {
-		if f.failing.Load() && f.done.Load() >= f.ok.Load() {
+	if strings.HasPrefix(name, "blobs/") && f.failing.Load() {
+		if f.done.Add(1) > f.ok.Load() {
+			f.done.Add(-1)
+			f.once.Do(func() { close(f.failed) })
 			return errors.New("connection reset")
 		}
+		select {
+		case <-f.failed:
+		case <-time.After(time.Minute):
+			return errors.New("no Put failed within a minute")
+		}
+	} else if strings.HasPrefix(name, "blobs/") {
 		f.done.Add(1)
 	}
 	return f.Relay.Put(ctx, name, p)
@@ -141,9 +155,10 @@ func (f *cutPuts) Put(ctx context.Context, name string, p relay.Payload) error {
 
 // TestChunkedUploadResumes: an upload of chunks cut short (the relay
 // fails) resumes: the chunk blobs stored before are not stored again, and
-// the file arrives whole.
+// the file arrives whole. Blobs in flight when another fails are stored
+// and remembered all the same.
 func TestChunkedUploadResumes(t *testing.T) {
-	fp := &cutPuts{Relay: fileRelay(t)}
+	fp := &cutPuts{Relay: fileRelay(t), failed: make(chan struct{})}
 	c := chunkedCluster(t, fp)
 	a := c.add("a", chunked)
 	b := c.add("b", chunked)

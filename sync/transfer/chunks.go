@@ -71,7 +71,10 @@ func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, er
 		return nil, fmt.Errorf("chunks: opening: %w", err)
 	}
 	defer rc.Close()
-	ctx, cancel := context.WithCancel(ctx)
+	// A failure stops the reading and the sending of new blobs (readCtx);
+	// blobs already in flight go on (ctx), so that they are stored and
+	// reported to opts.Stored: the next try does not send them again.
+	readCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
 	list := &proto.ChunkList{}
@@ -106,8 +109,12 @@ func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, er
 		list.Blobs[b.index] = ref
 		select {
 		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
+		case <-readCtx.Done():
+			return readCtx.Err()
+		}
+		if err := readCtx.Err(); err != nil { // a slot and a failure at once
+			<-slots
+			return err
 		}
 		wg.Go(func() {
 			defer func() { <-slots }()
@@ -127,7 +134,7 @@ func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, er
 		return nil
 	}
 	var read int64
-	err = sp.Split(ctxReader{ctx, io.LimitReader(rc, size+1)}, func(k chunks.Chunk, data []byte) error {
+	err = sp.Split(ctxReader{readCtx, io.LimitReader(rc, size+1)}, func(k chunks.Chunk, data []byte) error {
 		read += k.Length
 		if read > size {
 			return fmt.Errorf("chunks: %w: more than %d bytes", ErrChanged, size)
