@@ -28,7 +28,7 @@ import (
 const (
 	syncSmallCount   = 1000
 	syncSmallSize    = 4 << 10
-	syncBigSize      = 256 << 20
+	syncBigSize      = 1 << 30
 	syncLatencyFiles = 40
 	// syncRefresh is the --refresh of the long-running nodes of the
 	// latency figure.
@@ -44,7 +44,7 @@ const (
 // own $XDG_STATE_HOME, sharing a key file, against a directory relay
 // (file) and Apache's WebDAV (apache-webdav):
 //
-//   - <relay>/1000x4KiB and <relay>/256MiB: the time for the files to reach
+//   - <relay>/1000x4KiB and <relay>/1GiB: the time for the files to reach
 //     a second node. Node A runs `escalefs sync --once` (push), then node B
 //     does (pull); the figure runs from A's start to B's exit. Both nodes
 //     ran --once on empty folders before, so the figure is the transfer
@@ -56,11 +56,16 @@ const (
 //     part, because escalefs fsyncs what it puts in a directory relay and
 //     every file it installs. The benchmark's own timer (ns/op) runs during
 //     escalefs only.
-//   - <relay>/256MiB-edit1MiB and <relay>/256MiB-edit1MiB-wholefile: both
-//     nodes hold the 256 MiB file (synced before, untimed); A changes 1 MiB
+//   - <relay>/1GiB-wholefile: the same file as before chunks, whole in
+//     parts (--chunks=false).
+//   - <relay>/1GiB-edit1MiB and <relay>/1GiB-edit1MiB-wholefile: both
+//     nodes hold the 1 GiB file (synced before, untimed); A changes 1 MiB
 //     in its middle, and the figure is the time for the change to reach B:
 //     as chunks (delta sync), and with --chunks=false (the whole file
 //     again). The baseline copies the changed file whole, as rclone does.
+//   - On WebDAV, the 1 GiB workloads have a second baseline: plain curl,
+//     one PUT of the file as it ends and one GET into a fresh folder
+//     (fsynced), the least any tool can do through that server.
 //   - apache-webdav/latency-refresh2s: both nodes run `escalefs sync
 //     --refresh 2s`; files are written on A one at a time, each once the
 //     previous one arrived on B, and the delay from the write's close on A
@@ -72,11 +77,11 @@ const (
 //
 // Metrics: s and MB/s of escalefs (MB = 10^6 bytes of file content),
 // s-rclone and MB/s-rclone of the baseline, x-rclone, escalefs's speed as a
-// multiple of rclone's (above 1 is faster); s-push and s-pull, the two
+// multiple of rclone's (above 1 is faster); s-curl and x-curl likewise; s-push and s-pull, the two
 // processes' shares; MiB-rss-push and MiB-rss-pull, each process's peak
 // resident set (getrusage's ru_maxrss); ms-p50 and ms-p99 of the
 // close→arrival delays. A table of all figures is printed at the end. The
-// 256 MiB transfers take seconds and the rclone baseline of the small files
+// 1 GiB transfers take seconds and the rclone baseline of the small files
 // over WebDAV most of a minute, so one iteration is the usual run:
 //
 //	go test -run '^$' -bench Sync -benchtime 1x ./bench/
@@ -103,12 +108,15 @@ func BenchmarkSync(b *testing.B) {
 	s.editedSum = editedSum(b, s.big)
 	workloads := []syncWorkload{
 		{name: fmt.Sprintf("%dx4KiB", syncSmallCount), bytes: syncSmallCount * syncSmallSize, fill: fillSmall, check: checkSmall},
-		{name: "256MiB", bytes: syncBigSize, fill: s.fillBig, check: s.checkBig},
-		// 1 MiB changed in the middle of the 256 MiB file the nodes hold:
+		{name: "1GiB", bytes: syncBigSize, fill: s.fillBig, check: s.checkBig, single: "big"},
+		{name: "1GiB-wholefile", bytes: syncBigSize, fill: s.fillBig, check: s.checkBig, single: "big",
+			flags: []string{"--chunks=false"}},
+		// 1 MiB changed in the middle of the 1 GiB file the nodes hold:
 		// delta sync, and the whole file again as before (--chunks=false).
-		{name: "256MiB-edit1MiB", bytes: syncBigSize, prepare: s.copyBig, fill: editBig, check: s.checkEdited, rcloneFill: s.fillEdited},
-		{name: "256MiB-edit1MiB-wholefile", bytes: syncBigSize, prepare: s.copyBig, fill: editBig, check: s.checkEdited,
-			rcloneFill: s.fillEdited, flags: []string{"--chunks=false"}},
+		{name: "1GiB-edit1MiB", bytes: syncBigSize, prepare: s.copyBig, fill: editBig, check: s.checkEdited,
+			rcloneFill: s.fillEdited, single: "big"},
+		{name: "1GiB-edit1MiB-wholefile", bytes: syncBigSize, prepare: s.copyBig, fill: editBig, check: s.checkEdited,
+			rcloneFill: s.fillEdited, single: "big", flags: []string{"--chunks=false"}},
 	}
 	dav := testserver.StartApache(b, testserver.DAVOptions{})
 	for _, tg := range []syncTarget{fileSyncTarget(), davSyncTarget(b, s, dav)} {
@@ -136,7 +144,7 @@ type syncBench struct {
 	rclone       string
 	keyFile      string
 	rcloneConfig string
-	big          string // the 256 MiB source file
+	big          string // the 1 GiB source file
 	bigSum       [32]byte
 	editedSum    [32]byte // of the big file with editBig's change
 
@@ -154,6 +162,9 @@ type syncTarget struct {
 	// needs, and whether the destination is a local directory (whose files
 	// the baseline then fsyncs).
 	remote func(b *testing.B) (dst string, env []string, local bool)
+	// curl, if set, PUTs the file src to a fresh place on the server and
+	// GETs it back into dst.
+	curl func(b *testing.B, src, dst string)
 }
 
 // syncWorkload is a set of files to transfer.
@@ -169,6 +180,8 @@ type syncWorkload struct {
 	prepare    func(b *testing.B, dir string)
 	rcloneFill func(b *testing.B, dir string)
 	flags      []string
+	// single names the workload's one file, which the curl baseline moves.
+	single string
 }
 
 // syncRow holds the figures of one target and workload; durations are
@@ -177,6 +190,7 @@ type syncRow struct {
 	target, workload string
 	bytes            int64
 	rclone           time.Duration
+	curl             time.Duration // 0: no curl baseline
 	escalefs         time.Duration
 	push, pull       time.Duration
 	rssPush, rssPull float64 // MiB, the largest of any iteration
@@ -237,6 +251,20 @@ func davSyncTarget(b *testing.B, s *syncBench, dav *testserver.DAVServer) syncTa
 			u, _ := dav.Subdir(b)
 			return ":webdav:" + strings.TrimPrefix(u, dav.URL+"/"), rcloneEnv, false
 		},
+		curl: func(b *testing.B, src, dst string) {
+			u, _ := dav.Subdir(b)
+			curl := func(args ...string) {
+				ctx, cancel := context.WithTimeout(context.Background(), syncDeadline)
+				defer cancel()
+				cmd := exec.CommandContext(ctx, "curl", append([]string{"-sS", "--fail", "-u", dav.User + ":" + dav.Password}, args...)...)
+				if out, err := cmd.CombinedOutput(); err != nil {
+					b.Fatalf("curl %s: %v\n%s", strings.Join(args, " "), err, out)
+				}
+			}
+			curl("-X", "MKCOL", u+"/")
+			curl("-T", src, u+"/"+filepath.Base(src))
+			curl("-o", dst, u+"/"+filepath.Base(src))
+		},
 	}
 }
 
@@ -259,10 +287,13 @@ func buildEscalefs(b *testing.B, dir string) string {
 // machine in the same state; the benchmark's timer (ns/op) runs during
 // escalefs only.
 func (s *syncBench) transfer(b *testing.B, tg syncTarget, wl syncWorkload, row *syncRow) {
-	var rcl, esc, push, pull, n time.Duration
+	var rcl, crl, esc, push, pull, n time.Duration
 	for b.Loop() {
 		b.StopTimer()
 		rcl += s.rcloneOnce(b, tg, wl)
+		if tg.curl != nil && wl.single != "" {
+			crl += s.curlOnce(b, tg, wl)
+		}
 		e := s.escalefsOnce(b, tg, wl)
 		esc += e.took
 		push += e.push.took
@@ -273,12 +304,16 @@ func (s *syncBench) transfer(b *testing.B, tg syncTarget, wl syncWorkload, row *
 		n++
 		b.StartTimer() // b.Loop insists on a running timer
 	}
-	row.rclone, row.escalefs, row.push, row.pull = rcl/n, esc/n, push/n, pull/n
+	row.rclone, row.curl, row.escalefs, row.push, row.pull = rcl/n, crl/n, esc/n, push/n, pull/n
 	b.ReportMetric(row.escalefs.Seconds(), "s")
 	b.ReportMetric(mbps(wl.bytes, row.escalefs), "MB/s")
 	b.ReportMetric(row.rclone.Seconds(), "s-rclone")
 	b.ReportMetric(mbps(wl.bytes, row.rclone), "MB/s-rclone")
 	b.ReportMetric(row.rclone.Seconds()/row.escalefs.Seconds(), "x-rclone")
+	if row.curl > 0 {
+		b.ReportMetric(row.curl.Seconds(), "s-curl")
+		b.ReportMetric(row.curl.Seconds()/row.escalefs.Seconds(), "x-curl")
+	}
 	b.ReportMetric(row.push.Seconds(), "s-push")
 	b.ReportMetric(row.pull.Seconds(), "s-pull")
 	b.ReportMetric(row.rssPush, "MiB-rss-push")
@@ -380,6 +415,33 @@ func (s *syncBench) rcloneOnce(b *testing.B, tg syncTarget, wl syncWorkload) tim
 		fsyncTree(b, remote)
 	}
 	s.rcloneCopy(b, env, remote, dst)
+	fsyncTree(b, dst)
+	took := time.Since(start)
+
+	wl.check(b, dst)
+	return took
+}
+
+// curlOnce times one curl PUT of the workload's file as it ends and one
+// GET of it into a fresh folder, fsynced, and checks the copy.
+func (s *syncBench) curlOnce(b *testing.B, tg syncTarget, wl syncWorkload) time.Duration {
+	base := b.TempDir()
+	defer os.RemoveAll(base)
+	src, dst := filepath.Join(base, "a"), filepath.Join(base, "b")
+	for _, d := range []string{src, dst} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if wl.rcloneFill != nil {
+		wl.rcloneFill(b, src)
+	} else {
+		wl.fill(b, src)
+	}
+	syscall.Sync()
+
+	start := time.Now()
+	tg.curl(b, filepath.Join(src, wl.single), filepath.Join(dst, wl.single))
 	fsyncTree(b, dst)
 	took := time.Since(start)
 
@@ -643,7 +705,7 @@ func checkSmall(b *testing.B, dir string) {
 	}
 }
 
-// writeBigFile writes the 256 MiB source file, a ChaCha8 stream, 1 MiB at
+// writeBigFile writes the 1 GiB source file, a ChaCha8 stream, 1 MiB at
 // a time, and returns its SHA-256.
 func writeBigFile(b *testing.B, path string) [32]byte {
 	var seed [32]byte
@@ -670,7 +732,7 @@ func writeBigFile(b *testing.B, path string) [32]byte {
 }
 
 // fillBig puts the big file into dir: a hard link, so that each iteration
-// starts without 256 MiB of dirty pages being written back under the timed
+// starts without 1 GiB of dirty pages being written back under the timed
 // part; a copy where links fail.
 func (s *syncBench) fillBig(b *testing.B, dir string) {
 	dst := filepath.Join(dir, "big")
@@ -724,15 +786,19 @@ func (s *syncBench) print(w io.Writer) {
 		for _, r := range s.rows {
 			wt, ww = max(wt, len(r.target)), max(ww, len(r.workload))
 		}
-		fmt.Fprintf(tw, "%-*s\t%-*s\trclone s\trclone MB/s\tescalefs s\tescalefs MB/s\tx rclone\tpush s\tpull s\tRSS push MiB\tRSS pull MiB\trelay/files\t\n", wt, "relay", ww, "files")
+		fmt.Fprintf(tw, "%-*s\t%-*s\trclone s\trclone MB/s\tcurl s\tescalefs s\tescalefs MB/s\tx rclone\tx curl\tpush s\tpull s\tRSS push MiB\tRSS pull MiB\trelay/files\t\n", wt, "relay", ww, "files")
 		for _, r := range s.rows {
 			ratio := "-"
 			if r.relayBytes > 0 {
 				ratio = strconv.FormatFloat(float64(r.relayBytes)/float64(r.bytes), 'f', 3, 64)
 			}
-			fmt.Fprintf(tw, "%-*s\t%-*s\t%s\t%s\t%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t%s\t\n", wt, r.target, ww, r.workload,
-				secs(r.rclone), f1(mbps(r.bytes, r.rclone)), secs(r.escalefs), f1(mbps(r.bytes, r.escalefs)),
-				r.rclone.Seconds()/r.escalefs.Seconds(), secs(r.push), secs(r.pull), f1(r.rssPush), f1(r.rssPull), ratio)
+			curl, xcurl := "-", "-"
+			if r.curl > 0 {
+				curl, xcurl = secs(r.curl), strconv.FormatFloat(r.curl.Seconds()/r.escalefs.Seconds(), 'f', 2, 64)
+			}
+			fmt.Fprintf(tw, "%-*s\t%-*s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%s\t%s\t%s\t%s\t%s\t%s\t\n", wt, r.target, ww, r.workload,
+				secs(r.rclone), f1(mbps(r.bytes, r.rclone)), curl, secs(r.escalefs), f1(mbps(r.bytes, r.escalefs)),
+				r.rclone.Seconds()/r.escalefs.Seconds(), xcurl, secs(r.push), secs(r.pull), f1(r.rssPush), f1(r.rssPull), ratio)
 		}
 		tw.Flush()
 		fmt.Fprintln(w, "relay/files: bytes the repository takes on the file relay after the push (encryption, padding, records) per byte of the files")

@@ -224,9 +224,11 @@ func (e *Engine) localChunk(ctx context.Context, k proto.ChunkRef) []byte {
 }
 
 // downloadSaveEvery is how many bytes of chunks held here a chunked
-// download writes at most between two records of its progress; it records
-// it after each read from the relay anyway.
-const downloadSaveEvery = 8 << 20
+// download writes at most between two records of its progress (each an
+// fsync of the partial file and a commit of the cache): rebuilding them
+// again after a crash costs a fraction of a second. It records it after
+// each read from the relay anyway.
+const downloadSaveEvery = 64 << 20
 
 // fetchChunks rebuilds a chunked file in a file of the partial directory,
 // from the chunks held here and those downloaded, remembering how far it

@@ -268,6 +268,9 @@ type statOnClose struct {
 
 func (s *statOnClose) Read(p []byte) (int, error) { return s.f.Read(p) }
 
+// ReadAt lets a chunked upload cut the file in parallel.
+func (s *statOnClose) ReadAt(p []byte, off int64) (int, error) { return s.f.ReadAt(p, off) }
+
 func (s *statOnClose) Close() error {
 	if fi, err := s.f.Stat(); err == nil {
 		st := localdir.Fingerprint(fi)

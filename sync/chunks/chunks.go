@@ -41,8 +41,9 @@ type Chunk struct {
 // Chunker cuts content for one repository. It is safe for concurrent use:
 // each Split has its own state.
 type Chunker struct {
-	pol  chunker.Pol
-	hash func() hash.Hash
+	pol     chunker.Pol
+	hash    func() hash.Hash
+	segment int64 // SplitAt's segments; 0: segmentSize
 }
 
 // New returns the chunker of the repository whose keys are keys (nil: a

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -179,4 +180,104 @@ func TestVectors(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Errorf("the chunks changed:\n got %s\nwant %s", got, want)
 	}
+}
+
+// TestSplitAtCutsAsSplit: cut in parallel segments, the content is cut
+// exactly as one pass cuts it: random content (the segments' cuttings
+// meet within a chunk or two), a long run of zeros (cuts only at MaxSize,
+// which never meet: the true cutting goes on alone), and mixes, at sizes
+// that are and are not multiples of the segment, with segments smaller
+// and larger than a chunk.
+func TestSplitAtCutsAsSplit(t *testing.T) {
+	keys := testKeys(t)
+	zeros := make([]byte, 30<<20)
+	mixed := append(append(pseudo.Bytes("mix1", 7<<20+3), make([]byte, 19<<20)...), pseudo.Bytes("mix2", 9<<20)...)
+	contents := map[string][]byte{
+		"random":  pseudo.Bytes("parallel", 41<<20+777),
+		"zeros":   zeros,
+		"mixed":   mixed,
+		"one":     {1},
+		"small":   pseudo.Bytes("small", MinSize+1),
+		"exactly": pseudo.Bytes("exactly", 24<<20),
+	}
+	for name, data := range contents {
+		want := split(t, newChunker(t, keys), data)
+		for _, seg := range []int64{1 << 20, 3 << 20, 8 << 20, 64 << 20} {
+			c := newChunker(t, keys)
+			c.segment = seg
+			var got []Chunk
+			err := c.SplitAt(t.Context(), bytes.NewReader(data), int64(len(data)), func(k Chunk) error {
+				got = append(got, k)
+				return nil
+			})
+			if err != nil {
+				t.Fatalf("%s, segments of %d: %v", name, seg, err)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("%s, segments of %d: %d chunks, one pass cuts %d", name, seg, len(got), len(want))
+			}
+			for i := range want {
+				if got[i] != want[i] {
+					t.Fatalf("%s, segments of %d: chunk %d is %+v, one pass cuts %+v", name, seg, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}
+
+// TestSplitAtErrors: content shorter than said, and an error of fn, end
+// SplitAt with them.
+func TestSplitAtErrors(t *testing.T) {
+	c := newChunker(t, testKeys(t))
+	c.segment = 2 << 20
+	data := pseudo.Bytes("short", 10<<20)
+	err := c.SplitAt(t.Context(), bytes.NewReader(data), int64(len(data))+5, func(Chunk) error { return nil })
+	if !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("content 5 bytes short: %v, want io.ErrUnexpectedEOF", err)
+	}
+	stop := errors.New("stop")
+	calls := 0
+	err = c.SplitAt(t.Context(), bytes.NewReader(data), int64(len(data)), func(Chunk) error {
+		calls++
+		if calls == 3 {
+			return stop
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) || calls != 3 {
+		t.Errorf("fn failing at its third call: %v after %d calls", err, calls)
+	}
+}
+
+// BenchmarkSplit cuts 256 MiB held in memory, with IDs: in one pass (Split)
+// and in parallel segments (SplitAt), one CPU per worker.
+func BenchmarkSplit(b *testing.B) {
+	keys, err := func() (*crypto.Keys, error) {
+		_, k, err := crypto.NewConfig(bytes.NewReader(make([]byte, 64)), crypto.GenerateKey(), crypto.EncryptionAge, crypto.KDFParams{})
+		return k, err
+	}()
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := New(keys)
+	if err != nil {
+		b.Fatal(err)
+	}
+	data := pseudo.Bytes("bench", 256<<20)
+	b.Run("one-pass", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			if err := c.Split(bytes.NewReader(data), func(Chunk, []byte) error { return nil }); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			if err := c.SplitAt(b.Context(), bytes.NewReader(data), int64(len(data)), func(Chunk) error { return nil }); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

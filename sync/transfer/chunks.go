@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	gosync "sync"
 
 	"github.com/escalefs/escalefs/crypto"
@@ -22,9 +23,11 @@ const ChunkBlobSize = 8 << 20
 // blobsInFlight bounds the chunk blobs of one file being sent at once.
 const blobsInFlight = 3
 
-// Splitter cuts content into chunks (*chunks.Chunker).
+// Splitter cuts content into chunks (*chunks.Chunker): a stream in one
+// pass, a file in parallel.
 type Splitter interface {
 	Split(r io.Reader, fn func(chunks.Chunk, []byte) error) error
+	SplitAt(ctx context.Context, r io.ReaderAt, size int64, fn func(chunks.Chunk) error) error
 }
 
 // Known is where a chunk already is, as PutChunks's caller knows it: held
@@ -134,7 +137,8 @@ func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, er
 		return nil
 	}
 	var read int64
-	err = sp.Split(ctxReader{readCtx, io.LimitReader(rc, size+1)}, func(k chunks.Chunk, data []byte) error {
+	// take places chunk k; data returns its bytes, read only when stored.
+	take := func(k chunks.Chunk, data func() ([]byte, error)) error {
 		read += k.Length
 		if read > size {
 			return fmt.Errorf("chunks: %w: more than %d bytes", ErrChanged, size)
@@ -176,14 +180,46 @@ func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, er
 			}
 			ref.Blob, ref.Offset = cur.index, cur.plain
 			cur.offsets[k.ID] = cur.plain
-			if err := cur.add(data); err != nil {
+			b, err := data()
+			if err != nil {
+				return err
+			}
+			if err := cur.add(b); err != nil {
 				return err
 			}
 			stored[k.ID] = ref
 		}
 		list.Chunks = append(list.Chunks, ref)
 		return nil
-	})
+	}
+	if ra, ok := rc.(io.ReaderAt); ok {
+		// A file: cut in parallel; the bytes of the chunks stored are
+		// read again (from the page cache, as a rule).
+		var buf []byte
+		err = sp.SplitAt(readCtx, ra, size, func(k chunks.Chunk) error {
+			return take(k, func() ([]byte, error) {
+				buf = slices.Grow(buf[:0], int(k.Length))[:k.Length]
+				if _, err := ra.ReadAt(buf, k.Offset); errors.Is(err, io.EOF) {
+					return nil, fmt.Errorf("chunks: %w: it ends before %d", ErrChanged, k.Offset+k.Length)
+				} else if err != nil {
+					return nil, fmt.Errorf("chunks: reading at %d: %w", k.Offset, err)
+				}
+				return buf, nil
+			})
+		})
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			err = fmt.Errorf("chunks: %w: %w", ErrChanged, err)
+		}
+		if err == nil {
+			if n, _ := ra.ReadAt(make([]byte, 1), size); n > 0 {
+				err = fmt.Errorf("chunks: %w: more than %d bytes", ErrChanged, size)
+			}
+		}
+	} else {
+		err = sp.Split(ctxReader{readCtx, io.LimitReader(rc, size+1)}, func(k chunks.Chunk, data []byte) error {
+			return take(k, func() ([]byte, error) { return data, nil })
+		})
+	}
 	if err == nil && read != size {
 		err = fmt.Errorf("chunks: %w: %d bytes, not %d", ErrChanged, read, size)
 	}
@@ -301,7 +337,6 @@ func (d *Downloader) GetChunks(ctx context.Context, writer crypto.NodeID, list *
 		end    int    // the chunk after it
 		data   []byte // a chunk held here, or the run once read
 		remote chan error
-		first  int // a run's first chunk
 	}
 	var (
 		queue    []*segment
@@ -339,22 +374,52 @@ func (d *Downloader) GetChunks(ctx context.Context, writer crypto.NodeID, list *
 			}
 			runLen += n.Length
 		}
-		seg := &segment{end: j, first: i, data: make([]byte, runLen), remote: make(chan error, 1)}
+		seg := &segment{end: j, data: make([]byte, runLen), remote: make(chan error, 1)}
 		ref := list.Blobs[k.Blob]
 		wg.Go(func() {
-			seg.remote <- d.readRun(ctx, writer, ref, k.Offset, seg.data)
+			seg.remote <- d.readRun(ctx, writer, ref, k.Offset, seg.data, list.Chunks[i:j], idOf)
 		})
 		return seg, nil
+	}
+	// The writing (and hashing, in dst) runs beside the planning and the
+	// reading of local chunks: a second stage, two segments behind.
+	type written struct {
+		data   []byte
+		end    int
+		remote bool
+	}
+	wch := make(chan written, 2)
+	wdone := make(chan error, 1)
+	go func() {
+		var err error
+		for w := range wch {
+			if err != nil {
+				continue // drained after a failure
+			}
+			if _, err = dst.Write(w.data); err == nil {
+				err = done(w.end, w.remote)
+			}
+			if err != nil {
+				cancel()
+			}
+		}
+		wdone <- err
+	}()
+	// finish waits for the writing of what was handed over: it ends
+	// before GetChunks returns, and its error comes first.
+	finish := func(err error) (int64, error) {
+		close(wch)
+		if werr := <-wdone; werr != nil {
+			err = werr
+		}
+		return fetched, err
 	}
 	for i := opts.From; i < chunksN || len(queue) > 0; {
 		// Plan ahead while reads may start and memory allows.
 		for i < chunksN && inFlight < runsInFlight && buffered < maxBuffered {
 			seg, err := plan(i)
 			if err != nil {
-				if len(queue) == 0 {
-					return fetched, err
-				}
-				// Written what comes before first, then failed.
+				// Written what comes before, then failed.
 				queue = append(queue, &segment{remote: errSeg(err)})
 				i = chunksN
 				break
@@ -371,25 +436,19 @@ func (d *Downloader) GetChunks(ctx context.Context, writer crypto.NodeID, list *
 		buffered -= int64(len(seg.data))
 		if seg.remote != nil {
 			if err := <-seg.remote; err != nil {
-				return fetched, err
+				return finish(err)
 			}
 			inFlight--
-			off := list.Chunks[seg.first].Offset
-			for c := seg.first; c < seg.end; c++ {
-				k := list.Chunks[c]
-				if idOf(seg.data[k.Offset-off:k.Offset-off+k.Length]) != k.ID {
-					return fetched, fmt.Errorf("chunk %d of %d: %w: blob %s holds other bytes at %d",
-						c+1, chunksN, crypto.ErrBlobCorrupt, list.Blobs[k.Blob].ID, k.Offset)
-				}
-			}
 			fetched += int64(len(seg.data))
 		}
-		if _, err := dst.Write(seg.data); err != nil {
-			return fetched, err
+		select {
+		case wch <- written{data: seg.data, end: seg.end, remote: seg.remote != nil}:
+		case <-ctx.Done():
+			return finish(ctx.Err())
 		}
-		if err := done(seg.end, seg.remote != nil); err != nil {
-			return fetched, err
-		}
+	}
+	if _, err := finish(nil); err != nil {
+		return fetched, err
 	}
 	d.log.Debug("chunks fetched", "chunks", chunksN, "from_relay", fetched)
 	return fetched, nil
@@ -411,7 +470,10 @@ const (
 
 // readRun reads len(p) bytes of the plaintext of blob ref of writer, from
 // off, into p: with one request for the run (and one for age's header).
-func (d *Downloader) readRun(ctx context.Context, writer crypto.NodeID, ref crypto.BlobRef, off int64, p []byte) error {
+// It checks each of the run's chunks against its ID, as the reads run in
+// parallel.
+func (d *Downloader) readRun(ctx context.Context, writer crypto.NodeID, ref crypto.BlobRef, off int64, p []byte,
+	run []proto.ChunkRef, idOf func([]byte) crypto.ChunkID) error {
 	win := &windowReaderAt{ctx: ctx, relay: d.relay, name: crypto.BlobName(writer, ref.ID), size: ref.Size}
 	ra, _, err := crypto.BlobReaderAt(d.keys, ref.ID, win, ref.Size)
 	if err != nil {
@@ -426,6 +488,11 @@ func (d *Downloader) readRun(ctx context.Context, writer crypto.NodeID, ref cryp
 			err = fmt.Errorf("%w: blob %s ends before the chunks' end", crypto.ErrBlobTruncated, ref.ID)
 		}
 		return err
+	}
+	for _, k := range run {
+		if idOf(p[k.Offset-off:k.Offset-off+k.Length]) != k.ID {
+			return fmt.Errorf("chunk %x…: %w: blob %s holds other bytes at %d", k.ID[:4], crypto.ErrBlobCorrupt, ref.ID, k.Offset)
+		}
 	}
 	return nil
 }

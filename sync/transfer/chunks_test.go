@@ -66,6 +66,24 @@ func TestChunksRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Cut as a file, in parallel: the same chunks, in the same order.
+		fileList, err := e.up.PutChunks(t.Context(), fileOpener(data), int64(len(data)), ch, transfer.ChunkOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(fileList.Chunks) != len(list.Chunks) {
+			t.Fatalf("cut as a file: %d chunks, as a stream %d", len(fileList.Chunks), len(list.Chunks))
+		}
+		for i, k := range list.Chunks {
+			if f := fileList.Chunks[i]; f.ID != k.ID || f.Length != k.Length || f.Offset != k.Offset || f.Blob != k.Blob {
+				t.Fatalf("chunk %d cut as a file: %+v, as a stream %+v", i, f, k)
+			}
+		}
+		var rebuilt bytes.Buffer
+		if _, err := e.down.GetChunks(t.Context(), e.node, fileList, keys.ChunkIDOf, transfer.GetOptions{}, &rebuilt); err != nil ||
+			!bytes.Equal(rebuilt.Bytes(), data) {
+			t.Fatalf("the chunks stored as a file read back: %v, %d bytes, equal %v", err, rebuilt.Len(), bytes.Equal(rebuilt.Bytes(), data))
+		}
 		sum := sha256.Sum256(data)
 		if err := (proto.Change{Op: proto.OpPut, Path: "f", Version: map[string]uint64{e.node.String(): 1},
 			Size: int64(len(data)), Hash: sum, Chunks: list}).Validate(); err != nil {
@@ -169,14 +187,16 @@ func TestChunksHeldAndMissing(t *testing.T) {
 	if !errors.Is(err, transfer.ErrChunkMissing) {
 		t.Errorf("rebuilding without the held chunk: %v, want ErrChunkMissing", err)
 	}
-	// The file changed while it was read.
-	_, err = e.up.PutChunks(t.Context(), opener(data[:5<<20]), int64(len(data)), ch, transfer.ChunkOptions{})
-	if !errors.Is(err, transfer.ErrChanged) {
-		t.Errorf("a file shorter than its size: %v, want ErrChanged", err)
-	}
-	_, err = e.up.PutChunks(t.Context(), opener(data), int64(len(data))-1, ch, transfer.ChunkOptions{})
-	if !errors.Is(err, transfer.ErrChanged) {
-		t.Errorf("a file longer than its size: %v, want ErrChanged", err)
+	// The file changed while it was read, as a stream and as a file.
+	for name, open := range map[string]func([]byte) func() (io.ReadCloser, error){"stream": opener, "file": fileOpener} {
+		_, err = e.up.PutChunks(t.Context(), open(data[:5<<20]), int64(len(data)), ch, transfer.ChunkOptions{})
+		if !errors.Is(err, transfer.ErrChanged) {
+			t.Errorf("%s shorter than its size: %v, want ErrChanged", name, err)
+		}
+		_, err = e.up.PutChunks(t.Context(), open(data), int64(len(data))-1, ch, transfer.ChunkOptions{})
+		if !errors.Is(err, transfer.ErrChanged) {
+			t.Errorf("%s longer than its size: %v, want ErrChanged", name, err)
+		}
 	}
 }
 

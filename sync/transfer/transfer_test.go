@@ -92,6 +92,16 @@ func opener(b []byte) func() (io.ReadCloser, error) {
 	return func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
 }
 
+// fileOpener opens b as a file opens: it reads at random too, so that
+// PutChunks cuts it in parallel.
+func fileOpener(b []byte) func() (io.ReadCloser, error) {
+	return func() (io.ReadCloser, error) { return readAtCloser{bytes.NewReader(b)}, nil }
+}
+
+type readAtCloser struct{ *bytes.Reader }
+
+func (readAtCloser) Close() error { return nil }
+
 // bufCloser collects one file of a pack.
 type bufCloser struct {
 	bytes.Buffer

@@ -1,0 +1,180 @@
+package chunks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	gosync "sync"
+
+	"github.com/restic/chunker"
+)
+
+// segmentSize is how much content one worker of SplitAt cuts at a time.
+const segmentSize = 64 << 20
+
+// SplitAt cuts the size bytes of r exactly as Split would, and calls fn
+// with each chunk, in order, without its bytes. The content is cut in
+// segments, by as many workers as there are CPUs, each starting at its
+// segment's start as if a chunk began there.
+//
+// That is sound because a cut depends only on where the chunk began and
+// on the bytes since: two cuttings that once cut at the same place cut
+// alike from there on. The true cutting, from offset 0, follows each
+// segment's cuts from the first place where they meet; where they do not
+// (a run of chunks ended only by MaxSize, as in long runs of one byte),
+// the true cutting is carried on alone until they do. An error of r or
+// fn, or r ending before size, ends SplitAt with it.
+func (c *Chunker) SplitAt(ctx context.Context, r io.ReaderAt, size int64, fn func(Chunk) error) error {
+	seg := c.segment
+	if seg == 0 {
+		seg = segmentSize
+	}
+	if size <= 0 {
+		return nil
+	}
+	n := int((size + seg - 1) / seg)
+	workers := min(runtime.GOMAXPROCS(0), n, 8)
+	ctx, cancel := context.WithCancel(ctx)
+	var wg gosync.WaitGroup
+	defer func() {
+		cancel() // the workers stop at their next chunk
+		wg.Wait()
+	}()
+
+	// Each segment's cutting, delivered in order.
+	results := make([]chan cutting, n)
+	for i := range results {
+		results[i] = make(chan cutting, 1)
+	}
+	next := make(chan int)
+	wg.Go(func() {
+		defer close(next)
+		for i := range n {
+			select {
+			case next <- i:
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+	for range workers {
+		wg.Go(func() {
+			for i := range next {
+				start := int64(i) * seg
+				results[i] <- c.cut(ctx, r, start, min(start+seg, size), size)
+			}
+		})
+	}
+
+	// The cuttings received, and where each of their chunks starts (the
+	// latest segment's, which reaches furthest).
+	type at struct{ seg, idx int }
+	var cuts [][]Chunk
+	starts := make(map[int64]at)
+	// reach receives the cuttings of the segments that start at or
+	// before p.
+	reach := func(p int64) error {
+		for len(cuts) < n && int64(len(cuts))*seg <= p {
+			var res cutting
+			select {
+			case res = <-results[len(cuts)]:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			if res.err != nil {
+				return res.err
+			}
+			for i, k := range res.chunks {
+				starts[k.Offset] = at{len(cuts), i}
+			}
+			cuts = append(cuts, res.chunks)
+		}
+		return nil
+	}
+	var pos int64 // the end of the last chunk handed to fn: a true cut
+	for pos < size {
+		if err := reach(pos); err != nil {
+			return err
+		}
+		if a, ok := starts[pos]; ok {
+			// A cutting that cut here cuts as the true one from here.
+			for _, k := range cuts[a.seg][a.idx:] {
+				if err := fn(k); err != nil {
+					return err
+				}
+				pos += k.Length
+			}
+			continue
+		}
+		// No cutting cut here: carry on alone until one does.
+		err := c.walk(ctx, r, pos, size, func(k Chunk) (bool, error) {
+			if err := fn(k); err != nil {
+				return false, err
+			}
+			pos += k.Length
+			if err := reach(pos); err != nil {
+				return false, err
+			}
+			_, met := starts[pos]
+			return !met, nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cutting is a segment's chunks, cut from its start as if a chunk began
+// there, up to the first cut at or past end (or the content's end).
+type cutting struct {
+	chunks []Chunk
+	err    error
+}
+
+// cut cuts r from start until a cut at or past end (or size).
+func (c *Chunker) cut(ctx context.Context, r io.ReaderAt, start, end, size int64) cutting {
+	var res cutting
+	res.err = c.walk(ctx, r, start, size, func(k Chunk) (bool, error) {
+		res.chunks = append(res.chunks, k)
+		return k.Offset+k.Length < end, nil
+	})
+	return res
+}
+
+// walk cuts r from start (as if a chunk began there) and calls fn with
+// each chunk, with its ID, until fn returns false or the content's end.
+func (c *Chunker) walk(ctx context.Context, r io.ReaderAt, start, size int64, fn func(Chunk) (bool, error)) error {
+	sr := io.NewSectionReader(r, start, size-start)
+	ch := chunker.NewWithBoundaries(sr, c.pol, MinSize, MaxSize)
+	ch.SetAverageBits(avgBits)
+	buf := make([]byte, 0, bufLimit)
+	off := start
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		piece, err := ch.Next(buf)
+		if errors.Is(err, io.EOF) {
+			if off != size {
+				return fmt.Errorf("chunks: %w: the content ends at %d, not %d", io.ErrUnexpectedEOF, off, size)
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		h := c.hash()
+		h.Write(piece.Data)
+		k := Chunk{Offset: off, Length: int64(piece.Length)}
+		h.Sum(k.ID[:0])
+		off += k.Length
+		buf = piece.Data[:0]
+		more, err := fn(k)
+		if err != nil || !more {
+			return err
+		}
+	}
+}
