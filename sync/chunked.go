@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"maps"
-	"slices"
 
 	"github.com/escalefs/escalefs/cache"
 	"github.com/escalefs/escalefs/crypto"
@@ -53,6 +52,7 @@ func (e *Engine) uploadChunks(ctx context.Context, it *pushItem) error {
 	tr := e.transfers.start(true, it.ent.Path, it.ent.Size)
 	defer e.transfers.end(tr)
 	var sent int64
+	remotes := make(map[string]map[crypto.ChunkID]bool) // knownChunk's, by path
 	opts := transfer.ChunkOptions{
 		Known: func(id crypto.ChunkID) (transfer.Known, bool) {
 			if it.anew {
@@ -65,7 +65,7 @@ func (e *Engine) uploadChunks(ctx context.Context, it *pushItem) error {
 			if it.repush {
 				return transfer.Known{}, false // a peer lacks some: all go up
 			}
-			return e.knownChunk(id, live)
+			return e.knownChunk(id, live, remotes)
 		},
 		Stored: func(b crypto.BlobRef, offs map[crypto.ChunkID]int64) error {
 			for id, off := range offs {
@@ -125,8 +125,10 @@ func (e *Engine) checkStored(ctx context.Context, prog *uploadProgress) error {
 // naming it are collected (because the nodes that pull had pulled them),
 // it is held by every one of them, as long as the version of a path that
 // they hold (the last one pushed or pulled: Entry.Remote) has it. A chunk
-// only an older version had is uploaded again.
-func (e *Engine) knownChunk(id crypto.ChunkID, live map[crypto.BlobID]bool) (transfer.Known, bool) {
+// only an older version had is uploaded again. remotes keeps the chunks of
+// the versions looked at, by path, for the calls of one upload: a 1 GiB
+// file's version lists a thousand chunks.
+func (e *Engine) knownChunk(id crypto.ChunkID, live map[crypto.BlobID]bool, remotes map[string]map[crypto.ChunkID]bool) (transfer.Known, bool) {
 	var s cache.SentChunk
 	var ok, held bool
 	err := e.store.View(func(tx *cache.Tx) error {
@@ -139,13 +141,21 @@ func (e *Engine) knownChunk(id crypto.ChunkID, live map[crypto.BlobID]bool) (tra
 			return err
 		}
 		for _, p := range places {
-			ent, found, err := tx.Get(p.Path)
-			if err != nil {
-				return err
+			has, seen := remotes[p.Path]
+			if !seen {
+				ent, found, err := tx.Get(p.Path)
+				if err != nil {
+					return err
+				}
+				if rr, ok := decodeRemote(ent.Remote); found && !ent.Deleted && ok && rr.Chunks != nil {
+					has = make(map[crypto.ChunkID]bool, len(rr.Chunks.Chunks))
+					for _, k := range rr.Chunks.Chunks {
+						has[k.ID] = true
+					}
+				}
+				remotes[p.Path] = has
 			}
-			rr, ok := decodeRemote(ent.Remote)
-			if found && !ent.Deleted && ok && rr.Chunks != nil &&
-				slices.ContainsFunc(rr.Chunks.Chunks, func(k proto.ChunkRef) bool { return k.ID == id }) {
+			if has[id] {
 				held = true
 				return nil
 			}
