@@ -77,6 +77,7 @@ no-default-ignores = true
 checksum = "sha256"
 maintainer = "me@example.org"
 max-connections = 8
+bwlimit = "5MB:20MB"
 timeout = "45s"
 s3-endpoint = "http://127.0.0.1:9000"
 s3-region = "eu-west-1"
@@ -152,6 +153,7 @@ func TestLoadEveryKey(t *testing.T) {
 		"checksum":           "sha256",
 		"maintainer":         "me@example.org",
 		"max-connections":    8,
+		"bwlimit":            "5MB:20MB",
 		"timeout":            45 * time.Second,
 	}
 	for k, v := range want {
@@ -257,6 +259,8 @@ func TestErrors(t *testing.T) {
 			`2: [work] disk-quota = "2XB": expected a size such as "500MB" or "2GiB"`},
 		{"negative size", "[work]\ndisk-quota = -5\n",
 			`2: [work] disk-quota = -5: expected a size`},
+		{"bad bandwidth limit", "[work]\nbwlimit = \"fast\"\n",
+			`2: [work] bwlimit = "fast": expected bytes per second as a size, such as 10MB`},
 		{"unknown mode", "[work]\nmode = \"sideways\"\n",
 			`2: [work] mode = "sideways": expected shared, upload (or push-only), download (or pull-only) or conservative`},
 		{"bad URL scheme", "[work]\nrelay = \"nosuch://host/x\"\n",

@@ -119,6 +119,7 @@ var Keys = []Key{
 	{Name: "checksum", Kind: String, check: checkChecksum},
 	{Name: "maintainer", Kind: String, check: checkEmail},
 	{Name: "max-connections", Kind: Int, check: nonNegative},
+	{Name: "bwlimit", Kind: String, check: checkBwLimit},
 	{Name: "timeout", Kind: Duration, check: positive},
 }
 
@@ -252,6 +253,13 @@ func checkVersions(v any) string {
 func checkMinFree(v any) string {
 	if _, err := units.ParseMinFree(v.(string)); err != nil {
 		return units.MinFreeForm
+	}
+	return ""
+}
+
+func checkBwLimit(v any) string {
+	if _, _, err := units.ParseBwLimit(v.(string)); err != nil {
+		return units.BwLimitForm
 	}
 	return ""
 }

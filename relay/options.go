@@ -53,6 +53,9 @@ type Options struct {
 
 	// MaxConns caps the connections a pooled backend keeps (0: default).
 	MaxConns int
+	// UpLimit and DownLimit cap the bytes per second sent to and received
+	// from the relay, over all connections (0: no limit).
+	UpLimit, DownLimit int64
 	// Timeout bounds connecting and each network wait (0: 30s).
 	Timeout time.Duration
 }

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/spf13/pflag"
 
+	"github.com/escalefs/escalefs/internal/units"
 	"github.com/escalefs/escalefs/relay"
 )
 
@@ -30,6 +32,7 @@ type relayFlags struct {
 	hostKeySHA256   string
 	sslVersion      string
 	maxConns        int
+	bwLimit         bwLimit
 	timeout         time.Duration
 	// password comes from the configuration file only: a flag would
 	// show it in ps.
@@ -52,8 +55,28 @@ func (f *relayFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.hostKeySHA256, "host-key-sha256", "", "trust exactly the SSH host key with this fingerprint (SHA256:… as ssh-keygen -l prints)")
 	fs.StringVar(&f.sslVersion, "ssl-version", "", "highest TLS version to use: 1.0, 1.1, 1.2 or 1.3")
 	fs.IntVar(&f.maxConns, "max-connections", 0, "connections to the relay at most (default 4)")
+	fs.Var(&f.bwLimit, "bwlimit", "bytes per second to and from the relay at most, e.g. 10MB, or UP:DOWN such as 5MB:20MB (default no limit)")
 	fs.DurationVar(&f.timeout, "timeout", defaultRelayTimeout, "how long to wait for the relay to answer")
 }
+
+// bwLimit is --bwlimit: the sending and receiving limits, parsed when set.
+type bwLimit struct {
+	text     string
+	up, down int64
+}
+
+func (b *bwLimit) String() string { return b.text }
+
+func (b *bwLimit) Set(s string) error {
+	up, down, err := units.ParseBwLimit(s)
+	if err != nil {
+		return fmt.Errorf("%v; %s", err, units.BwLimitForm)
+	}
+	b.text, b.up, b.down = s, up, down
+	return nil
+}
+
+func (b *bwLimit) Type() string { return "RATE" }
 
 func (f *relayFlags) options(g *globals) relay.Options {
 	return relay.Options{
@@ -77,8 +100,10 @@ func (f *relayFlags) options(g *globals) relay.Options {
 			KnownHostsFile: f.knownHosts,
 			HostKeySHA256:  f.hostKeySHA256,
 		},
-		MaxConns: f.maxConns,
-		Timeout:  f.timeout,
+		MaxConns:  f.maxConns,
+		UpLimit:   f.bwLimit.up,
+		DownLimit: f.bwLimit.down,
+		Timeout:   f.timeout,
 	}
 }
 
@@ -111,6 +136,9 @@ func (f *relayFlags) configValues() map[string]any {
 	}
 	if f.maxConns != 0 {
 		v["max-connections"] = f.maxConns
+	}
+	if f.bwLimit.up != 0 || f.bwLimit.down != 0 {
+		v["bwlimit"] = f.bwLimit.text
 	}
 	if f.timeout != defaultRelayTimeout {
 		v["timeout"] = f.timeout.String()

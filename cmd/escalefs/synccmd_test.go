@@ -70,6 +70,8 @@ func TestSyncFlagErrors(t *testing.T) {
 			[]string{"--lock-timeout 0s", "expected a positive duration"}},
 		{"unknown mode", []string{"--relay", relay, "--key-file", kf, "--mode", "sideways", dir},
 			[]string{`--mode "sideways"`, "expected shared, upload (or push-only), download (or pull-only) or conservative"}},
+		{"bad bandwidth limit", []string{"--relay", relay, "--key-file", kf, "--bwlimit", "5MB:fast", dir},
+			[]string{`invalid argument "5MB:fast" for "--bwlimit" flag`, "not a number", "UP:DOWN"}},
 		{"malformed disk quota", []string{"--relay", relay, "--key-file", kf, "--disk-quota", "2XB", dir},
 			[]string{`--disk-quota "2XB"`, `unknown unit "XB"`, "500KB", "2GiB", "0 for none"}},
 		{"disk quota not a number", []string{"--relay", relay, "--key-file", kf, "--disk-quota", "lots", dir},

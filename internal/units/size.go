@@ -127,3 +127,30 @@ func ParseMinFree(s string) (MinFree, error) {
 	}
 	return MinFree{Bytes: n, Off: n == 0}, nil
 }
+
+// BwLimitForm describes the bandwidth limits ParseBwLimit accepts, for
+// error messages.
+const BwLimitForm = "expected bytes per second as a size, such as 10MB or 1.5MiB (both ways), " +
+	"or UP:DOWN such as 5MB:20MB (0 for no limit that way), or 0 for none"
+
+// ParseBwLimit parses a bandwidth limit in bytes per second: one size for
+// both ways ("10MB"), or the sending and receiving limits apart
+// ("5MB:20MB"), each 0 for no limit; an optional "/s" may follow a size.
+func ParseBwLimit(s string) (up, down int64, err error) {
+	upText, downText, apart := strings.Cut(s, ":")
+	if !apart {
+		downText = upText
+	}
+	rate := func(t string) (int64, error) {
+		t = strings.TrimSpace(t)
+		t = strings.TrimSuffix(t, "/s")
+		return ParseSize(t)
+	}
+	if up, err = rate(upText); err != nil {
+		return 0, 0, err
+	}
+	if down, err = rate(downText); err != nil {
+		return 0, 0, err
+	}
+	return up, down, nil
+}

@@ -103,3 +103,29 @@ func TestParseMinFree(t *testing.T) {
 		}
 	}
 }
+
+func TestParseBwLimit(t *testing.T) {
+	for _, tc := range []struct {
+		in       string
+		up, down int64
+		err      string
+	}{
+		{in: "10MB", up: 10e6, down: 10e6},
+		{in: "1.5MiB/s", up: 3 << 19, down: 3 << 19},
+		{in: "5MB:20MB", up: 5e6, down: 20e6},
+		{in: "0:1M", up: 0, down: 1e6},
+		{in: "0", up: 0, down: 0},
+		{in: "fast", err: "not a number"},
+		{in: "5MB:", err: "empty"},
+		{in: "-1M", err: "negative"},
+		{in: "1M:2M:3M", err: "not a number"},
+	} {
+		up, down, err := ParseBwLimit(tc.in)
+		switch {
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("ParseBwLimit(%q) = %d, %d, %v; want an error with %q", tc.in, up, down, err, tc.err)
+		case tc.err == "" && (err != nil || up != tc.up || down != tc.down):
+			t.Errorf("ParseBwLimit(%q) = %d, %d, %v; want %d, %d", tc.in, up, down, err, tc.up, tc.down)
+		}
+	}
+}

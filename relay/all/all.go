@@ -15,6 +15,7 @@ import (
 	"github.com/escalefs/escalefs/relay/retry"
 	"github.com/escalefs/escalefs/relay/s3"
 	"github.com/escalefs/escalefs/relay/sftp"
+	"github.com/escalefs/escalefs/relay/throttle"
 	"github.com/escalefs/escalefs/relay/webdav"
 )
 
@@ -57,14 +58,18 @@ func OpenRaw(ctx context.Context, rawURL string, opts relay.Options) (relay.Rela
 	return r, nil
 }
 
-// Wrap composes the standard stack around a backend: the limiter sits next
-// to the backend so that at most MaxConns calls reach the server, logging
+// Wrap composes the standard stack around a backend: the bandwidth limit
+// (UpLimit, DownLimit) is next to the backend, the limiter beside it so
+// that at most MaxConns calls reach the server, logging
 // records every attempt, and retry is outermost so that each retry goes
 // through both.
 func Wrap(r relay.Relay, opts relay.Options) relay.Relay {
 	n := opts.MaxConns
 	if n <= 0 {
 		n = DefaultMaxConns
+	}
+	if opts.UpLimit > 0 || opts.DownLimit > 0 {
+		r = throttle.New(r, throttle.NewRate(opts.UpLimit), throttle.NewRate(opts.DownLimit))
 	}
 	r = limit.New(r, n)
 	r = logging.New(r, opts.Logger)
