@@ -30,6 +30,9 @@ const (
 	syncSmallSize    = 4 << 10
 	syncBigSize      = 1 << 30
 	syncLatencyFiles = 40
+	// syncLinkMiBps is the speed of the link the apache-webdav-<n>MiBps
+	// target makes of the server: each tool's bandwidth limit, both ways.
+	syncLinkMiBps = 50
 	// syncRefresh is the --refresh of the long-running nodes of the
 	// latency figure.
 	syncRefresh = 2 * time.Second
@@ -63,6 +66,11 @@ const (
 //     in its middle, and the figure is the time for the change to reach B:
 //     as chunks (delta sync), and with --chunks=false (the whole file
 //     again). The baseline copies the changed file whole, as rclone does.
+//   - apache-webdav-50MiBps: the edits again, with every tool limited to
+//     50 MiB/s each way (escalefs --bwlimit, rclone --bwlimit, curl
+//     --limit-rate): Apache on 127.0.0.1 as a 400 Mbit/s link, where bytes
+//     cost time as they do over a network. The untimed runs that sync the
+//     file before the edit are not limited.
 //   - On WebDAV, the 1 GiB workloads have a second baseline: plain curl,
 //     one PUT of the file as it ends and one GET into a fresh folder
 //     (fsynced), the least any tool can do through that server.
@@ -119,8 +127,17 @@ func BenchmarkSync(b *testing.B) {
 			rcloneFill: s.fillEdited, single: "big", flags: []string{"--chunks=false"}},
 	}
 	dav := testserver.StartApache(b, testserver.DAVOptions{})
-	for _, tg := range []syncTarget{fileSyncTarget(), davSyncTarget(b, s, dav)} {
+	link := davSyncTarget(b, s, dav)
+	link.name = fmt.Sprintf("apache-webdav-%dMiBps", syncLinkMiBps)
+	link.escalefsFlags = []string{fmt.Sprintf("--bwlimit=%dMiB", syncLinkMiBps)}
+	link.rcloneFlags = []string{fmt.Sprintf("--bwlimit=%dM", syncLinkMiBps)}
+	link.curlFlags = []string{"--limit-rate", fmt.Sprintf("%dM", syncLinkMiBps)}
+	link.workloads = []string{"1GiB-edit1MiB", "1GiB-edit1MiB-wholefile"}
+	for _, tg := range []syncTarget{fileSyncTarget(), davSyncTarget(b, s, dav), link} {
 		for _, wl := range workloads {
+			if tg.workloads != nil && !slices.Contains(tg.workloads, wl.name) {
+				continue
+			}
 			row := &syncRow{target: tg.name, workload: wl.name, bytes: wl.bytes}
 			b.Run(tg.name+"/"+wl.name, func(b *testing.B) { s.transfer(b, tg, wl, row) })
 			if row.escalefs > 0 {
@@ -163,8 +180,13 @@ type syncTarget struct {
 	// the baseline then fsyncs).
 	remote func(b *testing.B) (dst string, env []string, local bool)
 	// curl, if set, PUTs the file src to a fresh place on the server and
-	// GETs it back into dst.
-	curl func(b *testing.B, src, dst string)
+	// GETs it back into dst, with curlFlags.
+	curl func(b *testing.B, src, dst string, flags ...string)
+	// Flags of the timed runs of each tool: a bandwidth limit for all
+	// three makes the server a link of that speed.
+	escalefsFlags, rcloneFlags, curlFlags []string
+	// workloads, if set, are the only ones run on the target.
+	workloads []string
 }
 
 // syncWorkload is a set of files to transfer.
@@ -251,12 +273,13 @@ func davSyncTarget(b *testing.B, s *syncBench, dav *testserver.DAVServer) syncTa
 			u, _ := dav.Subdir(b)
 			return ":webdav:" + strings.TrimPrefix(u, dav.URL+"/"), rcloneEnv, false
 		},
-		curl: func(b *testing.B, src, dst string) {
+		curl: func(b *testing.B, src, dst string, flags ...string) {
 			u, _ := dav.Subdir(b)
 			curl := func(args ...string) {
 				ctx, cancel := context.WithTimeout(context.Background(), syncDeadline)
 				defer cancel()
-				cmd := exec.CommandContext(ctx, "curl", append([]string{"-sS", "--fail", "-u", dav.User + ":" + dav.Password}, args...)...)
+				args = append(append([]string{"-sS", "--fail", "-u", dav.User + ":" + dav.Password}, flags...), args...)
+				cmd := exec.CommandContext(ctx, "curl", args...)
 				if out, err := cmd.CombinedOutput(); err != nil {
 					b.Fatalf("curl %s: %v\n%s", strings.Join(args, " "), err, out)
 				}
@@ -351,11 +374,12 @@ func (s *syncBench) escalefsOnce(b *testing.B, tg syncTarget, wl syncWorkload) e
 
 	b.StartTimer()
 	start := time.Now()
-	ra := s.once(b, na, url, wl.flags...)
+	timed := append(slices.Clone(wl.flags), tg.escalefsFlags...)
+	ra := s.once(b, na, url, timed...)
 	b.StopTimer()
 	relayBytes := fileRelayBytes(b, url)
 	b.StartTimer()
-	rb := s.once(b, nb, url, wl.flags...)
+	rb := s.once(b, nb, url, timed...)
 	took := time.Since(start)
 	b.StopTimer()
 
@@ -410,11 +434,11 @@ func (s *syncBench) rcloneOnce(b *testing.B, tg syncTarget, wl syncWorkload) tim
 	syscall.Sync()
 
 	start := time.Now()
-	s.rcloneCopy(b, env, src, remote)
+	s.rcloneCopy(b, env, src, remote, tg.rcloneFlags...)
 	if local {
 		fsyncTree(b, remote)
 	}
-	s.rcloneCopy(b, env, remote, dst)
+	s.rcloneCopy(b, env, remote, dst, tg.rcloneFlags...)
 	fsyncTree(b, dst)
 	took := time.Since(start)
 
@@ -441,7 +465,7 @@ func (s *syncBench) curlOnce(b *testing.B, tg syncTarget, wl syncWorkload) time.
 	syscall.Sync()
 
 	start := time.Now()
-	tg.curl(b, filepath.Join(src, wl.single), filepath.Join(dst, wl.single))
+	tg.curl(b, filepath.Join(src, wl.single), filepath.Join(dst, wl.single), tg.curlFlags...)
 	fsyncTree(b, dst)
 	took := time.Since(start)
 
@@ -449,10 +473,10 @@ func (s *syncBench) curlOnce(b *testing.B, tg syncTarget, wl syncWorkload) time.
 	return took
 }
 
-func (s *syncBench) rcloneCopy(b *testing.B, env []string, src, dst string) {
+func (s *syncBench) rcloneCopy(b *testing.B, env []string, src, dst string, flags ...string) {
 	ctx, cancel := context.WithTimeout(context.Background(), syncDeadline)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, s.rclone, "--config", s.rcloneConfig, "copy", src, dst)
+	cmd := exec.CommandContext(ctx, s.rclone, append([]string{"--config", s.rcloneConfig, "copy", src, dst}, flags...)...)
 	cmd.Env = append(os.Environ(), env...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		b.Fatalf("rclone copy %s %s: %v\n%s", src, dst, err, out)
@@ -864,21 +888,41 @@ func (s *syncBench) fillEdited(b *testing.B, dir string) {
 }
 
 // editedSum is the SHA-256 of the big file at path with editBig's change.
+// It streams the file: the benchmark's process stays small, for its peak
+// RSS is what the escalefs processes it starts report as theirs at first
+// (Linux counts a vfork parent's high-water mark in its child's).
 func editedSum(b *testing.B, path string) [32]byte {
-	data, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		b.Fatal(err)
 	}
-	copy(data[syncBigSize/2:], bigEdit)
-	return sha256.Sum256(data)
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.CopyN(h, f, syncBigSize/2); err != nil {
+		b.Fatal(err)
+	}
+	h.Write(bigEdit)
+	if _, err := f.Seek(int64(len(bigEdit)), io.SeekCurrent); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := io.Copy(h, f); err != nil {
+		b.Fatal(err)
+	}
+	return [32]byte(h.Sum(nil))
 }
 
 func (s *syncBench) checkEdited(b *testing.B, dir string) {
-	data, err := os.ReadFile(filepath.Join(dir, "big"))
+	f, err := os.Open(filepath.Join(dir, "big"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	if len(data) != syncBigSize || sha256.Sum256(data) != s.editedSum {
-		b.Fatalf("the edited big file arrived with other content (%d bytes)", len(data))
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if n != syncBigSize || [32]byte(h.Sum(nil)) != s.editedSum {
+		b.Fatalf("the edited big file arrived with other content (%d bytes)", n)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"maps"
+	"time"
 
 	"github.com/escalefs/escalefs/cache"
 	"github.com/escalefs/escalefs/crypto"
@@ -53,6 +54,22 @@ func (e *Engine) uploadChunks(ctx context.Context, it *pushItem) error {
 	defer e.transfers.end(tr)
 	var sent int64
 	remotes := make(map[string]map[crypto.ChunkID]bool) // knownChunk's, by path
+	// The progress is saved (a commit of the cache, and the whole list
+	// of chunks stored so far) at most every uploadSaveEvery while the
+	// blobs go up, and once more if the upload fails: a crash loses
+	// that much of the upload at most.
+	var (
+		lastSave time.Time
+		unsaved  bool
+	)
+	save := func() error {
+		lastSave, unsaved = e.clock.Now(), false
+		if err := e.saveUpload(key, prog); err != nil {
+			return err
+		}
+		e.log.Debug("upload progress saved", "path", it.ent.Path, "chunks_done", len(prog.Chunks))
+		return nil
+	}
 	opts := transfer.ChunkOptions{
 		Known: func(id crypto.ChunkID) (transfer.Known, bool) {
 			if it.anew {
@@ -73,13 +90,22 @@ func (e *Engine) uploadChunks(ctx context.Context, it *pushItem) error {
 			}
 			sent += b.Size
 			e.transfers.set(tr, sent)
-			return e.saveUpload(key, prog)
+			unsaved = true
+			if e.clock.Now().Sub(lastSave) < uploadSaveEvery {
+				return nil
+			}
+			return save()
 		},
 	}
 	if len(prog.Chunks) > 0 {
 		e.log.Info("resuming an interrupted upload", "path", it.ent.Path, "chunks_done", len(prog.Chunks))
 	}
 	list, err := e.up.PutChunks(ctx, func() (io.ReadCloser, error) { return e.open(ctx, it) }, it.ent.Size, e.chunker, opts)
+	if err != nil && unsaved {
+		if serr := save(); serr != nil {
+			e.log.Warn("saving the progress of an interrupted upload", "path", it.ent.Path, "err", serr)
+		}
+	}
 	switch {
 	case changedLocally(err) && ctx.Err() == nil:
 		it.retry = true // the chunks stored stay remembered for the next try
@@ -103,6 +129,10 @@ func (e *Engine) uploadChunks(ctx context.Context, it *pushItem) error {
 	e.indexChunks(it.ent.Path, it.ent.Local, list)
 	return nil
 }
+
+// uploadSaveEvery is how often a chunked upload saves its progress at
+// most.
+const uploadSaveEvery = time.Second
 
 // checkStored drops from an interrupted upload the chunks whose blob is no
 // longer on the relay: the peers of a node silent for long may have
@@ -279,7 +309,8 @@ func (e *Engine) fetchChunks(ctx context.Context, id crypto.NodeID, c proto.Chan
 			saved = sw.Offset()
 			return e.setDownload(key, &downloadProgress{Node: id.String(), Parts: next, Bytes: saved})
 		},
-	}, io.MultiWriter(sw, h))
+		Hash: h,
+	}, sw)
 	e.count(func(s *Stats) { s.BytesPulled += fetched })
 	switch {
 	case errors.Is(err, transfer.ErrChunkMissing) || errors.Is(err, fs.ErrNotExist) ||

@@ -68,18 +68,20 @@ func TestSyncKill9(t *testing.T) {
 		}
 		checkTree(t, "A's folder before the push", a.dir, want)
 
-		// Kill A while it stores a blob: one is on the relay already and
-		// the next is being written. On a remote relay most of a push is
-		// spent there, so that is where a crash most likely lands.
+		// Kill A while it stores a blob of a large file in chunks, once
+		// the progress of that upload is saved (it says so at debug
+		// level): one chunk blob is on the relay already and the next is
+		// being written. On a remote relay most of a push is spent there,
+		// so that is where a crash most likely lands.
 		before := len(scanRelay(t, relayDir, aID).logs)
-		p := startKillable(t, a)
+		p := startKillable(t, a, "--log-level", "debug")
 		var at relayState
-		p.waitUntil(t, "A to be storing a blob, another on the relay already", func() bool {
+		p.waitUntil(t, "A to be storing a blob, its upload's progress saved", func() bool {
 			at = scanRelay(t, relayDir, aID)
 			if len(at.logs) > before {
 				t.Fatalf("A published its push (log %q) before a kill could land in it", at.logs)
 			}
-			return len(at.blobs) > 0 && len(at.blobTemps) > 0
+			return strings.Contains(p.log.String(), "upload progress saved")
 		})
 		p.kill9(t)
 		at = scanRelay(t, relayDir, aID)
@@ -88,9 +90,11 @@ func TestSyncKill9(t *testing.T) {
 			time.Since(p.started).Round(time.Millisecond), len(at.blobs), len(at.blobTemps), at.blobTemps, len(at.logs))
 
 		log := a.once(t)
-		t.Logf("A restarted: resumed an upload: %t, deleted orphan blobs: %t",
-			strings.Contains(log, "resuming an interrupted upload"),
+		t.Logf("A restarted: deleted orphan blobs: %t",
 			strings.Contains(log, "deleted blobs left on the relay by an interrupted push"))
+		if !strings.Contains(log, "resuming an interrupted upload") {
+			t.Errorf("A was killed after it saved the progress of an upload, but its restart did not resume it:\n%s", log)
+		}
 		// B, never killed, pulls every file once: A published each change
 		// once, not again after its restart.
 		pulled := pulledPaths(converge(t, b, a, want))
@@ -463,9 +467,9 @@ type killable struct {
 
 // startKillable runs escalefs sync (not --once) as node n until it is
 // killed or the test ends.
-func startKillable(t *testing.T, n *syncNode) *killable {
+func startKillable(t *testing.T, n *syncNode, extra ...string) *killable {
 	t.Helper()
-	p := &killable{name: n.name, cmd: n.command(context.Background()), log: &testserver.SyncBuffer{}, done: make(chan error, 1)}
+	p := &killable{name: n.name, cmd: n.command(context.Background(), extra...), log: &testserver.SyncBuffer{}, done: make(chan error, 1)}
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -89,6 +89,7 @@ func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, er
 		wg     gosync.WaitGroup
 		slots  = make(chan struct{}, blobsInFlight)
 		cur    *chunkBlob
+		sealed = make(map[int]crypto.BlobRef) // the blobs stored, by index; under mu
 	)
 	fail := func(err error) {
 		mu.Lock()
@@ -98,18 +99,14 @@ func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, er
 		}
 		mu.Unlock()
 	}
-	// flush seals the blob being filled and sends it in the background.
+	// flush seals the blob being filled (encrypts it) and sends it, in
+	// the background: the reading goes on meanwhile.
 	flush := func() error {
 		if cur == nil {
 			return nil
 		}
 		b := cur
 		cur = nil
-		ref, err := b.seal()
-		if err != nil {
-			return err
-		}
-		list.Blobs[b.index] = ref
 		select {
 		case slots <- struct{}{}:
 		case <-readCtx.Done():
@@ -121,13 +118,19 @@ func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, er
 		}
 		wg.Go(func() {
 			defer func() { <-slots }()
-			if err := u.relay.Put(ctx, crypto.BlobName(u.node, ref.ID), relay.ReaderAtPayload(bytes.NewReader(b.buf.Bytes()), ref.Size)); err != nil {
+			sealedBuf, ref, err := b.seal(u.keys)
+			if err != nil {
+				fail(err)
+				return
+			}
+			if err := u.relay.Put(ctx, crypto.BlobName(u.node, ref.ID), relay.ReaderAtPayload(bytes.NewReader(sealedBuf), ref.Size)); err != nil {
 				fail(fmt.Errorf("chunks: blob %d: %w", b.index+1, err))
 				return
 			}
+			mu.Lock()
+			defer mu.Unlock()
+			sealed[b.index] = ref
 			if opts.Stored != nil {
-				mu.Lock()
-				defer mu.Unlock()
 				if err := opts.Stored(ref, b.offsets); err != nil && firstE == nil {
 					firstE = err
 					cancel()
@@ -165,28 +168,22 @@ func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, er
 			ref.Blob, ref.Offset = i, kn.Offset
 			stored[k.ID] = ref
 		default:
-			if cur != nil && cur.plain+k.Length > ChunkBlobSize {
+			if cur != nil && int64(len(cur.plain))+k.Length > ChunkBlobSize {
 				if err := flush(); err != nil {
 					return err
 				}
 			}
 			if cur == nil {
-				b, err := newChunkBlob(u.keys, len(list.Blobs))
-				if err != nil {
-					return err
-				}
-				cur = b
-				list.Blobs = append(list.Blobs, crypto.BlobRef{})
+				cur = newChunkBlob(len(list.Blobs))
+				list.Blobs = append(list.Blobs, crypto.BlobRef{}) // set once stored
 			}
-			ref.Blob, ref.Offset = cur.index, cur.plain
-			cur.offsets[k.ID] = cur.plain
+			ref.Blob, ref.Offset = cur.index, int64(len(cur.plain))
+			cur.offsets[k.ID] = ref.Offset
 			b, err := data()
 			if err != nil {
 				return err
 			}
-			if err := cur.add(b); err != nil {
-				return err
-			}
+			cur.plain = append(cur.plain, b...)
 			stored[k.ID] = ref
 		}
 		list.Chunks = append(list.Chunks, ref)
@@ -233,6 +230,9 @@ func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, er
 	if firstE != nil {
 		return nil, firstE
 	}
+	for i, ref := range sealed {
+		list.Blobs[i] = ref
+	}
 	if err := rc.Close(); err != nil {
 		return nil, fmt.Errorf("chunks: closing: %w", err)
 	}
@@ -240,39 +240,34 @@ func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, er
 	return list, nil
 }
 
-// chunkBlob is a chunk blob being filled: its chunks are encrypted into
-// buf as they come.
+// chunkBlob is a chunk blob being filled: the plaintext of its chunks,
+// encrypted once it is full, by the goroutine that sends it.
 type chunkBlob struct {
 	index   int
-	buf     bytes.Buffer
-	w       *crypto.BlobWriter
-	plain   int64
+	plain   []byte
 	offsets map[crypto.ChunkID]int64
 }
 
-func newChunkBlob(keys *crypto.Keys, index int) (*chunkBlob, error) {
-	b := &chunkBlob{index: index, offsets: make(map[crypto.ChunkID]int64)}
-	w, err := crypto.NewBlobWriter(keys, crypto.NewBlobID(), &b.buf)
+func newChunkBlob(index int) *chunkBlob {
+	return &chunkBlob{index: index, plain: make([]byte, 0, ChunkBlobSize), offsets: make(map[crypto.ChunkID]int64)}
+}
+
+// seal encrypts the blob under a fresh ID and returns its bytes and ref.
+func (b *chunkBlob) seal(keys *crypto.Keys) ([]byte, crypto.BlobRef, error) {
+	var buf bytes.Buffer
+	buf.Grow(len(b.plain) + len(b.plain)/1024 + 1024)
+	w, err := crypto.NewBlobWriter(keys, crypto.NewBlobID(), &buf)
+	if err == nil {
+		_, err = w.Write(b.plain)
+	}
+	if err == nil {
+		err = w.Close()
+	}
 	if err != nil {
-		return nil, err
+		return nil, crypto.BlobRef{}, fmt.Errorf("chunks: encrypting: %w", err)
 	}
-	b.w = w
-	return b, nil
-}
-
-func (b *chunkBlob) add(data []byte) error {
-	if _, err := b.w.Write(data); err != nil {
-		return fmt.Errorf("chunks: encrypting: %w", err)
-	}
-	b.plain += int64(len(data))
-	return nil
-}
-
-func (b *chunkBlob) seal() (crypto.BlobRef, error) {
-	if err := b.w.Close(); err != nil {
-		return crypto.BlobRef{}, fmt.Errorf("chunks: encrypting: %w", err)
-	}
-	return b.w.Ref(), nil
+	b.plain = nil
+	return buf.Bytes(), w.Ref(), nil
 }
 
 // ErrChunkMissing: a chunk in no blob that this node does not hold (its
@@ -283,12 +278,18 @@ var ErrChunkMissing = errors.New("a chunk in no blob is not held here")
 type GetOptions struct {
 	// From is how many chunks dst has already (a resumed download).
 	From int
-	// Local returns the bytes of a chunk from a file held here, or nil.
+	// Local returns the bytes of a chunk from a file held here, or nil;
+	// GetChunks keeps them until written and hashed: nothing may change
+	// them.
 	Local func(proto.ChunkRef) []byte
 	// Done, if set, is called after the chunks before next are written,
 	// fetched telling whether the last of them came from the relay: the
 	// caller may remember how far it got.
 	Done func(next int, fetched bool) error
+	// Hash, if set, is given the content as dst is, in order, by a
+	// goroutine of its own (hashing it beside the writing); it has all
+	// of it when GetChunks returns nil.
+	Hash io.Writer
 }
 
 // maxRun bounds the plaintext of consecutive chunks of one blob read in
@@ -390,6 +391,22 @@ func (d *Downloader) GetChunks(ctx context.Context, writer crypto.NodeID, list *
 	}
 	wch := make(chan written, 2)
 	wdone := make(chan error, 1)
+	// The hashing, a third stage: it shares the segments' buffers, which
+	// nothing writes once they are planned.
+	var hch chan []byte
+	hdone := make(chan error, 1)
+	if opts.Hash != nil {
+		hch = make(chan []byte, 2)
+		go func() {
+			var err error
+			for b := range hch {
+				if err == nil {
+					_, err = opts.Hash.Write(b)
+				}
+			}
+			hdone <- err
+		}()
+	}
 	go func() {
 		var err error
 		for w := range wch {
@@ -411,6 +428,12 @@ func (d *Downloader) GetChunks(ctx context.Context, writer crypto.NodeID, list *
 		close(wch)
 		if werr := <-wdone; werr != nil {
 			err = werr
+		}
+		if hch != nil {
+			close(hch)
+			if herr := <-hdone; herr != nil && err == nil {
+				err = herr
+			}
 		}
 		return fetched, err
 	}
@@ -445,6 +468,13 @@ func (d *Downloader) GetChunks(ctx context.Context, writer crypto.NodeID, list *
 		case wch <- written{data: seg.data, end: seg.end, remote: seg.remote != nil}:
 		case <-ctx.Done():
 			return finish(ctx.Err())
+		}
+		if hch != nil {
+			select {
+			case hch <- seg.data:
+			case <-ctx.Done():
+				return finish(ctx.Err())
+			}
 		}
 	}
 	if _, err := finish(nil); err != nil {

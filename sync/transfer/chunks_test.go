@@ -116,12 +116,19 @@ func TestChunksRoundTrip(t *testing.T) {
 		g := &gettingRelay{Relay: e.relay}
 		down := transfer.NewDownloader(g, keys, nil)
 		var out bytes.Buffer
-		fetched, err := down.GetChunks(t.Context(), e.node, list, keys.ChunkIDOf, transfer.GetOptions{Local: func(k proto.ChunkRef) []byte { return have[k.ID] }}, &out)
+		h := sha256.New()
+		fetched, err := down.GetChunks(t.Context(), e.node, list, keys.ChunkIDOf, transfer.GetOptions{
+			Local: func(k proto.ChunkRef) []byte { return bytes.Clone(have[k.ID]) },
+			Hash:  h,
+		}, &out)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(out.Bytes(), data) {
 			t.Fatal("the rebuilt content differs")
+		}
+		if [32]byte(h.Sum(nil)) != sum {
+			t.Fatal("the hash beside the writing is not the content's")
 		}
 		// Exactly the chunks not held come from the relay, each read
 		// once, with little more than age's framing around them.
