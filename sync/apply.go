@@ -29,6 +29,7 @@ type source struct {
 	missing    bool   // its blob is gone or corrupt: the change waits for a re-push
 	renameFrom string // a local file with this content that the same record deletes
 	noRoom     error  // the local disk has no room for it: the change waits (space.go)
+	seq        uint64 // the record (or snapshot) that carries it, in its writer's log
 }
 
 // applyChanges applies the changes of one peer record (or snapshot) in
@@ -249,6 +250,7 @@ const maxLocalRetries = 3
 // again, so a local edit becomes a conflict, never a loss.
 func (e *Engine) applyOne(ctx context.Context, id crypto.NodeID, seq uint64, c proto.Change, src source, snapshot bool) (bool, error) {
 	peer := id.String()
+	src.seq = seq
 	rc := c
 	switch c.Op {
 	case proto.OpRmdir:
@@ -748,7 +750,7 @@ func (e *Engine) placeOnDisk(ctx context.Context, id crypto.NodeID, c proto.Chan
 		}
 		ent.Kind, ent.Hash, ent.Size, ent.Mode, ent.Target, ent.Local = cache.KindFile, c.Hash, c.Size, fileMode(c.Mode), "", st
 		ent.ModTime = time.Unix(0, st.MTimeNs).UTC()
-		r := remoteRef{Node: id.String(), Hash: c.Hash, Path: c.Path, Pack: c.Pack, Parts: c.Parts, Chunks: c.Chunks}
+		r := remoteRef{Node: id.String(), Seq: &src.seq, Hash: c.Hash, Path: c.Path, Pack: c.Pack, Parts: c.Parts, Chunks: c.Chunks}
 		ent.Remote = encodeRemote(r)
 	case proto.OpSymlink:
 		st, err := e.local.Install(ctx, path, nil, localdir.Meta{Kind: cache.KindSymlink, Target: c.Target, ModTime: c.ModTime}, expect)

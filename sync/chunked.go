@@ -42,18 +42,14 @@ func (e *Engine) uploadChunks(ctx context.Context, it *pushItem) error {
 		return err
 	}
 	prog.Hash, prog.Size, prog.PartSize = it.ent.Hash, it.ent.Size, 0
-	var live map[crypto.BlobID]bool
-	if err := e.store.View(func(tx *cache.Tx) error {
-		ls, err := loadLogState(tx)
-		live = ls.liveBlobs()
-		return err
-	}); err != nil {
+	know, err := e.chunkKnowledge()
+	if err != nil {
 		return err
 	}
+	live := know.live
 	tr := e.transfers.start(true, it.ent.Path, it.ent.Size)
 	defer e.transfers.end(tr)
 	var sent int64
-	remotes := make(map[string]map[crypto.ChunkID]bool) // knownChunk's, by path
 	// The progress is saved (a commit of the cache, and the whole list
 	// of chunks stored so far) at most every uploadSaveEvery while the
 	// blobs go up, and once more if the upload fails: a crash loses
@@ -82,7 +78,7 @@ func (e *Engine) uploadChunks(ctx context.Context, it *pushItem) error {
 			if it.repush {
 				return transfer.Known{}, false // a peer lacks some: all go up
 			}
-			return e.knownChunk(id, live, remotes)
+			return e.knownChunk(id, know)
 		},
 		Stored: func(b crypto.BlobRef, offs map[crypto.ChunkID]int64) error {
 			for id, off := range offs {
@@ -150,20 +146,85 @@ func (e *Engine) checkStored(ctx context.Context, prog *uploadProgress) error {
 	return nil
 }
 
-// knownChunk says where a chunk this node pushed before is: in its chunk
-// blob while a record not yet collected names that blob. Once the records
-// naming it are collected (because the nodes that pull had pulled them),
-// it is held by every one of them, as long as the version of a path that
-// they hold (the last one pushed or pulled: Entry.Remote) has it. A chunk
-// only an older version had is uploaded again. remotes keeps the chunks of
-// the versions looked at, by path, for the calls of one upload: a 1 GiB
-// file's version lists a thousand chunks.
-func (e *Engine) knownChunk(id crypto.ChunkID, live map[crypto.BlobID]bool, remotes map[string]map[crypto.ChunkID]bool) (transfer.Known, bool) {
+// chunkKnowledge is what knownChunk consults during one upload.
+type chunkKnowledge struct {
+	live map[crypto.BlobID]bool // this node's blobs on the relay
+	// pullers are the other nodes that pull, with how far each
+	// acknowledged each node's log.
+	pullers map[string]map[string]uint64
+	// remotes are the versions looked at, by path: a 1 GiB file's
+	// version lists a thousand chunks, decoded once.
+	remotes map[string]remoteChunks
+}
+
+// remoteChunks is the version of a path that the nodes hold
+// (Entry.Remote): its writer, the record of the writer's log that carried
+// it here (nil if this node pushed it), and its chunks.
+type remoteChunks struct {
+	node string
+	seq  *uint64
+	has  map[crypto.ChunkID]bool
+}
+
+func (e *Engine) chunkKnowledge() (*chunkKnowledge, error) {
+	k := &chunkKnowledge{pullers: make(map[string]map[string]uint64), remotes: make(map[string]remoteChunks)}
+	err := e.store.View(func(tx *cache.Tx) error {
+		ls, err := loadLogState(tx)
+		if err != nil {
+			return err
+		}
+		k.live = ls.liveBlobs()
+		for _, node := range ls.Peers {
+			id, err := crypto.ParseNodeID(node)
+			if err != nil {
+				continue
+			}
+			ps, ok, err := loadPeer(tx, node)
+			if err != nil {
+				return err
+			}
+			if !ok || !ps.Mode.Pulls() || e.isForgotten(id, ps.MaxSeq) {
+				continue // as for collection: an upload-only or forgotten node holds nothing
+			}
+			k.pullers[node] = ps.AckedOf
+		}
+		return nil
+	})
+	return k, err
+}
+
+// ackedByAll says whether every other puller but node acknowledged
+// node's log up to seq.
+func (k *chunkKnowledge) ackedByAll(node string, seq uint64) bool {
+	for p, acked := range k.pullers {
+		if a, ok := acked[node]; p != node && (!ok || a < seq) {
+			return false
+		}
+	}
+	return true
+}
+
+// knownChunk says where a chunk is, for the upload rule
+// (docs/format.md §12.2):
+//   - pushed by this node before, in its chunk blob while a record not yet
+//     collected names that blob;
+//   - once the records naming it are collected (because the nodes that
+//     pull had pulled them), held by every one of them, as long as the
+//     version of a path that they hold (the last one pushed or pulled:
+//     Entry.Remote) has it;
+//   - in a version this node pushed, in no blob: held by every one of
+//     them when it was pushed;
+//   - pulled here, in a version of a path that every other node that
+//     pulls acknowledged (its writer pushed it): held by every one of
+//     them as well.
+//
+// A chunk only an older version had is uploaded again.
+func (e *Engine) knownChunk(id crypto.ChunkID, k *chunkKnowledge) (transfer.Known, bool) {
 	var s cache.SentChunk
-	var ok, held bool
+	var sent, held bool
 	err := e.store.View(func(tx *cache.Tx) error {
 		var err error
-		if s, ok, err = tx.Sent(id); err != nil || !ok || live[crypto.BlobID(s.Blob)] {
+		if s, sent, err = tx.Sent(id); err != nil || sent && k.live[crypto.BlobID(s.Blob)] {
 			return err
 		}
 		places, err := tx.FindChunk(id)
@@ -171,21 +232,25 @@ func (e *Engine) knownChunk(id crypto.ChunkID, live map[crypto.BlobID]bool, remo
 			return err
 		}
 		for _, p := range places {
-			has, seen := remotes[p.Path]
+			rc, seen := k.remotes[p.Path]
 			if !seen {
 				ent, found, err := tx.Get(p.Path)
 				if err != nil {
 					return err
 				}
 				if rr, ok := decodeRemote(ent.Remote); found && !ent.Deleted && ok && rr.Chunks != nil {
-					has = make(map[crypto.ChunkID]bool, len(rr.Chunks.Chunks))
-					for _, k := range rr.Chunks.Chunks {
-						has[k.ID] = true
+					rc = remoteChunks{node: rr.Node, seq: rr.Seq, has: make(map[crypto.ChunkID]bool, len(rr.Chunks.Chunks))}
+					for _, c := range rr.Chunks.Chunks {
+						rc.has[c.ID] = true
 					}
 				}
-				remotes[p.Path] = has
+				k.remotes[p.Path] = rc
 			}
-			if has[id] {
+			// In this node's version, a chunk in no blob of its own was
+			// held by every puller when pushed.
+			own := rc.node == e.selfID
+			pulled := !own && rc.seq != nil && k.ackedByAll(rc.node, *rc.seq)
+			if rc.has[id] && (sent || own || pulled) {
 				held = true
 				return nil
 			}
@@ -193,9 +258,9 @@ func (e *Engine) knownChunk(id crypto.ChunkID, live map[crypto.BlobID]bool, remo
 		return nil
 	})
 	switch {
-	case err != nil || !ok:
+	case err != nil:
 		return transfer.Known{}, false
-	case live[crypto.BlobID(s.Blob)]:
+	case sent && k.live[crypto.BlobID(s.Blob)]:
 		return transfer.Known{Blob: crypto.BlobRef{ID: crypto.BlobID(s.Blob), Size: s.Size, SHA256: s.Sum}, Offset: s.Offset}, true
 	case held:
 		return transfer.Known{Held: true}, true

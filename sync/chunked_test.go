@@ -124,6 +124,81 @@ func TestChunkedEditMovesLittle(t *testing.T) {
 
 }
 
+// TestChunkedEditOnPullingNode: the node that pulled a large file edits
+// it: it uploads only the chunks around its edit, for the others are held
+// by the node that pushed them. A copy of its version then moves nothing.
+func TestChunkedEditOnPullingNode(t *testing.T) {
+	bc := &byteCounter{Relay: fileRelay(t)}
+	c := chunkedCluster(t, bc)
+	a := c.add("a", chunked)
+	b := c.add("b", chunked)
+	data := pseudo.Bytes("pulled", 24<<20)
+	a.write(t, "disk.img", data)
+	c.settle()
+
+	edited := bytes.Clone(data)
+	copy(edited[12<<20:], pseudo.Bytes("edit", 256<<10))
+	bc.reset()
+	b.write(t, "disk.img", edited)
+	c.settle()
+	if !bytes.Equal(a.read(t, "disk.img"), edited) {
+		t.Fatal("b's edit differs on a")
+	}
+	t.Logf("256 KiB changed on the pulling node: %d bytes put by b, %d read by a", bc.put.Load(), bc.got.Load())
+	if put, got := bc.put.Load(), bc.got.Load(); put > 4<<20 || got > 4<<20 {
+		t.Errorf("b put %d bytes of blobs and a read %d for 256 KiB changed in a 24 MiB file it pulled", put, got)
+	}
+	bc.reset()
+	b.write(t, "copy.img", edited)
+	c.settle()
+	if !bytes.Equal(a.read(t, "copy.img"), edited) {
+		t.Fatal("b's copy differs on a")
+	}
+	if put, got := bc.put.Load(), bc.got.Load(); put > 0 || got > 0 {
+		t.Errorf("a copy of b's version put %d bytes and read %d, want none", put, got)
+	}
+}
+
+// TestChunkedPulledChunksWaitForAcks: with three nodes, b copies a file it
+// pulled from a before c pulled it: c lacks its chunks, so b uploads them
+// all. Once c acknowledged a's record, another copy on b moves nothing.
+func TestChunkedPulledChunksWaitForAcks(t *testing.T) {
+	bc := &byteCounter{Relay: fileRelay(t)}
+	c := chunkedCluster(t, bc)
+	a := c.add("a", chunked)
+	b := c.add("b", chunked)
+	n3 := c.add("c", chunked)
+	c.settle()
+	data := pseudo.Bytes("acks", 16<<20)
+	a.write(t, "disk.img", data)
+	a.round(t)
+	b.round(t) // b pulls; c has not yet
+	if !bytes.Equal(b.read(t, "disk.img"), data) {
+		t.Fatal("b did not pull the file")
+	}
+	bc.reset()
+	b.write(t, "copy.img", data)
+	b.round(t)
+	if put := bc.put.Load(); put < int64(len(data)) {
+		t.Errorf("b put %d bytes for a copy of %d whose chunks c lacks", put, len(data))
+	}
+	c.settle()
+	for _, n := range []*node{a, n3} {
+		if !bytes.Equal(n.read(t, "copy.img"), data) {
+			t.Fatalf("the copy differs on %s", n.name)
+		}
+	}
+	bc.reset()
+	b.write(t, "copy2.img", data)
+	c.settle()
+	if !bytes.Equal(n3.read(t, "copy2.img"), data) {
+		t.Fatal("the second copy differs on c")
+	}
+	if put := bc.put.Load(); put > 0 {
+		t.Errorf("b put %d bytes for a copy whose chunks every node holds", put)
+	}
+}
+
 // cutPuts fails the blob Puts after the first ok ones, until healed. While
 // failing, the ok ones wait for the first failure before they store: they
 // are still in flight when it comes.

@@ -555,6 +555,12 @@ func (e *Engine) markApplied(id crypto.NodeID, seq uint64, name string, mode *pr
 		if a, ok := acks[e.self]; ok && (!ps.HasAcked || a > ps.Acked) {
 			ps.Acked, ps.HasAcked = a, true
 		}
+		for n, a := range acks {
+			if ps.AckedOf == nil {
+				ps.AckedOf = make(map[string]uint64)
+			}
+			ps.AckedOf[n.String()] = max(ps.AckedOf[n.String()], a)
+		}
 		if err := savePeer(tx, node, ps); err != nil {
 			return err
 		}

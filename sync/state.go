@@ -113,6 +113,9 @@ type peerState struct {
 	// peer acknowledged; HasAcked says whether it acknowledged anything.
 	Acked    uint64 `json:"acked,omitempty"`
 	HasAcked bool   `json:"has_acked,omitempty"`
+	// AckedOf is how far the peer acknowledged each node's log, by node,
+	// as its records said: whether it holds what another node pushed.
+	AckedOf map[string]uint64 `json:"acked_of,omitempty"`
 }
 
 func loadPeer(tx *cache.Tx, node string) (peerState, bool, error) {
@@ -138,7 +141,11 @@ func savePeer(tx *cache.Tx, node string, p peerState) error {
 // remoteRef is what Entry.Remote holds: where the content of the entry's
 // version is on the relay, as the record that brought or pushed it said.
 type remoteRef struct {
-	Node string   `json:"node"` // the blobs' writer
+	Node string `json:"node"` // the blobs' writer
+	// Seq is the record of Node's log that carried a pulled version (nil:
+	// pushed by this node, or pulled before it was kept): once every
+	// other puller acknowledged it, they all hold its chunks.
+	Seq  *uint64  `json:"seq,omitempty"`
 	Hash [32]byte `json:"hash"` // the content they hold
 	// Path is the path whose version the reference came with: peers hold
 	// this content there, so a later mode or mtime change of the same

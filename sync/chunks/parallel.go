@@ -61,9 +61,10 @@ func (c *Chunker) SplitAt(ctx context.Context, r io.ReaderAt, size int64, fn fun
 	})
 	for range workers {
 		wg.Go(func() {
+			var w walker // its buffers serve every segment of this worker
 			for i := range next {
 				start := int64(i) * seg
-				results[i] <- c.cut(ctx, r, start, min(start+seg, size), size)
+				results[i] <- c.cut(ctx, &w, r, start, min(start+seg, size), size)
 			}
 		})
 	}
@@ -94,6 +95,7 @@ func (c *Chunker) SplitAt(ctx context.Context, r io.ReaderAt, size int64, fn fun
 		return nil
 	}
 	var pos int64 // the end of the last chunk handed to fn: a true cut
+	var alone walker
 	for pos < size {
 		if err := reach(pos); err != nil {
 			return err
@@ -109,7 +111,7 @@ func (c *Chunker) SplitAt(ctx context.Context, r io.ReaderAt, size int64, fn fun
 			continue
 		}
 		// No cutting cut here: carry on alone until one does.
-		err := c.walk(ctx, r, pos, size, func(k Chunk) (bool, error) {
+		err := c.walk(ctx, &alone, r, pos, size, func(k Chunk) (bool, error) {
 			if err := fn(k); err != nil {
 				return false, err
 			}
@@ -135,22 +137,34 @@ type cutting struct {
 }
 
 // cut cuts r from start until a cut at or past end (or size).
-func (c *Chunker) cut(ctx context.Context, r io.ReaderAt, start, end, size int64) cutting {
+func (c *Chunker) cut(ctx context.Context, w *walker, r io.ReaderAt, start, end, size int64) cutting {
 	var res cutting
-	res.err = c.walk(ctx, r, start, size, func(k Chunk) (bool, error) {
+	res.err = c.walk(ctx, w, r, start, size, func(k Chunk) (bool, error) {
 		res.chunks = append(res.chunks, k)
 		return k.Offset+k.Length < end, nil
 	})
 	return res
 }
 
+// walker holds the buffers of one cutting at a time, reused by the next.
+type walker struct {
+	ch  *chunker.Chunker
+	buf []byte
+}
+
 // walk cuts r from start (as if a chunk began there) and calls fn with
 // each chunk, with its ID, until fn returns false or the content's end.
-func (c *Chunker) walk(ctx context.Context, r io.ReaderAt, start, size int64, fn func(Chunk) (bool, error)) error {
+func (c *Chunker) walk(ctx context.Context, w *walker, r io.ReaderAt, start, size int64, fn func(Chunk) (bool, error)) error {
 	sr := io.NewSectionReader(r, start, size-start)
-	ch := chunker.NewWithBoundaries(sr, c.pol, MinSize, MaxSize)
+	if w.ch == nil {
+		w.ch = chunker.NewWithBoundaries(sr, c.pol, MinSize, MaxSize)
+		w.buf = make([]byte, 0, bufLimit)
+	} else {
+		w.ch.ResetWithBoundaries(sr, c.pol, MinSize, MaxSize)
+	}
+	ch := w.ch
 	ch.SetAverageBits(avgBits)
-	buf := make([]byte, 0, bufLimit)
+	buf := w.buf[:0]
 	off := start
 	for {
 		if err := ctx.Err(); err != nil {

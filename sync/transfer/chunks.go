@@ -495,7 +495,7 @@ func errSeg(err error) chan error {
 // planned but not written yet.
 const (
 	runsInFlight = 3
-	maxBuffered  = 64 << 20
+	maxBuffered  = 32 << 20
 )
 
 // readRun reads len(p) bytes of the plaintext of blob ref of writer, from
