@@ -298,17 +298,18 @@ func (e *Engine) indexChunks(path string, local cache.LocalStat, list *proto.Chu
 	}
 }
 
-// localChunk returns the bytes of chunk k from a file of the folder that
-// holds it, as the chunk index says, or nil. The caller checks them
-// against the chunk's ID: the file may have changed since.
-func (e *Engine) localChunk(ctx context.Context, k proto.ChunkRef) []byte {
+// localChunk reads the bytes of chunk k into buf from a file of the folder
+// that holds it, as the chunk index says, and reports whether it found
+// one. The caller checks them against the chunk's ID: the file may have
+// changed since.
+func (e *Engine) localChunk(ctx context.Context, k proto.ChunkRef, buf []byte) bool {
 	var places []cache.ChunkPlace
 	if err := e.store.View(func(tx *cache.Tx) error {
 		var err error
 		places, err = tx.FindChunk(k.ID)
 		return err
 	}); err != nil {
-		return nil
+		return false
 	}
 	for _, p := range places {
 		if p.Length != k.Length {
@@ -318,14 +319,13 @@ func (e *Engine) localChunk(ctx context.Context, k proto.ChunkRef) []byte {
 		if err != nil {
 			continue // changed or gone since it was indexed
 		}
-		b := make([]byte, k.Length)
-		_, err = f.ReadAt(b, p.Offset)
+		_, err = f.ReadAt(buf, p.Offset)
 		f.Close()
 		if err == nil {
-			return b
+			return true
 		}
 	}
-	return nil
+	return false
 }
 
 // downloadSaveEvery is how many bytes of chunks held here a chunked
@@ -359,7 +359,7 @@ func (e *Engine) fetchChunks(ctx context.Context, id crypto.NodeID, c proto.Chan
 	saved := prog.Bytes
 	fetched, err := e.down.GetChunks(ctx, id, c.Chunks, e.cfg.Repo.Keys.ChunkIDOf, transfer.GetOptions{
 		From:  prog.Parts,
-		Local: func(k proto.ChunkRef) []byte { return e.localChunk(ctx, k) },
+		Local: func(k proto.ChunkRef, buf []byte) bool { return e.localChunk(ctx, k, buf) },
 		Done: func(next int, fromRelay bool) error {
 			e.transfers.set(tr, sw.Offset())
 			if !fromRelay && sw.Offset()-saved < downloadSaveEvery || next == n {

@@ -118,12 +118,14 @@ func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, er
 		}
 		wg.Go(func() {
 			defer func() { <-slots }()
-			sealedBuf, ref, err := b.seal(u.keys)
+			sealedBuf, ref, err := b.seal(u.keys, &u.bufs)
 			if err != nil {
 				fail(err)
 				return
 			}
-			if err := u.relay.Put(ctx, crypto.BlobName(u.node, ref.ID), relay.ReaderAtPayload(bytes.NewReader(sealedBuf), ref.Size)); err != nil {
+			err = u.relay.Put(ctx, crypto.BlobName(u.node, ref.ID), relay.ReaderAtPayload(bytes.NewReader(sealedBuf), ref.Size))
+			u.bufs.put(sealedBuf)
+			if err != nil {
 				fail(fmt.Errorf("chunks: blob %d: %w", b.index+1, err))
 				return
 			}
@@ -174,7 +176,7 @@ func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, er
 				}
 			}
 			if cur == nil {
-				cur = newChunkBlob(len(list.Blobs))
+				cur = newChunkBlob(len(list.Blobs), u.bufs.get(ChunkBlobSize)[:0])
 				list.Blobs = append(list.Blobs, crypto.BlobRef{}) // set once stored
 			}
 			ref.Blob, ref.Offset = cur.index, int64(len(cur.plain))
@@ -248,25 +250,28 @@ type chunkBlob struct {
 	offsets map[crypto.ChunkID]int64
 }
 
-func newChunkBlob(index int) *chunkBlob {
-	return &chunkBlob{index: index, plain: make([]byte, 0, ChunkBlobSize), offsets: make(map[crypto.ChunkID]int64)}
+// newChunkBlob starts a chunk blob whose plaintext goes into plain (empty,
+// from the pool).
+func newChunkBlob(index int, plain []byte) *chunkBlob {
+	return &chunkBlob{index: index, plain: plain, offsets: make(map[crypto.ChunkID]int64)}
 }
 
-// seal encrypts the blob under a fresh ID and returns its bytes and ref.
-func (b *chunkBlob) seal(keys *crypto.Keys) ([]byte, crypto.BlobRef, error) {
-	var buf bytes.Buffer
-	buf.Grow(len(b.plain) + len(b.plain)/1024 + 1024)
-	w, err := crypto.NewBlobWriter(keys, crypto.NewBlobID(), &buf)
+// seal encrypts the blob under a fresh ID, in a buffer of pool, gives its
+// plaintext back to pool, and returns its bytes and ref.
+func (b *chunkBlob) seal(keys *crypto.Keys, pool *bufPool) ([]byte, crypto.BlobRef, error) {
+	buf := bytes.NewBuffer(pool.get(len(b.plain) + len(b.plain)/1024 + 1024)[:0])
+	w, err := crypto.NewBlobWriter(keys, crypto.NewBlobID(), buf)
 	if err == nil {
 		_, err = w.Write(b.plain)
 	}
 	if err == nil {
 		err = w.Close()
 	}
+	pool.put(b.plain)
+	b.plain = nil
 	if err != nil {
 		return nil, crypto.BlobRef{}, fmt.Errorf("chunks: encrypting: %w", err)
 	}
-	b.plain = nil
 	return buf.Bytes(), w.Ref(), nil
 }
 
@@ -278,10 +283,9 @@ var ErrChunkMissing = errors.New("a chunk in no blob is not held here")
 type GetOptions struct {
 	// From is how many chunks dst has already (a resumed download).
 	From int
-	// Local returns the bytes of a chunk from a file held here, or nil;
-	// GetChunks keeps them until written and hashed: nothing may change
-	// them.
-	Local func(proto.ChunkRef) []byte
+	// Local fills buf (of the chunk's length) with the bytes of a chunk
+	// from a file held here and reports whether it did.
+	Local func(k proto.ChunkRef, buf []byte) bool
 	// Done, if set, is called after the chunks before next are written,
 	// fetched telling whether the last of them came from the relay: the
 	// caller may remember how far it got.
@@ -311,16 +315,18 @@ func (d *Downloader) GetChunks(ctx context.Context, writer crypto.NodeID, list *
 	opts GetOptions, dst io.Writer) (int64, error) {
 	local := opts.Local
 	if local == nil {
-		local = func(proto.ChunkRef) []byte { return nil }
+		local = func(proto.ChunkRef, []byte) bool { return false }
 	}
 	done := opts.Done
 	if done == nil {
 		done = func(int, bool) error { return nil }
 	}
 	held := func(k proto.ChunkRef) []byte {
-		if data := local(k); data != nil && int64(len(data)) == k.Length && idOf(data) == k.ID {
+		data := d.bufs.get(int(k.Length))
+		if local(k, data) && idOf(data) == k.ID {
 			return data
 		}
+		d.bufs.put(data)
 		return nil
 	}
 	chunksN := len(list.Chunks)
@@ -342,7 +348,7 @@ func (d *Downloader) GetChunks(ctx context.Context, writer crypto.NodeID, list *
 	var (
 		queue    []*segment
 		inFlight int
-		buffered int64
+		ahead    int64 // bytes of local chunks planned, not yet handed to the writing
 		fetched  int64
 		next     []byte // the local bytes of the chunk after a run
 	)
@@ -375,7 +381,7 @@ func (d *Downloader) GetChunks(ctx context.Context, writer crypto.NodeID, list *
 			}
 			runLen += n.Length
 		}
-		seg := &segment{end: j, data: make([]byte, runLen), remote: make(chan error, 1)}
+		seg := &segment{end: j, data: d.bufs.get(int(runLen)), remote: make(chan error, 1)}
 		ref := list.Blobs[k.Blob]
 		wg.Go(func() {
 			seg.remote <- d.readRun(ctx, writer, ref, k.Offset, seg.data, list.Chunks[i:j], idOf)
@@ -383,26 +389,27 @@ func (d *Downloader) GetChunks(ctx context.Context, writer crypto.NodeID, list *
 		return seg, nil
 	}
 	// The writing (and hashing, in dst) runs beside the planning and the
-	// reading of local chunks: a second stage, two segments behind.
+	// reading of local chunks: a second stage, a segment behind.
 	type written struct {
 		data   []byte
 		end    int
 		remote bool
 	}
-	wch := make(chan written, 2)
+	wch := make(chan written, 1)
 	wdone := make(chan error, 1)
-	// The hashing, a third stage: it shares the segments' buffers, which
-	// nothing writes once they are planned.
+	// The hashing, a third stage after the writing: the segments' buffers
+	// go back to the pool once hashed.
 	var hch chan []byte
 	hdone := make(chan error, 1)
 	if opts.Hash != nil {
-		hch = make(chan []byte, 2)
+		hch = make(chan []byte, 1)
 		go func() {
 			var err error
 			for b := range hch {
 				if err == nil {
 					_, err = opts.Hash.Write(b)
 				}
+				d.bufs.put(b)
 			}
 			hdone <- err
 		}()
@@ -418,6 +425,16 @@ func (d *Downloader) GetChunks(ctx context.Context, writer crypto.NodeID, list *
 			}
 			if err != nil {
 				cancel()
+				continue
+			}
+			if hch == nil {
+				d.bufs.put(w.data)
+				continue
+			}
+			select {
+			case hch <- w.data:
+			case <-ctx.Done():
+				err = ctx.Err()
 			}
 		}
 		wdone <- err
@@ -426,7 +443,7 @@ func (d *Downloader) GetChunks(ctx context.Context, writer crypto.NodeID, list *
 	// before GetChunks returns, and its error comes first.
 	finish := func(err error) (int64, error) {
 		close(wch)
-		if werr := <-wdone; werr != nil {
+		if werr := <-wdone; werr != nil && (err == nil || !errors.Is(werr, context.Canceled)) {
 			err = werr
 		}
 		if hch != nil {
@@ -439,7 +456,7 @@ func (d *Downloader) GetChunks(ctx context.Context, writer crypto.NodeID, list *
 	}
 	for i := opts.From; i < chunksN || len(queue) > 0; {
 		// Plan ahead while reads may start and memory allows.
-		for i < chunksN && inFlight < runsInFlight && buffered < maxBuffered {
+		for i < chunksN && inFlight < runsInFlight && ahead < maxLocalAhead {
 			seg, err := plan(i)
 			if err != nil {
 				// Written what comes before, then failed.
@@ -450,13 +467,17 @@ func (d *Downloader) GetChunks(ctx context.Context, writer crypto.NodeID, list *
 			if seg.remote != nil {
 				inFlight++
 			}
-			buffered += int64(len(seg.data))
+			if seg.remote == nil {
+				ahead += int64(len(seg.data))
+			}
 			queue = append(queue, seg)
 			i = seg.end
 		}
 		seg := queue[0]
 		queue = queue[1:]
-		buffered -= int64(len(seg.data))
+		if seg.remote == nil {
+			ahead -= int64(len(seg.data))
+		}
 		if seg.remote != nil {
 			if err := <-seg.remote; err != nil {
 				return finish(err)
@@ -469,13 +490,7 @@ func (d *Downloader) GetChunks(ctx context.Context, writer crypto.NodeID, list *
 		case <-ctx.Done():
 			return finish(ctx.Err())
 		}
-		if hch != nil {
-			select {
-			case hch <- seg.data:
-			case <-ctx.Done():
-				return finish(ctx.Err())
-			}
-		}
+
 	}
 	if _, err := finish(nil); err != nil {
 		return fetched, err
@@ -491,11 +506,12 @@ func errSeg(err error) chan error {
 	return c
 }
 
-// Bounds of GetChunks's reading ahead: runs being read at once, and bytes
-// planned but not written yet.
+// Bounds of GetChunks's reading ahead: runs being read from the relay at
+// once (each at most a chunk blob), and bytes of local chunks read but
+// not handed to the writing yet.
 const (
-	runsInFlight = 3
-	maxBuffered  = 32 << 20
+	runsInFlight  = 3
+	maxLocalAhead = 8 << 20
 )
 
 // readRun reads len(p) bytes of the plaintext of blob ref of writer, from
@@ -504,7 +520,8 @@ const (
 // parallel.
 func (d *Downloader) readRun(ctx context.Context, writer crypto.NodeID, ref crypto.BlobRef, off int64, p []byte,
 	run []proto.ChunkRef, idOf func([]byte) crypto.ChunkID) error {
-	win := &windowReaderAt{ctx: ctx, relay: d.relay, name: crypto.BlobName(writer, ref.ID), size: ref.Size}
+	win := &windowReaderAt{ctx: ctx, relay: d.relay, name: crypto.BlobName(writer, ref.ID), size: ref.Size, pool: &d.bufs}
+	defer win.release()
 	ra, _, err := crypto.BlobReaderAt(d.keys, ref.ID, win, ref.Size)
 	if err != nil {
 		return err
@@ -538,6 +555,13 @@ type windowReaderAt struct {
 	next  int64
 	start int64
 	win   []byte
+	pool  *bufPool // of the windows
+}
+
+// release gives the last window back to the pool.
+func (w *windowReaderAt) release() {
+	w.pool.put(w.win)
+	w.win = nil
 }
 
 func (w *windowReaderAt) ReadAt(p []byte, off int64) (int, error) {
@@ -549,13 +573,18 @@ func (w *windowReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	}
 	if off < w.start || off+int64(len(p)) > w.start+int64(len(w.win)) {
 		n := min(max(int64(len(p)), w.next, 4<<10), w.size-off)
-		var b []byte
+		w.release()
+		b := w.pool.get(int(n))
 		err := w.relay.Get(w.ctx, w.name, off, n, func(r io.Reader) error {
-			var err error
-			b, err = io.ReadAll(ctxReader{w.ctx, r})
+			m, err := io.ReadFull(ctxReader{w.ctx, r}, b)
+			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+				err = nil // the object ends before: the caller sees a short read
+			}
+			b = b[:m]
 			return err
 		})
 		if err != nil {
+			w.pool.put(b)
 			return 0, err
 		}
 		w.start, w.win = off, b

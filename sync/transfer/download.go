@@ -24,6 +24,7 @@ type Downloader struct {
 	relay Getter
 	keys  *crypto.Keys
 	log   *slog.Logger
+	bufs  bufPool // of GetChunks
 }
 
 // NewDownloader returns a downloader reading from r. keys nil means a

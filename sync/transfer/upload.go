@@ -36,6 +36,7 @@ type Uploader struct {
 	node    crypto.NodeID
 	scratch string
 	log     *slog.Logger
+	bufs    bufPool // of PutChunks
 }
 
 // NewUploader returns an uploader that stores blobs of node on r. keys nil
