@@ -39,10 +39,11 @@ check:
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 
-## bench: relay throughput per backend, beside cp/curl against the same server; sync end to end, beside rclone; the mount, beside a native directory and rclone mount; keeping versions (per file, and on a 10,000-file pull), beside versions off; delta sync of a 1 GiB file (new, copy, edit, insert), beside whole files in parts
-# BenchmarkSync and BenchmarkMount run once: each of BenchmarkSync's
-# iterations moves 512 MiB through two relays and waits most of a minute for
-# rclone's WebDAV baseline; BenchmarkMount writes and reads 1 GiB, makes
+## bench: relay throughput per backend, beside cp/curl against the same server; sync end to end, beside rclone and curl (1 GiB new and edited, as chunks and whole, also over a 50 MiB/s link); the mount, beside a native directory and rclone mount; keeping versions (per file, and on a 10,000-file pull), beside versions off; delta sync of a 1 GiB file (new, copy, edit, insert), beside whole files in parts
+# BenchmarkSync and BenchmarkMount run once: BenchmarkSync moves 1 GiB files
+# through two relays and a 50 MiB/s link (most of a minute per step there)
+# and waits most of a minute for rclone's WebDAV baseline of small files;
+# BenchmarkMount writes and reads 1 GiB, makes
 # 10,000 files and unpacks a tree on each of three targets.
 bench:
 	$(GO) test -run '^$$' -bench . -skip '^Benchmark(Sync|Mount)$$' -benchtime 3x -timeout 30m ./bench/
