@@ -411,12 +411,12 @@ func fileRelayBytes(b *testing.B, url string) int64 {
 	return n
 }
 
-// rcloneOnce times `rclone copy` up from a folder like A's and down into
-// a fresh one, and checks the copy.
-func (s *syncBench) rcloneOnce(b *testing.B, tg syncTarget, wl syncWorkload) time.Duration {
-	base := b.TempDir()
-	defer os.RemoveAll(base)
-	src, dst := filepath.Join(base, "a"), filepath.Join(base, "b")
+// baselineDirs makes, under a fresh base, the folder a baseline copies
+// from, holding the workload's files as they end, and an empty one it
+// copies into.
+func baselineDirs(b *testing.B, wl syncWorkload) (base, src, dst string) {
+	base = b.TempDir()
+	src, dst = filepath.Join(base, "a"), filepath.Join(base, "b")
 	for _, d := range []string{src, dst} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			b.Fatal(err)
@@ -427,6 +427,14 @@ func (s *syncBench) rcloneOnce(b *testing.B, tg syncTarget, wl syncWorkload) tim
 	} else {
 		wl.fill(b, src)
 	}
+	return base, src, dst
+}
+
+// rcloneOnce times `rclone copy` up from a folder like A's and down into
+// a fresh one, and checks the copy.
+func (s *syncBench) rcloneOnce(b *testing.B, tg syncTarget, wl syncWorkload) time.Duration {
+	base, src, dst := baselineDirs(b, wl)
+	defer os.RemoveAll(base)
 	remote, env, local := tg.remote(b)
 	if local {
 		defer os.RemoveAll(remote)
@@ -449,19 +457,8 @@ func (s *syncBench) rcloneOnce(b *testing.B, tg syncTarget, wl syncWorkload) tim
 // curlOnce times one curl PUT of the workload's file as it ends and one
 // GET of it into a fresh folder, fsynced, and checks the copy.
 func (s *syncBench) curlOnce(b *testing.B, tg syncTarget, wl syncWorkload) time.Duration {
-	base := b.TempDir()
+	base, src, dst := baselineDirs(b, wl)
 	defer os.RemoveAll(base)
-	src, dst := filepath.Join(base, "a"), filepath.Join(base, "b")
-	for _, d := range []string{src, dst} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if wl.rcloneFill != nil {
-		wl.rcloneFill(b, src)
-	} else {
-		wl.fill(b, src)
-	}
 	syscall.Sync()
 
 	start := time.Now()
@@ -780,8 +777,9 @@ func (s *syncBench) fillBig(b *testing.B, dir string) {
 	}
 }
 
-func (s *syncBench) checkBig(b *testing.B, dir string) {
-	f, err := os.Open(filepath.Join(dir, "big"))
+// sumFile returns the size and SHA-256 of the file at path, streamed.
+func sumFile(b *testing.B, path string) (int64, [32]byte) {
+	f, err := os.Open(path)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -791,7 +789,11 @@ func (s *syncBench) checkBig(b *testing.B, dir string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if n != syncBigSize || [32]byte(h.Sum(nil)) != s.bigSum {
+	return n, [32]byte(h.Sum(nil))
+}
+
+func (s *syncBench) checkBig(b *testing.B, dir string) {
+	if n, sum := sumFile(b, filepath.Join(dir, "big")); n != syncBigSize || sum != s.bigSum {
 		b.Fatalf("big arrived with other content (%d bytes)", n)
 	}
 }
@@ -912,17 +914,7 @@ func editedSum(b *testing.B, path string) [32]byte {
 }
 
 func (s *syncBench) checkEdited(b *testing.B, dir string) {
-	f, err := os.Open(filepath.Join(dir, "big"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if n != syncBigSize || [32]byte(h.Sum(nil)) != s.editedSum {
+	if n, sum := sumFile(b, filepath.Join(dir, "big")); n != syncBigSize || sum != s.editedSum {
 		b.Fatalf("the edited big file arrived with other content (%d bytes)", n)
 	}
 }

@@ -174,21 +174,9 @@ func (e *Engine) chunkKnowledge() (*chunkKnowledge, error) {
 			return err
 		}
 		k.live = ls.liveBlobs()
-		for _, node := range ls.Peers {
-			id, err := crypto.ParseNodeID(node)
-			if err != nil {
-				continue
-			}
-			ps, ok, err := loadPeer(tx, node)
-			if err != nil {
-				return err
-			}
-			if !ok || !ps.Mode.Pulls() || e.isForgotten(id, ps.MaxSeq) {
-				continue // as for collection: an upload-only or forgotten node holds nothing
-			}
-			k.pullers[node] = ps.AckedOf
-		}
-		return nil
+		return e.eachPuller(tx, ls, func(id crypto.NodeID, ps peerState) {
+			k.pullers[id.String()] = ps.AckedOf
+		})
 	})
 	return k, err
 }

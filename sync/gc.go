@@ -36,28 +36,13 @@ func (e *Engine) Collect(ctx context.Context) error {
 		if ls, err = loadLogState(tx); err != nil {
 			return err
 		}
-		for _, node := range ls.Peers {
-			id, err := crypto.ParseNodeID(node)
-			if err != nil {
-				continue
-			}
-			ps, ok, err := loadPeer(tx, node)
-			if err != nil {
-				return err
-			}
-			if !ok || !ps.Mode.Pulls() {
-				continue // an upload-only node fetches nothing
-			}
-			if e.isForgotten(id, ps.MaxSeq) {
-				continue // a retired node, forgotten (§12.13)
-			}
+		return e.eachPuller(tx, ls, func(id crypto.NodeID, ps peerState) {
 			in.Pullers = append(in.Pullers, id)
 			in.LastSeen[id] = ps.LastSeen
 			if ps.HasAcked {
 				in.Acks[id] = ps.Acked
 			}
-		}
-		return nil
+		})
 	})
 	if err != nil {
 		return err
@@ -307,6 +292,26 @@ func (e *Engine) deleteOrphans(ctx context.Context, own []crypto.BlobID) error {
 	}
 	if n > 0 {
 		e.log.Info("deleted blobs left on the relay by an interrupted push", "count", n)
+	}
+	return nil
+}
+
+// eachPuller calls fn with every peer that pulls and its state: the nodes
+// whose acknowledgements collection waits for. An upload-only node fetches
+// nothing; a retired node, forgotten (§12.13), no longer counts.
+func (e *Engine) eachPuller(tx *cache.Tx, ls logState, fn func(crypto.NodeID, peerState)) error {
+	for _, node := range ls.Peers {
+		id, err := crypto.ParseNodeID(node)
+		if err != nil {
+			continue
+		}
+		ps, ok, err := loadPeer(tx, node)
+		if err != nil {
+			return err
+		}
+		if ok && ps.Mode.Pulls() && !e.isForgotten(id, ps.MaxSeq) {
+			fn(id, ps)
+		}
 	}
 	return nil
 }

@@ -142,8 +142,9 @@ func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, er
 		return nil
 	}
 	var read int64
-	// take places chunk k; data returns its bytes, read only when stored.
-	take := func(k chunks.Chunk, data func() ([]byte, error)) error {
+	// take places chunk k; fill puts its bytes into a slice of their
+	// length, called only when the chunk is stored.
+	take := func(k chunks.Chunk, fill func([]byte) error) error {
 		read += k.Length
 		if read > size {
 			return fmt.Errorf("chunks: %w: more than %d bytes", ErrChanged, size)
@@ -181,11 +182,11 @@ func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, er
 			}
 			ref.Blob, ref.Offset = cur.index, int64(len(cur.plain))
 			cur.offsets[k.ID] = ref.Offset
-			b, err := data()
-			if err != nil {
+			n := len(cur.plain)
+			cur.plain = slices.Grow(cur.plain, int(k.Length))[:n+int(k.Length)]
+			if err := fill(cur.plain[n:]); err != nil {
 				return err
 			}
-			cur.plain = append(cur.plain, b...)
 			stored[k.ID] = ref
 		}
 		list.Chunks = append(list.Chunks, ref)
@@ -193,17 +194,15 @@ func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, er
 	}
 	if ra, ok := rc.(io.ReaderAt); ok {
 		// A file: cut in parallel; the bytes of the chunks stored are
-		// read again (from the page cache, as a rule).
-		var buf []byte
+		// read again (from the page cache, as a rule), into their blob.
 		err = sp.SplitAt(readCtx, ra, size, func(k chunks.Chunk) error {
-			return take(k, func() ([]byte, error) {
-				buf = slices.Grow(buf[:0], int(k.Length))[:k.Length]
-				if _, err := ra.ReadAt(buf, k.Offset); errors.Is(err, io.EOF) {
-					return nil, fmt.Errorf("chunks: %w: it ends before %d", ErrChanged, k.Offset+k.Length)
+			return take(k, func(dst []byte) error {
+				if _, err := ra.ReadAt(dst, k.Offset); errors.Is(err, io.EOF) {
+					return fmt.Errorf("chunks: %w: it ends before %d", ErrChanged, k.Offset+k.Length)
 				} else if err != nil {
-					return nil, fmt.Errorf("chunks: reading at %d: %w", k.Offset, err)
+					return fmt.Errorf("chunks: reading at %d: %w", k.Offset, err)
 				}
-				return buf, nil
+				return nil
 			})
 		})
 		if errors.Is(err, io.ErrUnexpectedEOF) {
@@ -216,7 +215,10 @@ func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, er
 		}
 	} else {
 		err = sp.Split(ctxReader{readCtx, io.LimitReader(rc, size+1)}, func(k chunks.Chunk, data []byte) error {
-			return take(k, func() ([]byte, error) { return data, nil })
+			return take(k, func(dst []byte) error {
+				copy(dst, data)
+				return nil
+			})
 		})
 	}
 	if err == nil && read != size {
