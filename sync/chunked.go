@@ -316,12 +316,23 @@ func (e *Engine) localChunk(ctx context.Context, k proto.ChunkRef, buf []byte) b
 	return false
 }
 
-// downloadSaveEvery is how many bytes of chunks held here a chunked
-// download writes at most between two records of its progress (each an
-// fsync of the partial file and a commit of the cache): rebuilding them
-// again after a crash costs a fraction of a second. It records it after
-// each read from the relay anyway.
-const downloadSaveEvery = 64 << 20
+// A chunked download records its progress (an fsync of the partial file
+// and a commit of the cache) after downloadSaveEvery bytes, and after a
+// read from the relay once downloadSaveInterval passed since the last
+// record; and when it is cut short. A crash loses about a second of
+// downloading at most, and rebuilding 64 MiB from local chunks.
+const (
+	downloadSaveEvery    = 64 << 20
+	downloadSaveInterval = time.Second
+)
+
+// skipped says whether a chunked download failed for want of content
+// (gone from the relay, held nowhere here, or not what its record says):
+// the change waits, and what was downloaded is of no use.
+func skipped(err error) bool {
+	return errors.Is(err, transfer.ErrChunkMissing) || errors.Is(err, fs.ErrNotExist) ||
+		errors.Is(err, crypto.ErrBlobCorrupt) || errors.Is(err, crypto.ErrBlobTruncated)
+}
 
 // fetchChunks rebuilds a chunked file in a file of the partial directory,
 // from the chunks held here and those downloaded, remembering how far it
@@ -344,30 +355,44 @@ func (e *Engine) fetchChunks(ctx context.Context, id crypto.NodeID, c proto.Chan
 	tr := e.transfers.start(false, c.Path, c.Size)
 	defer e.transfers.end(tr)
 	sw := localdir.NewSparseWriter(f, prog.Bytes)
-	saved := prog.Bytes
+	saved, written := prog.Bytes, prog.Parts
+	var lastSave time.Time
+	// save records that the first next chunks are in the partial file:
+	// an fsync of it and a commit of the cache.
+	save := func(next int) error {
+		if err := sw.Finish(); err != nil {
+			return err
+		}
+		if err := f.Sync(); err != nil {
+			return err
+		}
+		saved, lastSave = sw.Offset(), e.clock.Now()
+		return e.setDownload(key, &downloadProgress{Node: id.String(), Parts: next, Bytes: saved})
+	}
 	fetched, err := e.down.GetChunks(ctx, id, c.Chunks, e.cfg.Repo.Keys.ChunkIDOf, transfer.GetOptions{
 		From:  prog.Parts,
 		Local: func(k proto.ChunkRef, buf []byte) bool { return e.localChunk(ctx, k, buf) },
 		Done: func(next int, fromRelay bool) error {
 			e.transfers.set(tr, sw.Offset())
-			if !fromRelay && sw.Offset()-saved < downloadSaveEvery || next == n {
+			written = next
+			if next == n || sw.Offset()-saved < downloadSaveEvery &&
+				(!fromRelay || e.clock.Now().Sub(lastSave) < downloadSaveInterval) {
 				return nil
 			}
-			if err := sw.Finish(); err != nil {
-				return err
-			}
-			if err := f.Sync(); err != nil {
-				return err
-			}
-			saved = sw.Offset()
-			return e.setDownload(key, &downloadProgress{Node: id.String(), Parts: next, Bytes: saved})
+			return save(next)
 		},
 		Hash: h,
 	}, sw)
 	e.count(func(s *Stats) { s.BytesPulled += fetched })
+	if err != nil && sw.Offset() > saved && !skipped(err) {
+		// Cut short (the relay failed, the node stops): what was written
+		// counts for the next try.
+		if serr := save(written); serr != nil {
+			e.log.Warn("saving the progress of an interrupted download", "path", c.Path, "err", serr)
+		}
+	}
 	switch {
-	case errors.Is(err, transfer.ErrChunkMissing) || errors.Is(err, fs.ErrNotExist) ||
-		errors.Is(err, crypto.ErrBlobCorrupt) || errors.Is(err, crypto.ErrBlobTruncated):
+	case skipped(err):
 		forget()
 		e.log.Warn("content of a peer is not on the relay, not held here, or does not verify; skipped",
 			"node", e.nodeLabel(id.String()), "path", c.Path, "err", err)

@@ -263,18 +263,20 @@ func TestChunkedUploadResumes(t *testing.T) {
 	}
 }
 
-// cutGets fails the reads of blobs once limit bytes of blobs were read.
+// cutGets fails the reads of blobs once reads of limit bytes were asked
+// for: counted when asked, not when read, so that reads running at once
+// cannot all start before the cut.
 type cutGets struct {
 	relay.Relay
-	limit atomic.Int64
-	got   atomic.Int64
+	limit, asked atomic.Int64
+	got          atomic.Int64
 }
 
 func (g *cutGets) Get(ctx context.Context, name string, off, n int64, fn func(io.Reader) error) error {
 	if !strings.HasPrefix(name, "blobs/") {
 		return g.Relay.Get(ctx, name, off, n, fn)
 	}
-	if l := g.limit.Load(); l > 0 && g.got.Load() >= l {
+	if l := g.limit.Load(); l > 0 && g.asked.Add(n) > l {
 		return errors.New("connection reset")
 	}
 	return g.Relay.Get(ctx, name, off, n, func(r io.Reader) error {
@@ -292,7 +294,7 @@ func TestChunkedDownloadResumes(t *testing.T) {
 	data := pseudo.Bytes("download", 48<<20)
 	a.write(t, "big.bin", data)
 	a.round(t)
-	cg.limit.Store(30 << 20)
+	cg.limit.Store(40 << 20)
 	if _, err := b.e.Round(context.Background()); err == nil {
 		t.Fatal("a round whose downloads fail succeeded")
 	}
