@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"maps"
+	"os"
 	"time"
 
 	"github.com/escalefs/escalefs/cache"
@@ -51,8 +52,8 @@ func (e *Engine) uploadChunks(ctx context.Context, it *pushItem) error {
 	defer e.transfers.end(tr)
 	var sent int64
 	// The progress is saved (a commit of the cache, and the whole list
-	// of chunks stored so far) at most every uploadSaveEvery while the
-	// blobs go up, and once more if the upload fails: a crash loses
+	// of chunks stored so far) at most every progressSaveInterval while
+	// the blobs go up, and once more if the upload fails: a crash loses
 	// that much of the upload at most.
 	var (
 		lastSave time.Time
@@ -87,7 +88,7 @@ func (e *Engine) uploadChunks(ctx context.Context, it *pushItem) error {
 			sent += b.Size
 			e.transfers.set(tr, sent)
 			unsaved = true
-			if e.clock.Now().Sub(lastSave) < uploadSaveEvery {
+			if e.clock.Now().Sub(lastSave) < progressSaveInterval {
 				return nil
 			}
 			return save()
@@ -126,9 +127,9 @@ func (e *Engine) uploadChunks(ctx context.Context, it *pushItem) error {
 	return nil
 }
 
-// uploadSaveEvery is how often a chunked upload saves its progress at
-// most.
-const uploadSaveEvery = time.Second
+// progressSaveInterval is how often a chunked upload or download saves
+// its progress at most, while it runs.
+const progressSaveInterval = time.Second
 
 // checkStored drops from an interrupted upload the chunks whose blob is no
 // longer on the relay: the peers of a node silent for long may have
@@ -181,6 +182,27 @@ func (e *Engine) chunkKnowledge() (*chunkKnowledge, error) {
 	return k, err
 }
 
+// remote returns the chunks of the version of path the nodes hold, decoded
+// once per upload; none if the path holds no chunked file.
+func (k *chunkKnowledge) remote(tx *cache.Tx, path string) (remoteChunks, error) {
+	if rc, seen := k.remotes[path]; seen {
+		return rc, nil
+	}
+	ent, found, err := tx.Get(path)
+	if err != nil {
+		return remoteChunks{}, err
+	}
+	var rc remoteChunks
+	if rr, ok := decodeRemote(ent.Remote); found && !ent.Deleted && ok && rr.Chunks != nil {
+		rc = remoteChunks{node: rr.Node, seq: rr.Seq, has: make(map[crypto.ChunkID]bool, len(rr.Chunks.Chunks))}
+		for _, c := range rr.Chunks.Chunks {
+			rc.has[c.ID] = true
+		}
+	}
+	k.remotes[path] = rc
+	return rc, nil
+}
+
 // ackedByAll says whether every other puller but node acknowledged
 // node's log up to seq.
 func (k *chunkKnowledge) ackedByAll(node string, seq uint64) bool {
@@ -220,19 +242,9 @@ func (e *Engine) knownChunk(id crypto.ChunkID, k *chunkKnowledge) (transfer.Know
 			return err
 		}
 		for _, p := range places {
-			rc, seen := k.remotes[p.Path]
-			if !seen {
-				ent, found, err := tx.Get(p.Path)
-				if err != nil {
-					return err
-				}
-				if rr, ok := decodeRemote(ent.Remote); found && !ent.Deleted && ok && rr.Chunks != nil {
-					rc = remoteChunks{node: rr.Node, seq: rr.Seq, has: make(map[crypto.ChunkID]bool, len(rr.Chunks.Chunks))}
-					for _, c := range rr.Chunks.Chunks {
-						rc.has[c.ID] = true
-					}
-				}
-				k.remotes[p.Path] = rc
+			rc, err := k.remote(tx, p.Path)
+			if err != nil {
+				return err
 			}
 			// In this node's version, a chunk in no blob of its own was
 			// held by every puller when pushed.
@@ -286,13 +298,20 @@ func (e *Engine) indexChunks(path string, local cache.LocalStat, list *proto.Chu
 	}
 }
 
-// localChunk reads the bytes of chunk k into buf from a file of the folder
-// that holds it, as the chunk index says, and reports whether it found
-// one. The caller checks them against the chunk's ID: the file may have
-// changed since.
-func (e *Engine) localChunk(ctx context.Context, k proto.ChunkRef, buf []byte) bool {
+// localChunks reads chunks from the files of the folder that hold them, as
+// the chunk index says, for one rebuild: each file is opened (and its
+// fingerprint checked) once, not once per chunk.
+type localChunks struct {
+	e    *Engine
+	open map[string]*os.File // nil: changed or gone since it was indexed
+}
+
+// read fills buf with the bytes of chunk k and reports whether some file
+// held it. The caller checks them against the chunk's ID: a file may
+// change while it is read.
+func (l *localChunks) read(ctx context.Context, k proto.ChunkRef, buf []byte) bool {
 	var places []cache.ChunkPlace
-	if err := e.store.View(func(tx *cache.Tx) error {
+	if err := l.e.store.View(func(tx *cache.Tx) error {
 		var err error
 		places, err = tx.FindChunk(k.ID)
 		return err
@@ -303,28 +322,34 @@ func (e *Engine) localChunk(ctx context.Context, k proto.ChunkRef, buf []byte) b
 		if p.Length != k.Length {
 			continue
 		}
-		f, err := e.local.Open(ctx, p.Path, p.Local)
-		if err != nil {
-			continue // changed or gone since it was indexed
+		f, seen := l.open[p.Path]
+		if !seen {
+			f, _ = l.e.local.Open(ctx, p.Path, p.Local)
+			l.open[p.Path] = f
 		}
-		_, err = f.ReadAt(buf, p.Offset)
-		f.Close()
-		if err == nil {
-			return true
+		if f != nil {
+			if _, err := f.ReadAt(buf, p.Offset); err == nil {
+				return true
+			}
 		}
 	}
 	return false
 }
 
+func (l *localChunks) close() {
+	for _, f := range l.open {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
 // A chunked download records its progress (an fsync of the partial file
 // and a commit of the cache) after downloadSaveEvery bytes, and after a
-// read from the relay once downloadSaveInterval passed since the last
+// read from the relay once progressSaveInterval passed since the last
 // record; and when it is cut short. A crash loses about a second of
 // downloading at most, and rebuilding 64 MiB from local chunks.
-const (
-	downloadSaveEvery    = 64 << 20
-	downloadSaveInterval = time.Second
-)
+const downloadSaveEvery = 64 << 20
 
 // skipped says whether a chunked download failed for want of content
 // (gone from the relay, held nowhere here, or not what its record says):
@@ -369,14 +394,16 @@ func (e *Engine) fetchChunks(ctx context.Context, id crypto.NodeID, c proto.Chan
 		saved, lastSave = sw.Offset(), e.clock.Now()
 		return e.setDownload(key, &downloadProgress{Node: id.String(), Parts: next, Bytes: saved})
 	}
+	local := &localChunks{e: e, open: make(map[string]*os.File)}
+	defer local.close()
 	fetched, err := e.down.GetChunks(ctx, id, c.Chunks, e.cfg.Repo.Keys.ChunkIDOf, transfer.GetOptions{
 		From:  prog.Parts,
-		Local: func(k proto.ChunkRef, buf []byte) bool { return e.localChunk(ctx, k, buf) },
+		Local: func(k proto.ChunkRef, buf []byte) bool { return local.read(ctx, k, buf) },
 		Done: func(next int, fromRelay bool) error {
 			e.transfers.set(tr, sw.Offset())
 			written = next
 			if next == n || sw.Offset()-saved < downloadSaveEvery &&
-				(!fromRelay || e.clock.Now().Sub(lastSave) < downloadSaveInterval) {
+				(!fromRelay || e.clock.Now().Sub(lastSave) < progressSaveInterval) {
 				return nil
 			}
 			return save(next)

@@ -10,6 +10,7 @@
 package chunks
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"hash"
@@ -63,26 +64,50 @@ func (c *Chunker) Polynomial() uint64 { return uint64(c.pol) }
 // order. The bytes are valid only during the call. An empty r has no
 // chunk. An error of r or fn ends Split with it.
 func (c *Chunker) Split(r io.Reader, fn func(Chunk, []byte) error) error {
-	ch := chunker.NewWithBoundaries(r, c.pol, MinSize, MaxSize)
-	ch.SetAverageBits(avgBits)
-	buf := make([]byte, 0, bufLimit)
-	var off int64
+	var w walker
+	_, err := c.cut(context.Background(), &w, r, 0, func(k Chunk, data []byte) (bool, error) {
+		return true, fn(k, data)
+	})
+	return err
+}
+
+// walker holds the buffers of one cutting at a time, reused by the next.
+type walker struct {
+	ch  *chunker.Chunker
+	buf []byte
+}
+
+// cut reads r, whose first byte is at offset start of the content, as if a
+// chunk began there, and calls fn with each chunk, its ID and its bytes
+// (valid during the call), until fn returns false or r ends. It returns
+// where the last chunk handed to fn ends.
+func (c *Chunker) cut(ctx context.Context, w *walker, r io.Reader, start int64, fn func(Chunk, []byte) (bool, error)) (int64, error) {
+	if w.ch == nil {
+		w.ch = chunker.NewWithBoundaries(r, c.pol, MinSize, MaxSize)
+		w.buf = make([]byte, 0, bufLimit)
+	} else {
+		w.ch.ResetWithBoundaries(r, c.pol, MinSize, MaxSize)
+	}
+	w.ch.SetAverageBits(avgBits)
+	off := start
 	for {
-		piece, err := ch.Next(buf)
+		if err := ctx.Err(); err != nil {
+			return off, err
+		}
+		piece, err := w.ch.Next(w.buf[:0])
 		if errors.Is(err, io.EOF) {
-			return nil
+			return off, nil
 		}
 		if err != nil {
-			return err
+			return off, err
 		}
 		h := c.hash() // not Reset: the hash without a secret starts with a prefix
 		h.Write(piece.Data)
 		k := Chunk{Offset: off, Length: int64(piece.Length)}
 		h.Sum(k.ID[:0])
-		if err := fn(k, piece.Data); err != nil {
-			return err
-		}
 		off += k.Length
-		buf = piece.Data[:0]
+		if more, err := fn(k, piece.Data); err != nil || !more {
+			return off, err
+		}
 	}
 }

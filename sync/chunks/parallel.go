@@ -2,13 +2,10 @@ package chunks
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"runtime"
 	gosync "sync"
-
-	"github.com/restic/chunker"
 )
 
 // segmentSize is how much content one worker of SplitAt cuts at a time.
@@ -64,7 +61,7 @@ func (c *Chunker) SplitAt(ctx context.Context, r io.ReaderAt, size int64, fn fun
 			var w walker // its buffers serve every segment of this worker
 			for i := range next {
 				start := int64(i) * seg
-				results[i] <- c.cut(ctx, &w, r, start, min(start+seg, size), size)
+				results[i] <- c.cutSegment(ctx, &w, r, start, min(start+seg, size), size)
 			}
 		})
 	}
@@ -136,8 +133,8 @@ type cutting struct {
 	err    error
 }
 
-// cut cuts r from start until a cut at or past end (or size).
-func (c *Chunker) cut(ctx context.Context, w *walker, r io.ReaderAt, start, end, size int64) cutting {
+// cutSegment cuts r from start until a cut at or past end (or size).
+func (c *Chunker) cutSegment(ctx context.Context, w *walker, r io.ReaderAt, start, end, size int64) cutting {
 	var res cutting
 	res.err = c.walk(ctx, w, r, start, size, func(k Chunk) (bool, error) {
 		res.chunks = append(res.chunks, k)
@@ -146,49 +143,18 @@ func (c *Chunker) cut(ctx context.Context, w *walker, r io.ReaderAt, start, end,
 	return res
 }
 
-// walker holds the buffers of one cutting at a time, reused by the next.
-type walker struct {
-	ch  *chunker.Chunker
-	buf []byte
-}
-
-// walk cuts r from start (as if a chunk began there) and calls fn with
-// each chunk, with its ID, until fn returns false or the content's end.
+// walk cuts r from start (as if a chunk began there) to size and calls fn
+// with each chunk, with its ID, until fn returns false or the content's
+// end, which must be at size.
 func (c *Chunker) walk(ctx context.Context, w *walker, r io.ReaderAt, start, size int64, fn func(Chunk) (bool, error)) error {
-	sr := io.NewSectionReader(r, start, size-start)
-	if w.ch == nil {
-		w.ch = chunker.NewWithBoundaries(sr, c.pol, MinSize, MaxSize)
-		w.buf = make([]byte, 0, bufLimit)
-	} else {
-		w.ch.ResetWithBoundaries(sr, c.pol, MinSize, MaxSize)
-	}
-	ch := w.ch
-	ch.SetAverageBits(avgBits)
-	buf := w.buf[:0]
-	off := start
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		piece, err := ch.Next(buf)
-		if errors.Is(err, io.EOF) {
-			if off != size {
-				return fmt.Errorf("chunks: %w: the content ends at %d, not %d", io.ErrUnexpectedEOF, off, size)
-			}
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		h := c.hash()
-		h.Write(piece.Data)
-		k := Chunk{Offset: off, Length: int64(piece.Length)}
-		h.Sum(k.ID[:0])
-		off += k.Length
-		buf = piece.Data[:0]
+	stopped := false
+	end, err := c.cut(ctx, w, io.NewSectionReader(r, start, size-start), start, func(k Chunk, _ []byte) (bool, error) {
 		more, err := fn(k)
-		if err != nil || !more {
-			return err
-		}
+		stopped = !more
+		return more, err
+	})
+	if err == nil && !stopped && end != size {
+		return fmt.Errorf("chunks: %w: the content ends at %d, not %d", io.ErrUnexpectedEOF, end, size)
 	}
+	return err
 }

@@ -390,72 +390,8 @@ func (d *Downloader) GetChunks(ctx context.Context, writer crypto.NodeID, list *
 		})
 		return seg, nil
 	}
-	// The writing (and hashing, in dst) runs beside the planning and the
-	// reading of local chunks: a second stage, a segment behind.
-	type written struct {
-		data   []byte
-		end    int
-		remote bool
-	}
-	wch := make(chan written, 1)
-	wdone := make(chan error, 1)
-	// The hashing, a third stage after the writing: the segments' buffers
-	// go back to the pool once hashed.
-	var hch chan []byte
-	hdone := make(chan error, 1)
-	if opts.Hash != nil {
-		hch = make(chan []byte, 1)
-		go func() {
-			var err error
-			for b := range hch {
-				if err == nil {
-					_, err = opts.Hash.Write(b)
-				}
-				d.bufs.put(b)
-			}
-			hdone <- err
-		}()
-	}
-	go func() {
-		var err error
-		for w := range wch {
-			if err != nil {
-				continue // drained after a failure
-			}
-			if _, err = dst.Write(w.data); err == nil {
-				err = done(w.end, w.remote)
-			}
-			if err != nil {
-				cancel()
-				continue
-			}
-			if hch == nil {
-				d.bufs.put(w.data)
-				continue
-			}
-			select {
-			case hch <- w.data:
-			case <-ctx.Done():
-				err = ctx.Err()
-			}
-		}
-		wdone <- err
-	}()
-	// finish waits for the writing of what was handed over: it ends
-	// before GetChunks returns, and its error comes first.
-	finish := func(err error) (int64, error) {
-		close(wch)
-		if werr := <-wdone; werr != nil && (err == nil || !errors.Is(werr, context.Canceled)) {
-			err = werr
-		}
-		if hch != nil {
-			close(hch)
-			if herr := <-hdone; herr != nil && err == nil {
-				err = herr
-			}
-		}
-		return fetched, err
-	}
+	out := d.startWriting(ctx, cancel, dst, opts.Hash, done)
+	finish := func(err error) (int64, error) { return fetched, out.finish(err) }
 	for i := opts.From; i < chunksN || len(queue) > 0; {
 		// Plan ahead while reads may start and memory allows.
 		for i < chunksN && inFlight < runsInFlight && ahead < maxLocalAhead {
@@ -468,8 +404,7 @@ func (d *Downloader) GetChunks(ctx context.Context, writer crypto.NodeID, list *
 			}
 			if seg.remote != nil {
 				inFlight++
-			}
-			if seg.remote == nil {
+			} else {
 				ahead += int64(len(seg.data))
 			}
 			queue = append(queue, seg)
@@ -479,26 +414,110 @@ func (d *Downloader) GetChunks(ctx context.Context, writer crypto.NodeID, list *
 		queue = queue[1:]
 		if seg.remote == nil {
 			ahead -= int64(len(seg.data))
-		}
-		if seg.remote != nil {
+		} else {
 			if err := <-seg.remote; err != nil {
 				return finish(err)
 			}
 			inFlight--
 			fetched += int64(len(seg.data))
 		}
-		select {
-		case wch <- written{data: seg.data, end: seg.end, remote: seg.remote != nil}:
-		case <-ctx.Done():
-			return finish(ctx.Err())
+		if err := out.send(ctx, seg.data, seg.end, seg.remote != nil); err != nil {
+			return finish(err)
 		}
-
 	}
 	if _, err := finish(nil); err != nil {
 		return fetched, err
 	}
 	d.log.Debug("chunks fetched", "chunks", chunksN, "from_relay", fetched)
 	return fetched, nil
+}
+
+// writing is the stages of GetChunks behind its planning: the writing to
+// dst (and the caller's done), then the hashing, each a goroutine, a
+// segment apart. A segment's buffer goes back to the pool after its last
+// stage.
+type writing struct {
+	wch   chan written
+	hch   chan []byte // nil: no hashing
+	wdone chan error
+	hdone chan error
+}
+
+type written struct {
+	data   []byte
+	end    int
+	remote bool
+}
+
+// startWriting starts the stages; a failure of the writing cancels the
+// download.
+func (d *Downloader) startWriting(ctx context.Context, cancel func(), dst, hash io.Writer, done func(int, bool) error) *writing {
+	w := &writing{wch: make(chan written, 1), wdone: make(chan error, 1), hdone: make(chan error, 1)}
+	if hash != nil {
+		w.hch = make(chan []byte, 1)
+		go func() {
+			var err error
+			for b := range w.hch {
+				if err == nil {
+					_, err = hash.Write(b)
+				}
+				d.bufs.put(b)
+			}
+			w.hdone <- err
+		}()
+	}
+	go func() {
+		var err error
+		for s := range w.wch {
+			if err != nil {
+				continue // drained after a failure
+			}
+			if _, err = dst.Write(s.data); err == nil {
+				err = done(s.end, s.remote)
+			}
+			switch {
+			case err != nil:
+				cancel()
+			case w.hch == nil:
+				d.bufs.put(s.data)
+			default:
+				select {
+				case w.hch <- s.data:
+				case <-ctx.Done():
+					err = ctx.Err()
+				}
+			}
+		}
+		w.wdone <- err
+	}()
+	return w
+}
+
+// send hands the segment that ends before chunk end over to the stages.
+func (w *writing) send(ctx context.Context, data []byte, end int, remote bool) error {
+	select {
+	case w.wch <- written{data: data, end: end, remote: remote}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// finish waits for the stages to be done with what was handed over, so
+// that they end before GetChunks returns, and returns their error before
+// err (the planning's), unless theirs is only the cancellation.
+func (w *writing) finish(err error) error {
+	close(w.wch)
+	if werr := <-w.wdone; werr != nil && (err == nil || !errors.Is(werr, context.Canceled)) {
+		err = werr
+	}
+	if w.hch != nil {
+		close(w.hch)
+		if herr := <-w.hdone; herr != nil && err == nil {
+			err = herr
+		}
+	}
+	return err
 }
 
 // errSeg is a planning error, delivered in its place in the order.
