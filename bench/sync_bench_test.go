@@ -375,16 +375,28 @@ func (s *syncBench) escalefsOnce(b *testing.B, tg syncTarget, wl syncWorkload) e
 	b.StartTimer()
 	start := time.Now()
 	timed := append(slices.Clone(wl.flags), tg.escalefsFlags...)
-	ra := s.once(b, na, url, timed...)
+	ra := s.once(b, na, url, append(timed, profileFlags(b, na.name)...)...)
 	b.StopTimer()
 	relayBytes := fileRelayBytes(b, url)
 	b.StartTimer()
-	rb := s.once(b, nb, url, timed...)
+	rb := s.once(b, nb, url, append(timed, profileFlags(b, nb.name)...)...)
 	took := time.Since(start)
 	b.StopTimer()
 
 	wl.check(b, nb.dir)
 	return escalefsRun{took: took, push: ra, pull: rb, relayBytes: relayBytes}
+}
+
+// profileFlags, when $ESCALEFS_BENCH_PROFILE names a directory, has a
+// timed run write its CPU profile there, as <benchmark>-<node>.prof, for
+// go tool pprof, and its debug log beside it, as <benchmark>-<node>.log.
+func profileFlags(b *testing.B, node string) []string {
+	dir := os.Getenv("ESCALEFS_BENCH_PROFILE")
+	if dir == "" {
+		return nil
+	}
+	name := filepath.Join(dir, strings.NewReplacer("/", "-").Replace(b.Name())+"-"+node)
+	return []string{"--cpuprofile", name + ".prof", "--log-level", "debug", "--log-file", name + ".log"}
 }
 
 // fileRelayBytes sums the sizes of the files of a file:// relay; 0 for

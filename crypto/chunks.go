@@ -41,7 +41,7 @@ func (k *Keys) ChunkIDOf(data []byte) ChunkID {
 }
 
 // ChunkerSeed returns the endless byte stream from which the chunker's
-// polynomial is drawn: SHA-256(seed ‖ counter) for counter 0, 1, 2…
+// gear table is drawn: SHA-256(seed ‖ counter) for counter 0, 1, 2…
 // (8 bytes, little-endian), where seed is the chunker subkey, or the bytes
 // "escalefs/1 chunker" without a secret. Every node of a repository cuts
 // the same content at the same places; another repository cuts it

@@ -40,7 +40,7 @@ type Keys struct {
 	records   *[KeySize]byte // XChaCha20-Poly1305 key
 	names     *[KeySize]byte // HMAC key for opaque names
 	chunkIDs  *[KeySize]byte // HMAC key for chunk IDs
-	chunker   *[KeySize]byte // seed of the chunker's polynomial
+	chunker   *[KeySize]byte // seed of the chunker's gear table
 	identity  *age.X25519Identity
 	recipient *age.X25519Recipient
 }

@@ -19,7 +19,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	root := newRootCmd(os.Stdout, os.Stderr)
+	root, g := newRoot(os.Stdout, os.Stderr)
 	code := 0
 	if args, fake, ok := helperArgs(os.Args[0], os.Args[1:], isCommand(root), isDir); !ok {
 		code = execute(ctx, root, os.Stderr)
@@ -27,6 +27,7 @@ func main() {
 		root.SetArgs(args)
 		code = execute(ctx, root, os.Stderr)
 	}
+	g.profiles.stop(os.Stderr)
 	stop()
 	os.Exit(code)
 }
@@ -63,6 +64,7 @@ type globals struct {
 	verbose        bool
 	log            logOptions
 	config         configSource // configflags.go
+	profiles       profiles     // profile.go
 }
 
 // logger is the logger of the commands but sync and mount: warnings and
@@ -70,6 +72,12 @@ type globals struct {
 func (g *globals) logger() *slog.Logger { return g.newLogger(slog.LevelWarn) }
 
 func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	root, _ := newRoot(stdout, stderr)
+	return root
+}
+
+// newRoot returns the root command and the settings its subcommands share.
+func newRoot(stdout, stderr io.Writer) (*cobra.Command, *globals) {
 	g := &globals{stdout: stdout, stderr: stderr}
 	root := &cobra.Command{
 		Use:   "escalefs",
@@ -88,6 +96,7 @@ stores opaque, encrypted objects.`,
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "log every relay call (debug level) to stderr")
 	g.log.register(root.PersistentFlags())
 	g.config.register(root)
+	g.profiles.register(root)
 	root.AddCommand(newVersionCmd(g), newRelayCmd(g), newKeyCmd(g), newSyncCmd(g), newMountCmd(g), newAccessCmd(g), newStatusCmd(g), newVersionsCmd(g))
 	root.AddCommand(newBackupCmd(g), newRestoreCmd(g))
 	root.AddCommand(newInitCmd(g))
@@ -97,5 +106,5 @@ stores opaque, encrypted objects.`,
 	root.AddCommand(newFixCmd(g))
 	addCompletion(root)
 	markUsageErrors(root)
-	return root
+	return root, g
 }

@@ -2,15 +2,16 @@ package chunks
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"testing"
+	"testing/iotest"
 
 	"github.com/escalefs/escalefs/crypto"
 	"github.com/escalefs/escalefs/internal/pseudo"
@@ -97,6 +98,18 @@ func TestSplitCovers(t *testing.T) {
 	if err := c.Split(bytes.NewReader(data), func(Chunk, []byte) error { return fail }); !errors.Is(err, fail) {
 		t.Errorf("Split returned %v, want fn's error", err)
 	}
+	// Short content is one chunk, up to MinSize and one byte past it.
+	for _, n := range []int{1, MinSize - 1, MinSize, MinSize + 1} {
+		got := split(t, c, data[:n])
+		if len(got) != 1 || got[0].Length != int64(n) || got[0].ID != keys.ChunkIDOf(data[:n]) {
+			t.Errorf("%d bytes: chunks %+v, want one of %d bytes", n, got, n)
+		}
+	}
+	// A read error in the middle ends Split with it.
+	broken := io.MultiReader(bytes.NewReader(data[:3<<20]), iotest.ErrReader(fail))
+	if err := c.Split(broken, func(Chunk, []byte) error { return nil }); !errors.Is(err, fail) {
+		t.Errorf("a read error after 3 MiB: Split returned %v, want it", err)
+	}
 }
 
 // TestSplitLocal: an edit in the middle changes the chunks around it
@@ -117,8 +130,8 @@ func TestSplitLocal(t *testing.T) {
 	}
 	// Another repository cuts the same content elsewhere.
 	other := newChunker(t, keysOf(t, 0xa3))
-	if other.Polynomial() == c.Polynomial() {
-		t.Error("two repositories drew the same polynomial")
+	if other.Gear() == c.Gear() {
+		t.Error("two repositories drew the same gear table")
 	}
 }
 
@@ -149,20 +162,25 @@ type vectorChunk struct {
 
 type vectors struct {
 	Repository string        `json:"repository"`
-	Polynomial string        `json:"polynomial_hex"`
+	Gear       []string      `json:"gear_first_8_hex"`
 	Content    string        `json:"content"`
 	Chunks     []vectorChunk `json:"chunks"`
 }
 
 // TestVectors pins the format: for a repository without a secret, the
-// polynomial, and the chunks of 12 MiB of content drawn from a fixed seed.
+// first words of the gear table, and the chunks of 12 MiB of content drawn from a fixed seed.
 // Regenerate (only for a deliberate format change) with -update.
 func TestVectors(t *testing.T) {
 	const seed = "escalefs chunk vectors"
 	c := newChunker(t, nil)
+	var gear []string
+	table := c.Gear()
+	for _, g := range table[:8] {
+		gear = append(gear, fmt.Sprintf("%016x", g))
+	}
 	v := vectors{
 		Repository: "without a secret",
-		Polynomial: hex.EncodeToString(binary.BigEndian.AppendUint64(nil, c.Polynomial())),
+		Gear:       gear,
 		Content:    `12 MiB: SHA-256("` + seed + `" ‖ counter), counter 0, 1, 2… as 8 bytes little-endian`,
 	}
 	for _, k := range split(t, c, pseudo.Bytes(seed, 12<<20)) {

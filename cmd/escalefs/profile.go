@@ -1,0 +1,81 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"runtime/pprof"
+
+	"github.com/spf13/cobra"
+)
+
+// profiles writes Go's CPU and heap profiles of a run, for `go tool
+// pprof`: --cpuprofile FILE and --memprofile FILE, hidden flags for
+// whoever measures where a transfer spends its time.
+type profiles struct {
+	cpu, mem string
+	cpuFile  *os.File
+}
+
+// register adds the flags to root, and starts the CPU profile before
+// root's PersistentPreRunE (registered before) runs.
+func (p *profiles) register(root *cobra.Command) {
+	pre := root.PersistentPreRunE
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		if err := p.start(); err != nil {
+			return err
+		}
+		if pre == nil {
+			return nil
+		}
+		return pre(cmd, args)
+	}
+	f := root.PersistentFlags()
+	f.StringVar(&p.cpu, "cpuprofile", "", "write a CPU profile of the run to `FILE`")
+	f.StringVar(&p.mem, "memprofile", "", "write a heap profile at the end of the run to `FILE`")
+	_ = f.MarkHidden("cpuprofile")
+	_ = f.MarkHidden("memprofile")
+}
+
+// start begins the CPU profile, if one was asked for.
+func (p *profiles) start() error {
+	if p.cpu == "" || p.cpuFile != nil {
+		return nil
+	}
+	f, err := os.Create(p.cpu)
+	if err != nil {
+		return fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return fmt.Errorf("--cpuprofile %s: %w", p.cpu, err)
+	}
+	p.cpuFile = f
+	return nil
+}
+
+// stop ends the CPU profile and writes the heap profile; what fails is
+// reported on stderr, as the run's own outcome stands.
+func (p *profiles) stop(stderr *os.File) {
+	if p.cpuFile != nil {
+		pprof.StopCPUProfile()
+		if err := p.cpuFile.Close(); err != nil {
+			fmt.Fprintln(stderr, "escalefs: --cpuprofile:", err)
+		}
+		p.cpuFile = nil
+	}
+	if p.mem == "" {
+		return
+	}
+	f, err := os.Create(p.mem)
+	if err == nil {
+		runtime.GC()
+		err = pprof.WriteHeapProfile(f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "escalefs: --memprofile:", err)
+	}
+}
