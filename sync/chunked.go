@@ -2,6 +2,7 @@ package sync
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -97,7 +98,15 @@ func (e *Engine) uploadChunks(ctx context.Context, it *pushItem) error {
 	if len(prog.Chunks) > 0 {
 		e.log.Info("resuming an interrupted upload", "path", it.ent.Path, "chunks_done", len(prog.Chunks))
 	}
-	list, err := e.up.PutChunks(ctx, func() (io.ReadCloser, error) { return e.open(ctx, it) }, it.ent.Size, e.chunker, opts)
+	// What is sent is checked as open checks it (verified), but the file
+	// is always read as a file, which PutChunks cuts in parallel: where
+	// the fingerprint cannot be trusted, PutChunks hashes what it sends.
+	it.hasher = nil
+	if it.ent.Local.CTimeNs == 0 {
+		it.hasher = sha256.New()
+		opts.Hash = it.hasher
+	}
+	list, err := e.up.PutChunks(ctx, func() (io.ReadCloser, error) { return e.openFile(ctx, it) }, it.ent.Size, e.chunker, opts)
 	if err != nil && unsaved {
 		if serr := save(); serr != nil {
 			e.log.Warn("saving the progress of an interrupted upload", "path", it.ent.Path, "err", serr)
@@ -125,6 +134,16 @@ func (e *Engine) uploadChunks(ctx context.Context, it *pushItem) error {
 	e.count(func(s *Stats) { s.Blobs += len(list.Blobs) })
 	e.indexChunks(it.ent.Path, it.ent.Local, list)
 	return nil
+}
+
+// openFile opens an item's file, recording its fingerprint when closed.
+func (e *Engine) openFile(ctx context.Context, it *pushItem) (io.ReadCloser, error) {
+	f, err := e.local.Open(ctx, it.ent.Path, it.ent.Local)
+	if err != nil {
+		return nil, err
+	}
+	it.closed = nil
+	return &statOnClose{f: f, st: &it.closed}, nil
 }
 
 // progressSaveInterval is how often a chunked upload or download saves

@@ -375,3 +375,55 @@ func TestChunkedThreeNodesOneBehind(t *testing.T) {
 		}
 	}
 }
+
+// TestChunkedUploadChecksRacyFile: a large file rewritten in place, with
+// its size, between the scan and the upload, within the timestamps'
+// resolution (the scan found it changed less than a second before, so it
+// cannot trust them): the upload hashes what it sends, finds that it is
+// not what was scanned, and leaves the file for the next round, which
+// pushes what the file then holds. No record ever pairs the scanned hash
+// with the other content: b only ever holds the last version.
+func TestChunkedUploadChecksRacyFile(t *testing.T) {
+	c := chunkedCluster(t, fileRelay(t))
+	a := c.add("a", chunked)
+	b := c.add("b", chunked)
+	first := pseudo.Bytes("racy first", 6<<20)
+	second := pseudo.Bytes("racy second", 6<<20)
+	a.write(t, "racy.img", first)
+	ctx := t.Context()
+	if _, err := a.e.Scan(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The rewrite keeps the inode, the size and the mtime, as a write
+	// within the same clock tick would; its ctime changes, which the scan
+	// did not trust anyway.
+	path := filepath.Join(a.dir, "racy.img")
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(second, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chtimes(path, fi.ModTime(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	pushed, err := a.e.Push(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pushed != 0 {
+		t.Errorf("the push published %d changes for a file that changed since its scan", pushed)
+	}
+	c.settle()
+	if got := b.read(t, "racy.img"); !bytes.Equal(got, second) {
+		t.Errorf("b holds %d bytes, not the file's last version", len(got))
+	}
+}

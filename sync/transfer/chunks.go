@@ -49,6 +49,12 @@ type ChunkOptions struct {
 	// from it stops the upload. Known and Stored are called one at a
 	// time, never at once.
 	Stored func(blob crypto.BlobRef, chunks map[crypto.ChunkID]int64) error
+	// Hash, if set, is given the file's bytes in order, as they go into
+	// the blobs (and the bytes of the chunks not stored, read for it):
+	// the caller checks that what was sent is what it scanned, where a
+	// file's timestamps cannot tell (a file changed within their
+	// resolution), and a file is still cut in parallel.
+	Hash io.Writer
 }
 
 // PutChunks reads the file open returns, of size bytes, cuts it with sp,
@@ -56,8 +62,8 @@ type ChunkOptions struct {
 // this node, encrypted in memory (no temporary file) and several sent at
 // once; the others are referred to where Known says, and a chunk met twice
 // is stored once. It returns the file's chunk list; each byte is hashed
-// once, for its chunk's ID (a caller that wants the file's SHA-256 hashes
-// what open returns). A file that yields another number of bytes than size fails
+// once, for its chunk's ID, and once more for opts.Hash if it is set. A
+// file that yields another number of bytes than size fails
 // with an error wrapping ErrChanged; blobs already stored are then
 // unreferenced (but were reported to opts.Stored).
 func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, error), size int64, sp Splitter,
@@ -150,6 +156,7 @@ func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, er
 			return fmt.Errorf("chunks: %w: more than %d bytes", ErrChanged, size)
 		}
 		ref := proto.ChunkRef{ID: k.ID, Length: k.Length, Blob: proto.NoBlob}
+		hashed := opts.Hash == nil
 		prev, done := stored[k.ID]
 		kn, ok := Known{}, false
 		if !done {
@@ -187,7 +194,22 @@ func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, er
 			if err := fill(cur.plain[n:]); err != nil {
 				return err
 			}
+			if !hashed {
+				opts.Hash.Write(cur.plain[n:])
+				hashed = true
+			}
 			stored[k.ID] = ref
+		}
+		if !hashed {
+			buf := u.bufs.get(int(k.Length))[:k.Length]
+			err := fill(buf)
+			if err == nil {
+				_, err = opts.Hash.Write(buf)
+			}
+			u.bufs.put(buf)
+			if err != nil {
+				return err
+			}
 		}
 		list.Chunks = append(list.Chunks, ref)
 		return nil
@@ -452,9 +474,9 @@ type written struct {
 // startWriting starts the stages; a failure of the writing cancels the
 // download.
 func (d *Downloader) startWriting(ctx context.Context, cancel func(), dst, hash io.Writer, done func(int, bool) error) *writing {
-	w := &writing{wch: make(chan written, 1), wdone: make(chan error, 1), hdone: make(chan error, 1)}
+	w := &writing{wch: make(chan written, 3), wdone: make(chan error, 1), hdone: make(chan error, 1)}
 	if hash != nil {
-		w.hch = make(chan []byte, 1)
+		w.hch = make(chan []byte, 3)
 		go func() {
 			var err error
 			for b := range w.hch {

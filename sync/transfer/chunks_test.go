@@ -57,10 +57,15 @@ func TestChunksRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Cut as a file, in parallel: the same chunks, in the same order.
-		fileList, err := e.up.PutChunks(t.Context(), fileOpener(data), int64(len(data)), ch, transfer.ChunkOptions{})
+		// Cut as a file, in parallel: the same chunks, in the same order;
+		// Hash is given the file, repeated chunks included.
+		sent := sha256.New()
+		fileList, err := e.up.PutChunks(t.Context(), fileOpener(data), int64(len(data)), ch, transfer.ChunkOptions{Hash: sent})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if [32]byte(sent.Sum(nil)) != sha256.Sum256(data) {
+			t.Error("ChunkOptions.Hash was not given the file's bytes in order")
 		}
 		if len(fileList.Chunks) != len(list.Chunks) {
 			t.Fatalf("cut as a file: %d chunks, as a stream %d", len(fileList.Chunks), len(list.Chunks))
@@ -314,9 +319,14 @@ func TestChunksResume(t *testing.T) {
 		}
 		return stored.Stored(b, offs)
 	}
+	sent := sha256.New() // given the chunks stored before too
+	resumed.Hash = sent
 	list, err := e.up.PutChunks(t.Context(), opener(data), int64(len(data)), ch, resumed)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if [32]byte(sent.Sum(nil)) != sha256.Sum256(data) {
+		t.Error("ChunkOptions.Hash was not given the file's bytes in order")
 	}
 	if again > 0 {
 		t.Errorf("the resumed upload stored %d chunks stored before again", again)
