@@ -42,9 +42,11 @@ func ParseBlobID(s string) (BlobID, error) {
 // BlobRef is what a record says about a blob: enough to check that the
 // bytes the relay returns are the ones that were written.
 type BlobRef struct {
-	ID     BlobID
-	Size   int64    // bytes stored on the relay (ciphertext)
-	SHA256 [32]byte // of the bytes stored on the relay
+	ID   BlobID
+	Size int64 // bytes stored on the relay (ciphertext)
+	// SHA256 is of the bytes stored on the relay; all zero for a blob
+	// whose content is checked otherwise (NewUnhashedBlobWriter).
+	SHA256 [32]byte
 }
 
 // encrypting reports whether blobs are age-encrypted under k. A nil k (a
@@ -66,7 +68,19 @@ type BlobWriter struct {
 // key, or the plaintext itself when encryption is off). Close must be
 // called to finish the blob; Ref is valid after that.
 func NewBlobWriter(k *Keys, id BlobID, dst io.Writer) (*BlobWriter, error) {
-	w := &BlobWriter{id: id, out: &hashCounter{w: dst, h: sha256.New()}}
+	return newBlobWriter(k, id, dst, sha256.New())
+}
+
+// NewUnhashedBlobWriter is NewBlobWriter for a blob whose reader checks
+// what it reads otherwise: a chunk blob, each of whose chunks is checked
+// against its keyed ID. Its Ref has no SHA256, which saves hashing the
+// blob once more.
+func NewUnhashedBlobWriter(k *Keys, id BlobID, dst io.Writer) (*BlobWriter, error) {
+	return newBlobWriter(k, id, dst, nil)
+}
+
+func newBlobWriter(k *Keys, id BlobID, dst io.Writer, h hash.Hash) (*BlobWriter, error) {
+	w := &BlobWriter{id: id, out: &hashCounter{w: dst, h: h}}
 	if !k.encrypting() {
 		w.enc = nopCloser{w.out}
 		return w, nil
@@ -104,7 +118,9 @@ func (w *BlobWriter) Close() error {
 		return fmt.Errorf("finishing blob: %w", err)
 	}
 	ref := BlobRef{ID: w.id, Size: w.out.n}
-	copy(ref.SHA256[:], w.out.h.Sum(nil))
+	if w.out.h != nil {
+		w.out.h.Sum(ref.SHA256[:0])
+	}
 	w.ref = &ref
 	return nil
 }
@@ -119,13 +135,15 @@ func (w *BlobWriter) Ref() BlobRef {
 
 type hashCounter struct {
 	w io.Writer
-	h hash.Hash
+	h hash.Hash // nil: counts only
 	n int64
 }
 
 func (hc *hashCounter) Write(p []byte) (int, error) {
 	n, err := hc.w.Write(p)
-	hc.h.Write(p[:n])
+	if hc.h != nil {
+		hc.h.Write(p[:n])
+	}
 	hc.n += int64(n)
 	return n, err
 }
@@ -137,12 +155,16 @@ func (nopCloser) Close() error { return nil }
 // OpenBlob returns a reader of the plaintext of the blob that src holds,
 // checking it against ref as it goes: its size, its SHA-256 and, when
 // encrypted, every chunk's authentication tag and the authenticated end of
-// stream. Any mismatch makes Read fail with an error wrapping
+// stream (a ref without a SHA-256, from NewUnhashedBlobWriter, is checked
+// by the rest alone). Any mismatch makes Read fail with an error wrapping
 // ErrBlobTruncated or ErrBlobCorrupt; a caller must treat what it read
 // before such an error as garbage (escalefs writes blobs to a temporary file
 // and installs it only after io.EOF).
 func OpenBlob(k *Keys, src io.Reader, ref BlobRef) (io.Reader, error) {
-	v := &verifier{r: src, ref: ref, h: sha256.New()}
+	v := &verifier{r: src, ref: ref}
+	if ref.SHA256 != [32]byte{} {
+		v.h = sha256.New()
+	}
 	if !k.encrypting() {
 		return v, nil
 	}
@@ -157,7 +179,7 @@ func OpenBlob(k *Keys, src io.Reader, ref BlobRef) (io.Reader, error) {
 type verifier struct {
 	r   io.Reader
 	ref BlobRef
-	h   hash.Hash
+	h   hash.Hash // nil: no hash to check
 	n   int64
 	err error
 }
@@ -167,7 +189,9 @@ func (v *verifier) Read(p []byte) (int, error) {
 		return 0, v.err
 	}
 	n, err := v.r.Read(p)
-	v.h.Write(p[:n])
+	if v.h != nil {
+		v.h.Write(p[:n])
+	}
 	v.n += int64(n)
 	if v.n > v.ref.Size {
 		v.err = fmt.Errorf("%w: blob %s is longer than the %d bytes its record says", ErrBlobCorrupt, v.ref.ID, v.ref.Size)
@@ -179,7 +203,9 @@ func (v *verifier) Read(p []byte) (int, error) {
 			return n, v.err
 		}
 		var sum [32]byte
-		copy(sum[:], v.h.Sum(nil))
+		if v.h != nil {
+			v.h.Sum(sum[:0])
+		}
 		if sum != v.ref.SHA256 {
 			v.err = fmt.Errorf("%w: blob %s does not match the SHA-256 in its record (altered or swapped)", ErrBlobCorrupt, v.ref.ID)
 			return n, v.err

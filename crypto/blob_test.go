@@ -759,3 +759,47 @@ func TestBlobWriteError(t *testing.T) {
 		}
 	}
 }
+
+// TestUnhashedBlob: a blob written without its SHA-256 (a chunk blob) has
+// a Ref with the size and an all-zero hash; it reads back whole and at
+// random, and age's authentication still catches a flipped bit, a
+// truncation and an extension, which the size check reports as well.
+func TestUnhashedBlob(t *testing.T) {
+	k := testKeys(t, EncryptionAge)
+	pt := prngBytes(9, 2*ageChunk+777)
+	var buf bytes.Buffer
+	w, err := NewUnhashedBlobWriter(k, NewBlobID(), &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(pt); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	blob, ref := buf.Bytes(), w.Ref()
+	if ref.SHA256 != [32]byte{} || ref.Size != int64(len(blob)) {
+		t.Fatalf("ref %+v for a blob of %d bytes, want its size and no hash", ref, len(blob))
+	}
+	got, err := openAll(k, blob, ref)
+	if err != nil || !bytes.Equal(got, pt) {
+		t.Fatalf("read back: %v, equal %v", err, bytes.Equal(got, pt))
+	}
+	ra, size, err := BlobReaderAt(k, ref.ID, bytes.NewReader(blob), ref.Size)
+	if err != nil || size != int64(len(pt)) {
+		t.Fatalf("BlobReaderAt: size %d, %v", size, err)
+	}
+	part := make([]byte, 1000)
+	if _, err := ra.ReadAt(part, ageChunk-500); err != nil || !bytes.Equal(part, pt[ageChunk-500:ageChunk+500]) {
+		t.Fatalf("ReadAt across a chunk boundary: %v", err)
+	}
+	bad := bytes.Clone(blob)
+	bad[len(bad)/2] ^= 0x04
+	_, err = openAll(k, bad, ref)
+	wantErr(t, err, errs(ErrBlobCorrupt), ref.ID.String())
+	_, err = openAll(k, blob[:len(blob)-10], ref)
+	wantErr(t, err, errs(ErrBlobTruncated), ref.ID.String())
+	_, err = openAll(k, append(bytes.Clone(blob), 0), ref)
+	wantErr(t, err, errs(ErrBlobCorrupt), "longer than")
+}

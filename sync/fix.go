@@ -326,6 +326,19 @@ func (e *Engine) Fix(ctx context.Context, log *slog.Logger, opts FixOptions) (*F
 			if opts.Quick {
 				continue
 			}
+			if ref.SHA256 == [32]byte{} {
+				// A chunk blob without its hash: read it through its
+				// authentication (its chunks' IDs are a reader's check).
+				err := e.authenticateObject(ctx, obj, ref)
+				switch {
+				case errors.Is(err, fs.ErrNotExist):
+				case errors.Is(err, crypto.ErrBlobCorrupt), errors.Is(err, crypto.ErrBlobTruncated):
+					addDamage(node, obj, err.Error())
+				case err != nil:
+					return nil, err
+				}
+				continue
+			}
 			sum, n, err := e.hashObject(ctx, obj)
 			switch {
 			case errors.Is(err, fs.ErrNotExist):
@@ -391,6 +404,19 @@ func (e *Engine) hashObject(ctx context.Context, name string) ([32]byte, int64, 
 		return err
 	})
 	return sum, n, err
+}
+
+// authenticateObject reads the blob obj, whose record gives no hash,
+// through its decryption: its size and its authentication (every chunk's
+// tag and the end of the stream) are checked.
+func (e *Engine) authenticateObject(ctx context.Context, name string, ref crypto.BlobRef) error {
+	return e.r.Get(ctx, name, 0, -1, func(r io.Reader) error {
+		plain, err := crypto.OpenBlob(e.cfg.Repo.Keys, r, ref)
+		if err == nil {
+			_, err = io.Copy(io.Discard, plain)
+		}
+		return err
+	})
 }
 
 // restoreConfig writes escale.json back from the node's copy and checks

@@ -72,7 +72,7 @@ type wirePack struct {
 type wireBlob struct {
 	ID     string `json:"id"`
 	Size   int64  `json:"size"`
-	SHA256 string `json:"sha256"`
+	SHA256 string `json:"sha256,omitempty"` // absent: a chunk blob without its hash
 }
 
 type wireRequest struct {
@@ -398,7 +398,11 @@ func changeOut(c Change) wireChange {
 }
 
 func blobOut(r crypto.BlobRef) wireBlob {
-	return wireBlob{ID: r.ID.String(), Size: r.Size, SHA256: hex.EncodeToString(r.SHA256[:])}
+	w := wireBlob{ID: r.ID.String(), Size: r.Size}
+	if r.SHA256 != [32]byte{} {
+		w.SHA256 = hex.EncodeToString(r.SHA256[:])
+	}
+	return w
 }
 
 // changeIn converts the wire form; the result is then checked by check.
@@ -484,6 +488,9 @@ func blobIn(r *crypto.BlobRef, w wireBlob) string {
 		return err.Error()
 	}
 	r.ID, r.Size = id, w.Size
+	if w.SHA256 == "" {
+		return "" // a chunk blob without its hash; elsewhere refused as missing
+	}
 	if why := hashIn(&r.SHA256, w.SHA256); why != "" {
 		return fmt.Sprintf("blob %s: %s", w.ID, why)
 	}

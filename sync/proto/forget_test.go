@@ -46,14 +46,14 @@ func TestForgetEncoding(t *testing.T) {
 	if want := `{"version":1,"node":"` + nodeA + `","up_to":0}` + "\n"; string(b) != want {
 		t.Errorf("got  %s\nwant %s", b, want)
 	}
-	if _, err := proto.EncodeForget(proto.Forget{Version: 3}); err == nil {
-		t.Error("encoded version 3")
+	if _, err := proto.EncodeForget(proto.Forget{Version: proto.FormatVersion + 1}); err == nil {
+		t.Errorf("encoded version %d", proto.FormatVersion+1)
 	}
 }
 
 func TestDecodeForgetMalformed(t *testing.T) {
 	for _, tc := range []struct{ name, in, want string }{
-		{"newer", `{"version":3,"node":"` + nodeA + `","up_to":1}`, `newer than this escalefs`},
+		{"newer", `{"version":4,"node":"` + nodeA + `","up_to":1}`, `newer than this escalefs`},
 		{"no version", `{"node":"` + nodeA + `","up_to":1}`, `format version 0`},
 		{"unknown member", `{"version":1,"node":"` + nodeA + `","up_to":1,"why":"x"}`, `unknown field "why"`},
 		{"upper-case node", `{"version":1,"node":"` + strings.ToUpper(nodeB) + `","up_to":1}`, `lower-case hex`},

@@ -28,24 +28,51 @@ const (
 	// ChunksVersion is the first version with content as chunks
 	// (Change.Chunks).
 	ChunksVersion = 2
-	FormatVersion = ChunksVersion
+	// UnhashedChunkBlobsVersion is the first version in which a chunk
+	// blob may come without the SHA-256 of its bytes: its chunks are
+	// checked by their IDs.
+	UnhashedChunkBlobsVersion = 3
+	FormatVersion             = UnhashedChunkBlobsVersion
 )
 
 // VersionFor is the format version of a record holding changes: the
 // lowest that can hold them.
 func VersionFor(changes []Change) int {
+	v := MinFormatVersion
 	for _, c := range changes {
-		if c.Chunks != nil {
-			return ChunksVersion
+		v = max(v, c.version())
+	}
+	return v
+}
+
+// version is the lowest format version that can hold c.
+func (c Change) version() int {
+	switch {
+	case c.Chunks == nil:
+		return MinFormatVersion
+	case c.Chunks.unhashed():
+		return UnhashedChunkBlobsVersion
+	}
+	return ChunksVersion
+}
+
+// unhashed reports whether a blob of l comes without its SHA-256.
+func (l *ChunkList) unhashed() bool {
+	for _, b := range l.Blobs {
+		if b.SHA256 == [32]byte{} {
+			return true
 		}
 	}
-	return MinFormatVersion
+	return false
 }
 
 // checkIn returns why c cannot be in a record of format version v, or "".
 func (c Change) checkIn(v int) string {
-	if c.Chunks != nil && v < ChunksVersion {
+	switch {
+	case c.Chunks != nil && v < ChunksVersion:
 		return fmt.Sprintf("chunks in a record of format version %d (they need %d)", v, ChunksVersion)
+	case c.Chunks != nil && v < UnhashedChunkBlobsVersion && c.Chunks.unhashed():
+		return fmt.Sprintf("a chunk blob without its hash in a record of format version %d (that needs %d)", v, UnhashedChunkBlobsVersion)
 	}
 	return ""
 }
@@ -492,7 +519,7 @@ func (l *ChunkList) check(size int64) string {
 		return fmt.Sprintf("%d blobs for %d chunks", len(l.Blobs), len(l.Chunks))
 	}
 	for i, r := range l.Blobs {
-		if why := checkBlobRef(r); why != "" {
+		if why := checkSize(r); why != "" {
 			return fmt.Sprintf("blob %d: %s", i, why)
 		}
 	}
@@ -525,12 +552,19 @@ func (l *ChunkList) check(size int64) string {
 	return ""
 }
 
+// checkBlobRef checks a blob read whole, which its hash checks.
 func checkBlobRef(r crypto.BlobRef) string {
-	switch {
-	case r.Size <= 0:
-		return fmt.Sprintf("blob %s: size %d not positive", r.ID, r.Size)
-	case r.SHA256 == [32]byte{}:
+	if r.SHA256 == [32]byte{} {
 		return fmt.Sprintf("blob %s: missing hash", r.ID)
+	}
+	return checkSize(r)
+}
+
+// checkSize checks a blob's size, all a chunk blob needs (its hash is
+// optional, checkIn).
+func checkSize(r crypto.BlobRef) string {
+	if r.Size <= 0 {
+		return fmt.Sprintf("blob %s: size %d not positive", r.ID, r.Size)
 	}
 	return ""
 }

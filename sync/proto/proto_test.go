@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -88,7 +89,7 @@ func sampleChanges() []proto.Change {
 
 func sampleLog(t testing.TB) proto.Log {
 	return proto.Log{
-		Version:  proto.FormatVersion, // it holds chunks
+		Version:  proto.ChunksVersion, // it holds chunks, in blobs with their hashes
 		NodeName: "laptop <alice>",
 		Time:     mtime,
 		Changes:  sampleChanges(),
@@ -219,7 +220,7 @@ func TestDecodeMalformed(t *testing.T) {
 		{"case folded field", `{"Version":1,"node_name":"n","changes":[],"acks":{},"requests":[]}`, `unknown field "Version"`},
 		{"repeated member", `{"version":1,"version":1,"node_name":"n","changes":[],"acks":{},"requests":[]}`, `member "version" repeated`},
 		{"null", `{"version":1,"node_name":null,"changes":[],"acks":{},"requests":[]}`, `null`},
-		{"newer version", `{"version":3,"node_name":"n","changes":[],"acks":{},"requests":[]}`, `newer than this escalefs`},
+		{"newer version", `{"version":4,"node_name":"n","changes":[],"acks":{},"requests":[]}`, `newer than this escalefs`},
 		{"version zero", `{"node_name":"n","changes":[],"acks":{},"requests":[]}`, `format version 0`},
 		{"not an object", `[]`, `not a JSON object`},
 		{"two values", logWith() + `{}`, `after top-level value`},
@@ -262,7 +263,7 @@ func TestDecodeMalformed(t *testing.T) {
 		{"chunk bad id", logWith(put(`,"chunks":{"blobs":[],"list":[{"id":"xyz","length":5}]}`)), `chunk 0: ID: hash "xyz"`},
 		{"chunks on mkdir", logWith(`{"op":"mkdir","path":"a",` + ver + `,"chunks":{"blobs":[],"list":[]}}`), `unexpected chunks`},
 		{"chunks in version 1", logWith(put(`,"chunks":{"blobs":[],"list":[{"id":` + h64 + `,"length":5}]}`)), `chunks in a record of format version 1 (they need 2)`},
-		{"version 0", `{"version":0,"node_name":"n","changes":[],"acks":{},"requests":[]}`, `format version 0, expected 1 to 2`},
+		{"version 0", `{"version":0,"node_name":"n","changes":[],"acks":{},"requests":[]}`, `format version 0, expected 1 to 3`},
 		{"put no hash", logWith(`{"op":"put","path":"a",` + ver + `}`), `put without hash`},
 		{"empty put with content", logWith(`{"op":"put","path":"a",` + ver + `,"hash":` + h64 + `,"parts":[` + blobJ + `]}`), `empty file with content`},
 		{"negative size", logWith(`{"op":"put","path":"a",` + ver + `,"size":-1,"hash":` + h64 + `}`), `negative size -1`},
@@ -369,7 +370,7 @@ func TestEncodeRefuses(t *testing.T) {
 		l    proto.Log
 		want string
 	}{
-		{"version", proto.Log{Version: 3}, "version 3"},
+		{"version", proto.Log{Version: 4}, "version 4"},
 		{"bad path", proto.Log{Version: 1, Changes: []proto.Change{{Op: proto.OpMkdir, Path: "../x", Version: vv}}}, `change 0 "../x"`},
 		{"rename without from", proto.Log{Version: 1, Changes: []proto.Change{{Op: proto.OpRename, Path: "x", Version: vv}}}, "rename without from"},
 		{"zero counter", proto.Log{Version: 1, Changes: []proto.Change{{Op: proto.OpMkdir, Path: "x", Version: cache.VersionVector{nodeA: 0}}}}, "zero counter"},
@@ -521,6 +522,49 @@ func TestVersionFor(t *testing.T) {
 	if _, err := proto.EncodeLog(proto.Log{Version: proto.MinFormatVersion, Changes: changes}); err == nil ||
 		!strings.Contains(err.Error(), "chunks in a record of format version 1") {
 		t.Errorf("a version 1 log with chunks: %v", err)
+	}
+
+	// A chunk blob without its hash needs version 3, which writes no
+	// sha256 for it; version 2 refuses it, either way.
+	before, err := proto.EncodeLog(proto.Log{Version: proto.ChunksVersion, Changes: changes, Acks: map[crypto.NodeID]uint64{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := &changes[len(changes)-1]
+	list := *last.Chunks
+	list.Blobs = slices.Clone(list.Blobs)
+	list.Blobs[1].SHA256 = [32]byte{}
+	last.Chunks = &list
+	if v := proto.VersionFor(changes); v != proto.UnhashedChunkBlobsVersion {
+		t.Errorf("with a chunk blob without its hash: version %d, want %d", v, proto.UnhashedChunkBlobsVersion)
+	}
+	lg := proto.Log{Version: proto.UnhashedChunkBlobsVersion, Changes: changes, Acks: map[crypto.NodeID]uint64{}}
+	b, err := proto.EncodeLog(lg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, was := strings.Count(string(b), `"sha256"`), strings.Count(string(before), `"sha256"`); n != was-1 {
+		t.Errorf("%d sha256 members, %d with every hash: want one fewer", n, was)
+	}
+	got, err := proto.DecodeLog(b)
+	if err != nil || !reflect.DeepEqual(got.Changes, lg.Changes) {
+		t.Errorf("version 3 round trip: %v", err)
+	}
+	if _, err := proto.EncodeLog(proto.Log{Version: proto.ChunksVersion, Changes: changes}); err == nil ||
+		!strings.Contains(err.Error(), "without its hash in a record of format version 2") {
+		t.Errorf("a version 2 log with a chunk blob without its hash: %v", err)
+	}
+	v2 := strings.Replace(string(b), `{"version":3,`, `{"version":2,`, 1)
+	if _, err := proto.DecodeLog([]byte(v2)); !errors.Is(err, proto.ErrMalformed) || !strings.Contains(err.Error(), "without its hash") {
+		t.Errorf("a version 2 log with a chunk blob without its hash decoded: %v", err)
+	}
+	// A pack or a part still needs its hash.
+	noHash := strings.Replace(string(b), `,"sha256":"4bf5122f344554c53bde2ebb8cd2b7e3d1600ad631c385a5d7cce23c7785459a"`, ``, 1)
+	if noHash == string(b) {
+		t.Fatal("test bug: the pack's hash is not in the record")
+	}
+	if _, err := proto.DecodeLog([]byte(noHash)); !errors.Is(err, proto.ErrMalformed) || !strings.Contains(err.Error(), "missing hash") {
+		t.Errorf("a pack without its hash decoded: %v", err)
 	}
 }
 

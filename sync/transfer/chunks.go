@@ -284,7 +284,7 @@ func newChunkBlob(index int, plain []byte) *chunkBlob {
 // plaintext back to pool, and returns its bytes and ref.
 func (b *chunkBlob) seal(keys *crypto.Keys, pool *bufPool) ([]byte, crypto.BlobRef, error) {
 	buf := bytes.NewBuffer(pool.get(len(b.plain) + len(b.plain)/1024 + 1024)[:0])
-	w, err := crypto.NewBlobWriter(keys, crypto.NewBlobID(), buf)
+	w, err := crypto.NewUnhashedBlobWriter(keys, crypto.NewBlobID(), buf) // each chunk is checked by its ID
 	if err == nil {
 		_, err = w.Write(b.plain)
 	}
