@@ -91,15 +91,16 @@ func (c *Chunker) length(data []byte) int {
 // order. The bytes are valid only during the call. An empty r has no
 // chunk. An error of r or fn ends Split with it.
 func (c *Chunker) Split(r io.Reader, fn func(Chunk, []byte) error) error {
-	var w walker
+	var w streamWalker
 	_, err := c.cut(context.Background(), &w, r, 0, func(k Chunk, data []byte) (bool, error) {
 		return true, fn(k, data)
 	})
 	return err
 }
 
-// walker holds the buffer of one cutting at a time, reused by the next.
-type walker struct {
+// streamWalker holds the buffer of one cutting of a stream at a time,
+// which holds each chunk whole.
+type streamWalker struct {
 	br *bufio.Reader
 }
 
@@ -107,7 +108,7 @@ type walker struct {
 // chunk began there, and calls fn with each chunk, its ID and its bytes
 // (valid during the call), until fn returns false or r ends. It returns
 // where the last chunk handed to fn ends.
-func (c *Chunker) cut(ctx context.Context, w *walker, r io.Reader, start int64, fn func(Chunk, []byte) (bool, error)) (int64, error) {
+func (c *Chunker) cut(ctx context.Context, w *streamWalker, r io.Reader, start int64, fn func(Chunk, []byte) (bool, error)) (int64, error) {
 	if w.br == nil {
 		w.br = bufio.NewReaderSize(r, 2*MaxSize)
 	} else {

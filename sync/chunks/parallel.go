@@ -2,6 +2,7 @@ package chunks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"runtime"
@@ -143,18 +144,79 @@ func (c *Chunker) cutSegment(ctx context.Context, w *walker, r io.ReaderAt, star
 	return res
 }
 
+// walker holds the buffer of one cutting of a file at a time, reused by
+// the next: a block of the file, not a whole chunk, as the chunk's bytes
+// are not kept.
+type walker struct {
+	buf []byte
+}
+
+// blockSize is how much of a file a walker reads at a time.
+const blockSize = 1 << 20
+
 // walk cuts r from start (as if a chunk began there) to size and calls fn
 // with each chunk, with its ID, until fn returns false or the content's
-// end, which must be at size.
+// end, which must be at size. It cuts as Split does (length), block by
+// block: the fingerprint and the chunk's hash go on across blocks.
 func (c *Chunker) walk(ctx context.Context, w *walker, r io.ReaderAt, start, size int64, fn func(Chunk) (bool, error)) error {
-	stopped := false
-	end, err := c.cut(ctx, w, io.NewSectionReader(r, start, size-start), start, func(k Chunk, _ []byte) (bool, error) {
-		more, err := fn(k)
-		stopped = !more
-		return more, err
-	})
-	if err == nil && !stopped && end != size {
-		return fmt.Errorf("chunks: %w: the content ends at %d, not %d", io.ErrUnexpectedEOF, end, size)
+	if w.buf == nil {
+		w.buf = make([]byte, blockSize)
 	}
-	return err
+	from := start // the chunk's first byte
+	h := c.hash()
+	var fp uint64
+	emit := func(end int64) (bool, error) {
+		k := Chunk{Offset: from, Length: end - from}
+		h.Sum(k.ID[:0])
+		from, fp, h = end, 0, c.hash()
+		return fn(k)
+	}
+	for pos := start; pos < size; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		block := w.buf[:min(int64(len(w.buf)), size-pos)]
+		if n, err := r.ReadAt(block, pos); n < len(block) {
+			if err == nil || errors.Is(err, io.EOF) {
+				err = fmt.Errorf("chunks: %w: the content ends at %d, not %d", io.ErrUnexpectedEOF, pos+int64(n), size)
+			}
+			return err
+		}
+		for len(block) > 0 {
+			in := pos - from // bytes of the chunk before block
+			if in < MinSize {
+				n := min(MinSize-in, int64(len(block)))
+				h.Write(block[:n])
+				block, pos = block[n:], pos+n
+				continue
+			}
+			scan := block[:min(MaxSize-in, int64(len(block)))]
+			cut := -1
+			for i, b := range scan {
+				fp = fp<<1 + c.gear[b]
+				if fp&cutMask == 0 {
+					cut = i + 1
+					break
+				}
+			}
+			if cut < 0 && in+int64(len(scan)) < MaxSize {
+				h.Write(scan) // no cut in this block
+				block, pos = block[len(scan):], pos+int64(len(scan))
+				continue
+			}
+			if cut < 0 {
+				cut = len(scan) // at MaxSize
+			}
+			h.Write(block[:cut])
+			block, pos = block[cut:], pos+int64(cut)
+			if more, err := emit(pos); err != nil || !more {
+				return err
+			}
+		}
+	}
+	if from < size {
+		_, err := emit(size) // the last chunk
+		return err
+	}
+	return nil
 }
