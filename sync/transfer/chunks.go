@@ -474,9 +474,9 @@ type written struct {
 // startWriting starts the stages; a failure of the writing cancels the
 // download.
 func (d *Downloader) startWriting(ctx context.Context, cancel func(), dst, hash io.Writer, done func(int, bool) error) *writing {
-	w := &writing{wch: make(chan written, 3), wdone: make(chan error, 1), hdone: make(chan error, 1)}
+	w := &writing{wch: make(chan written, 1), wdone: make(chan error, 1), hdone: make(chan error, 1)}
 	if hash != nil {
-		w.hch = make(chan []byte, 3)
+		w.hch = make(chan []byte, 1)
 		go func() {
 			var err error
 			for b := range w.hch {
