@@ -389,14 +389,15 @@ func (s *syncBench) escalefsOnce(b *testing.B, tg syncTarget, wl syncWorkload) e
 
 // profileFlags, when $ESCALEFS_BENCH_PROFILE names a directory, has a
 // timed run write its CPU profile there, as <benchmark>-<node>.prof, for
-// go tool pprof, and its debug log beside it, as <benchmark>-<node>.log.
+// go tool pprof, its execution trace (.trace, for go tool trace) and its
+// debug log (.log) beside it.
 func profileFlags(b *testing.B, node string) []string {
 	dir := os.Getenv("ESCALEFS_BENCH_PROFILE")
 	if dir == "" {
 		return nil
 	}
 	name := filepath.Join(dir, strings.NewReplacer("/", "-").Replace(b.Name())+"-"+node)
-	return []string{"--cpuprofile", name + ".prof", "--log-level", "debug", "--log-file", name + ".log"}
+	return []string{"--cpuprofile", name + ".prof", "--trace", name + ".trace", "--log-level", "debug", "--log-file", name + ".log"}
 }
 
 // fileRelayBytes sums the sizes of the files of a file:// relay; 0 for

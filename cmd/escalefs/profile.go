@@ -5,16 +5,18 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 
 	"github.com/spf13/cobra"
 )
 
 // profiles writes Go's CPU and heap profiles of a run, for `go tool
-// pprof`: --cpuprofile FILE and --memprofile FILE, hidden flags for
-// whoever measures where a transfer spends its time.
+// pprof`, and its execution trace, for `go tool trace`: --cpuprofile
+// FILE, --memprofile FILE and --trace FILE, hidden flags for whoever
+// measures where a transfer spends its time.
 type profiles struct {
-	cpu, mem string
-	cpuFile  *os.File
+	cpu, mem, trace   string
+	cpuFile, traceOut *os.File
 }
 
 // register adds the flags to root, and starts the CPU profile before
@@ -33,12 +35,25 @@ func (p *profiles) register(root *cobra.Command) {
 	f := root.PersistentFlags()
 	f.StringVar(&p.cpu, "cpuprofile", "", "write a CPU profile of the run to `FILE`")
 	f.StringVar(&p.mem, "memprofile", "", "write a heap profile at the end of the run to `FILE`")
-	_ = f.MarkHidden("cpuprofile")
-	_ = f.MarkHidden("memprofile")
+	f.StringVar(&p.trace, "trace", "", "write an execution trace of the run to `FILE`")
+	for _, name := range []string{"cpuprofile", "memprofile", "trace"} {
+		_ = f.MarkHidden(name)
+	}
 }
 
-// start begins the CPU profile, if one was asked for.
+// start begins the CPU profile and the trace that were asked for.
 func (p *profiles) start() error {
+	if p.trace != "" && p.traceOut == nil {
+		f, err := os.Create(p.trace)
+		if err != nil {
+			return fmt.Errorf("--trace: %w", err)
+		}
+		if err := trace.Start(f); err != nil {
+			f.Close()
+			return fmt.Errorf("--trace %s: %w", p.trace, err)
+		}
+		p.traceOut = f
+	}
 	if p.cpu == "" || p.cpuFile != nil {
 		return nil
 	}
@@ -57,6 +72,13 @@ func (p *profiles) start() error {
 // stop ends the CPU profile and writes the heap profile; what fails is
 // reported on stderr, as the run's own outcome stands.
 func (p *profiles) stop(stderr *os.File) {
+	if p.traceOut != nil {
+		trace.Stop()
+		if err := p.traceOut.Close(); err != nil {
+			fmt.Fprintln(stderr, "escalefs: --trace:", err)
+		}
+		p.traceOut = nil
+	}
 	if p.cpuFile != nil {
 		pprof.StopCPUProfile()
 		if err := p.cpuFile.Close(); err != nil {

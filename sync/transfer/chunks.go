@@ -494,7 +494,7 @@ func (d *Downloader) startWriting(ctx context.Context, cancel func(), dst, hash 
 			if err != nil {
 				continue // drained after a failure
 			}
-			if _, err = dst.Write(s.data); err == nil {
+			if err = writePieces(dst, s.data); err == nil {
 				err = done(s.end, s.remote)
 			}
 			switch {
@@ -513,6 +513,25 @@ func (d *Downloader) startWriting(ctx context.Context, cancel func(), dst, hash 
 		w.wdone <- err
 	}()
 	return w
+}
+
+// writePieceSize bounds one write of GetChunks to its destination. The
+// kernel backs a larger write to a file with large folios, which cost an
+// order of magnitude more to fault in where free memory goes back to a
+// hypervisor (free page reporting): 1 GiB written in 8 MiB writes took
+// 2.7 s on a Firecracker VM with Linux 6.18, in 1 MiB writes 0.17 s.
+const writePieceSize = 1 << 20
+
+// writePieces writes p to w in pieces of writePieceSize at most.
+func writePieces(w io.Writer, p []byte) error {
+	for len(p) > 0 {
+		n, err := w.Write(p[:min(len(p), writePieceSize)])
+		if err != nil {
+			return err
+		}
+		p = p[n:]
+	}
+	return nil
 }
 
 // send hands the segment that ends before chunk end over to the stages.
