@@ -577,20 +577,26 @@ const (
 )
 
 // readRun reads len(p) bytes of the plaintext of blob ref of writer, from
-// off, into p: with one request for the run (and one for age's header).
+// off, into p: with one request for the run (and one for age's header),
+// or one for the whole blob when the run is most of it.
 // It checks each of the run's chunks against its ID, as the reads run in
 // parallel.
 func (d *Downloader) readRun(ctx context.Context, writer crypto.NodeID, ref crypto.BlobRef, off int64, p []byte,
 	run []proto.ChunkRef, idOf func([]byte) crypto.ChunkID) error {
 	win := &windowReaderAt{ctx: ctx, relay: d.relay, name: crypto.BlobName(writer, ref.ID), size: ref.Size, pool: &d.bufs}
 	defer win.release()
+	n := int64(len(p))
+	if n >= ref.Size/4*3 {
+		// Most of the blob (a new file's chunks fill whole blobs): one
+		// request reads it all, age's header and last chunk with it.
+		win.next = ref.Size
+	}
 	ra, _, err := crypto.BlobReaderAt(d.keys, ref.ID, win, ref.Size)
 	if err != nil {
 		return err
 	}
 	// The run's ciphertext: its plaintext, the tags of age's 64 KiB
 	// chunks, and one chunk of slack on each side.
-	n := int64(len(p))
 	win.next = n + n/4096 + 2*(64<<10+16)
 	if got, err := ra.ReadAt(p, off); int64(got) != n {
 		if err == nil || err == io.EOF {

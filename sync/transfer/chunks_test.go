@@ -21,10 +21,11 @@ import (
 // gettingRelay counts the bytes Get delivers.
 type gettingRelay struct {
 	relay.Relay
-	got atomic.Int64
+	got, gets atomic.Int64
 }
 
 func (g *gettingRelay) Get(ctx context.Context, name string, off, n int64, fn func(io.Reader) error) error {
+	g.gets.Add(1)
 	return g.Relay.Get(ctx, name, off, n, func(r io.Reader) error {
 		return fn(io.TeeReader(r, countWriter{&g.got}))
 	})
@@ -164,10 +165,16 @@ func TestChunksRoundTrip(t *testing.T) {
 		if got := g.got.Load(); got > lacking+lacking/50+int64(len(list.Blobs))*(200<<10) {
 			t.Errorf("read %d bytes of the relay for %d bytes of chunks", got, lacking)
 		}
-		// Without a local copy, everything comes from the relay.
+		// Without a local copy, everything comes from the relay: each
+		// blob whole, in one request (and the repeated chunks again).
 		out.Reset()
+		g.gets.Store(0)
 		if _, err := down.GetChunks(t.Context(), e.node, list, keys.ChunkIDOf, transfer.GetOptions{}, &out); err != nil {
 			t.Fatal(err)
+		}
+		repeats := len(list.Chunks) - len(seen) // each read where it was stored
+		if n := g.gets.Load(); n > int64(len(list.Blobs)+repeats) {
+			t.Errorf("%d requests for %d chunk blobs read whole and %d repeated chunks", n, len(list.Blobs), repeats)
 		}
 		if !bytes.Equal(out.Bytes(), data) {
 			t.Fatal("the content read from the relay alone differs")
