@@ -767,18 +767,7 @@ func TestBlobWriteError(t *testing.T) {
 func TestUnhashedBlob(t *testing.T) {
 	k := testKeys(t, EncryptionAge)
 	pt := prngBytes(9, 2*ageChunk+777)
-	var buf bytes.Buffer
-	w, err := NewUnhashedBlobWriter(k, NewBlobID(), &buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.Write(pt); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	blob, ref := buf.Bytes(), w.Ref()
+	blob, ref := sealBlobWith(t, NewUnhashedBlobWriter, k, pt)
 	if ref.SHA256 != [32]byte{} || ref.Size != int64(len(blob)) {
 		t.Fatalf("ref %+v for a blob of %d bytes, want its size and no hash", ref, len(blob))
 	}

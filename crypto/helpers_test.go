@@ -48,8 +48,14 @@ func prngBytes(seed uint64, n int) []byte {
 // sealBlob writes plaintext as a blob under k and returns its bytes and ref.
 func sealBlob(t testing.TB, k *Keys, plaintext []byte) ([]byte, BlobRef) {
 	t.Helper()
+	return sealBlobWith(t, NewBlobWriter, k, plaintext)
+}
+
+// sealBlobWith is sealBlob with another BlobWriter constructor.
+func sealBlobWith(t testing.TB, newWriter func(*Keys, BlobID, io.Writer) (*BlobWriter, error), k *Keys, plaintext []byte) ([]byte, BlobRef) {
+	t.Helper()
 	var buf bytes.Buffer
-	w, err := NewBlobWriter(k, NewBlobID(), &buf)
+	w, err := newWriter(k, NewBlobID(), &buf)
 	if err != nil {
 		t.Fatal(err)
 	}

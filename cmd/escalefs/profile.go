@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"runtime/pprof"
@@ -43,29 +44,27 @@ func (p *profiles) register(root *cobra.Command) {
 
 // start begins the CPU profile and the trace that were asked for.
 func (p *profiles) start() error {
-	if p.trace != "" && p.traceOut == nil {
-		f, err := os.Create(p.trace)
-		if err != nil {
-			return fmt.Errorf("--trace: %w", err)
-		}
-		if err := trace.Start(f); err != nil {
-			f.Close()
-			return fmt.Errorf("--trace %s: %w", p.trace, err)
-		}
-		p.traceOut = f
+	if err := startTo(&p.traceOut, "trace", p.trace, trace.Start); err != nil {
+		return err
 	}
-	if p.cpu == "" || p.cpuFile != nil {
+	return startTo(&p.cpuFile, "cpuprofile", p.cpu, pprof.StartCPUProfile)
+}
+
+// startTo creates path, unless it is empty or *out is open already, and
+// starts writing to it.
+func startTo(out **os.File, flag, path string, start func(io.Writer) error) error {
+	if path == "" || *out != nil {
 		return nil
 	}
-	f, err := os.Create(p.cpu)
+	f, err := os.Create(path)
 	if err != nil {
-		return fmt.Errorf("--cpuprofile: %w", err)
+		return fmt.Errorf("--%s: %w", flag, err)
 	}
-	if err := pprof.StartCPUProfile(f); err != nil {
+	if err := start(f); err != nil {
 		f.Close()
-		return fmt.Errorf("--cpuprofile %s: %w", p.cpu, err)
+		return fmt.Errorf("--%s %s: %w", flag, path, err)
 	}
-	p.cpuFile = f
+	*out = f
 	return nil
 }
 
