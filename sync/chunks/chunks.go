@@ -15,7 +15,6 @@ package chunks
 
 import (
 	"bufio"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -91,54 +90,34 @@ func (c *Chunker) length(data []byte) int {
 // order. The bytes are valid only during the call. An empty r has no
 // chunk. An error of r or fn ends Split with it.
 func (c *Chunker) Split(r io.Reader, fn func(Chunk, []byte) error) error {
-	var w streamWalker
-	_, err := c.cut(context.Background(), &w, r, 0, func(k Chunk, data []byte) (bool, error) {
-		return true, fn(k, data)
-	})
-	return err
-}
-
-// streamWalker holds the buffer of one cutting of a stream at a time,
-// which holds each chunk whole.
-type streamWalker struct {
-	br *bufio.Reader
-}
-
-// cut reads r, whose first byte is at offset start of the content, as if a
-// chunk began there, and calls fn with each chunk, its ID and its bytes
-// (valid during the call), until fn returns false or r ends. It returns
-// where the last chunk handed to fn ends.
-func (c *Chunker) cut(ctx context.Context, w *streamWalker, r io.Reader, start int64, fn func(Chunk, []byte) (bool, error)) (int64, error) {
-	if w.br == nil {
-		w.br = bufio.NewReaderSize(r, 2*MaxSize)
-	} else {
-		w.br.Reset(r)
-	}
-	off := start
+	br := bufio.NewReaderSize(r, 2*MaxSize) // a chunk at most, and room to read ahead
+	var off int64
 	for {
-		if err := ctx.Err(); err != nil {
-			return off, err
-		}
 		// The next MaxSize bytes, or what is left of the content.
-		data, err := w.br.Peek(MaxSize)
+		data, err := br.Peek(MaxSize)
 		if err != nil && !errors.Is(err, io.EOF) {
-			return off, err
+			return err
 		}
 		if len(data) == 0 {
-			return off, nil
+			return nil
 		}
 		data = data[:c.length(data)]
-		h := c.hash() // not Reset: the hash without a secret starts with a prefix
-		h.Write(data)
-		k := Chunk{Offset: off, Length: int64(len(data))}
-		h.Sum(k.ID[:0])
-		off += k.Length
-		more, err := fn(k, data)
-		if _, derr := w.br.Discard(len(data)); err == nil {
-			err = derr
+		k := Chunk{ID: c.id(data), Offset: off, Length: int64(len(data))}
+		if err := fn(k, data); err != nil {
+			return err
 		}
-		if err != nil || !more {
-			return off, err
+		off += k.Length
+		if _, err := br.Discard(len(data)); err != nil {
+			return err
 		}
 	}
+}
+
+// id is the ID of the chunk data.
+func (c *Chunker) id(data []byte) crypto.ChunkID {
+	h := c.hash() // not Reset: the hash without a secret starts with a prefix
+	h.Write(data)
+	var id crypto.ChunkID
+	h.Sum(id[:0])
+	return id
 }
