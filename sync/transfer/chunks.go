@@ -525,7 +525,11 @@ const writePieceSize = 1 << 20
 // writePieces writes p to w in pieces of writePieceSize at most.
 func writePieces(w io.Writer, p []byte) error {
 	for len(p) > 0 {
-		n, err := w.Write(p[:min(len(p), writePieceSize)])
+		piece := p[:min(len(p), writePieceSize)]
+		n, err := w.Write(piece)
+		if err == nil && n < len(piece) {
+			err = io.ErrShortWrite
+		}
 		if err != nil {
 			return err
 		}
