@@ -72,18 +72,28 @@ func (c *Chunker) Gear() [256]uint64 { return c.gear }
 // length returns the length of the chunk that begins data, which holds
 // the content from there to its end or MaxSize bytes of it.
 func (c *Chunker) length(data []byte) int {
+	data = data[:min(len(data), MaxSize)]
 	if len(data) <= MinSize {
 		return len(data)
 	}
-	data = data[:min(len(data), MaxSize)]
-	var fp uint64
-	for i, b := range data[MinSize:] {
-		fp = fp<<1 + c.gear[b]
-		if fp&cutMask == 0 {
-			return MinSize + i + 1
-		}
+	if _, n := c.roll(0, data[MinSize:]); n >= 0 {
+		return MinSize + n
 	}
 	return len(data)
+}
+
+// roll goes on with the fingerprint fp of a chunk over p, the chunk's next
+// bytes from MinSize on, and returns it and how many bytes of p the chunk
+// takes if it ends in p (its last byte the first whose fingerprint has
+// the top cutBits bits zero), or -1.
+func (c *Chunker) roll(fp uint64, p []byte) (uint64, int) {
+	for i, b := range p {
+		fp = fp<<1 + c.gear[b]
+		if fp&cutMask == 0 {
+			return fp, i + 1
+		}
+	}
+	return fp, -1
 }
 
 // Split reads r to its end and calls fn with each chunk and its bytes, in

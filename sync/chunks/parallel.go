@@ -191,24 +191,17 @@ func (c *Chunker) walk(ctx context.Context, w *walker, r io.ReaderAt, start, siz
 				continue
 			}
 			scan := block[:min(MaxSize-in, int64(len(block)))]
-			cut := -1
-			for i, b := range scan {
-				fp = fp<<1 + c.gear[b]
-				if fp&cutMask == 0 {
-					cut = i + 1
-					break
-				}
+			var n int
+			fp, n = c.roll(fp, scan)
+			ends := n >= 0 || in+int64(len(scan)) == MaxSize
+			if n < 0 {
+				n = len(scan) // no cut in this block
 			}
-			if cut < 0 && in+int64(len(scan)) < MaxSize {
-				h.Write(scan) // no cut in this block
-				block, pos = block[len(scan):], pos+int64(len(scan))
+			h.Write(block[:n])
+			block, pos = block[n:], pos+int64(n)
+			if !ends {
 				continue
 			}
-			if cut < 0 {
-				cut = len(scan) // at MaxSize
-			}
-			h.Write(block[:cut])
-			block, pos = block[cut:], pos+int64(cut)
 			if more, err := emit(pos); err != nil || !more {
 				return err
 			}
