@@ -2,7 +2,6 @@ package sync
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -98,13 +97,11 @@ func (e *Engine) uploadChunks(ctx context.Context, it *pushItem) error {
 	if len(prog.Chunks) > 0 {
 		e.log.Info("resuming an interrupted upload", "path", it.ent.Path, "chunks_done", len(prog.Chunks))
 	}
-	// What is sent is checked as open checks it (verified), but the file
-	// is always read as a file, which PutChunks cuts in parallel: where
-	// the fingerprint cannot be trusted, PutChunks hashes what it sends.
-	it.hasher = nil
-	if it.ent.Local.CTimeNs == 0 {
-		it.hasher = sha256.New()
-		opts.Hash = it.hasher
+	// What is sent is checked as open checks it, but the file is always
+	// read as a file, which PutChunks cuts in parallel, and PutChunks
+	// hashes what it sends where that is the check.
+	if h := it.startCheck(); h != nil {
+		opts.Hash = h
 	}
 	list, err := e.up.PutChunks(ctx, func() (io.ReadCloser, error) { return e.openFile(ctx, it) }, it.ent.Size, e.chunker, opts)
 	if err != nil && unsaved {
@@ -134,16 +131,6 @@ func (e *Engine) uploadChunks(ctx context.Context, it *pushItem) error {
 	e.count(func(s *Stats) { s.Blobs += len(list.Blobs) })
 	e.indexChunks(it.ent.Path, it.ent.Local, list)
 	return nil
-}
-
-// openFile opens an item's file, recording its fingerprint when closed.
-func (e *Engine) openFile(ctx context.Context, it *pushItem) (io.ReadCloser, error) {
-	f, err := e.local.Open(ctx, it.ent.Path, it.ent.Local)
-	if err != nil {
-		return nil, err
-	}
-	it.closed = nil
-	return &statOnClose{f: f, st: &it.closed}, nil
 }
 
 // progressSaveInterval is how often a chunked upload or download saves

@@ -243,21 +243,40 @@ func (h *hashingReader) Read(p []byte) (int, error) {
 func (h *hashingReader) Close() error { return h.r.Close() }
 
 // open opens an item's file for upload. Whether what is sent is what was
-// scanned is checked when the file is closed: by its fingerprint (size,
-// times, inode: any write changes its ctime), or, when the scan could not
-// trust the fingerprint (a file changed within the clock's resolution), by
-// hashing what is read.
+// scanned is checked when the file is closed (verified): by its
+// fingerprint, or by hashing what is read (startCheck).
 func (e *Engine) open(ctx context.Context, it *pushItem) (io.ReadCloser, error) {
+	f, err := e.openFile(ctx, it)
+	if err != nil {
+		return nil, err
+	}
+	if h := it.startCheck(); h != nil {
+		return &hashingReader{r: f, h: h}, nil
+	}
+	return f, nil
+}
+
+// openFile opens an item's file, recording its fingerprint when closed.
+func (e *Engine) openFile(ctx context.Context, it *pushItem) (*statOnClose, error) {
 	f, err := e.local.Open(ctx, it.ent.Path, it.ent.Local)
 	if err != nil {
 		return nil, err
 	}
-	it.hasher, it.closed = nil, nil
+	it.closed = nil
+	return &statOnClose{f: f, st: &it.closed}, nil
+}
+
+// startCheck begins the check of an upload of it (verified): by the
+// file's fingerprint when closed (size, times, inode: any write changes
+// its ctime), or, when the scan could not trust the fingerprint (a file
+// changed within the clock's resolution), by the SHA-256 of what is sent,
+// which the caller feeds to the hash it returns (nil otherwise).
+func (it *pushItem) startCheck() hash.Hash {
+	it.hasher = nil
 	if it.ent.Local.CTimeNs == 0 {
 		it.hasher = sha256.New()
-		return &hashingReader{r: f, h: it.hasher}, nil
 	}
-	return &statOnClose{f: f, st: &it.closed}, nil
+	return it.hasher
 }
 
 // statOnClose records the file's fingerprint when it is closed.
