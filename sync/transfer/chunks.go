@@ -156,7 +156,7 @@ func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, er
 			return fmt.Errorf("chunks: %w: more than %d bytes", ErrChanged, size)
 		}
 		ref := proto.ChunkRef{ID: k.ID, Length: k.Length, Blob: proto.NoBlob}
-		hashed := opts.Hash == nil
+		var data []byte // the chunk's bytes, once read into its blob
 		prev, done := stored[k.ID]
 		kn, ok := Known{}, false
 		if !done {
@@ -191,23 +191,14 @@ func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, er
 			cur.offsets[k.ID] = ref.Offset
 			n := len(cur.plain)
 			cur.plain = slices.Grow(cur.plain, int(k.Length))[:n+int(k.Length)]
-			if err := fill(cur.plain[n:]); err != nil {
+			data = cur.plain[n:]
+			if err := fill(data); err != nil {
 				return err
-			}
-			if !hashed {
-				opts.Hash.Write(cur.plain[n:])
-				hashed = true
 			}
 			stored[k.ID] = ref
 		}
-		if !hashed {
-			buf := u.bufs.get(int(k.Length))[:k.Length]
-			err := fill(buf)
-			if err == nil {
-				_, err = opts.Hash.Write(buf)
-			}
-			u.bufs.put(buf)
-			if err != nil {
+		if opts.Hash != nil {
+			if err := hashChunk(opts.Hash, data, int(k.Length), fill, &u.bufs); err != nil {
 				return err
 			}
 		}
@@ -264,6 +255,20 @@ func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, er
 	}
 	u.log.Debug("chunks stored", "chunks", len(list.Chunks), "blobs", len(list.Blobs), "plaintext", size)
 	return list, nil
+}
+
+// hashChunk writes a chunk's bytes to h: data, or, when the chunk was not
+// read (it is not stored), its n bytes read by fill into a buffer of pool.
+func hashChunk(h io.Writer, data []byte, n int, fill func([]byte) error, pool *bufPool) error {
+	if data == nil {
+		data = pool.get(n)
+		defer pool.put(data)
+		if err := fill(data); err != nil {
+			return err
+		}
+	}
+	_, err := h.Write(data)
+	return err
 }
 
 // chunkBlob is a chunk blob being filled: the plaintext of its chunks,
