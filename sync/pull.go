@@ -555,10 +555,10 @@ func (e *Engine) markApplied(id crypto.NodeID, seq uint64, name string, mode *pr
 		if a, ok := acks[e.self]; ok && (!ps.HasAcked || a > ps.Acked) {
 			ps.Acked, ps.HasAcked = a, true
 		}
+		if ps.AckedOf == nil && len(acks) > 0 {
+			ps.AckedOf = make(map[string]uint64, len(acks))
+		}
 		for n, a := range acks {
-			if ps.AckedOf == nil {
-				ps.AckedOf = make(map[string]uint64)
-			}
 			ps.AckedOf[n.String()] = max(ps.AckedOf[n.String()], a)
 		}
 		if err := savePeer(tx, node, ps); err != nil {
