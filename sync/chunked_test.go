@@ -48,6 +48,22 @@ func (c counter) Write(p []byte) (int, error) { c.n.Add(int64(len(p))); return l
 
 func (b *byteCounter) reset() { b.put.Store(0); b.got.Store(0) }
 
+// change writes data at rel on w, lets the cluster settle, fails unless
+// each node of on then holds it there, and returns the bytes of blobs put
+// and got meanwhile.
+func (b *byteCounter) change(t *testing.T, c *cluster, w *node, rel string, data []byte, on ...*node) (put, got int64) {
+	t.Helper()
+	b.reset()
+	w.write(t, rel, data)
+	c.settle()
+	for _, n := range on {
+		if !bytes.Equal(n.read(t, rel), data) {
+			t.Fatalf("%s written on %s differs on %s", rel, w.name, n.name)
+		}
+	}
+	return b.put.Load(), b.got.Load()
+}
+
 func chunked(c *escsync.Config) { c.Chunks = true }
 
 // chunkedCluster is a cluster whose secret is fixed: the places where
@@ -74,54 +90,32 @@ func TestChunkedEditMovesLittle(t *testing.T) {
 	a := c.add("a", chunked)
 	b := c.add("b", chunked)
 	data := pseudo.Bytes("image", 24<<20)
-	a.write(t, "disk.img", data)
-	c.settle()
-	if !bytes.Equal(b.read(t, "disk.img"), data) {
-		t.Fatal("the chunked file differs on b")
-	}
-	if got := bc.got.Load(); got < int64(len(data)) {
+	if _, got := bc.change(t, c, a, "disk.img", data, b); got < int64(len(data)) {
 		t.Errorf("b read %d bytes of blobs for a new file of %d", got, len(data))
 	}
 
 	edited := bytes.Clone(data)
 	copy(edited[12<<20:], pseudo.Bytes("edit", 256<<10))
-	bc.reset()
-	a.write(t, "disk.img", edited)
-	c.settle()
-	if !bytes.Equal(b.read(t, "disk.img"), edited) {
-		t.Fatal("the edited file differs on b")
-	}
-	t.Logf("256 KiB changed in 24 MiB: %d bytes put by a, %d read by b", bc.put.Load(), bc.got.Load())
-	if got := bc.got.Load(); got > 4<<20 {
+	put, got := bc.change(t, c, a, "disk.img", edited, b)
+	t.Logf("256 KiB changed in 24 MiB: %d bytes put by a, %d read by b", put, got)
+	if got > 4<<20 {
 		t.Errorf("b read %d bytes of blobs for 256 KiB changed in a 24 MiB file", got)
 	}
-	if put := bc.put.Load(); put > 4<<20 {
+	if put > 4<<20 {
 		t.Errorf("a put %d bytes of blobs for 256 KiB changed in a 24 MiB file", put)
 	}
 
 	// A copy: no content moves.
-	bc.reset()
-	a.write(t, "copy.img", edited)
-	c.settle()
-	if !bytes.Equal(b.read(t, "copy.img"), edited) {
-		t.Fatal("the copy differs on b")
-	}
-	if put, got := bc.put.Load(), bc.got.Load(); put > 0 || got > 0 {
+	if put, got := bc.change(t, c, a, "copy.img", edited, b); put > 0 || got > 0 {
 		t.Errorf("a copy put %d bytes and read %d, want none", put, got)
 	}
 	// The first version back: its chunks around the edit are no file's
 	// any more, so they go up again, and only they.
-	bc.reset()
-	a.write(t, "disk.img", data)
-	c.settle()
-	if !bytes.Equal(b.read(t, "disk.img"), data) {
-		t.Fatal("the revert differs on b")
-	}
-	t.Logf("a revert: %d bytes put by a, %d read by b", bc.put.Load(), bc.got.Load())
-	if put, got := bc.put.Load(), bc.got.Load(); put > 4<<20 || got > 4<<20 {
+	put, got = bc.change(t, c, a, "disk.img", data, b)
+	t.Logf("a revert: %d bytes put by a, %d read by b", put, got)
+	if put > 4<<20 || got > 4<<20 {
 		t.Errorf("a revert put %d bytes and read %d", put, got)
 	}
-
 }
 
 // TestChunkedEditOnPullingNode: the node that pulled a large file edits
@@ -138,23 +132,12 @@ func TestChunkedEditOnPullingNode(t *testing.T) {
 
 	edited := bytes.Clone(data)
 	copy(edited[12<<20:], pseudo.Bytes("edit", 256<<10))
-	bc.reset()
-	b.write(t, "disk.img", edited)
-	c.settle()
-	if !bytes.Equal(a.read(t, "disk.img"), edited) {
-		t.Fatal("b's edit differs on a")
-	}
-	t.Logf("256 KiB changed on the pulling node: %d bytes put by b, %d read by a", bc.put.Load(), bc.got.Load())
-	if put, got := bc.put.Load(), bc.got.Load(); put > 4<<20 || got > 4<<20 {
+	put, got := bc.change(t, c, b, "disk.img", edited, a)
+	t.Logf("256 KiB changed on the pulling node: %d bytes put by b, %d read by a", put, got)
+	if put > 4<<20 || got > 4<<20 {
 		t.Errorf("b put %d bytes of blobs and a read %d for 256 KiB changed in a 24 MiB file it pulled", put, got)
 	}
-	bc.reset()
-	b.write(t, "copy.img", edited)
-	c.settle()
-	if !bytes.Equal(a.read(t, "copy.img"), edited) {
-		t.Fatal("b's copy differs on a")
-	}
-	if put, got := bc.put.Load(), bc.got.Load(); put > 0 || got > 0 {
+	if put, got := bc.change(t, c, b, "copy.img", edited, a); put > 0 || got > 0 {
 		t.Errorf("a copy of b's version put %d bytes and read %d, want none", put, got)
 	}
 }
@@ -188,13 +171,7 @@ func TestChunkedPulledChunksWaitForAcks(t *testing.T) {
 			t.Fatalf("the copy differs on %s", n.name)
 		}
 	}
-	bc.reset()
-	b.write(t, "copy2.img", data)
-	c.settle()
-	if !bytes.Equal(n3.read(t, "copy2.img"), data) {
-		t.Fatal("the second copy differs on c")
-	}
-	if put := bc.put.Load(); put > 0 {
+	if put, _ := bc.change(t, c, b, "copy2.img", data, n3); put > 0 {
 		t.Errorf("b put %d bytes for a copy whose chunks every node holds", put)
 	}
 }
