@@ -57,6 +57,23 @@ func flip(t *testing.T, dir, name string) {
 	}
 }
 
+// pushNew writes data at rel on n, scans and pushes it (without pulling),
+// and returns the names of the blobs the push added to the relay.
+func pushNew(t *testing.T, r relay.Relay, n *node, rel string, data []byte) []string {
+	t.Helper()
+	ctx := context.Background()
+	prefix := "blobs/" + n.e.Node().String()
+	before := relayNames(t, r, prefix)
+	n.write(t, rel, data)
+	if _, err := n.e.Scan(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.e.Push(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return slices.DeleteFunc(relayNames(t, r, prefix), func(name string) bool { return slices.Contains(before, name) })
+}
+
 func (n *node) fix(t *testing.T, apply bool) *escsync.FixReport {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(testWriter{t, n.name + " fix"}, nil))
@@ -173,19 +190,8 @@ func TestFixDamaged(t *testing.T) {
 
 	// a pushes two records; the second is tampered with before b reads
 	// it, and the blob of the first.
-	push := func(rel string, data []byte) {
-		a.write(t, rel, data)
-		if _, err := a.e.Scan(ctx, nil); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := a.e.Push(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	before := relayNames(t, r, "blobs/"+a.e.Node().String())
-	push("other.txt", []byte("other content"))
-	ablobs := slices.DeleteFunc(relayNames(t, r, "blobs/"+a.e.Node().String()), func(n string) bool { return slices.Contains(before, n) })
-	push("new.txt", []byte("new content"))
+	ablobs := pushNew(t, r, a, "other.txt", []byte("other content"))
+	pushNew(t, r, a, "new.txt", []byte("new content"))
 	alog := relayNames(t, r, "nodes/"+a.e.Node().String()+"/log")
 	tampered := alog[len(alog)-1]
 	flip(t, dir, tampered)
@@ -250,7 +256,6 @@ func TestFixDamaged(t *testing.T) {
 // with a flipped byte (and not the intact one), and its republishing
 // brings the file to the peer.
 func TestFixDamagedChunkBlob(t *testing.T) {
-	ctx := context.Background()
 	r, dir := dirRelay(t)
 	c := chunkedCluster(t, r)
 	a := c.add("a", chunked)
@@ -258,15 +263,7 @@ func TestFixDamagedChunkBlob(t *testing.T) {
 	c.settle()
 	var blobs []string
 	for _, name := range []string{"one.img", "two.img"} {
-		before := relayNames(t, r, "blobs/"+a.e.Node().String())
-		a.write(t, name, pseudo.Bytes(name, 3<<20))
-		if _, err := a.e.Scan(ctx, nil); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := a.e.Push(ctx); err != nil {
-			t.Fatal(err)
-		}
-		added := slices.DeleteFunc(relayNames(t, r, "blobs/"+a.e.Node().String()), func(n string) bool { return slices.Contains(before, n) })
+		added := pushNew(t, r, a, name, pseudo.Bytes(name, 3<<20))
 		if len(added) != 1 {
 			t.Fatalf("%s: %d chunk blobs, want 1", name, len(added))
 		}
