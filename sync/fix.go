@@ -326,28 +326,12 @@ func (e *Engine) Fix(ctx context.Context, log *slog.Logger, opts FixOptions) (*F
 			if opts.Quick {
 				continue
 			}
-			if ref.SHA256 == [32]byte{} {
-				// A chunk blob without its hash: read it through its
-				// authentication (its chunks' IDs are a reader's check).
-				err := e.authenticateObject(ctx, obj, ref)
-				switch {
-				case errors.Is(err, fs.ErrNotExist):
-				case errors.Is(err, crypto.ErrBlobCorrupt), errors.Is(err, crypto.ErrBlobTruncated):
-					addDamage(node, obj, err.Error())
-				case err != nil:
-					return nil, err
-				}
-				continue
-			}
-			sum, n, err := e.hashObject(ctx, obj)
-			switch {
-			case errors.Is(err, fs.ErrNotExist):
-			case err != nil:
+			damage, err := e.checkBlob(ctx, obj, ref)
+			if err != nil {
 				return nil, err
-			case n != ref.Size:
-				addDamage(node, obj, fmt.Sprintf("%d bytes read, the records say %d", n, ref.Size))
-			case sum != ref.SHA256:
-				addDamage(node, obj, "SHA-256 does not match the records'")
+			}
+			if damage != "" {
+				addDamage(node, obj, damage)
 			}
 		}
 	}
@@ -404,6 +388,35 @@ func (e *Engine) hashObject(ctx context.Context, name string) ([32]byte, int64, 
 		return err
 	})
 	return sum, n, err
+}
+
+// checkBlob reads the blob obj and says what is wrong with it against
+// ref, or "" (also when it is gone meanwhile): its size and SHA-256, or,
+// for a chunk blob whose record gives no hash, its size and its
+// authentication (its chunks' IDs are a reader's check).
+func (e *Engine) checkBlob(ctx context.Context, obj string, ref crypto.BlobRef) (string, error) {
+	if ref.SHA256 == [32]byte{} {
+		err := e.authenticateObject(ctx, obj, ref)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case errors.Is(err, crypto.ErrBlobCorrupt), errors.Is(err, crypto.ErrBlobTruncated):
+			return err.Error(), nil
+		case err != nil:
+			return "", err
+		}
+		return "", nil
+	}
+	sum, n, err := e.hashObject(ctx, obj)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return "", err
+	case n != ref.Size:
+		return fmt.Sprintf("%d bytes read, the records say %d", n, ref.Size), nil
+	case sum != ref.SHA256:
+		return "SHA-256 does not match the records'", nil
+	}
+	return "", nil
 }
 
 // authenticateObject reads the blob obj, whose record gives no hash,
