@@ -83,7 +83,9 @@ func chunkedCluster(t testing.TB, r relay.Relay) *cluster {
 // peer byte for byte. After an edit of 256 KiB in its middle, the pusher
 // uploads only the chunks around the edit (the others are held by the
 // peer, which pulled them), and the peer rebuilds the new version from its
-// copy. A copy of the file, and a revert, move no content at all.
+// copy. A copy of the file moves no content at all, a revert only the
+// chunks no file has any more, and 1 MiB inserted at the start only the
+// chunks around it.
 func TestChunkedEditMovesLittle(t *testing.T) {
 	bc := &byteCounter{Relay: fileRelay(t)}
 	c := chunkedCluster(t, bc)
@@ -115,6 +117,13 @@ func TestChunkedEditMovesLittle(t *testing.T) {
 	t.Logf("a revert: %d bytes put by a, %d read by b", put, got)
 	if put > 4<<20 || got > 4<<20 {
 		t.Errorf("a revert put %d bytes and read %d", put, got)
+	}
+	// 1 MiB inserted at the start: the cuts after it do not move.
+	inserted := append(pseudo.Bytes("insert", 1<<20), data...)
+	put, got = bc.change(t, c, a, "disk.img", inserted, b)
+	t.Logf("1 MiB inserted at the start: %d bytes put by a, %d read by b", put, got)
+	if put > 4<<20 || got > 4<<20 {
+		t.Errorf("1 MiB inserted at the start of a 24 MiB file: %d bytes put and %d read", put, got)
 	}
 }
 
