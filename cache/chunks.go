@@ -182,6 +182,47 @@ func (t *Tx) FindChunk(id [32]byte) ([]ChunkPlace, error) {
 	return out, nil
 }
 
+// Chunks returns the chunks recorded for the file at path, in order, and
+// the fingerprint it had then; none if there are none.
+func (t *Tx) Chunks(path string) (LocalStat, []ChunkSpan, error) {
+	if err := ValidPath(path); err != nil {
+		return LocalStat{}, nil, err
+	}
+	idx, err := t.bucket(bucketChunks)
+	if err != nil {
+		return LocalStat{}, nil, err
+	}
+	byPath, err := t.bucket(bucketPathChunks)
+	if err != nil {
+		return LocalStat{}, nil, err
+	}
+	pk := pathKey(path)
+	rec := byPath.Get(pk)
+	if rec == nil {
+		return LocalStat{}, nil, nil
+	}
+	local, ids, err := splitPathChunks(rec)
+	if err != nil {
+		return LocalStat{}, nil, fmt.Errorf("cache %s: chunks of %q: %w", t.s.path, path, err)
+	}
+	// The chunks are end to end. (A chunk met twice in the file has one
+	// place in the index: its last.)
+	spans := make([]ChunkSpan, 0, len(ids)/32)
+	var off int64
+	for i := 0; i < len(ids); i += 32 {
+		id := [32]byte(ids[i : i+32])
+		v := idx.Get(chunkKey(id, pk))
+		_, n := binary.Uvarint(v)
+		length, m := binary.Uvarint(v[max(n, 0):])
+		if n <= 0 || m <= 0 || n+m != len(v) || length == 0 {
+			return LocalStat{}, nil, fmt.Errorf("cache %s: chunk %d of %q: %w", t.s.path, i/32, path, ErrCorrupt)
+		}
+		spans = append(spans, ChunkSpan{ID: id, Offset: off, Length: int64(length)})
+		off += int64(length)
+	}
+	return local, spans, nil
+}
+
 func chunkKey(id [32]byte, pk []byte) []byte {
 	return append(append(make([]byte, 0, 32+len(pk)), id[:]...), pk...)
 }

@@ -77,3 +77,34 @@ func (s *counterStream) Read(p []byte) (int, error) {
 	}
 	return read, nil
 }
+
+// ChunkedSum computes the content hash of a file stored as chunks
+// (docs/format.md §8.2): the SHA-256 of the bytes "escalefs/1 chunked\x00",
+// then, for each chunk in order, its ID and its length (8 bytes,
+// little-endian). Each byte of the file is hashed once, for its chunk's
+// ID; the file's hash follows from the IDs.
+type ChunkedSum struct {
+	h   hash.Hash
+	buf [40]byte
+}
+
+// NewChunkedSum starts a content hash of chunks.
+func NewChunkedSum() *ChunkedSum {
+	s := &ChunkedSum{h: sha256.New()}
+	s.h.Write([]byte("escalefs/1 chunked\x00"))
+	return s
+}
+
+// Add appends a chunk.
+func (s *ChunkedSum) Add(id ChunkID, length int64) {
+	copy(s.buf[:], id[:])
+	binary.LittleEndian.PutUint64(s.buf[32:], uint64(length))
+	s.h.Write(s.buf[:])
+}
+
+// Sum returns the content hash of the chunks added so far.
+func (s *ChunkedSum) Sum() [32]byte {
+	var sum [32]byte
+	s.h.Sum(sum[:0])
+	return sum
+}

@@ -865,7 +865,7 @@ func (e *Engine) placeFile(ctx context.Context, id crypto.NodeID, c proto.Change
 // at all.
 func (e *Engine) fetchParts(ctx context.Context, id crypto.NodeID, c proto.Change, path string, meta localdir.Meta, expect *cache.LocalStat) (cache.LocalStat, error) {
 	key := hashKey(c.Hash)
-	p, err := e.openPartial(key, id, func(prog downloadProgress) bool { return prog.Parts <= len(c.Parts) })
+	p, err := e.openPartial(key, id, true, func(prog downloadProgress, _ io.ReaderAt) bool { return prog.Parts <= len(c.Parts) })
 	if err != nil {
 		return cache.LocalStat{}, err
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"maps"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/escalefs/escalefs/cache"
 	"github.com/escalefs/escalefs/crypto"
+	"github.com/escalefs/escalefs/sync/chunks"
 	"github.com/escalefs/escalefs/sync/localdir"
 	"github.com/escalefs/escalefs/sync/proto"
 	"github.com/escalefs/escalefs/sync/transfer"
@@ -97,12 +99,13 @@ func (e *Engine) uploadChunks(ctx context.Context, it *pushItem) error {
 	if len(prog.Chunks) > 0 {
 		e.log.Info("resuming an interrupted upload", "path", it.ent.Path, "chunks_done", len(prog.Chunks))
 	}
-	// What is sent is checked as open checks it, but the file is always
-	// read as a file, which PutChunks cuts in parallel, and PutChunks
-	// hashes what it sends where that is the check.
-	if h := it.startCheck(); h != nil {
-		opts.Hash = h
-	}
+	// The chunks the scan cut the file into, if it did: the file is not
+	// cut (nor hashed) again. Where the file's fingerprint cannot tell
+	// that it is what the scan read (it changed within the timestamps'
+	// resolution), each chunk stored is checked against its ID.
+	opts.Chunks = e.scannedChunks(it)
+	opts.Verify = it.ent.Local.CTimeNs == 0
+	it.hasher = nil
 	list, err := e.up.PutChunks(ctx, func() (io.ReadCloser, error) { return e.openFile(ctx, it) }, it.ent.Size, e.chunker, opts)
 	if err != nil && unsaved {
 		if serr := save(); serr != nil {
@@ -116,7 +119,7 @@ func (e *Engine) uploadChunks(ctx context.Context, it *pushItem) error {
 	case err != nil:
 		return fmt.Errorf("uploading %q: %w", it.ent.Path, err)
 	}
-	if !e.verified(it) { // as for parts: the fingerprint when closed, or the SHA-256 of what was read
+	if !e.chunksVerified(it, list) {
 		it.retry = true
 		return nil
 	}
@@ -131,6 +134,68 @@ func (e *Engine) uploadChunks(ctx context.Context, it *pushItem) error {
 	e.count(func(s *Stats) { s.Blobs += len(list.Blobs) })
 	e.indexChunks(it.ent.Path, it.ent.Local, list)
 	return nil
+}
+
+// chunkHasher hashes a file by its chunks for a scan
+// (localdir.ChunkHasher): the chunks' IDs, and the content hash they make.
+type chunkHasher struct{ c *chunks.Chunker }
+
+func (h chunkHasher) HashChunks(ctx context.Context, r io.ReaderAt, size int64) ([32]byte, []cache.ChunkSpan, error) {
+	sum := crypto.NewChunkedSum()
+	spans := make([]cache.ChunkSpan, 0, min(size/chunks.MinSize+1, 1<<12))
+	err := h.c.SplitAt(ctx, r, size, func(k chunks.Chunk) error {
+		sum.Add(k.ID, k.Length)
+		spans = append(spans, cache.ChunkSpan{ID: k.ID, Offset: k.Offset, Length: k.Length})
+		return nil
+	})
+	if err != nil {
+		return [32]byte{}, nil, err
+	}
+	return sum.Sum(), spans, nil
+}
+
+// scannedChunks returns the chunks of it's file as the scan cut it, if
+// the chunk index has them for the file as it is queued (its fingerprint
+// and the content hash they make); nil otherwise (a file hashed whole, a
+// fingerprint taken since).
+func (e *Engine) scannedChunks(it *pushItem) []chunks.Chunk {
+	var local cache.LocalStat
+	var spans []cache.ChunkSpan
+	if err := e.store.View(func(tx *cache.Tx) error {
+		var err error
+		local, spans, err = tx.Chunks(it.ent.Path)
+		return err
+	}); err != nil {
+		e.log.Warn("reading the chunk index", "path", it.ent.Path, "err", err)
+		return nil
+	}
+	if len(spans) == 0 || local != it.ent.Local {
+		return nil
+	}
+	sum := crypto.NewChunkedSum()
+	out := make([]chunks.Chunk, len(spans))
+	for i, s := range spans {
+		sum.Add(s.ID, s.Length)
+		out[i] = chunks.Chunk{ID: s.ID, Offset: s.Offset, Length: s.Length}
+	}
+	if sum.Sum() != it.ent.Hash {
+		return nil
+	}
+	return out
+}
+
+// chunksVerified says whether a chunked upload of it sent what the scan
+// found (else the file is scanned again). Where its fingerprint cannot
+// tell (it changed within the timestamps' resolution), the chunks of
+// list, those stored checked against their IDs as they were read, must
+// make its content hash. Otherwise its fingerprint when closed must be
+// the scan's: that also holds for a file whose hash is the SHA-256 of its
+// bytes, hashed before escalefs hashed files by their chunks.
+func (e *Engine) chunksVerified(it *pushItem, list *proto.ChunkList) bool {
+	if it.ent.Local.CTimeNs == 0 {
+		return list.ContentHash() == it.ent.Hash
+	}
+	return it.closed != nil && *it.closed == it.ent.Local
 }
 
 // progressSaveInterval is how often a chunked upload or download saves
@@ -373,8 +438,14 @@ func skipped(err error) bool {
 // chunk), checks it against the record and installs it.
 func (e *Engine) fetchChunks(ctx context.Context, id crypto.NodeID, c proto.Change, path string, meta localdir.Meta, expect *cache.LocalStat) (cache.LocalStat, error) {
 	n := len(c.Chunks.Chunks)
-	p, err := e.openPartial("chunks-"+hashKey(c.Hash), id, func(prog downloadProgress) bool {
-		return prog.Parts <= n && prog.Bytes == chunksBefore(c.Chunks, prog.Parts)
+	// A file whose hash is that of its chunks is checked by them alone:
+	// each chunk against its ID as it is written (and, when a download
+	// resumes, those written before). Otherwise the SHA-256 of its bytes
+	// is computed beside.
+	byChunks := c.ChunkedHash()
+	p, err := e.openPartial("chunks-"+hashKey(c.Hash), id, !byChunks, func(prog downloadProgress, f io.ReaderAt) bool {
+		return prog.Parts <= n && prog.Bytes == chunksBefore(c.Chunks, prog.Parts) &&
+			(!byChunks || e.holdsChunks(f, c.Chunks.Chunks[:prog.Parts]))
 	})
 	if err != nil {
 		return cache.LocalStat{}, err
@@ -416,7 +487,7 @@ func (e *Engine) fetchChunks(ctx context.Context, id crypto.NodeID, c proto.Chan
 			}
 			return save(next)
 		},
-		Hash: h,
+		Hash: hashWriter(h),
 	}, sw)
 	e.count(func(s *Stats) { s.BytesPulled += fetched })
 	if err != nil && sw.Offset() > saved && !skipped(err) {
@@ -439,8 +510,10 @@ func (e *Engine) fetchChunks(ctx context.Context, id crypto.NodeID, c proto.Chan
 		return cache.LocalStat{}, fmt.Errorf("partial download: %w", err)
 	}
 	var sum [32]byte
-	h.Sum(sum[:0])
-	if sum != c.Hash || sw.Offset() != c.Size {
+	if h != nil {
+		h.Sum(sum[:0])
+	}
+	if !byChunks && sum != c.Hash || sw.Offset() != c.Size {
 		forget()
 		e.log.Error("content does not match its record; skipped", "node", e.nodeLabel(id.String()), "path", c.Path, "bytes", sw.Offset())
 		return cache.LocalStat{}, errSkip
@@ -458,6 +531,32 @@ func (e *Engine) fetchChunks(ctx context.Context, id crypto.NodeID, c proto.Chan
 	forget()
 	e.indexChunks(path, st, c.Chunks)
 	return st, nil
+}
+
+// holdsChunks says whether r begins with the chunks list, each checked
+// against its ID.
+func (e *Engine) holdsChunks(r io.ReaderAt, list []proto.ChunkRef) bool {
+	var off int64
+	var buf []byte
+	for _, k := range list {
+		if int64(cap(buf)) < k.Length {
+			buf = make([]byte, k.Length)
+		}
+		b := buf[:k.Length]
+		if _, err := r.ReadAt(b, off); err != nil || e.cfg.Repo.Keys.ChunkIDOf(b) != k.ID {
+			return false
+		}
+		off += k.Length
+	}
+	return true
+}
+
+// hashWriter is h as an io.Writer: nil if h is.
+func hashWriter(h hash.Hash) io.Writer {
+	if h == nil {
+		return nil
+	}
+	return h
 }
 
 // chunksBefore is the length of the first n chunks of list.

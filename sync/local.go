@@ -82,7 +82,12 @@ func (e *Engine) scan(ctx context.Context, paths []string, open bool) (int, erro
 	if err != nil {
 		return 0, fmt.Errorf("scanning the folder: %w", err)
 	}
-	res, err := e.local.Scan(ctx, e.store, localdir.ScanOptions{Paths: paths})
+	opts := localdir.ScanOptions{Paths: paths}
+	if e.cfg.Chunks {
+		// The files pushed as chunks are hashed by them.
+		opts.Chunks, opts.ChunksFrom = chunkHasher{e.chunker}, e.cfg.PackLimit
+	}
+	res, err := e.local.Scan(ctx, e.store, opts)
 	if err != nil {
 		return 0, fmt.Errorf("scanning the folder: %w", err)
 	}
@@ -221,6 +226,14 @@ func (e *Engine) record(tx *cache.Tx, ch localdir.Change) error {
 	ent := old
 	if !had {
 		ent = cache.Entry{Path: ch.Path}
+	}
+	if ch.Chunks != nil {
+		// The chunks the scan cut the file into: a push takes them from
+		// here instead of cutting it again, and a pull may find chunks
+		// here.
+		if err := tx.SetChunks(ch.Path, ch.Local, ch.Chunks); err != nil {
+			return err
+		}
 	}
 	switch ch.Op {
 	case localdir.OpRestat:

@@ -174,15 +174,19 @@ type partialDownload struct {
 	key, name string
 	f         *os.File
 	prog      downloadProgress // where it resumes; Parts 0: from the start
-	hash      hash.Hash        // of the bytes before prog.Bytes
+	hash      hash.Hash        // of the bytes before prog.Bytes; nil if not hashed
 }
 
 // openPartial opens the partial file of the download key from node,
 // resuming at the progress recorded for it when valid accepts that and the
-// file holds its bytes (which are hashed again), from the start otherwise.
-// The caller closes p.f.
-func (e *Engine) openPartial(key string, node crypto.NodeID, valid func(downloadProgress) bool) (*partialDownload, error) {
-	p := &partialDownload{key: key, name: filepath.Join(e.partial, key), hash: sha256.New()}
+// file holds its bytes, from the start otherwise. valid is given the file:
+// it may check those bytes. With hashed, they are hashed again into
+// p.hash, the SHA-256 of the download. The caller closes p.f.
+func (e *Engine) openPartial(key string, node crypto.NodeID, hashed bool, valid func(downloadProgress, io.ReaderAt) bool) (*partialDownload, error) {
+	p := &partialDownload{key: key, name: filepath.Join(e.partial, key)}
+	if hashed {
+		p.hash = sha256.New()
+	}
 	if err := e.store.View(func(tx *cache.Tx) error {
 		m, err := loadMap[downloadProgress](tx, metaDownloads)
 		p.prog = m[key]
@@ -191,18 +195,16 @@ func (e *Engine) openPartial(key string, node crypto.NodeID, valid func(download
 		return nil, err
 	}
 	fresh := downloadProgress{Node: node.String()}
-	if p.prog.Node != node.String() || !valid(p.prog) {
-		p.prog = fresh
-	}
 	f, err := os.OpenFile(p.name, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("partial download: %w", err)
 	}
 	p.f = f
-	if fi, err := f.Stat(); err != nil || fi.Size() < p.prog.Bytes {
+	if fi, err := f.Stat(); err != nil || fi.Size() < p.prog.Bytes ||
+		p.prog.Node != node.String() || !valid(p.prog, f) {
 		p.prog = fresh
 	}
-	if p.prog.Parts > 0 {
+	if p.prog.Parts > 0 && p.hash != nil {
 		// Resume: the bytes written so far count towards the hash.
 		if _, err := io.CopyN(p.hash, f, p.prog.Bytes); err != nil {
 			p.prog = fresh

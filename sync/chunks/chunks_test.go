@@ -165,11 +165,14 @@ type vectors struct {
 	Gear       []string      `json:"gear_first_8_hex"`
 	Content    string        `json:"content"`
 	Chunks     []vectorChunk `json:"chunks"`
+	// ContentHash is the content's hash by its chunks
+	// (crypto.ChunkedSum).
+	ContentHash string `json:"content_hash_hex"`
 }
 
 // TestVectors pins the format: for a repository without a secret, the
-// first words of the gear table, and the chunks of 12 MiB of content drawn from a fixed seed.
-// Regenerate (only for a deliberate format change) with -update.
+// first words of the gear table, the chunks of 12 MiB of content drawn from a fixed seed,
+// and their content hash. Regenerate (only for a deliberate format change) with -update.
 func TestVectors(t *testing.T) {
 	const seed = "escalefs chunk vectors"
 	c := newChunker(t, nil)
@@ -183,9 +186,13 @@ func TestVectors(t *testing.T) {
 		Gear:       gear,
 		Content:    `12 MiB: SHA-256("` + seed + `" ‖ counter), counter 0, 1, 2… as 8 bytes little-endian`,
 	}
+	sum := crypto.NewChunkedSum()
 	for _, k := range split(t, c, pseudo.Bytes(seed, 12<<20)) {
 		v.Chunks = append(v.Chunks, vectorChunk{k.Offset, k.Length, hex.EncodeToString(k.ID[:])})
+		sum.Add(k.ID, k.Length)
 	}
+	h := sum.Sum()
+	v.ContentHash = hex.EncodeToString(h[:])
 	got, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		t.Fatal(err)

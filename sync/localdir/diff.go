@@ -60,7 +60,7 @@ func (s *scanner) diff() []Change {
 func fill(ch *Change, od *ondisk) {
 	ch.Kind, ch.ModTime, ch.Mode, ch.Target, ch.Local = od.kind, od.mtime, od.mode, od.target, od.local
 	if od.kind == cache.KindFile {
-		ch.Size, ch.Hash = od.size, od.hash
+		ch.Size, ch.Hash, ch.Chunks = od.size, od.hash, od.chunks
 	}
 }
 

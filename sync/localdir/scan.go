@@ -40,6 +40,19 @@ type ScanOptions struct {
 	// Watcher's Batch.Paths. Duplicates and paths inside others are
 	// folded. nil or empty scans the whole folder.
 	Paths []string
+	// Chunks, if set, hashes the files of ChunksFrom bytes and more by
+	// their chunks, each byte once (the engine's chunker, for the files
+	// it pushes as chunks): their Hash is the content hash of their
+	// chunks, which Change.Chunks lists. Other files are hashed with
+	// SHA-256.
+	Chunks     ChunkHasher
+	ChunksFrom int64
+}
+
+// ChunkHasher cuts a file of size bytes into chunks and returns them with
+// the content hash they make.
+type ChunkHasher interface {
+	HashChunks(ctx context.Context, r io.ReaderAt, size int64) ([32]byte, []cache.ChunkSpan, error)
 }
 
 // Op is the kind of a Change.
@@ -114,6 +127,9 @@ type Change struct {
 	Mode    fs.FileMode
 	Target  string
 	Hash    [32]byte
+	// Chunks are the file's chunks when Hash is their content hash
+	// (ScanOptions.Chunks); nil otherwise, and when the file was not read.
+	Chunks []cache.ChunkSpan
 	// Local is the fingerprint of Path on disk that the rest of the Change
 	// describes; the engine stores it in Entry.Local so that the next scan
 	// skips hashing the file if it is untouched. Zero for OpDelete and
@@ -173,6 +189,7 @@ type ondisk struct {
 	size   int64
 	target string
 	hash   [32]byte
+	chunks []cache.ChunkSpan // when hash is their content hash
 	local  cache.LocalStat
 }
 
@@ -180,6 +197,7 @@ type ondisk struct {
 type scanner struct {
 	d      *Dir
 	ctx    context.Context
+	opts   ScanOptions
 	cache  map[string]*cached
 	cpaths []string // keys of cache, in path order
 	disk   map[string]*ondisk
@@ -221,7 +239,7 @@ func (d *Dir) Scan(ctx context.Context, src Source, opts ScanOptions) (ScanResul
 		return ScanResult{}, fmt.Errorf("scan %s: %w", d.root, err)
 	}
 	s := &scanner{
-		d: d, ctx: ctx,
+		d: d, ctx: ctx, opts: opts,
 		cache:   make(map[string]*cached),
 		disk:    make(map[string]*ondisk),
 		opaque:  make(map[string]bool),
@@ -462,25 +480,12 @@ func (s *scanner) hash(parent *os.Root, name, rel string, before fs.FileInfo, od
 	if s.d.onHash != nil {
 		s.d.onHash(rel)
 	}
-	if s.buf == nil {
-		s.buf = make([]byte, hashBufSize)
-	}
-	h := sha256.New()
-	var n int64
-	for {
-		if err := s.ctx.Err(); err != nil {
-			return err
-		}
-		m, err := f.Read(s.buf)
-		h.Write(s.buf[:m])
-		n += int64(m)
-		s.res.HashedBytes += int64(m)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
+	n, err := s.read(f, fi1.Size(), od)
+	switch {
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return errUnstable // shorter than it was
+	case err != nil:
+		return err
 	}
 	fi2, err := f.Stat()
 	if err != nil {
@@ -493,10 +498,46 @@ func (s *scanner) hash(parent *os.Root, name, rel string, before fs.FileInfo, od
 	if now, err := parent.Lstat(name); err != nil || !os.SameFile(now, fi2) {
 		return errUnstable // renamed over or removed meanwhile
 	}
-	h.Sum(od.hash[:0])
 	od.size, od.mode, od.mtime = n, fi2.Mode()&ModeMask, fi2.ModTime().UTC()
 	od.local = s.smudge(st2)
 	return nil
+}
+
+// read hashes the content of f, of size bytes as of its Stat, into od,
+// and returns the bytes read: by its chunks (ScanOptions.Chunks) if it is
+// large enough, else with SHA-256 up to its end.
+func (s *scanner) read(f *os.File, size int64, od *ondisk) (int64, error) {
+	if s.opts.Chunks != nil && s.opts.ChunksFrom > 0 && size >= s.opts.ChunksFrom {
+		sum, spans, err := s.opts.Chunks.HashChunks(s.ctx, f, size)
+		if err != nil {
+			return 0, err
+		}
+		s.res.HashedBytes += size
+		od.hash, od.chunks = sum, spans
+		return size, nil
+	}
+	if s.buf == nil {
+		s.buf = make([]byte, hashBufSize)
+	}
+	h := sha256.New()
+	var n int64
+	for {
+		if err := s.ctx.Err(); err != nil {
+			return n, err
+		}
+		m, err := f.Read(s.buf)
+		h.Write(s.buf[:m])
+		n += int64(m)
+		s.res.HashedBytes += int64(m)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+	h.Sum(od.hash[:0])
+	return n, nil
 }
 
 // smudge clears CTimeNs of a fingerprint taken within racyWindow of the

@@ -1,6 +1,7 @@
 package localdir_test
 
 import (
+	"reflect"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -301,7 +302,7 @@ func TestScanChangeFields(t *testing.T) {
 	f.apply(res.Changes)
 	f.remove("a")
 	res = f.scan(localdir.ScanOptions{})
-	if len(res.Changes) != 1 || res.Changes[0] != (localdir.Change{Op: localdir.OpDelete, Path: "a", Kind: cache.KindFile}) {
+	if len(res.Changes) != 1 || !reflect.DeepEqual(res.Changes[0], localdir.Change{Op: localdir.OpDelete, Path: "a", Kind: cache.KindFile}) {
 		t.Errorf("deletion: %+v", res.Changes)
 	}
 }

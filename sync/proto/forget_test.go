@@ -53,7 +53,7 @@ func TestForgetEncoding(t *testing.T) {
 
 func TestDecodeForgetMalformed(t *testing.T) {
 	for _, tc := range []struct{ name, in, want string }{
-		{"newer", `{"version":4,"node":"` + nodeA + `","up_to":1}`, `newer than this escalefs`},
+		{"newer", `{"version":5,"node":"` + nodeA + `","up_to":1}`, `newer than this escalefs`},
 		{"no version", `{"node":"` + nodeA + `","up_to":1}`, `format version 0`},
 		{"unknown member", `{"version":1,"node":"` + nodeA + `","up_to":1,"why":"x"}`, `unknown field "why"`},
 		{"upper-case node", `{"version":1,"node":"` + strings.ToUpper(nodeB) + `","up_to":1}`, `lower-case hex`},

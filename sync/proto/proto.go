@@ -32,7 +32,11 @@ const (
 	// blob may come without the SHA-256 of its bytes: its chunks are
 	// checked by their IDs.
 	UnhashedChunkBlobsVersion = 3
-	FormatVersion             = UnhashedChunkBlobsVersion
+	// ChunkedHashVersion is the first version in which a chunked file's
+	// Hash may be the content hash of its chunk list
+	// (ChunkList.ContentHash) instead of the SHA-256 of its bytes.
+	ChunkedHashVersion = 4
+	FormatVersion      = ChunkedHashVersion
 )
 
 // VersionFor is the format version of a record holding changes: the
@@ -50,6 +54,8 @@ func (c Change) version() int {
 	switch {
 	case c.Chunks == nil:
 		return MinFormatVersion
+	case c.ChunkedHash():
+		return ChunkedHashVersion
 	case c.Chunks.unhashed():
 		return UnhashedChunkBlobsVersion
 	}
@@ -73,6 +79,8 @@ func (c Change) checkIn(v int) string {
 		return fmt.Sprintf("chunks in a record of format version %d (they need %d)", v, ChunksVersion)
 	case c.Chunks != nil && v < UnhashedChunkBlobsVersion && c.Chunks.unhashed():
 		return fmt.Sprintf("a chunk blob without its hash in a record of format version %d (that needs %d)", v, UnhashedChunkBlobsVersion)
+	case v < ChunkedHashVersion && c.ChunkedHash():
+		return fmt.Sprintf("the hash of a chunk list in a record of format version %d (that needs %d)", v, ChunkedHashVersion)
 	}
 	return ""
 }
@@ -572,3 +580,20 @@ func checkSize(r crypto.BlobRef) string {
 // maxChanges is MaxChanges, lowered by tests so that the bound can be
 // tested without building a million changes.
 var maxChanges = MaxChanges
+
+// ContentHash is the content hash of a file made of l's chunks
+// (crypto.ChunkedSum). A change whose Hash is it needs no other hash of
+// the content: each chunk is checked by its ID.
+func (l *ChunkList) ContentHash() [32]byte {
+	s := crypto.NewChunkedSum()
+	for _, k := range l.Chunks {
+		s.Add(k.ID, k.Length)
+	}
+	return s.Sum()
+}
+
+// ChunkedHash reports whether c's Hash is the content hash of its chunks
+// (ChunkList.ContentHash) rather than the SHA-256 of its bytes.
+func (c Change) ChunkedHash() bool {
+	return c.Chunks != nil && c.Hash == c.Chunks.ContentHash()
+}

@@ -220,7 +220,7 @@ func TestDecodeMalformed(t *testing.T) {
 		{"case folded field", `{"Version":1,"node_name":"n","changes":[],"acks":{},"requests":[]}`, `unknown field "Version"`},
 		{"repeated member", `{"version":1,"version":1,"node_name":"n","changes":[],"acks":{},"requests":[]}`, `member "version" repeated`},
 		{"null", `{"version":1,"node_name":null,"changes":[],"acks":{},"requests":[]}`, `null`},
-		{"newer version", `{"version":4,"node_name":"n","changes":[],"acks":{},"requests":[]}`, `newer than this escalefs`},
+		{"newer version", `{"version":5,"node_name":"n","changes":[],"acks":{},"requests":[]}`, `newer than this escalefs`},
 		{"version zero", `{"node_name":"n","changes":[],"acks":{},"requests":[]}`, `format version 0`},
 		{"not an object", `[]`, `not a JSON object`},
 		{"two values", logWith() + `{}`, `after top-level value`},
@@ -263,7 +263,7 @@ func TestDecodeMalformed(t *testing.T) {
 		{"chunk bad id", logWith(put(`,"chunks":{"blobs":[],"list":[{"id":"xyz","length":5}]}`)), `chunk 0: ID: hash "xyz"`},
 		{"chunks on mkdir", logWith(`{"op":"mkdir","path":"a",` + ver + `,"chunks":{"blobs":[],"list":[]}}`), `unexpected chunks`},
 		{"chunks in version 1", logWith(put(`,"chunks":{"blobs":[],"list":[{"id":` + h64 + `,"length":5}]}`)), `chunks in a record of format version 1 (they need 2)`},
-		{"version 0", `{"version":0,"node_name":"n","changes":[],"acks":{},"requests":[]}`, `format version 0, expected 1 to 3`},
+		{"version 0", `{"version":0,"node_name":"n","changes":[],"acks":{},"requests":[]}`, `format version 0, expected 1 to 4`},
 		{"put no hash", logWith(`{"op":"put","path":"a",` + ver + `}`), `put without hash`},
 		{"empty put with content", logWith(`{"op":"put","path":"a",` + ver + `,"hash":` + h64 + `,"parts":[` + blobJ + `]}`), `empty file with content`},
 		{"negative size", logWith(`{"op":"put","path":"a",` + ver + `,"size":-1,"hash":` + h64 + `}`), `negative size -1`},
@@ -370,7 +370,7 @@ func TestEncodeRefuses(t *testing.T) {
 		l    proto.Log
 		want string
 	}{
-		{"version", proto.Log{Version: 4}, "version 4"},
+		{"version", proto.Log{Version: 5}, "version 5"},
 		{"bad path", proto.Log{Version: 1, Changes: []proto.Change{{Op: proto.OpMkdir, Path: "../x", Version: vv}}}, `change 0 "../x"`},
 		{"rename without from", proto.Log{Version: 1, Changes: []proto.Change{{Op: proto.OpRename, Path: "x", Version: vv}}}, "rename without from"},
 		{"zero counter", proto.Log{Version: 1, Changes: []proto.Change{{Op: proto.OpMkdir, Path: "x", Version: cache.VersionVector{nodeA: 0}}}}, "zero counter"},
@@ -565,6 +565,31 @@ func TestVersionFor(t *testing.T) {
 	}
 	if _, err := proto.DecodeLog([]byte(noHash)); !errors.Is(err, proto.ErrMalformed) || !strings.Contains(err.Error(), "missing hash") {
 		t.Errorf("a pack without its hash decoded: %v", err)
+	}
+
+	// A file hashed by its chunks needs version 4; version 3 refuses it.
+	last.Hash = last.Chunks.ContentHash()
+	if !last.ChunkedHash() || changes[0].ChunkedHash() {
+		t.Error("ChunkedHash does not tell a chunk list's hash from another")
+	}
+	if v := proto.VersionFor(changes); v != proto.ChunkedHashVersion {
+		t.Errorf("with a file hashed by its chunks: version %d, want %d", v, proto.ChunkedHashVersion)
+	}
+	lg4 := proto.Log{Version: proto.ChunkedHashVersion, Changes: changes, Acks: map[crypto.NodeID]uint64{}}
+	b4, err := proto.EncodeLog(lg4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := proto.DecodeLog(b4); err != nil || !reflect.DeepEqual(got.Changes, lg4.Changes) {
+		t.Errorf("version 4 round trip: %v", err)
+	}
+	if _, err := proto.EncodeLog(proto.Log{Version: proto.UnhashedChunkBlobsVersion, Changes: changes}); err == nil ||
+		!strings.Contains(err.Error(), "the hash of a chunk list in a record of format version 3") {
+		t.Errorf("a version 3 log with a file hashed by its chunks: %v", err)
+	}
+	v3 := strings.Replace(string(b4), `{"version":4,`, `{"version":3,`, 1)
+	if _, err := proto.DecodeLog([]byte(v3)); !errors.Is(err, proto.ErrMalformed) || !strings.Contains(err.Error(), "the hash of a chunk list") {
+		t.Errorf("a version 3 log with a file hashed by its chunks decoded: %v", err)
 	}
 }
 

@@ -49,12 +49,17 @@ type ChunkOptions struct {
 	// from it stops the upload. Known and Stored are called one at a
 	// time, never at once.
 	Stored func(blob crypto.BlobRef, chunks map[crypto.ChunkID]int64) error
-	// Hash, if set, is given the file's bytes in order, as they go into
-	// the blobs (and the bytes of the chunks not stored, read for it):
-	// the caller checks that what was sent is what it scanned, where a
-	// file's timestamps cannot tell (a file changed within their
-	// resolution), and a file is still cut in parallel.
-	Hash io.Writer
+	// Chunks, if set, are the file's chunks as a scan cut them (in
+	// order, covering size bytes): PutChunks takes them instead of cutting
+	// the file again, and reads only the chunks it stores. The caller
+	// checks that the file did not change since (its fingerprint), or
+	// sets Verify.
+	Chunks []chunks.Chunk
+	// Verify checks each chunk read into a blob against its ID, where a
+	// file's timestamps cannot tell whether it changed (it changed within
+	// their resolution): a chunk that differs fails the upload with
+	// ErrChanged. The chunks not stored are not read.
+	Verify bool
 }
 
 // PutChunks reads the file open returns, of size bytes, cuts it with sp,
@@ -62,8 +67,8 @@ type ChunkOptions struct {
 // this node, encrypted in memory (no temporary file) and several sent at
 // once; the others are referred to where Known says, and a chunk met twice
 // is stored once. It returns the file's chunk list; each byte is hashed
-// once, for its chunk's ID, and once more for opts.Hash if it is set. A
-// file that yields another number of bytes than size fails
+// once, for its chunk's ID (not at all with opts.Chunks), and the bytes
+// stored once more with opts.Verify. A file that yields another number of bytes than size fails
 // with an error wrapping ErrChanged; blobs already stored are then
 // unreferenced (but were reported to opts.Stored).
 func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, error), size int64, sp Splitter,
@@ -197,36 +202,52 @@ func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, er
 			}
 			stored[k.ID] = ref
 		}
-		if opts.Hash != nil {
-			if err := hashChunk(opts.Hash, data, int(k.Length), fill, &u.bufs); err != nil {
-				return err
-			}
-		}
 		list.Chunks = append(list.Chunks, ref)
 		return nil
 	}
-	if ra, ok := rc.(io.ReaderAt); ok {
+	// readAt fills a chunk's bytes from the file, checking them against
+	// its ID with opts.Verify.
+	readAt := func(ra io.ReaderAt, k chunks.Chunk) func([]byte) error {
+		return func(dst []byte) error {
+			if _, err := ra.ReadAt(dst, k.Offset); errors.Is(err, io.EOF) {
+				return fmt.Errorf("chunks: %w: it ends before %d", ErrChanged, k.Offset+k.Length)
+			} else if err != nil {
+				return fmt.Errorf("chunks: reading at %d: %w", k.Offset, err)
+			}
+			if opts.Verify && u.keys.ChunkIDOf(dst) != k.ID {
+				return fmt.Errorf("chunks: %w: the chunk at %d changed since it was cut", ErrChanged, k.Offset)
+			}
+			return nil
+		}
+	}
+	switch ra, isFile := rc.(io.ReaderAt); {
+	case isFile && opts.Chunks != nil:
+		for _, k := range opts.Chunks {
+			if err = readCtx.Err(); err != nil {
+				break
+			}
+			if k.Offset != read {
+				err = fmt.Errorf("chunks: the chunk list has a chunk at %d, expected one at %d", k.Offset, read)
+				break
+			}
+			if err = take(k, readAt(ra, k)); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			err = endsAt(ra, size)
+		}
+	case isFile:
 		// A file: cut in parallel; the bytes of the chunks stored are
 		// read again (from the page cache, as a rule), into their blob.
-		err = sp.SplitAt(readCtx, ra, size, func(k chunks.Chunk) error {
-			return take(k, func(dst []byte) error {
-				if _, err := ra.ReadAt(dst, k.Offset); errors.Is(err, io.EOF) {
-					return fmt.Errorf("chunks: %w: it ends before %d", ErrChanged, k.Offset+k.Length)
-				} else if err != nil {
-					return fmt.Errorf("chunks: reading at %d: %w", k.Offset, err)
-				}
-				return nil
-			})
-		})
+		err = sp.SplitAt(readCtx, ra, size, func(k chunks.Chunk) error { return take(k, readAt(ra, k)) })
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			err = fmt.Errorf("chunks: %w: %w", ErrChanged, err)
 		}
 		if err == nil {
-			if n, _ := ra.ReadAt(make([]byte, 1), size); n > 0 {
-				err = fmt.Errorf("chunks: %w: more than %d bytes", ErrChanged, size)
-			}
+			err = endsAt(ra, size)
 		}
-	} else {
+	default:
 		err = sp.Split(ctxReader{readCtx, io.LimitReader(rc, size+1)}, func(k chunks.Chunk, data []byte) error {
 			return take(k, func(dst []byte) error {
 				copy(dst, data)
@@ -257,18 +278,12 @@ func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, er
 	return list, nil
 }
 
-// hashChunk writes a chunk's bytes to h: data, or, when the chunk was not
-// read (it is not stored), its n bytes read by fill into a buffer of pool.
-func hashChunk(h io.Writer, data []byte, n int, fill func([]byte) error, pool *bufPool) error {
-	if data == nil {
-		data = pool.get(n)
-		defer pool.put(data)
-		if err := fill(data); err != nil {
-			return err
-		}
+// endsAt fails with ErrChanged if the file r has bytes past size.
+func endsAt(r io.ReaderAt, size int64) error {
+	if n, _ := r.ReadAt(make([]byte, 1), size); n > 0 {
+		return fmt.Errorf("chunks: %w: more than %d bytes", ErrChanged, size)
 	}
-	_, err := h.Write(data)
-	return err
+	return nil
 }
 
 // chunkBlob is a chunk blob being filled: the plaintext of its chunks,

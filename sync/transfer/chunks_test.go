@@ -46,6 +46,19 @@ type countWriter struct{ n *atomic.Int64 }
 
 func (c countWriter) Write(p []byte) (int, error) { c.n.Add(int64(len(p))); return len(p), nil }
 
+// sameChunks fails t unless got has want's chunks, in want's blobs.
+func sameChunks(t *testing.T, what string, got, want *proto.ChunkList) {
+	t.Helper()
+	if len(got.Chunks) != len(want.Chunks) {
+		t.Fatalf("%s: %d chunks, as a stream %d", what, len(got.Chunks), len(want.Chunks))
+	}
+	for i, k := range want.Chunks {
+		if g := got.Chunks[i]; g.ID != k.ID || g.Length != k.Length || g.Offset != k.Offset || g.Blob != k.Blob {
+			t.Fatalf("%s: chunk %d %+v, as a stream %+v", what, i, g, k)
+		}
+	}
+}
+
 // TestChunksRoundTrip: PutChunks stores the chunks asked for in chunk
 // blobs, a repeated chunk once; GetChunks rebuilds the content from the
 // chunks held locally and the others read from their blobs, reading no
@@ -69,23 +82,38 @@ func TestChunksRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Cut as a file, in parallel: the same chunks, in the same order;
-		// Hash is given the file, repeated chunks included.
-		sent := sha256.New()
-		fileList, err := e.up.PutChunks(t.Context(), fileOpener(data), int64(len(data)), ch, transfer.ChunkOptions{Hash: sent})
+		// Cut as a file, in parallel: the same chunks, in the same order.
+		fileList, err := e.up.PutChunks(t.Context(), fileOpener(data), int64(len(data)), ch, transfer.ChunkOptions{Verify: true})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if [32]byte(sent.Sum(nil)) != sha256.Sum256(data) {
-			t.Error("ChunkOptions.Hash was not given the file's bytes in order")
-		}
-		if len(fileList.Chunks) != len(list.Chunks) {
-			t.Fatalf("cut as a file: %d chunks, as a stream %d", len(fileList.Chunks), len(list.Chunks))
-		}
+		sameChunks(t, "cut as a file", fileList, list)
+		// Given the chunks as a scan cut them, the file is not cut
+		// again: the same chunks.
+		cut := make([]chunks.Chunk, len(list.Chunks))
+		var off int64
 		for i, k := range list.Chunks {
-			if f := fileList.Chunks[i]; f.ID != k.ID || f.Length != k.Length || f.Offset != k.Offset || f.Blob != k.Blob {
-				t.Fatalf("chunk %d cut as a file: %+v, as a stream %+v", i, f, k)
-			}
+			cut[i] = chunks.Chunk{ID: k.ID, Offset: off, Length: k.Length}
+			off += k.Length
+		}
+		given, err := e.up.PutChunks(t.Context(), fileOpener(data), int64(len(data)), ch, transfer.ChunkOptions{Chunks: cut})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sameChunks(t, "given its chunks", given, list)
+		// Nor hashed: a chunk that is not what its ID says goes up as
+		// it is, unless Verify checks each chunk stored.
+		changed := bytes.Clone(data)
+		changed[cut[1].Offset] ^= 1
+		if _, err := e.up.PutChunks(t.Context(), fileOpener(changed), int64(len(data)), ch, transfer.ChunkOptions{Chunks: cut}); err != nil {
+			t.Errorf("given its chunks, without Verify: %v", err)
+		}
+		if _, err := e.up.PutChunks(t.Context(), fileOpener(changed), int64(len(data)), ch,
+			transfer.ChunkOptions{Chunks: cut, Verify: true}); !errors.Is(err, transfer.ErrChanged) {
+			t.Errorf("given its chunks, with Verify, a chunk changed: %v, want ErrChanged", err)
+		}
+		if _, err := e.up.PutChunks(t.Context(), fileOpener(changed), int64(len(data)), ch, transfer.ChunkOptions{Verify: true}); err != nil {
+			t.Errorf("cut anew, with Verify, the changed file: %v", err)
 		}
 		var rebuilt bytes.Buffer
 		pieces := &largestWrite{w: &rebuilt}
@@ -343,14 +371,9 @@ func TestChunksResume(t *testing.T) {
 		}
 		return stored.Stored(b, offs)
 	}
-	sent := sha256.New() // given the chunks stored before too
-	resumed.Hash = sent
 	list, err := e.up.PutChunks(t.Context(), opener(data), int64(len(data)), ch, resumed)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if [32]byte(sent.Sum(nil)) != sha256.Sum256(data) {
-		t.Error("ChunkOptions.Hash was not given the file's bytes in order")
 	}
 	if again > 0 {
 		t.Errorf("the resumed upload stored %d chunks stored before again", again)
