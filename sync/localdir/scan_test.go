@@ -1,13 +1,13 @@
 package localdir_test
 
 import (
-	"reflect"
 	"context"
 	"encoding/hex"
 	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
