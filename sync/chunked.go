@@ -106,6 +106,7 @@ func (e *Engine) uploadChunks(ctx context.Context, it *pushItem) error {
 	opts.Chunks = e.scannedChunks(it)
 	opts.Verify = it.ent.Local.CTimeNs == 0
 	it.hasher = nil
+	e.log.Debug("uploading chunks", "path", it.ent.Path, "cut_by_scan", opts.Chunks != nil, "verify", opts.Verify)
 	list, err := e.up.PutChunks(ctx, func() (io.ReadCloser, error) { return e.openFile(ctx, it) }, it.ent.Size, e.chunker, opts)
 	if err != nil && unsaved {
 		if serr := save(); serr != nil {

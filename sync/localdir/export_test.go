@@ -26,3 +26,6 @@ func (w *Watcher) FSNotifyErrors() chan error { return w.fsw.Errors }
 func SetCrossDevice(d *Dir) {
 	d.linkOut = func(*os.Root, string, string) error { return syscall.EXDEV }
 }
+
+// Racy is racy, for the tests of the racy window.
+func Racy(changed, now int64) bool { return racy(changed, now) }

@@ -21,7 +21,15 @@ import (
 // within the same timestamp tick keeps size, mtime and ctime. Such a
 // fingerprint is reported smudged (CTimeNs zero), so the next scan hashes
 // the file again and then reports the real one (OpRestat).
-const racyWindow = time.Second
+//
+// A file system whose ctime has a part below the second (ext4, XFS,
+// Btrfs, tmpfs…) stamps it from the kernel's coarse clock, which ticks
+// every 1 to 10 ms: racyWindowFine leaves ten ticks of margin. A ctime in
+// whole seconds may come from a file system that counts in seconds.
+const (
+	racyWindow     = time.Second
+	racyWindowFine = 100 * time.Millisecond
+)
 
 // hashBufSize is the read buffer of hashing: memory per scan, whatever the
 // size of the files.
@@ -547,10 +555,20 @@ func (s *scanner) smudge(st cache.LocalStat) cache.LocalStat {
 	if changed == 0 {
 		changed = st.MTimeNs
 	}
-	if s.d.clock.Now().UnixNano()-changed < int64(racyWindow) {
+	if racy(changed, s.d.clock.Now().UnixNano()) {
 		st.CTimeNs = 0
 	}
 	return st
+}
+
+// racy says whether a file last changed at changed (ns since the epoch)
+// has a fingerprint that cannot be trusted now (see racyWindow).
+func racy(changed, now int64) bool {
+	window := racyWindow
+	if changed%int64(time.Second) != 0 {
+		window = racyWindowFine
+	}
+	return now-changed < int64(window)
 }
 
 func (s *scanner) fail(rel string, err error) {

@@ -2,8 +2,11 @@ package localdir_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -560,7 +563,7 @@ func TestScanRacyFingerprintSmudged(t *testing.T) {
 	f.write("a", "x")
 	ctime := diskStat(t, f.abs("a")).CTimeNs
 	// Scan as if just after the write: the fingerprint is not trusted.
-	f.clock.Set(time.Unix(0, ctime).Add(100 * time.Millisecond))
+	f.clock.Set(time.Unix(0, ctime).Add(50 * time.Millisecond))
 	res := f.scan(localdir.ScanOptions{})
 	if len(res.Changes) != 1 || res.Changes[0].Local.CTimeNs != 0 || res.Changes[0].Local.Inode == 0 {
 		t.Fatalf("changes: %+v", res.Changes)
@@ -575,6 +578,30 @@ func TestScanRacyFingerprintSmudged(t *testing.T) {
 	f.apply(res.Changes)
 	if res := f.scan(localdir.ScanOptions{}); len(res.Changes) != 0 || res.HashedFiles != 0 {
 		t.Errorf("third scan: %d changes, %d hashed", len(res.Changes), res.HashedFiles)
+	}
+}
+
+// TestRacyWindow: a file's fingerprint is not trusted within 100 ms of its
+// last change where the ctime has a part below the second (the kernel
+// stamps it from a clock of 1–10 ms ticks), within a second where it is in
+// whole seconds (a file system that may count in seconds).
+func TestRacyWindow(t *testing.T) {
+	sec := int64(time.Second)
+	ms := int64(time.Millisecond)
+	for _, c := range []struct {
+		changed, now int64
+		racy         bool
+	}{
+		{1000*sec + 123456789, 1000*sec + 123456789 + 99*ms, true},
+		{1000*sec + 123456789, 1000*sec + 123456789 + 100*ms, false},
+		{1000*sec + 1, 1000*sec + 1 + 150*ms, false},
+		{1000 * sec, 1000*sec + 150*ms, true},
+		{1000 * sec, 1000*sec + 999*ms, true},
+		{1000 * sec, 1001 * sec, false},
+	} {
+		if got := localdir.Racy(c.changed, c.now); got != c.racy {
+			t.Errorf("changed %d, now %d: racy %v, want %v", c.changed, c.now, got, c.racy)
+		}
 	}
 }
 
@@ -664,5 +691,69 @@ func TestScanLargeFileConstantMemory(t *testing.T) {
 	}
 	if grew := m1.TotalAlloc - m0.TotalAlloc; grew > 16<<20 {
 		t.Errorf("scanning a 1 GiB file allocated %d MiB", grew>>20)
+	}
+}
+
+// blockHasher hashes a file by blocks of 4 KiB (a chunker's stand-in):
+// each block's SHA-256 is its ID, and the content hash is the SHA-256 of
+// the IDs.
+type blockHasher struct{ calls int }
+
+func (b *blockHasher) HashChunks(_ context.Context, r io.ReaderAt, size int64) ([32]byte, []cache.ChunkSpan, error) {
+	b.calls++
+	all := sha256.New()
+	var spans []cache.ChunkSpan
+	for off := int64(0); off < size; off += 4096 {
+		buf := make([]byte, min(4096, size-off))
+		if _, err := r.ReadAt(buf, off); err != nil {
+			return [32]byte{}, nil, fmt.Errorf("reading at %d: %w", off, io.ErrUnexpectedEOF)
+		}
+		id := sha256.Sum256(buf)
+		all.Write(id[:])
+		spans = append(spans, cache.ChunkSpan{ID: id, Offset: off, Length: int64(len(buf))})
+	}
+	return [32]byte(all.Sum(nil)), spans, nil
+}
+
+// TestScanHashesByChunks: with ScanOptions.Chunks, the files of ChunksFrom
+// bytes and more are hashed by it, and their chunks reported; smaller
+// ones by SHA-256. A file that shrinks while it is cut is unstable.
+func TestScanHashesByChunks(t *testing.T) {
+	f := newFixture(t)
+	big := strings.Repeat("0123456789abcdef", 1000) // 16,000 bytes: 4 chunks
+	f.write("big", big)
+	f.write("small", "tiny")
+	bh := &blockHasher{}
+	opts := localdir.ScanOptions{Chunks: bh, ChunksFrom: 10000}
+	res := f.scan(opts)
+	byPath := make(map[string]localdir.Change)
+	for _, ch := range res.Changes {
+		byPath[ch.Path] = ch
+	}
+	want, spans, _ := (&blockHasher{}).HashChunks(t.Context(), strings.NewReader(big), int64(len(big)))
+	if b := byPath["big"]; b.Hash != want || !reflect.DeepEqual(b.Chunks, spans) || len(b.Chunks) != 4 {
+		t.Errorf("big: hash %x, %d chunks; want %x, 4 chunks", b.Hash, len(b.Chunks), want)
+	}
+	if s := byPath["small"]; s.Hash != sha256.Sum256([]byte("tiny")) || s.Chunks != nil {
+		t.Errorf("small: hash %x, chunks %v; want its SHA-256, none", s.Hash, s.Chunks)
+	}
+	if bh.calls != 1 || res.HashedBytes != int64(len(big)+4) {
+		t.Errorf("%d files hashed by chunks, %d bytes hashed", bh.calls, res.HashedBytes)
+	}
+	f.apply(res.Changes)
+	if res := f.scan(opts); len(res.Changes) != 0 || bh.calls != 1 {
+		t.Errorf("untouched: %d changes, %d files hashed by chunks in all", len(res.Changes), bh.calls)
+	}
+
+	f.write("big", big+"more")
+	localdir.SetHashHook(f.d, func(rel string) {
+		if err := os.Truncate(f.abs(rel), 100); err != nil {
+			t.Error(err)
+		}
+	})
+	res = f.scan(opts)
+	localdir.SetHashHook(f.d, nil)
+	if len(res.Changes) != 0 || !slices.Equal(res.Unstable, []string{"big"}) {
+		t.Errorf("shrunk while cut: changes %+v, unstable %v", res.Changes, res.Unstable)
 	}
 }
