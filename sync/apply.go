@@ -202,7 +202,7 @@ func (e *Engine) fetchPack(ctx context.Context, id crypto.NodeID, changes []prot
 		return nil
 	}
 	for k, i := range which {
-		e.count(func(s *Stats) { s.BytesPulled += changes[i].Size })
+		e.count(func(s *Stats) { s.BytesPulled += changes[i].Size; s.BytesHashed += changes[i].Size })
 		var sum [32]byte
 		hashes[k].Sum(sum[:0])
 		if sum != changes[i].Hash {
@@ -891,7 +891,7 @@ func (e *Engine) fetchParts(ctx context.Context, id crypto.NodeID, c proto.Chang
 			}
 			return cache.LocalStat{}, fmt.Errorf("fetching %q: %w", c.Path, err)
 		}
-		e.count(func(s *Stats) { s.BytesPulled += n.n })
+		e.count(func(s *Stats) { s.BytesPulled += n.n; s.BytesHashed += n.n })
 		if err := sw.Finish(); err != nil { // the length, should the part end in a hole
 			return cache.LocalStat{}, fmt.Errorf("partial download: %w", err)
 		}

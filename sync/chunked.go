@@ -132,7 +132,7 @@ func (e *Engine) uploadChunks(ctx context.Context, it *pushItem) error {
 		}
 	}
 	it.blobs = it.ref.blobs()
-	e.count(func(s *Stats) { s.Blobs += len(list.Blobs) })
+	e.count(func(s *Stats) { s.Blobs += len(list.Blobs); s.BytesHashed += hashedByPut(list, opts, it.ent.Size, live) })
 	e.indexChunks(it.ent.Path, it.ent.Local, list)
 	return nil
 }
@@ -183,6 +183,27 @@ func (e *Engine) scannedChunks(it *pushItem) []chunks.Chunk {
 		return nil
 	}
 	return out
+}
+
+// hashedByPut is how many bytes PutChunks hashed for list, of a file of
+// size bytes: all, to cut it, unless the scan's chunks were given; and
+// with opts.Verify, the chunks it stored (in blobs not live before).
+func hashedByPut(list *proto.ChunkList, opts transfer.ChunkOptions, size int64, live map[crypto.BlobID]bool) int64 {
+	var n int64
+	if opts.Chunks == nil {
+		n = size
+	}
+	if !opts.Verify {
+		return n
+	}
+	seen := make(map[crypto.ChunkID]bool)
+	for _, k := range list.Chunks {
+		if k.Blob != proto.NoBlob && !live[list.Blobs[k.Blob].ID] && !seen[k.ID] {
+			n += k.Length
+			seen[k.ID] = true
+		}
+	}
+	return n
 }
 
 // chunksVerified says whether a chunked upload of it sent what the scan
@@ -490,7 +511,13 @@ func (e *Engine) fetchChunks(ctx context.Context, id crypto.NodeID, c proto.Chan
 		},
 		Hash: hashWriter(h),
 	}, sw)
-	e.count(func(s *Stats) { s.BytesPulled += fetched })
+	e.count(func(s *Stats) {
+		s.BytesPulled += fetched
+		s.BytesHashed += sw.Offset() - prog.Bytes // each chunk checked by its ID
+		if h != nil {
+			s.BytesHashed += sw.Offset() // and by the SHA-256 of the file, all of it
+		}
+	})
 	if err != nil && sw.Offset() > saved && !skipped(err) {
 		// Cut short (the relay failed, the node stops): what was written
 		// counts for the next try.

@@ -3,6 +3,7 @@ package sync_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -14,10 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/escalefs/escalefs/cache"
 	"github.com/escalefs/escalefs/crypto"
 	"github.com/escalefs/escalefs/internal/pseudo"
 	"github.com/escalefs/escalefs/relay"
 	escsync "github.com/escalefs/escalefs/sync"
+	"github.com/escalefs/escalefs/sync/localdir"
 )
 
 // byteCounter counts the bytes of blobs put and got through a relay.
@@ -411,5 +414,124 @@ func TestChunkedUploadChecksRacyFile(t *testing.T) {
 	c.settle()
 	if got := b.read(t, "racy.img"); !bytes.Equal(got, second) {
 		t.Errorf("b holds %d bytes, not the file's last version", len(got))
+	}
+}
+
+// chunkedHashOf returns n's hash of the file at rel and the content hash
+// of the chunks its chunk index holds for it.
+func chunkedHashOf(t *testing.T, n *node, rel string) (hash, ofChunks [32]byte) {
+	t.Helper()
+	if err := n.store.View(func(tx *cache.Tx) error {
+		ent, _, err := tx.Get(rel)
+		if err != nil {
+			return err
+		}
+		_, spans, err := tx.Chunks(rel)
+		if err != nil {
+			return err
+		}
+		sum := crypto.NewChunkedSum()
+		for _, s := range spans {
+			sum.Add(s.ID, s.Length)
+		}
+		hash, ofChunks = ent.Hash, sum.Sum()
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return hash, ofChunks
+}
+
+// localClock makes a node's folder tell a racy file by the cluster's
+// clock.
+func localClock(t *testing.T, c *cluster) func(*escsync.Config) {
+	return func(cfg *escsync.Config) {
+		dir := cfg.Local.(*localdir.Dir)
+		local, err := localdir.New(dir.Root(), localdir.Options{Clock: c.clock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Local = local
+	}
+}
+
+// TestChunkedSHAHashedFile: a file whose hash is the SHA-256 of its bytes
+// (hashed with chunks off, or by an escalefs before format version 4)
+// and pushed as chunks reaches the peer, which checks it by that hash.
+func TestChunkedSHAHashedFile(t *testing.T) {
+	c := chunkedCluster(t, fileRelay(t))
+	a := c.add("a", localClock(t, c))
+	b := c.add("b", chunked)
+	c.settle()
+	data := pseudo.Bytes("sha-256", 24<<20)
+	a.write(t, "f.img", data)
+	c.clock.Set(time.Now().Add(time.Minute))
+	if _, err := a.e.Scan(t.Context(), nil); err != nil {
+		t.Fatal(err)
+	}
+	a.stop(t)
+	c.start(a, chunked, localClock(t, c))
+	a.round(t)
+	before := b.e.Stats().BytesHashed
+	b.round(t)
+	if !bytes.Equal(b.read(t, "f.img"), data) {
+		t.Fatal("b holds another content")
+	}
+	if h, _ := chunkedHashOf(t, b, "f.img"); h != sha256.Sum256(data) {
+		t.Errorf("b's hash of the file %x, want its SHA-256", h)
+	}
+	if n := b.e.Stats().BytesHashed - before; n != 2*int64(len(data)) {
+		t.Errorf("b hashed %d bytes of a file of %d: want each chunk by its ID, and the whole by SHA-256", n, len(data))
+	}
+}
+
+// TestChunkedHashedOnce: a new file pushed as chunks is hashed once on
+// each node: the scan cuts it and the push takes the scan's chunks
+// without reading the file for anything but the chunks it stores; the
+// puller checks each chunk against its ID and computes no other hash.
+// The file's hash on both nodes is the content hash of its chunks.
+func TestChunkedHashedOnce(t *testing.T) {
+	c := chunkedCluster(t, fileRelay(t))
+	a := c.add("a", chunked, localClock(t, c))
+	b := c.add("b", chunked)
+	c.settle()
+	data := pseudo.Bytes("hashed once", 24<<20)
+	a.write(t, "f.img", data)
+	// Long after the write: the file's fingerprint is trusted.
+	c.clock.Set(time.Now().Add(time.Minute))
+	before := a.e.Stats().BytesHashed
+	a.round(t)
+	if n := a.e.Stats().BytesHashed - before; n != int64(len(data)) {
+		t.Errorf("a hashed %d bytes to push a new file of %d", n, len(data))
+	}
+	before = b.e.Stats().BytesHashed
+	b.round(t)
+	if n := b.e.Stats().BytesHashed - before; n != int64(len(data)) {
+		t.Errorf("b hashed %d bytes to pull a new file of %d", n, len(data))
+	}
+	if !bytes.Equal(b.read(t, "f.img"), data) {
+		t.Fatal("b holds another content")
+	}
+	ha, ca := chunkedHashOf(t, a, "f.img")
+	hb, cb := chunkedHashOf(t, b, "f.img")
+	if ha != ca || hb != cb || ha != hb {
+		t.Errorf("hashes: a %x (its chunks %x), b %x (its chunks %x): want one, the chunks' content hash", ha, ca, hb, cb)
+	}
+
+	// A file changed within its timestamps' resolution is checked as it
+	// goes up: each chunk stored is hashed again, and only those.
+	edited := bytes.Clone(data)
+	copy(edited[12<<20:], pseudo.Bytes("edit", 256<<10))
+	a.write(t, "f.img", edited)
+	c.clock.Set(time.Now())
+	before = a.e.Stats().BytesHashed
+	a.round(t)
+	n := a.e.Stats().BytesHashed - before
+	if n <= int64(len(data)) || n > int64(len(data))+8<<20 {
+		t.Errorf("a hashed %d bytes to push an edit of a racy file of %d: want its scan and the chunks stored", n, len(data))
+	}
+	b.round(t)
+	if !bytes.Equal(b.read(t, "f.img"), edited) {
+		t.Fatal("b holds another content after the edit")
 	}
 }

@@ -263,6 +263,10 @@ type Stats struct {
 	Blobs        int   // blobs uploaded
 	FilesPulled  int   // files installed from peers
 	BytesPulled  int64 // plaintext bytes downloaded (chunks held here are not)
+	// BytesHashed counts the bytes of file content hashed: by scans, by
+	// uploads and downloads that check what they send or write. A new
+	// file pushed as chunks is hashed once on each side.
+	BytesHashed int64
 	Conflicts    int   // conflict copies made
 	BlobsDeleted int   // own blobs collected
 	RecsDeleted  int   // own records compacted away

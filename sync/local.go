@@ -91,6 +91,7 @@ func (e *Engine) scan(ctx context.Context, paths []string, open bool) (int, erro
 	if err != nil {
 		return 0, fmt.Errorf("scanning the folder: %w", err)
 	}
+	e.count(func(s *Stats) { s.BytesHashed += res.HashedBytes })
 	for _, f := range res.Failed {
 		e.log.Warn("cannot read local file; skipped", "path", f.Path, "err", f.Err)
 	}

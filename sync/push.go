@@ -522,6 +522,7 @@ func (e *Engine) verified(it *pushItem) bool {
 		}
 		return true
 	}
+	e.count(func(s *Stats) { s.BytesHashed += it.ent.Size })
 	var sum [32]byte
 	it.hasher.Sum(sum[:0])
 	if sum != it.ent.Hash {

@@ -807,6 +807,6 @@ func engineFailed(err error, state string) error {
 
 func logStats(log *slog.Logger, msg string, s escsync.Stats, args ...any) {
 	args = append(args, "files_pushed", s.FilesPushed, "bytes_pushed", s.BytesPushed,
-		"files_pulled", s.FilesPulled, "bytes_pulled", s.BytesPulled, "conflicts", s.Conflicts)
+		"files_pulled", s.FilesPulled, "bytes_pulled", s.BytesPulled, "bytes_hashed", s.BytesHashed, "conflicts", s.Conflicts)
 	log.Info(msg, args...)
 }
