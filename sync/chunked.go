@@ -132,7 +132,10 @@ func (e *Engine) uploadChunks(ctx context.Context, it *pushItem) error {
 		}
 	}
 	it.blobs = it.ref.blobs()
-	e.count(func(s *Stats) { s.Blobs += len(list.Blobs); s.BytesHashed += hashedByPut(list, opts, it.ent.Size, live) })
+	e.count(func(s *Stats) {
+		s.Blobs += len(list.Blobs)
+		s.BytesHashed += hashedByPut(list, opts, it.ent.Size, live)
+	})
 	e.indexChunks(it.ent.Path, it.ent.Local, list)
 	return nil
 }

@@ -257,19 +257,19 @@ type Engine struct {
 
 // Stats count what the engine did since it started.
 type Stats struct {
-	Records      int   // records published (log and snapshot)
-	FilesPushed  int   // files whose content was uploaded
-	BytesPushed  int64 // plaintext bytes uploaded
-	Blobs        int   // blobs uploaded
-	FilesPulled  int   // files installed from peers
-	BytesPulled  int64 // plaintext bytes downloaded (chunks held here are not)
+	Records     int   // records published (log and snapshot)
+	FilesPushed int   // files whose content was uploaded
+	BytesPushed int64 // plaintext bytes uploaded
+	Blobs       int   // blobs uploaded
+	FilesPulled int   // files installed from peers
+	BytesPulled int64 // plaintext bytes downloaded (chunks held here are not)
 	// BytesHashed counts the bytes of file content hashed: by scans, by
 	// uploads and downloads that check what they send or write. A new
 	// file pushed as chunks is hashed once on each side.
-	BytesHashed int64
-	Conflicts    int   // conflict copies made
-	BlobsDeleted int   // own blobs collected
-	RecsDeleted  int   // own records compacted away
+	BytesHashed  int64
+	Conflicts    int // conflict copies made
+	BlobsDeleted int // own blobs collected
+	RecsDeleted  int // own records compacted away
 }
 
 // New returns an engine for cfg. It reads or creates the node's ID in the
