@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
@@ -92,4 +93,28 @@ func Parents(name string) []string {
 		}
 	}
 	return out
+}
+
+// newObjectsKey marks a context whose Puts store new objects.
+type newObjectsKey struct{}
+
+// NewObjects returns ctx with its Puts marked as storing new objects:
+// under names no reader looks for until the caller publishes them (a blob,
+// which a record written after it names). A backend may then write such
+// an object in place, in one request, rather than under a temporary name
+// moved over it at the end. A failed Put still removes what it wrote, as
+// far as it can; a crash may leave a partial object under the name, which
+// the caller must tell from a whole one (by its size) and clear.
+func NewObjects(ctx context.Context) context.Context {
+	return context.WithValue(ctx, newObjectsKey{}, true)
+}
+
+// PutTarget returns the name a backend's Put writes the payload under
+// before it is in place: name itself for a new object (NewObjects), else
+// a fresh temporary name beside it (TempName).
+func PutTarget(ctx context.Context, name string) string {
+	if fresh, _ := ctx.Value(newObjectsKey{}).(bool); fresh {
+		return name
+	}
+	return TempName(name)
 }

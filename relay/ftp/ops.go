@@ -299,7 +299,8 @@ func (g *getReader) Read(b []byte) (int, error) {
 }
 
 // Put stores the payload under a temporary name in the target's directory
-// (STOR), then renames it onto name (RNFR/RNTO). Missing parent directories
+// (STOR), then renames it onto name (RNFR/RNTO); a new object
+// (relay.NewObjects) is stored in place. Missing parent directories
 // are created (MKD) when the server refuses the upload. On failure or
 // cancellation the temporary object is deleted over a new connection, since
 // the one that failed may be unusable.
@@ -307,7 +308,7 @@ func (r *Relay) Put(ctx context.Context, name string, p relay.Payload) error {
 	if err := relay.ValidName(name); err != nil {
 		return relay.WrapOp("put", name, err)
 	}
-	tmp := relay.TempName(name)
+	tmp := relay.PutTarget(ctx, name) // name itself for a new object: no rename
 	stored := false
 	err := r.doWith(ctx, "put", name, (*conn).abortTransfer, func(c *conn) error {
 		refused, err := r.stor(ctx, c, tmp, p)
@@ -330,6 +331,9 @@ func (r *Relay) Put(ctx context.Context, name string, p relay.Payload) error {
 			return err
 		}
 		stored = true
+		if tmp == name {
+			return nil
+		}
 		return r.rename(c, tmp, name)
 	})
 	if err != nil && stored {

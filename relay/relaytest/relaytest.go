@@ -68,6 +68,7 @@ func Run(t *testing.T, cfg Config) {
 		{"Create", testCreate},
 		{"CancelledPut", testCancelledPut},
 		{"FailingPayload", testFailingPayload},
+		{"NewObjects", testNewObjects},
 		{"ConcurrentPuts", testConcurrentPuts},
 		{"StopListing", testStopListing},
 		{"Properties", testProperties},
@@ -614,6 +615,52 @@ func testFailingPayload(t *testing.T, cfg Config, f Fixture) {
 		t.Errorf("put of a payload shorter than its length succeeded")
 	}
 	checkNothingLeft(t, f, "fp/short", nil, []string{"fp/existing"})
+}
+
+// testNewObjects: a Put of a new object (relay.NewObjects) stores it whole,
+// under its name and in its parent directories, and one that fails or is
+// cancelled halfway leaves nothing, as any Put.
+func testNewObjects(t *testing.T, cfg Config, f Fixture) {
+	ctx := relay.NewObjects(context.Background())
+	data := RandomBytes(3 << 20)
+	if err := f.Relay.Put(ctx, "n/b/blob", relay.BytesPayload(data)); err != nil {
+		t.Fatalf("put of a new object: %v", err)
+	}
+	if got := MustGet(t, f.Relay, "n/b/blob"); !bytes.Equal(got, data) {
+		t.Errorf("new object read back: %d bytes, want the %d put", len(got), len(data))
+	}
+	p := &slowPayload{data: RandomBytes(2 << 20), hook: func() error { return errPayload }}
+	if err := f.Relay.Put(ctx, "n/b/failed", p); err == nil {
+		t.Error("put of a new object whose payload fails halfway succeeded")
+	}
+	checkNothingLeft(t, f, "n/b/failed", nil, []string{"n/b/blob"})
+	cctx, cancel := context.WithCancel(ctx)
+	p = &slowPayload{data: RandomBytes(2 << 20), hook: func() error { cancel(); return nil }}
+	if err := f.Relay.Put(cctx, "n/b/cancelled", p); !errors.Is(err, context.Canceled) {
+		t.Errorf("put of a new object cancelled halfway: %v, want an error wrapping context.Canceled", err)
+	}
+	cancel()
+	// A cancelled Put returns at once; what it wrote is removed in the
+	// background.
+	waitGone(t, f.Relay, "n/b/cancelled")
+	checkNothingLeft(t, f, "n/b/cancelled", nil, []string{"n/b/blob"})
+}
+
+// waitGone waits, with a deadline, until name is not in r.
+func waitGone(t *testing.T, r relay.Relay, name string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := r.Stat(context.Background(), name)
+		if errors.Is(err, fs.ErrNotExist) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("%q still there 10 s after a failed put: %v", name, err)
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 type lyingPayload struct {

@@ -181,7 +181,8 @@ func (g *getReader) Read(b []byte) (int, error) {
 }
 
 // Put writes the payload to a temporary file in the target's directory,
-// creating missing directories, and renames it onto name. On failure or
+// creating missing directories, and renames it onto name; a new object
+// (relay.NewObjects) is written in place. On failure or
 // cancellation the temporary file is removed over a new connection.
 func (r *Relay) Put(ctx context.Context, name string, p relay.Payload) error {
 	return r.put(ctx, "put", name, p, r.rename)
@@ -209,9 +210,15 @@ func (r *Relay) put(ctx context.Context, op, name string, p relay.Payload, place
 		return relay.WrapOp(op, name, err)
 	}
 	tmp := relay.TempName(name)
+	if op == "put" {
+		tmp = relay.PutTarget(ctx, name) // name itself for a new object: no rename
+	}
 	created := false
 	err := r.do(ctx, op, name, func(c *conn) error {
 		flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+		if tmp == name {
+			flags = os.O_WRONLY | os.O_CREATE | os.O_TRUNC // a retry finds what a failed try left
+		}
 		f, err := c.sc.OpenFile(r.abs(tmp), flags)
 		if errors.Is(err, fs.ErrNotExist) && strings.Contains(name, "/") {
 			if err := c.sc.MkdirAll(r.abs(path.Dir(name))); err != nil {
@@ -233,6 +240,9 @@ func (r *Relay) put(ctx context.Context, op, name string, p relay.Payload, place
 			return r.writeError(c, translate(err))
 		case cerr != nil:
 			return r.writeError(c, translate(cerr))
+		}
+		if tmp == name {
+			return nil
 		}
 		return place(c, tmp, name)
 	})

@@ -9,9 +9,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path"
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -523,5 +525,41 @@ func TestMkcolLocked(t *testing.T) {
 	}
 	if n := locked.Load(); n < 3 {
 		t.Errorf("%d MKCOLs of dir, want the two locked ones and one more", n)
+	}
+}
+
+// TestNewObjectOnePut: a new object (relay.NewObjects) costs one PUT, in
+// place; any other Put a PUT to a temporary name and a MOVE.
+func TestNewObjectOnePut(t *testing.T) {
+	f := startFake(t)
+	r := f.open(t, "fresh", relay.Options{})
+	relaytest.MustPut(t, r, "blobs/first", []byte("makes the collection"))
+	var mu sync.Mutex
+	var calls []string
+	f.setHook(func(_ http.ResponseWriter, r *http.Request) bool {
+		mu.Lock()
+		calls = append(calls, r.Method+" "+path.Base(r.URL.Path))
+		mu.Unlock()
+		return false
+	})
+	if err := r.Put(relay.NewObjects(ctxT(t)), "blobs/new", relay.BytesPayload([]byte("a blob"))); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	if !slices.Equal(calls, []string{"PUT new"}) {
+		t.Errorf("a new object: requests %q, want one PUT of it", calls)
+	}
+	calls = nil
+	mu.Unlock()
+	if err := r.Put(ctxT(t), "blobs/other", relay.BytesPayload([]byte("a record"))); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	if len(calls) != 2 || !strings.HasPrefix(calls[0], "PUT "+relay.TempPrefix) || !strings.HasPrefix(calls[1], "MOVE "+relay.TempPrefix) {
+		t.Errorf("another object: requests %q, want a PUT of a temporary name and a MOVE", calls)
+	}
+	mu.Unlock()
+	if got := relaytest.MustGet(t, r, "blobs/new"); string(got) != "a blob" {
+		t.Errorf("the new object reads %q", got)
 	}
 }

@@ -344,8 +344,8 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 }
 
 // Put implements relay.Relay: PUT to a temporary name in the target's
-// collection, then MOVE over the target. A failed or cancelled Put removes
-// the temporary object. Parent collections are created with MKCOL first
+// collection, then MOVE over the target; a new object (relay.NewObjects)
+// is PUT in place. A failed or cancelled Put removes the object it wrote. Parent collections are created with MKCOL first
 // (Apache answers 409 to a PUT into a missing collection), once per
 // collection thanks to a cache that a 409 invalidates.
 func (r *davRelay) Put(ctx context.Context, name string, p relay.Payload) error {
@@ -363,7 +363,7 @@ func (r *davRelay) put(ctx context.Context, name string, p relay.Payload) error 
 		return err
 	}
 	up := &upload{p: p}
-	tmp := relay.TempName(name)
+	tmp := relay.PutTarget(ctx, name) // name itself for a new object: one PUT
 	err := r.upload(ctx, tmp, up)
 	if statusCode(err) == http.StatusConflict {
 		// A parent collection was removed behind the cache's back.
@@ -372,7 +372,7 @@ func (r *davRelay) put(ctx context.Context, name string, p relay.Payload) error 
 			err = r.upload(ctx, tmp, up)
 		}
 	}
-	if err == nil {
+	if err == nil && tmp != name {
 		err = r.moveIntoPlace(ctx, tmp, name)
 	}
 	if err != nil {

@@ -134,7 +134,7 @@ func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, er
 				fail(err)
 				return
 			}
-			err = u.relay.Put(ctx, crypto.BlobName(u.node, ref.ID), relay.ReaderAtPayload(bytes.NewReader(sealedBuf), ref.Size))
+			err = u.relay.Put(relay.NewObjects(ctx), crypto.BlobName(u.node, ref.ID), relay.ReaderAtPayload(bytes.NewReader(sealedBuf), ref.Size))
 			u.bufs.put(sealedBuf)
 			if err != nil {
 				fail(fmt.Errorf("chunks: blob %d: %w", b.index+1, err))

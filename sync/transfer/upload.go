@@ -322,7 +322,7 @@ func (u *Uploader) send(ctx context.Context, f *os.File, id crypto.BlobID, ref c
 			err = fmt.Errorf("staging blob: %w", cerr)
 		}
 	}()
-	return u.relay.Put(ctx, crypto.BlobName(u.node, id), relay.ReaderAtPayload(f, ref.Size))
+	return u.relay.Put(relay.NewObjects(ctx), crypto.BlobName(u.node, id), relay.ReaderAtPayload(f, ref.Size))
 }
 
 // copyFile copies exactly size bytes of the content open returns into w.
