@@ -68,14 +68,13 @@ type ChunkOptions struct {
 // once; the others are referred to where Known says, and a chunk met twice
 // is stored once. It returns the file's chunk list; each byte is hashed
 // once, for its chunk's ID (not at all with opts.Chunks), and the bytes
-// stored once more with opts.Verify. A file that yields another number of bytes than size fails
-// with an error wrapping ErrChanged; blobs already stored are then
-// unreferenced (but were reported to opts.Stored).
+// stored once more with opts.Verify. A file that yields another number of
+// bytes than size fails with an error wrapping ErrChanged; blobs already
+// stored are then unreferenced (but were reported to opts.Stored).
 func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, error), size int64, sp Splitter,
 	opts ChunkOptions) (*proto.ChunkList, error) {
-	known := opts.Known
-	if known == nil {
-		known = func(crypto.ChunkID) (Known, bool) { return Known{}, false }
+	if opts.Known == nil {
+		opts.Known = func(crypto.ChunkID) (Known, bool) { return Known{}, false }
 	}
 	if size < 1 {
 		return nil, fmt.Errorf("chunks: size %d (an empty file has no chunks)", size)
@@ -90,192 +89,230 @@ func (u *Uploader) PutChunks(ctx context.Context, open func() (io.ReadCloser, er
 	// reported to opts.Stored: the next try does not send them again.
 	readCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-
-	list := &proto.ChunkList{}
-	stored := make(map[crypto.ChunkID]proto.ChunkRef) // in a blob of this call
-	reused := make(map[crypto.BlobID]int)             // blobs stored before, by index
-	var (
-		mu     gosync.Mutex
-		firstE error
-		wg     gosync.WaitGroup
-		slots  = make(chan struct{}, blobsInFlight)
-		cur    *chunkBlob
-		sealed = make(map[int]crypto.BlobRef) // the blobs stored, by index; under mu
-	)
-	fail := func(err error) {
-		mu.Lock()
-		if firstE == nil {
-			firstE = err
-			cancel()
-		}
-		mu.Unlock()
+	p := &chunkPut{
+		u: u, sp: sp, ctx: ctx, readCtx: readCtx, cancel: cancel, opts: opts, size: size,
+		list:   &proto.ChunkList{},
+		stored: make(map[crypto.ChunkID]proto.ChunkRef),
+		reused: make(map[crypto.BlobID]int),
+		slots:  make(chan struct{}, blobsInFlight),
+		sealed: make(map[int]crypto.BlobRef),
 	}
-	// flush seals the blob being filled (encrypts it) and sends it, in
-	// the background: the reading goes on meanwhile.
-	flush := func() error {
-		if cur == nil {
-			return nil
-		}
-		b := cur
-		cur = nil
-		select {
-		case slots <- struct{}{}:
-		case <-readCtx.Done():
-			return readCtx.Err()
-		}
-		if err := readCtx.Err(); err != nil { // a slot and a failure at once
-			<-slots
-			return err
-		}
-		wg.Go(func() {
-			defer func() { <-slots }()
-			sealedBuf, ref, err := b.seal(u.keys, &u.bufs)
-			if err != nil {
-				fail(err)
-				return
-			}
-			err = u.relay.Put(relay.NewObjects(ctx), crypto.BlobName(u.node, ref.ID), relay.ReaderAtPayload(bytes.NewReader(sealedBuf), ref.Size))
-			u.bufs.put(sealedBuf)
-			if err != nil {
-				fail(fmt.Errorf("chunks: blob %d: %w", b.index+1, err))
-				return
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			sealed[b.index] = ref
-			if opts.Stored != nil {
-				if err := opts.Stored(ref, b.offsets); err != nil && firstE == nil {
-					firstE = err
-					cancel()
-				}
-			}
-		})
-		return nil
-	}
-	var read int64
-	// take places chunk k; fill puts its bytes into a slice of their
-	// length, called only when the chunk is stored.
-	take := func(k chunks.Chunk, fill func([]byte) error) error {
-		read += k.Length
-		if read > size {
-			return fmt.Errorf("chunks: %w: more than %d bytes", ErrChanged, size)
-		}
-		ref := proto.ChunkRef{ID: k.ID, Length: k.Length, Blob: proto.NoBlob}
-		var data []byte // the chunk's bytes, once read into its blob
-		prev, done := stored[k.ID]
-		kn, ok := Known{}, false
-		if !done {
-			mu.Lock() // never at the same time as Stored
-			kn, ok = known(k.ID)
-			mu.Unlock()
-		}
-		switch {
-		case done:
-			ref.Blob, ref.Offset = prev.Blob, prev.Offset
-		case ok && kn.Held:
-		case ok:
-			i, had := reused[kn.Blob.ID]
-			if !had {
-				i = len(list.Blobs)
-				reused[kn.Blob.ID] = i
-				list.Blobs = append(list.Blobs, kn.Blob)
-			}
-			ref.Blob, ref.Offset = i, kn.Offset
-			stored[k.ID] = ref
-		default:
-			if cur != nil && int64(len(cur.plain))+k.Length > ChunkBlobSize {
-				if err := flush(); err != nil {
-					return err
-				}
-			}
-			if cur == nil {
-				cur = newChunkBlob(len(list.Blobs), u.bufs.get(ChunkBlobSize)[:0])
-				list.Blobs = append(list.Blobs, crypto.BlobRef{}) // set once stored
-			}
-			ref.Blob, ref.Offset = cur.index, int64(len(cur.plain))
-			cur.offsets[k.ID] = ref.Offset
-			n := len(cur.plain)
-			cur.plain = slices.Grow(cur.plain, int(k.Length))[:n+int(k.Length)]
-			data = cur.plain[n:]
-			if err := fill(data); err != nil {
-				return err
-			}
-			stored[k.ID] = ref
-		}
-		list.Chunks = append(list.Chunks, ref)
-		return nil
-	}
-	// readAt fills a chunk's bytes from the file, checking them against
-	// its ID with opts.Verify.
-	readAt := func(ra io.ReaderAt, k chunks.Chunk) func([]byte) error {
-		return func(dst []byte) error {
-			if _, err := ra.ReadAt(dst, k.Offset); errors.Is(err, io.EOF) {
-				return fmt.Errorf("chunks: %w: it ends before %d", ErrChanged, k.Offset+k.Length)
-			} else if err != nil {
-				return fmt.Errorf("chunks: reading at %d: %w", k.Offset, err)
-			}
-			if opts.Verify && u.keys.ChunkIDOf(dst) != k.ID {
-				return fmt.Errorf("chunks: %w: the chunk at %d changed since it was cut", ErrChanged, k.Offset)
-			}
-			return nil
-		}
-	}
-	switch ra, isFile := rc.(io.ReaderAt); {
-	case isFile && opts.Chunks != nil:
-		for _, k := range opts.Chunks {
-			if err = readCtx.Err(); err != nil {
-				break
-			}
-			if k.Offset != read {
-				err = fmt.Errorf("chunks: the chunk list has a chunk at %d, expected one at %d", k.Offset, read)
-				break
-			}
-			if err = take(k, readAt(ra, k)); err != nil {
-				break
-			}
-		}
-		if err == nil {
-			err = endsAt(ra, size)
-		}
-	case isFile:
-		// A file: cut in parallel; the bytes of the chunks stored are
-		// read again (from the page cache, as a rule), into their blob.
-		err = sp.SplitAt(readCtx, ra, size, func(k chunks.Chunk) error { return take(k, readAt(ra, k)) })
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			err = fmt.Errorf("chunks: %w: %w", ErrChanged, err)
-		}
-		if err == nil {
-			err = endsAt(ra, size)
-		}
-	default:
-		err = sp.Split(ctxReader{readCtx, io.LimitReader(rc, size+1)}, func(k chunks.Chunk, data []byte) error {
-			return take(k, func(dst []byte) error {
-				copy(dst, data)
-				return nil
-			})
-		})
-	}
-	if err == nil && read != size {
-		err = fmt.Errorf("chunks: %w: %d bytes, not %d", ErrChanged, read, size)
+	err = p.read(rc)
+	if err == nil && p.done != size {
+		err = fmt.Errorf("chunks: %w: %d bytes, not %d", ErrChanged, p.done, size)
 	}
 	if err == nil {
-		err = flush()
+		err = p.flush()
 	}
 	if err != nil {
-		fail(err)
+		p.fail(err)
 	}
-	wg.Wait()
-	if firstE != nil {
-		return nil, firstE
+	p.wg.Wait()
+	if p.firstE != nil {
+		return nil, p.firstE
 	}
-	for i, ref := range sealed {
-		list.Blobs[i] = ref
+	for i, ref := range p.sealed {
+		p.list.Blobs[i] = ref
 	}
 	if err := rc.Close(); err != nil {
 		return nil, fmt.Errorf("chunks: closing: %w", err)
 	}
-	u.log.Debug("chunks stored", "chunks", len(list.Chunks), "blobs", len(list.Blobs), "plaintext", size)
-	return list, nil
+	u.log.Debug("chunks stored", "chunks", len(p.list.Chunks), "blobs", len(p.list.Blobs), "plaintext", size)
+	return p.list, nil
+}
+
+// chunkPut is one PutChunks: the list being made, the blob being filled
+// and the blobs being sent.
+type chunkPut struct {
+	u       *Uploader
+	sp      Splitter
+	ctx     context.Context // of the sending
+	readCtx context.Context // of the reading, cancelled by a failure
+	cancel  context.CancelFunc
+	opts    ChunkOptions
+	size    int64
+	done    int64 // bytes of the file placed so far
+
+	list   *proto.ChunkList
+	stored map[crypto.ChunkID]proto.ChunkRef // in a blob of this call
+	reused map[crypto.BlobID]int             // blobs stored before, by index
+	cur    *chunkBlob                        // being filled
+	slots  chan struct{}                     // blobs in flight
+	wg     gosync.WaitGroup
+
+	mu     gosync.Mutex
+	firstE error                  // under mu
+	sealed map[int]crypto.BlobRef // the blobs stored, by index; under mu
+}
+
+// read places the file's chunks: those the scan cut (opts.Chunks), or as
+// it cuts them, in parallel for a file, in one pass for a stream.
+func (p *chunkPut) read(rc io.ReadCloser) error {
+	ra, isFile := rc.(io.ReaderAt)
+	switch {
+	case isFile && p.opts.Chunks != nil:
+		for _, k := range p.opts.Chunks {
+			if err := p.readCtx.Err(); err != nil {
+				return err
+			}
+			if k.Offset != p.done {
+				return fmt.Errorf("chunks: the chunk list has a chunk at %d, expected one at %d", k.Offset, p.done)
+			}
+			if err := p.take(k, p.readAt(ra, k)); err != nil {
+				return err
+			}
+		}
+		return endsAt(ra, p.size)
+	case isFile:
+		// The bytes of the chunks stored are read again (from the page
+		// cache, as a rule), into their blob.
+		err := p.sp.SplitAt(p.readCtx, ra, p.size, func(k chunks.Chunk) error { return p.take(k, p.readAt(ra, k)) })
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return fmt.Errorf("chunks: %w: %w", ErrChanged, err)
+		}
+		if err != nil {
+			return err
+		}
+		return endsAt(ra, p.size)
+	}
+	return p.sp.Split(ctxReader{p.readCtx, io.LimitReader(rc, p.size+1)}, func(k chunks.Chunk, data []byte) error {
+		return p.take(k, func(dst []byte) error {
+			copy(dst, data)
+			return nil
+		})
+	})
+}
+
+// readAt returns what fills chunk k's bytes from the file, checking them
+// against its ID with opts.Verify.
+func (p *chunkPut) readAt(ra io.ReaderAt, k chunks.Chunk) func([]byte) error {
+	return func(dst []byte) error {
+		if _, err := ra.ReadAt(dst, k.Offset); errors.Is(err, io.EOF) {
+			return fmt.Errorf("chunks: %w: it ends before %d", ErrChanged, k.Offset+k.Length)
+		} else if err != nil {
+			return fmt.Errorf("chunks: reading at %d: %w", k.Offset, err)
+		}
+		if p.opts.Verify && p.u.keys.ChunkIDOf(dst) != k.ID {
+			return fmt.Errorf("chunks: %w: the chunk at %d changed since it was cut", ErrChanged, k.Offset)
+		}
+		return nil
+	}
+}
+
+// fail records the first error and stops the reading.
+func (p *chunkPut) fail(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.firstE == nil {
+		p.firstE = err
+		p.cancel()
+	}
+}
+
+// take places chunk k in the list: where a blob of this call or Known
+// has it, or in the blob being filled, whose bytes fill puts into a slice
+// of its length.
+func (p *chunkPut) take(k chunks.Chunk, fill func([]byte) error) error {
+	p.done += k.Length
+	if p.done > p.size {
+		return fmt.Errorf("chunks: %w: more than %d bytes", ErrChanged, p.size)
+	}
+	ref := proto.ChunkRef{ID: k.ID, Length: k.Length, Blob: proto.NoBlob}
+	if prev, done := p.stored[k.ID]; done {
+		ref.Blob, ref.Offset = prev.Blob, prev.Offset
+		p.list.Chunks = append(p.list.Chunks, ref)
+		return nil
+	}
+	p.mu.Lock() // never at the same time as Stored
+	kn, ok := p.opts.Known(k.ID)
+	p.mu.Unlock()
+	switch {
+	case ok && kn.Held:
+	case ok:
+		i, had := p.reused[kn.Blob.ID]
+		if !had {
+			i = len(p.list.Blobs)
+			p.reused[kn.Blob.ID] = i
+			p.list.Blobs = append(p.list.Blobs, kn.Blob)
+		}
+		ref.Blob, ref.Offset = i, kn.Offset
+		p.stored[k.ID] = ref
+	default:
+		var err error
+		if ref, err = p.fill(ref, fill); err != nil {
+			return err
+		}
+		p.stored[k.ID] = ref
+	}
+	p.list.Chunks = append(p.list.Chunks, ref)
+	return nil
+}
+
+// fill puts the bytes of ref's chunk into the blob being filled (sending
+// the one before when it is full) and returns ref placed there.
+func (p *chunkPut) fill(ref proto.ChunkRef, fill func([]byte) error) (proto.ChunkRef, error) {
+	if p.cur != nil && int64(len(p.cur.plain))+ref.Length > ChunkBlobSize {
+		if err := p.flush(); err != nil {
+			return ref, err
+		}
+	}
+	if p.cur == nil {
+		p.cur = newChunkBlob(len(p.list.Blobs), p.u.bufs.get(ChunkBlobSize)[:0])
+		p.list.Blobs = append(p.list.Blobs, crypto.BlobRef{}) // set once stored
+	}
+	ref.Blob, ref.Offset = p.cur.index, int64(len(p.cur.plain))
+	p.cur.offsets[ref.ID] = ref.Offset
+	n := len(p.cur.plain)
+	p.cur.plain = slices.Grow(p.cur.plain, int(ref.Length))[:n+int(ref.Length)]
+	return ref, fill(p.cur.plain[n:])
+}
+
+// flush seals the blob being filled (encrypts it) and sends it, in the
+// background: the reading goes on meanwhile.
+func (p *chunkPut) flush() error {
+	if p.cur == nil {
+		return nil
+	}
+	b := p.cur
+	p.cur = nil
+	select {
+	case p.slots <- struct{}{}:
+	case <-p.readCtx.Done():
+		return p.readCtx.Err()
+	}
+	if err := p.readCtx.Err(); err != nil { // a slot and a failure at once
+		<-p.slots
+		return err
+	}
+	p.wg.Go(func() {
+		defer func() { <-p.slots }()
+		p.send(b)
+	})
+	return nil
+}
+
+// send encrypts and stores blob b and reports it to opts.Stored.
+func (p *chunkPut) send(b *chunkBlob) {
+	sealedBuf, ref, err := b.seal(p.u.keys, &p.u.bufs)
+	if err != nil {
+		p.fail(err)
+		return
+	}
+	err = p.u.relay.Put(relay.NewObjects(p.ctx), crypto.BlobName(p.u.node, ref.ID), relay.ReaderAtPayload(bytes.NewReader(sealedBuf), ref.Size))
+	p.u.bufs.put(sealedBuf)
+	if err != nil {
+		p.fail(fmt.Errorf("chunks: blob %d: %w", b.index+1, err))
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.sealed[b.index] = ref
+	if p.opts.Stored != nil {
+		if err := p.opts.Stored(ref, b.offsets); err != nil && p.firstE == nil {
+			p.firstE = err
+			p.cancel()
+		}
+	}
 }
 
 // endsAt fails with ErrChanged if the file r has bytes past size.
