@@ -463,15 +463,7 @@ func skipped(err error) bool {
 // chunk), checks it against the record and installs it.
 func (e *Engine) fetchChunks(ctx context.Context, id crypto.NodeID, c proto.Change, path string, meta localdir.Meta, expect *cache.LocalStat) (cache.LocalStat, error) {
 	n := len(c.Chunks.Chunks)
-	// A file whose hash is that of its chunks is checked by them alone:
-	// each chunk against its ID as it is written (and, when a download
-	// resumes, those written before). Otherwise the SHA-256 of its bytes
-	// is computed beside.
-	byChunks := c.ChunkedHash()
-	p, err := e.openPartial("chunks-"+hashKey(c.Hash), id, !byChunks, func(prog downloadProgress, f io.ReaderAt) bool {
-		return prog.Parts <= n && prog.Bytes == chunksBefore(c.Chunks, prog.Parts) &&
-			(!byChunks || e.holdsChunks(f, c.Chunks.Chunks[:prog.Parts]))
-	})
+	p, err := e.openChunksPartial(id, c)
 	if err != nil {
 		return cache.LocalStat{}, err
 	}
@@ -540,11 +532,7 @@ func (e *Engine) fetchChunks(ctx context.Context, id crypto.NodeID, c proto.Chan
 	if err := sw.Finish(); err != nil {
 		return cache.LocalStat{}, fmt.Errorf("partial download: %w", err)
 	}
-	var sum [32]byte
-	if h != nil {
-		h.Sum(sum[:0])
-	}
-	if !byChunks && sum != c.Hash || sw.Offset() != c.Size {
+	if !matches(c, h, sw.Offset()) {
 		forget()
 		e.log.Error("content does not match its record; skipped", "node", e.nodeLabel(id.String()), "path", c.Path, "bytes", sw.Offset())
 		return cache.LocalStat{}, errSkip
@@ -562,6 +550,34 @@ func (e *Engine) fetchChunks(ctx context.Context, id crypto.NodeID, c proto.Chan
 	forget()
 	e.indexChunks(path, st, c.Chunks)
 	return st, nil
+}
+
+// openChunksPartial opens the partial file of c's download from node id.
+// A file whose hash is that of its chunks is checked by them alone: each
+// chunk against its ID as it is written (and, when a download resumes,
+// those written before). Otherwise the SHA-256 of its bytes is computed
+// beside (p.hash).
+func (e *Engine) openChunksPartial(id crypto.NodeID, c proto.Change) (*partialDownload, error) {
+	byChunks := c.ChunkedHash()
+	return e.openPartial("chunks-"+hashKey(c.Hash), id, !byChunks, func(prog downloadProgress, f io.ReaderAt) bool {
+		return prog.Parts <= len(c.Chunks.Chunks) && prog.Bytes == chunksBefore(c.Chunks, prog.Parts) &&
+			(!byChunks || e.holdsChunks(f, c.Chunks.Chunks[:prog.Parts]))
+	})
+}
+
+// matches says whether a rebuilt file of size bytes is c's content: its
+// size, and its SHA-256 (h's sum) unless c's hash is that of its chunks,
+// each of which was checked as it was written.
+func matches(c proto.Change, h hash.Hash, size int64) bool {
+	if size != c.Size {
+		return false
+	}
+	if h == nil {
+		return c.ChunkedHash()
+	}
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return sum == c.Hash
 }
 
 // holdsChunks says whether r begins with the chunks list, each checked
