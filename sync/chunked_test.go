@@ -535,3 +535,31 @@ func TestChunkedHashedOnce(t *testing.T) {
 		t.Fatal("b holds another content after the edit")
 	}
 }
+
+// TestChunksTurnedOff: a file hashed by its chunks, then pushed with
+// chunks off (as whole parts, which a reader checks by their SHA-256), is
+// hashed again with SHA-256 first, and reaches the peer.
+func TestChunksTurnedOff(t *testing.T) {
+	c := chunkedCluster(t, fileRelay(t))
+	a := c.add("a", chunked, localClock(t, c))
+	b := c.add("b")
+	c.settle()
+	data := pseudo.Bytes("chunks off", 24<<20)
+	a.write(t, "f.img", data)
+	c.clock.Set(time.Now().Add(time.Minute))
+	if _, err := a.e.Scan(t.Context(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if h, byChunks := chunkedHashOf(t, a, "f.img"); h != byChunks {
+		t.Fatal("test bug: the scan did not hash the file by its chunks")
+	}
+	a.stop(t)
+	c.start(a, localClock(t, c))
+	c.settle()
+	if !bytes.Equal(b.read(t, "f.img"), data) {
+		t.Fatal("b holds another content")
+	}
+	if h, _ := chunkedHashOf(t, b, "f.img"); h != sha256.Sum256(data) {
+		t.Errorf("b's hash of the file %x, want its SHA-256", h)
+	}
+}

@@ -448,7 +448,21 @@ func (e *Engine) quotaHit(err error) (bool, error) {
 	return false, err
 }
 
+// uploadParts stores the content of it as whole parts (chunks off). A
+// file hashed by its chunks (scanned while chunks were on) is hashed again
+// first, with SHA-256: a reader checks parts by that.
 func (e *Engine) uploadParts(ctx context.Context, it *pushItem) error {
+	if e.scannedChunks(it) != nil {
+		it.retry = true
+		return e.store.Update(func(tx *cache.Tx) error {
+			ent, found, err := tx.Get(it.ent.Path)
+			if err != nil || !found || ent.Local != it.ent.Local {
+				return err
+			}
+			ent.Local = cache.LocalStat{} // the next scan hashes the file
+			return tx.Put(ent)
+		})
+	}
 	key := it.ent.Path
 	prog, err := e.loadUpload(key)
 	if err != nil {
