@@ -7,84 +7,8 @@ import (
 	"io/fs"
 	"math"
 	"slices"
-	"strconv"
 	"time"
 )
-
-// Kind is what an entry is.
-type Kind uint8
-
-// The kinds of entry. The zero Kind is invalid, so that an Entry whose Kind
-// was forgotten is refused by Put.
-const (
-	KindFile    Kind = 1
-	KindDir     Kind = 2
-	KindSymlink Kind = 3
-)
-
-// String returns "file", "dir" or "symlink".
-func (k Kind) String() string {
-	switch k {
-	case KindFile:
-		return "file"
-	case KindDir:
-		return "dir"
-	case KindSymlink:
-		return "symlink"
-	}
-	return "Kind(" + strconv.Itoa(int(k)) + ")"
-}
-
-// Perm is the state of one access modifier.
-type Perm uint8
-
-// The states of an access modifier. What Unset means (normally: as the
-// repository's default) is the sync engine's decision.
-const (
-	PermUnset Perm = 0
-	PermAllow Perm = 1
-	PermDeny  Perm = 2
-)
-
-// Access holds Escale's per-file access modifiers as set on this node.
-// Read is whether escalefs may read the local file, and so push it; Write is
-// whether it may write it, and so let a pulled version replace it. The cache
-// only stores them.
-type Access struct {
-	Read  Perm
-	Write Perm
-}
-
-// String returns the modifiers in Escale's notation: "r+" or "r-" for Read,
-// then "w+" or "w-" for Write, each left out when unset ("" when both are).
-func (a Access) String() string {
-	s := ""
-	for _, f := range []struct {
-		c byte
-		p Perm
-	}{{'r', a.Read}, {'w', a.Write}} {
-		switch f.p {
-		case PermAllow:
-			s += string(f.c) + "+"
-		case PermDeny:
-			s += string(f.c) + "-"
-		case PermUnset:
-		default:
-			s += string(f.c) + "?"
-		}
-	}
-	return s
-}
-
-// LocalStat is the fingerprint of the file on this node's disk when the sync
-// engine last looked at it. If a fresh stat differs, the file may have
-// changed since. The zero LocalStat means "never looked".
-type LocalStat struct {
-	Size    int64  // st_size
-	MTimeNs int64  // st_mtim in nanoseconds since the Unix epoch
-	Inode   uint64 // st_ino
-	CTimeNs int64  // st_ctim in nanoseconds since the Unix epoch
-}
 
 // Entry is the cache's record of one path: this node's view of its latest
 // version.

@@ -3,14 +3,17 @@ package cache
 import (
 	"errors"
 	"fmt"
+
+	"github.com/escalefs/escalefs/cache/meta"
 )
 
 // Errors returned (wrapped, with details naming the path, node or file) by
 // this package. Classify them with errors.Is.
 var (
-	// ErrInvalidPath: a path is empty, absolute, has a trailing slash, an
-	// empty, "." or ".." component, or a NUL byte, or is too long.
-	ErrInvalidPath = errors.New("invalid path")
+	// ErrInvalidPath (meta.ErrInvalidPath): a path is empty, absolute,
+	// has a trailing slash, an empty, "." or ".." component, or a NUL
+	// byte, or is too long.
+	ErrInvalidPath = meta.ErrInvalidPath
 	// ErrInvalidEntry: an Entry given to Put breaks a rule of Entry (unknown
 	// kind, negative size, target on a non-symlink, bad access flag, empty
 	// node ID in its version).

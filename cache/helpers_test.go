@@ -59,3 +59,5 @@ type fakeClock struct{ t time.Time }
 
 func (c *fakeClock) Now() time.Time      { return c.t }
 func (c *fakeClock) Add(d time.Duration) { c.t = c.t.Add(d) }
+
+type vv = cache.VersionVector

@@ -12,7 +12,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 
-	"github.com/escalefs/escalefs/cache"
+	"github.com/escalefs/escalefs/cache/meta"
 )
 
 // Modifiers keeps the access modifiers of the synchronized paths (the
@@ -20,9 +20,9 @@ import (
 // it as conflict copies. Paths are relative to the root, slash-separated.
 type Modifiers interface {
 	// Access returns the modifiers of rel, and whether rel is known.
-	Access(rel string) (cache.Access, bool, error)
+	Access(rel string) (meta.Access, bool, error)
 	// SetAccess changes the modifiers of rel, which must be known.
-	SetAccess(ctx context.Context, rel string, u cache.AccessUpdate) (cache.Access, error)
+	SetAccess(ctx context.Context, rel string, u meta.AccessUpdate) (meta.Access, error)
 	// Known makes rel known (scans it) if it is not yet; the error wraps
 	// fs.ErrNotExist when rel is not synchronized (e.g. filtered out).
 	Known(ctx context.Context, rel string) error
@@ -44,15 +44,15 @@ func isRegular(mode uint32) bool { return mode&syscall.S_IFMT == syscall.S_IFREG
 
 // present returns the mode of a regular file as the mount shows it: the
 // backing file's mode with the marks of a.
-func present(mode uint32, a cache.Access) uint32 {
+func present(mode uint32, a meta.Access) uint32 {
 	if !isRegular(mode) {
 		return mode
 	}
 	mode &^= syscall.S_ISVTX
-	if a.Read == cache.PermDeny {
+	if a.Read == meta.PermDeny {
 		mode |= syscall.S_ISVTX
 	}
-	if a.Write == cache.PermDeny {
+	if a.Write == meta.PermDeny {
 		mode &^= writeBits
 	}
 	return mode
@@ -60,13 +60,13 @@ func present(mode uint32, a cache.Access) uint32 {
 
 // access returns the modifiers of the node at rel (none without Modifiers,
 // or when they cannot be read: the mode then shows the file as it is).
-func (n *node) access(rel string) cache.Access {
+func (n *node) access(rel string) meta.Access {
 	if n.mods == nil {
-		return cache.Access{}
+		return meta.Access{}
 	}
 	a, _, err := n.mods.Access(rel)
 	if err != nil {
-		return cache.Access{}
+		return meta.Access{}
 	}
 	return a
 }
@@ -83,7 +83,7 @@ func (n *node) mark(rel string, attr *fuse.Attr) {
 // protected reports whether the node is a w- file.
 func (n *node) protected() bool {
 	return n.mods != nil && n.StableAttr().Mode&syscall.S_IFMT == syscall.S_IFREG &&
-		n.access(n.rel()).Write == cache.PermDeny
+		n.access(n.rel()).Write == meta.PermDeny
 }
 
 // writeOpen reports whether open flags write or truncate the file.
@@ -98,20 +98,20 @@ func writeOpen(flags uint32) bool {
 // (r?: the node's mode decides again). The marks themselves never reach the
 // backing file: it keeps its write bits under w-, and never gets the sticky
 // bit.
-func chmodUpdate(m, backing uint32, a cache.Access) (cache.AccessUpdate, uint32) {
+func chmodUpdate(m, backing uint32, a meta.Access) (meta.AccessUpdate, uint32) {
 	shown := present(backing, a)
-	var u cache.AccessUpdate
+	var u meta.AccessUpdate
 	switch {
-	case m&writeBits == 0 && a.Write != cache.PermDeny:
-		u.SetWrite, u.Write = true, cache.PermDeny
+	case m&writeBits == 0 && a.Write != meta.PermDeny:
+		u.SetWrite, u.Write = true, meta.PermDeny
 	case m&ownerWrite != 0 && shown&ownerWrite == 0:
-		u.SetWrite, u.Write = true, cache.PermAllow
+		u.SetWrite, u.Write = true, meta.PermAllow
 	}
 	switch {
-	case m&syscall.S_ISVTX != 0 && a.Read != cache.PermDeny:
-		u.SetRead, u.Read = true, cache.PermDeny
-	case m&syscall.S_ISVTX == 0 && a.Read == cache.PermDeny:
-		u.SetRead, u.Read = true, cache.PermUnset
+	case m&syscall.S_ISVTX != 0 && a.Read != meta.PermDeny:
+		u.SetRead, u.Read = true, meta.PermDeny
+	case m&syscall.S_ISVTX == 0 && a.Read == meta.PermDeny:
+		u.SetRead, u.Read = true, meta.PermUnset
 	}
 	out := m &^ syscall.S_ISVTX
 	if m&writeBits == 0 {
@@ -122,7 +122,7 @@ func chmodUpdate(m, backing uint32, a cache.Access) (cache.AccessUpdate, uint32)
 
 // setModifiers applies u to rel, scanning rel first when the engine does
 // not know it yet.
-func (n *node) setModifiers(ctx context.Context, rel string, u cache.AccessUpdate) syscall.Errno {
+func (n *node) setModifiers(ctx context.Context, rel string, u meta.AccessUpdate) syscall.Errno {
 	if err := n.mods.Known(ctx, rel); err != nil {
 		if errors.Is(err, iofs.ErrNotExist) {
 			// Not synchronized (filtered out): it has no modifiers.
@@ -148,7 +148,7 @@ func (n *node) accessSetattr(ctx context.Context, in *fuse.SetAttrIn) syscall.Er
 	}
 	rel := n.rel()
 	a := n.access(rel)
-	if _, ok := in.GetSize(); ok && a.Write == cache.PermDeny {
+	if _, ok := in.GetSize(); ok && a.Write == meta.PermDeny {
 		return syscall.EACCES
 	}
 	m, ok := in.GetMode()
@@ -261,7 +261,7 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 	if v == "" {
 		v = "r?w?"
 	}
-	u, err := cache.ParseAccess(v)
+	u, err := meta.ParseAccess(v)
 	if err != nil {
 		return syscall.EINVAL
 	}
@@ -282,7 +282,7 @@ func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 	} else if !ok {
 		return 0
 	}
-	if _, err := n.mods.SetAccess(ctx, rel, cache.AccessUpdate{SetRead: true, SetWrite: true}); err != nil {
+	if _, err := n.mods.SetAccess(ctx, rel, meta.AccessUpdate{SetRead: true, SetWrite: true}); err != nil {
 		return syscall.EIO
 	}
 	n.attrChanged()

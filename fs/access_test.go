@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/escalefs/escalefs/cache"
+	"github.com/escalefs/escalefs/cache/meta"
 )
 
 // fakeMods is a Modifiers over a map; Known makes a path known when it
@@ -23,18 +23,18 @@ import (
 type fakeMods struct {
 	mu      sync.Mutex
 	backing string
-	m       map[string]cache.Access
+	m       map[string]meta.Access
 	scanned []string
 }
 
-func (f *fakeMods) Access(rel string) (cache.Access, bool, error) {
+func (f *fakeMods) Access(rel string) (meta.Access, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	a, ok := f.m[rel]
 	return a, ok, nil
 }
 
-func (f *fakeMods) SetAccess(_ context.Context, rel string, u cache.AccessUpdate) (cache.Access, error) {
+func (f *fakeMods) SetAccess(_ context.Context, rel string, u meta.AccessUpdate) (meta.Access, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	a, ok := f.m[rel]
@@ -56,7 +56,7 @@ func (f *fakeMods) Known(_ context.Context, rel string) error {
 	if _, err := os.Lstat(filepath.Join(f.backing, rel)); err != nil || strings.HasSuffix(rel, ".log") {
 		return fmt.Errorf("%q: %w", rel, iofs.ErrNotExist)
 	}
-	f.m[rel] = cache.Access{}
+	f.m[rel] = meta.Access{}
 	return nil
 }
 
@@ -69,7 +69,7 @@ func (f *fakeMods) get(rel string) string {
 func modsMount(t *testing.T) (mods *fakeMods, mnt, backing string) {
 	t.Helper()
 	fuseUsable(t)
-	mods = &fakeMods{m: map[string]cache.Access{}}
+	mods = &fakeMods{m: map[string]meta.Access{}}
 	mnt, backing = t.TempDir(), t.TempDir()
 	mods.backing = backing
 	srv, err := Mount(context.Background(), mnt, backing, Options{Modifiers: mods})
@@ -307,25 +307,25 @@ func TestAccessXattr(t *testing.T) {
 // marks off the backing file.
 func TestChmodUpdate(t *testing.T) {
 	const reg = syscall.S_IFREG
-	rw := cache.Access{Read: cache.PermDeny, Write: cache.PermDeny}
+	rw := meta.Access{Read: meta.PermDeny, Write: meta.PermDeny}
 	for _, tc := range []struct {
 		m, backing  uint32
-		a           cache.Access
+		a           meta.Access
 		want        string // the update, as modifiers applied to none
 		wantBacking uint32
 	}{
-		{0o444, reg | 0o644, cache.Access{}, "w-", 0o644},
-		{0o444, reg | 0o444, cache.Access{}, "w-", 0o444},
-		{0o444, reg | 0o644, cache.Access{Write: cache.PermDeny}, "", 0o644},
+		{0o444, reg | 0o644, meta.Access{}, "w-", 0o644},
+		{0o444, reg | 0o444, meta.Access{}, "w-", 0o444},
+		{0o444, reg | 0o644, meta.Access{Write: meta.PermDeny}, "", 0o644},
 		{0o644, reg | 0o644, rw, "w+", 0o644},
-		{0o644, reg | 0o644, cache.Access{}, "", 0o644},
-		{0o1644, reg | 0o644, cache.Access{}, "r-", 0o644},
-		{0o1444, reg | 0o644, cache.Access{}, "r-w-", 0o644},
-		{0o600, reg | 0o644, cache.Access{Write: cache.PermAllow}, "", 0o600},
-		{0o400, reg | 0o664, cache.Access{Write: cache.PermDeny}, "", 0o620},
+		{0o644, reg | 0o644, meta.Access{}, "", 0o644},
+		{0o1644, reg | 0o644, meta.Access{}, "r-", 0o644},
+		{0o1444, reg | 0o644, meta.Access{}, "r-w-", 0o644},
+		{0o600, reg | 0o644, meta.Access{Write: meta.PermAllow}, "", 0o600},
+		{0o400, reg | 0o664, meta.Access{Write: meta.PermDeny}, "", 0o620},
 	} {
 		u, b := chmodUpdate(tc.m, tc.backing, tc.a)
-		got := u.Apply(cache.Access{}).String()
+		got := u.Apply(meta.Access{}).String()
 		if got != tc.want || b != tc.wantBacking {
 			t.Errorf("chmod %o of %o with %q: update %q, backing %o; want %q, %o",
 				tc.m, tc.backing, tc.a, got, b, tc.want, tc.wantBacking)
@@ -333,7 +333,7 @@ func TestChmodUpdate(t *testing.T) {
 	}
 	// chmod 644 of an r-w- file: w+ and r unset.
 	u, _ := chmodUpdate(0o644, reg|0o644, rw)
-	if !u.SetRead || u.Read != cache.PermUnset || !u.SetWrite || u.Write != cache.PermAllow {
+	if !u.SetRead || u.Read != meta.PermUnset || !u.SetWrite || u.Write != meta.PermAllow {
 		t.Errorf("chmod 644 of r-w-: %+v", u)
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 
-	"github.com/escalefs/escalefs/cache"
+	"github.com/escalefs/escalefs/cache/meta"
 )
 
 // node is a loopback node that reports the changes made through it.
@@ -105,7 +105,7 @@ func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out 
 		return ch, fh, 0, errno
 	}
 	if private {
-		u := cache.AccessUpdate{SetRead: true, Read: cache.PermDeny}
+		u := meta.AccessUpdate{SetRead: true, Read: meta.PermDeny}
 		if errno := n.setModifiers(ctx, n.child(name), u); errno != 0 {
 			if r, ok := fh.(gofs.FileReleaser); ok {
 				r.Release(ctx)

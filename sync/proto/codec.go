@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/escalefs/escalefs/cache"
+	"github.com/escalefs/escalefs/cache/meta"
 	"github.com/escalefs/escalefs/crypto"
 )
 
@@ -420,7 +420,7 @@ func changeIn(w wireChange) (Change, string) {
 		return c, fmt.Sprintf("version of %d nodes, more than %d", len(w.Version), MaxVersionNodes)
 	}
 	if len(w.Version) > 0 {
-		c.Version = cache.VersionVector(w.Version)
+		c.Version = meta.VersionVector(w.Version)
 	}
 	if c.Mode&^PermMask == 0 {
 		c.Mode &^= setidBits
@@ -508,20 +508,20 @@ func hashIn(h *[32]byte, s string) string {
 	return ""
 }
 
-// accessIn parses Escale's notation as cache.Access.String writes it.
-func accessIn(s string) (cache.Access, bool) {
-	var a cache.Access
+// accessIn parses Escale's notation as meta.Access.String writes it.
+func accessIn(s string) (meta.Access, bool) {
+	var a meta.Access
 	rest := s
 	for _, f := range []struct {
 		c byte
-		p *cache.Perm
+		p *meta.Perm
 	}{{'r', &a.Read}, {'w', &a.Write}} {
 		if len(rest) >= 2 && rest[0] == f.c {
 			switch rest[1] {
 			case '+':
-				*f.p = cache.PermAllow
+				*f.p = meta.PermAllow
 			case '-':
-				*f.p = cache.PermDeny
+				*f.p = meta.PermDeny
 			default:
 				return a, false
 			}

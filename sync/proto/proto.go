@@ -10,7 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/escalefs/escalefs/cache"
+	"github.com/escalefs/escalefs/cache/meta"
 	"github.com/escalefs/escalefs/crypto"
 )
 
@@ -149,14 +149,14 @@ type Change struct {
 	From string // rename source
 	// Version is the path's version after the change: node ID (32
 	// lower-case hex digits) → counter. It is never empty and holds no
-	// zero counter (cache.VersionVector.Clone drops them).
-	Version cache.VersionVector
+	// zero counter (meta.VersionVector.Clone drops them).
+	Version meta.VersionVector
 	Size    int64     // content size in bytes (puts)
 	ModTime time.Time // nanosecond precision; the zero Time means none
 	Mode    uint32    // Unix permission bits (PermMask), no file type bits
 	Hash    [32]byte  // SHA-256 of the plaintext content (puts)
 	Target  string    // symlink target
-	Access  cache.Access
+	Access  meta.Access
 	Pack    *PackRef         // content stored in a pack blob
 	Parts   []crypto.BlobRef // content stored as whole blobs, concatenated in order
 	Chunks  *ChunkList       // content as content-defined chunks
@@ -297,8 +297,8 @@ func checkPath(p string) string {
 			return `contains a ".." component`
 		}
 	}
-	if err := cache.ValidPath(p); err != nil {
-		return strings.TrimSuffix(strings.TrimPrefix(err.Error(), fmt.Sprintf("path %q: ", p)), ": "+cache.ErrInvalidPath.Error())
+	if err := meta.ValidPath(p); err != nil {
+		return strings.TrimSuffix(strings.TrimPrefix(err.Error(), fmt.Sprintf("path %q: ", p)), ": "+meta.ErrInvalidPath.Error())
 	}
 	return ""
 }
@@ -403,7 +403,7 @@ func (c Change) check() string {
 	if c.Mode&^PermMask != 0 {
 		return fmt.Sprintf("mode %#o has bits outside %#o", c.Mode, PermMask)
 	}
-	if c.Access.Read > cache.PermDeny || c.Access.Write > cache.PermDeny {
+	if c.Access.Read > meta.PermDeny || c.Access.Write > meta.PermDeny {
 		return fmt.Sprintf("access modifiers %d/%d out of range", c.Access.Read, c.Access.Write)
 	}
 	// Fields each op may carry beyond Path, Version and ModTime.
@@ -429,7 +429,7 @@ func (c Change) check() string {
 		return "unexpected hash"
 	case !target && c.Target != "":
 		return "unexpected target"
-	case !access && c.Access != cache.Access{}:
+	case !access && c.Access != meta.Access{}:
 		return "unexpected access modifiers"
 	case !content && c.Pack != nil:
 		return "unexpected pack"

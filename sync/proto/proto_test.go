@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/escalefs/escalefs/cache"
+	"github.com/escalefs/escalefs/cache/meta"
 	"github.com/escalefs/escalefs/crypto"
 	"github.com/escalefs/escalefs/sync/proto"
 )
@@ -49,27 +49,27 @@ func hashOf(s string) [32]byte { return sha256.Sum256([]byte(s)) }
 
 var (
 	mtime = time.Date(2026, 11, 24, 19, 3, 50, 123456789, time.UTC)
-	vv    = cache.VersionVector{nodeA: 3, nodeB: 1}
+	vv    = meta.VersionVector{nodeA: 3, nodeB: 1}
 )
 
 // sampleChanges has every op and every field.
 func sampleChanges() []proto.Change {
 	return []proto.Change{
 		{Op: proto.OpPut, Path: "docs/small.txt", Version: vv, Size: 5, ModTime: mtime, Mode: 0o644,
-			Hash: hashOf("hello"), Access: cache.Access{Read: cache.PermAllow, Write: cache.PermDeny},
+			Hash: hashOf("hello"), Access: meta.Access{Read: meta.PermAllow, Write: meta.PermDeny},
 			Pack: &proto.PackRef{Blob: blob(1, 4096), Offset: 100, Length: 5}},
-		{Op: proto.OpPut, Path: "big.iso", Version: cache.VersionVector{nodeA: 1}, Size: 3 << 30, ModTime: time.Unix(0, 1).UTC(),
+		{Op: proto.OpPut, Path: "big.iso", Version: meta.VersionVector{nodeA: 1}, Size: 3 << 30, ModTime: time.Unix(0, 1).UTC(),
 			Mode: 0o1600, Hash: hashOf("big"), Parts: []crypto.BlobRef{blob(2, 1<<30), blob(3, 1<<30), blob(4, 1<<30+200)}},
 		{Op: proto.OpPut, Path: "medium.bin", Version: vv, Size: 70000, Mode: 0o600, Hash: hashOf("m"),
 			Parts: []crypto.BlobRef{blob(5, 70200)}},
 		{Op: proto.OpPut, Path: "empty", Version: vv, Hash: hashOf(""), ModTime: time.Unix(0, 0).UTC()},
 		{Op: proto.OpDelete, Path: "gone.txt", Version: vv, ModTime: mtime},
-		{Op: proto.OpMkdir, Path: "docs", Version: vv, Mode: 0o755, Access: cache.Access{Write: cache.PermAllow}},
+		{Op: proto.OpMkdir, Path: "docs", Version: vv, Mode: 0o755, Access: meta.Access{Write: meta.PermAllow}},
 		{Op: proto.OpRmdir, Path: "old/dir", Version: vv},
 		{Op: proto.OpRename, Path: "new name.txt", From: "docs/old name.txt", Version: vv},
 		{Op: proto.OpMeta, Path: "docs/small.txt", Version: vv, Mode: 0o400, ModTime: time.Unix(-5, 999).UTC(),
-			Access: cache.Access{Read: cache.PermDeny}},
-		{Op: proto.OpSymlink, Path: "link", Version: vv, Target: "../elsewhere/ü \"quoted\" <&>", Access: cache.Access{Read: cache.PermAllow}},
+			Access: meta.Access{Read: meta.PermDeny}},
+		{Op: proto.OpSymlink, Path: "link", Version: vv, Target: "../elsewhere/ü \"quoted\" <&>", Access: meta.Access{Read: meta.PermAllow}},
 		{Op: proto.OpPut, Path: "ünïcödé/日本.txt", Version: vv, Size: 1, Hash: hashOf("x"),
 			Pack: &proto.PackRef{Blob: blob(6, 300), Offset: 0, Length: 1}},
 		// Chunks: two in one blob, one held by every puller, one in a
@@ -373,7 +373,7 @@ func TestEncodeRefuses(t *testing.T) {
 		{"version", proto.Log{Version: 5}, "version 5"},
 		{"bad path", proto.Log{Version: 1, Changes: []proto.Change{{Op: proto.OpMkdir, Path: "../x", Version: vv}}}, `change 0 "../x"`},
 		{"rename without from", proto.Log{Version: 1, Changes: []proto.Change{{Op: proto.OpRename, Path: "x", Version: vv}}}, "rename without from"},
-		{"zero counter", proto.Log{Version: 1, Changes: []proto.Change{{Op: proto.OpMkdir, Path: "x", Version: cache.VersionVector{nodeA: 0}}}}, "zero counter"},
+		{"zero counter", proto.Log{Version: 1, Changes: []proto.Change{{Op: proto.OpMkdir, Path: "x", Version: meta.VersionVector{nodeA: 0}}}}, "zero counter"},
 		{"bad request", proto.Log{Version: 1, Requests: []proto.Request{{Path: "x"}}}, `request 0 "x": missing hash`},
 		{"time", proto.Log{Version: 1, Time: time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)}, "time out of the range"},
 		{"name", proto.Log{Version: 1, NodeName: "a\tb"}, "node name"},

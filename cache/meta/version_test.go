@@ -1,4 +1,4 @@
-package cache_test
+package meta_test
 
 import (
 	"fmt"
@@ -6,32 +6,32 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/escalefs/escalefs/cache"
+	"github.com/escalefs/escalefs/cache/meta"
 )
 
-type vv = cache.VersionVector
+type vv = meta.VersionVector
 
 func TestCompare(t *testing.T) {
 	tests := []struct {
 		name string
 		a, b vv
-		want cache.Order
+		want meta.Order
 	}{
-		{"both nil", nil, nil, cache.Equal},
-		{"nil and empty", nil, vv{}, cache.Equal},
-		{"zero counter is missing", vv{"a": 0}, nil, cache.Equal},
-		{"zero counter both sides", vv{"a": 0}, vv{"b": 0}, cache.Equal},
-		{"same", vv{"a": 1, "b": 2}, vv{"b": 2, "a": 1}, cache.Equal},
-		{"nil before", nil, vv{"a": 1}, cache.Before},
-		{"nil after", vv{"a": 1}, nil, cache.After},
-		{"one counter behind", vv{"a": 1, "b": 2}, vv{"a": 2, "b": 2}, cache.Before},
-		{"one counter ahead", vv{"a": 3, "b": 2}, vv{"a": 2, "b": 2}, cache.After},
-		{"missing key behind", vv{"a": 1}, vv{"a": 1, "b": 1}, cache.Before},
-		{"extra key ahead", vv{"a": 1, "b": 1}, vv{"a": 1}, cache.After},
-		{"disjoint keys", vv{"a": 1}, vv{"b": 1}, cache.Concurrent},
-		{"crossed counters", vv{"a": 2, "b": 1}, vv{"a": 1, "b": 2}, cache.Concurrent},
-		{"ahead and missing", vv{"a": 2}, vv{"a": 1, "b": 1}, cache.Concurrent},
-		{"explicit zero vs one", vv{"a": 0, "b": 1}, vv{"a": 1}, cache.Concurrent},
+		{"both nil", nil, nil, meta.Equal},
+		{"nil and empty", nil, vv{}, meta.Equal},
+		{"zero counter is missing", vv{"a": 0}, nil, meta.Equal},
+		{"zero counter both sides", vv{"a": 0}, vv{"b": 0}, meta.Equal},
+		{"same", vv{"a": 1, "b": 2}, vv{"b": 2, "a": 1}, meta.Equal},
+		{"nil before", nil, vv{"a": 1}, meta.Before},
+		{"nil after", vv{"a": 1}, nil, meta.After},
+		{"one counter behind", vv{"a": 1, "b": 2}, vv{"a": 2, "b": 2}, meta.Before},
+		{"one counter ahead", vv{"a": 3, "b": 2}, vv{"a": 2, "b": 2}, meta.After},
+		{"missing key behind", vv{"a": 1}, vv{"a": 1, "b": 1}, meta.Before},
+		{"extra key ahead", vv{"a": 1, "b": 1}, vv{"a": 1}, meta.After},
+		{"disjoint keys", vv{"a": 1}, vv{"b": 1}, meta.Concurrent},
+		{"crossed counters", vv{"a": 2, "b": 1}, vv{"a": 1, "b": 2}, meta.Concurrent},
+		{"ahead and missing", vv{"a": 2}, vv{"a": 1, "b": 1}, meta.Concurrent},
+		{"explicit zero vs one", vv{"a": 0, "b": 1}, vv{"a": 1}, meta.Concurrent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -59,7 +59,7 @@ func TestBumpMergeClone(t *testing.T) {
 	if orig["n2"] != 1 {
 		t.Errorf("Bump changed its receiver: %v", orig)
 	}
-	if got := b2.Compare(orig); got != cache.After {
+	if got := b2.Compare(orig); got != meta.After {
 		t.Errorf("bumped.Compare(orig) = %v, want after", got)
 	}
 
@@ -96,8 +96,8 @@ func TestVersionString(t *testing.T) {
 			t.Errorf("String(%#v) = %q, want %q", tt.v, got, tt.want)
 		}
 	}
-	for o, want := range map[cache.Order]string{cache.Equal: "equal", cache.Before: "before",
-		cache.After: "after", cache.Concurrent: "concurrent", 9: "Order(9)"} {
+	for o, want := range map[meta.Order]string{meta.Equal: "equal", meta.Before: "before",
+		meta.After: "after", meta.Concurrent: "concurrent", 9: "Order(9)"} {
 		if got := o.String(); got != want {
 			t.Errorf("Order(%d).String() = %q, want %q", int(o), got, want)
 		}
@@ -122,41 +122,41 @@ func randomVV(r *rand.Rand) vv {
 // leq reports whether a has seen nothing b has not.
 func leq(a, b vv) bool {
 	o := a.Compare(b)
-	return o == cache.Before || o == cache.Equal
+	return o == meta.Before || o == meta.Equal
 }
 
 func TestVersionProperties(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	seen := map[cache.Order]int{}
+	seen := map[meta.Order]int{}
 	for i := range 5000 {
 		a, b, c := randomVV(r), randomVV(r), randomVV(r)
 		ab, ba := a.Merge(b), b.Merge(a)
 		ord := a.Compare(b)
 		seen[ord]++
-		mirror := map[cache.Order]cache.Order{cache.Equal: cache.Equal, cache.Before: cache.After,
-			cache.After: cache.Before, cache.Concurrent: cache.Concurrent}
+		mirror := map[meta.Order]meta.Order{meta.Equal: meta.Equal, meta.Before: meta.After,
+			meta.After: meta.Before, meta.Concurrent: meta.Concurrent}
 		switch {
-		case ab.Compare(ba) != cache.Equal:
+		case ab.Compare(ba) != meta.Equal:
 			t.Fatalf("#%d: Merge not commutative: %v, %v", i, ab, ba)
-		case a.Merge(a).Compare(a) != cache.Equal:
+		case a.Merge(a).Compare(a) != meta.Equal:
 			t.Fatalf("#%d: Merge not idempotent on %v", i, a)
-		case ab.Merge(b).Compare(ab) != cache.Equal:
+		case ab.Merge(b).Compare(ab) != meta.Equal:
 			t.Fatalf("#%d: merging again changed %v", i, ab)
-		case ab.Merge(c).Compare(a.Merge(b.Merge(c))) != cache.Equal:
+		case ab.Merge(c).Compare(a.Merge(b.Merge(c))) != meta.Equal:
 			t.Fatalf("#%d: Merge not associative on %v %v %v", i, a, b, c)
 		case !leq(a, ab) || !leq(b, ab):
 			t.Fatalf("#%d: %v and %v not both ≤ their merge %v", i, a, b, ab)
 		case b.Compare(a) != mirror[ord]:
 			t.Fatalf("#%d: %v.Compare(%v) = %v but reverse = %v", i, a, b, ord, b.Compare(a))
-		case (ord == cache.Before || ord == cache.Equal) && ab.Compare(b) != cache.Equal:
+		case (ord == meta.Before || ord == meta.Equal) && ab.Compare(b) != meta.Equal:
 			t.Fatalf("#%d: a ≤ b but Merge(a, b) = %v ≠ b = %v", i, ab, b)
-		case a.Bump("n1").Compare(a) != cache.After:
+		case a.Bump("n1").Compare(a) != meta.After:
 			t.Fatalf("#%d: Bump of %v is not after it", i, a)
-		case ord == cache.Concurrent && (ab.Compare(a) != cache.After || ab.Compare(b) != cache.After):
+		case ord == meta.Concurrent && (ab.Compare(a) != meta.After || ab.Compare(b) != meta.After):
 			t.Fatalf("#%d: merge %v of concurrent %v, %v is not after both", i, ab, a, b)
 		}
 	}
-	for _, o := range []cache.Order{cache.Equal, cache.Before, cache.After, cache.Concurrent} {
+	for _, o := range []meta.Order{meta.Equal, meta.Before, meta.After, meta.Concurrent} {
 		if seen[o] == 0 {
 			t.Errorf("random vectors never produced %v pairs", o)
 		}
