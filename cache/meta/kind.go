@@ -35,4 +35,3 @@ type LocalStat struct {
 	Inode   uint64 // st_ino
 	CTimeNs int64  // st_ctim in nanoseconds since the Unix epoch
 }
-

@@ -56,4 +56,3 @@ func ValidPath(p string) error {
 // NUL sorts below every other byte a directory's key is followed directly by
 // the keys of its whole subtree ("a", "a\x00b", "a\x00b\x00c", "a-b"): Walk
 // reads one contiguous key range and Children can seek past each subtree.
-
