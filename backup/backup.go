@@ -28,6 +28,7 @@ import (
 
 	"github.com/escalefs/escalefs/crypto"
 	"github.com/escalefs/escalefs/relay"
+	"github.com/escalefs/escalefs/sync/layout"
 )
 
 // ManifestName is the name of the archive's last entry.
@@ -122,7 +123,7 @@ type Summary struct {
 // escale.json and the objects under nodes/ and blobs/ (docs/format.md §4).
 // Uploads in progress (tmp/) and anything else are not part of it.
 func InRepository(name string) bool {
-	return name == crypto.ConfigName || strings.HasPrefix(name, "nodes/") || strings.HasPrefix(name, "blobs/")
+	return name == layout.ConfigName || strings.HasPrefix(name, layout.NodesDir+"/") || strings.HasPrefix(name, layout.BlobsDir+"/")
 }
 
 // Write streams every object of the repository on src into a tar archive

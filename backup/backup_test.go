@@ -25,6 +25,7 @@ import (
 	"github.com/escalefs/escalefs/internal/testserver"
 	"github.com/escalefs/escalefs/relay"
 	"github.com/escalefs/escalefs/relay/all"
+	"github.com/escalefs/escalefs/sync/layout"
 )
 
 func openRelay(t *testing.T, rawURL string, opts relay.Options) relay.Relay {
@@ -69,15 +70,15 @@ func newRepo(t *testing.T, r relay.Relay) map[string][]byte {
 	for _, size := range []int{0, 100, 200 << 10} {
 		node := crypto.NewNodeID()
 		for seq := range uint64(3) {
-			objs[crypto.LogName(node, seq)] = randomBytes(size + int(seq))
+			objs[layout.LogName(node, seq)] = randomBytes(size + int(seq))
 		}
 		objs["nodes/"+node.String()+"/snap/0000000000000001"] = randomBytes(size + 7)
-		objs[crypto.BlobName(node, crypto.NewBlobID())] = randomBytes(size)
+		objs[layout.BlobName(node, crypto.NewBlobID())] = randomBytes(size)
 	}
 	for name, data := range objs {
 		put(t, r, name, data)
 	}
-	put(t, r, crypto.TmpDir(crypto.NewNodeID())+"/upload", []byte("in progress"))
+	put(t, r, "tmp/"+crypto.NewNodeID().String()+"/upload", []byte("in progress"))
 	put(t, r, "notes/readme.txt", []byte("not escalefs's"))
 	return objs
 }
@@ -355,8 +356,8 @@ func goodEntries(t *testing.T) []entry {
 	node := crypto.NewNodeID()
 	return []entry{
 		{name: crypto.ConfigName, data: cfg.Marshal()},
-		{name: crypto.LogName(node, 0), data: randomBytes(3000)},
-		{name: crypto.BlobName(node, crypto.NewBlobID()), data: randomBytes(5000)},
+		{name: layout.LogName(node, 0), data: randomBytes(3000)},
+		{name: layout.BlobName(node, crypto.NewBlobID()), data: randomBytes(5000)},
 	}
 }
 

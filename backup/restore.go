@@ -10,11 +10,11 @@ import (
 	"hash"
 	"io"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/escalefs/escalefs/crypto"
 	"github.com/escalefs/escalefs/relay"
+	"github.com/escalefs/escalefs/sync/layout"
 )
 
 var (
@@ -127,12 +127,12 @@ func Restore(ctx context.Context, dst Target, ra io.ReaderAt, idx *Index, opts R
 
 // rank orders the puts of a restore: blobs, snapshots, records, escale.json.
 func rank(name string) int {
-	switch {
-	case strings.HasPrefix(name, "blobs/"):
+	switch layout.Parse(name).Kind {
+	case layout.Blob:
 		return 0
-	case strings.Contains(name, "/snap/"):
+	case layout.Snapshot:
 		return 1
-	case name == crypto.ConfigName:
+	case layout.Config:
 		return 3
 	default:
 		return 2

@@ -312,27 +312,3 @@ func FuzzParseKeyFile(f *testing.F) {
 		}
 	})
 }
-
-func FuzzParseLogName(f *testing.F) {
-	node := katNode
-	f.Add(LogName(node, 0))
-	f.Add(LogName(node, 42))
-	f.Add(LogName(node, 1<<64-1))
-	f.Add(strings.ToUpper(LogName(node, 0xab)))
-	f.Add("nodes/" + node.String() + "/log/+000000000000001")
-	f.Add(BlobName(node, katBlobID))
-	f.Add("nodes//log/")
-	f.Fuzz(func(t *testing.T, name string) {
-		n, seq, err := ParseLogName(name)
-		if err != nil {
-			if n != (NodeID{}) || seq != 0 {
-				t.Fatalf("ParseLogName(%q) failed but returned %s, %d", name, n, seq)
-			}
-			return
-		}
-		// One record, one name.
-		if LogName(n, seq) != name {
-			t.Fatalf("ParseLogName(%q) = %s, %d, which LogName spells %q", name, n, seq, LogName(n, seq))
-		}
-	})
-}

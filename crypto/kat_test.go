@@ -107,8 +107,6 @@ type katVectors struct {
 	AgeIdentity  string            `json:"age_identity,omitempty"`
 	AgeRecipient string            `json:"age_recipient,omitempty"`
 	Names        []katName         `json:"keyed_names"`
-	LogName      string            `json:"log_name"`
-	BlobName     string            `json:"blob_name"`
 	Records      []katRecord       `json:"records"`
 	Chunks       []katChunk        `json:"chunk_ids"`
 	ChunkerSeed  string            `json:"chunker_seed_hex"`
@@ -144,8 +142,6 @@ func computeKAT(t *testing.T, c katCase) (*Config, *Keys, katVectors) {
 		Random:     hex.EncodeToString(c.random),
 		Encryption: string(c.enc),
 		Repository: cfg.Repository.String(),
-		LogName:    LogName(katNode, 42),
-		BlobName:   BlobName(katNode, katBlobID),
 	}
 	switch c.secret.Kind() {
 	case SecretPassphrase:

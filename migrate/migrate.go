@@ -1,7 +1,7 @@
 // Package migrate moves a repository to another relay (docs/format.md
 // §12.14): it copies every object of the repository from the old relay to
 // the new one, verifying each, and then leaves on the old relay a sealed
-// marker (sync.MovedName) that sends every node to the new one. It needs
+// marker (layout.MovedName) that sends every node to the new one. It needs
 // the repository's keys only to seal the marker: the objects are copied
 // byte for byte.
 package migrate
@@ -24,6 +24,7 @@ import (
 	"github.com/escalefs/escalefs/crypto"
 	"github.com/escalefs/escalefs/relay"
 	escsync "github.com/escalefs/escalefs/sync"
+	"github.com/escalefs/escalefs/sync/layout"
 )
 
 // Source is what the copy reads from.
@@ -278,7 +279,7 @@ func CheckDest(ctx context.Context, dst Source, config []byte) (Plan, error) {
 	var objects int
 	err := dst.List(ctx, "", func(oi relay.ObjectInfo) error {
 		switch {
-		case oi.Name == escsync.MovedName:
+		case oi.Name == layout.MovedName:
 			plan.StaleMarker = true
 		case oi.Name != crypto.ConfigName && backup.InRepository(oi.Name):
 			objects++
@@ -293,7 +294,7 @@ func CheckDest(ctx context.Context, dst Source, config []byte) (Plan, error) {
 	case errors.Is(err, fs.ErrNotExist) && objects > 0:
 		return plan, fmt.Errorf("%w: it holds %d objects under nodes/ and blobs/ but no %s; give an empty relay", ErrOtherRepository, objects, crypto.ConfigName)
 	case errors.Is(err, fs.ErrNotExist) && plan.StaleMarker:
-		return plan, fmt.Errorf("%w: it holds a %s marker but no %s; give an empty relay", ErrOtherRepository, escsync.MovedName, crypto.ConfigName)
+		return plan, fmt.Errorf("%w: it holds a %s marker but no %s; give an empty relay", ErrOtherRepository, layout.MovedName, crypto.ConfigName)
 	case errors.Is(err, fs.ErrNotExist):
 		return plan, nil
 	case err != nil:
@@ -364,8 +365,8 @@ func Move(ctx context.Context, old Old, dst Dest, repo *escsync.Repository, m es
 		return res, err
 	}
 	if plan.StaleMarker {
-		if err := dst.Delete(ctx, escsync.MovedName); err != nil {
-			return res, fmt.Errorf("deleting the stale %s marker of the new relay: %w", escsync.MovedName, err)
+		if err := dst.Delete(ctx, layout.MovedName); err != nil {
+			return res, fmt.Errorf("deleting the stale %s marker of the new relay: %w", layout.MovedName, err)
 		}
 	}
 	if !already {
@@ -373,16 +374,16 @@ func Move(ctx context.Context, old Old, dst Dest, repo *escsync.Repository, m es
 		if err != nil {
 			return res, err
 		}
-		if err := old.Put(ctx, escsync.MovedName, relay.BytesPayload(sealed)); err != nil {
+		if err := old.Put(ctx, layout.MovedName, relay.BytesPayload(sealed)); err != nil {
 			return res, fmt.Errorf("writing the %s marker on the old relay (the copy is complete; run escalefs migrate again): %w",
-				escsync.MovedName, err)
+				layout.MovedName, err)
 		}
 		me, err := escsync.ReadMoved(ctx, old, repo)
 		if err != nil {
-			return res, fmt.Errorf("reading back the %s marker: %w", escsync.MovedName, err)
+			return res, fmt.Errorf("reading back the %s marker: %w", layout.MovedName, err)
 		}
 		if me.Moved.URL != m.URL {
-			return res, fmt.Errorf("reading back the %s marker: it names %s, not %s", escsync.MovedName, me.Moved.URL, m.URL)
+			return res, fmt.Errorf("reading back the %s marker: it names %s, not %s", layout.MovedName, me.Moved.URL, m.URL)
 		}
 		res.Marker, res.Hash = true, me.Hash
 		log.Info("the old relay now sends every node to "+m.URL, "time", m.Time.Format(time.RFC3339))
@@ -402,6 +403,6 @@ func Move(ctx context.Context, old Old, dst Dest, repo *escsync.Repository, m es
 // it published on the old relay after the repository was copied is not
 // lost.
 func OwnObjects(node crypto.NodeID) func(string) bool {
-	n, b := "nodes/"+node.String()+"/", "blobs/"+node.String()+"/"
+	n, b := layout.NodeDir(node)+"/", layout.BlobDir(node)+"/"
 	return func(name string) bool { return strings.HasPrefix(name, n) || strings.HasPrefix(name, b) }
 }

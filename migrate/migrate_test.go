@@ -14,6 +14,7 @@ import (
 	"github.com/escalefs/escalefs/relay"
 	"github.com/escalefs/escalefs/relay/file"
 	escsync "github.com/escalefs/escalefs/sync"
+	"github.com/escalefs/escalefs/sync/layout"
 )
 
 func fileRelay(t *testing.T) relay.Relay {
@@ -105,7 +106,7 @@ func TestMove(t *testing.T) {
 	if err != nil || !res.StaleMarker || !res.Marker {
 		t.Fatalf("moving back: %+v, %v", res, err)
 	}
-	if _, err := get(t, old, escsync.MovedName); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := get(t, old, layout.MovedName); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("the stale marker is still on the relay moved back to: %v", err)
 	}
 }
@@ -125,7 +126,7 @@ func TestMoveRefusesAnotherRepository(t *testing.T) {
 	if _, err := migrate.Move(ctx, old, dst, repo, m, migrate.Options{}); !errors.Is(err, migrate.ErrOtherRepository) {
 		t.Fatalf("Move into another repository: %v", err)
 	}
-	if _, err := get(t, old, escsync.MovedName); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := get(t, old, layout.MovedName); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("a marker was written: %v", err)
 	}
 	if after := names(t, dst); len(after) != len(before) {

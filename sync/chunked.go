@@ -15,6 +15,7 @@ import (
 	"github.com/escalefs/escalefs/cache"
 	"github.com/escalefs/escalefs/crypto"
 	"github.com/escalefs/escalefs/sync/chunks"
+	"github.com/escalefs/escalefs/sync/layout"
 	"github.com/escalefs/escalefs/sync/localdir"
 	"github.com/escalefs/escalefs/sync/proto"
 	"github.com/escalefs/escalefs/sync/transfer"
@@ -233,7 +234,7 @@ const progressSaveInterval = time.Second
 func (e *Engine) checkStored(ctx context.Context, prog *uploadProgress) error {
 	gone := make(map[crypto.BlobID]bool)
 	for _, b := range prog.blobs() {
-		if _, err := e.r.Stat(ctx, crypto.BlobName(e.self, b.ID)); errors.Is(err, fs.ErrNotExist) {
+		if _, err := e.r.Stat(ctx, layout.BlobName(e.self, b.ID)); errors.Is(err, fs.ErrNotExist) {
 			gone[b.ID] = true
 		} else if err != nil {
 			return err

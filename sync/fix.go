@@ -16,6 +16,7 @@ import (
 	"github.com/escalefs/escalefs/cache"
 	"github.com/escalefs/escalefs/crypto"
 	"github.com/escalefs/escalefs/relay"
+	"github.com/escalefs/escalefs/sync/layout"
 	"github.com/escalefs/escalefs/sync/proto"
 )
 
@@ -115,9 +116,9 @@ type recName struct {
 
 func (r recName) name() string {
 	if r.snap {
-		return SnapshotName(r.node, r.seq)
+		return layout.SnapshotName(r.node, r.seq)
 	}
-	return crypto.LogName(r.node, r.seq)
+	return layout.LogName(r.node, r.seq)
 }
 
 func (r recName) kind() string {
@@ -132,30 +133,22 @@ func (e *Engine) fixList(ctx context.Context) (*fixListing, error) {
 		blobs: make(map[crypto.NodeID]map[crypto.BlobID]int64)}
 	err := e.r.List(ctx, "", func(oi relay.ObjectInfo) error {
 		l.objects[oi.Name] = oi.Size
-		if oi.Name == crypto.ConfigName {
+		o := layout.Parse(oi.Name)
+		switch o.Kind {
+		case layout.Config:
 			l.config = true
 			return nil
-		}
-		if rest, ok := strings.CutPrefix(oi.Name, "blobs/"); ok {
-			node, id, ok := strings.Cut(rest, "/")
-			n, err1 := crypto.ParseNodeID(node)
-			b, err2 := crypto.ParseBlobID(id)
-			if ok && err1 == nil && err2 == nil {
-				if l.blobs[n] == nil {
-					l.blobs[n] = make(map[crypto.BlobID]int64)
-				}
-				l.blobs[n][b] = oi.Size
+		case layout.Blob:
+			if l.blobs[o.Node] == nil {
+				l.blobs[o.Node] = make(map[crypto.BlobID]int64)
 			}
+			l.blobs[o.Node][o.Blob] = oi.Size
+			return nil
+		case layout.Log, layout.Snapshot:
+		default:
 			return nil
 		}
-		var rn recName
-		if n, s, err := crypto.ParseLogName(oi.Name); err == nil {
-			rn = recName{node: n, seq: s}
-		} else if n, s, ok := parseSnapshotName(oi.Name); ok {
-			rn = recName{node: n, seq: s, snap: true}
-		} else {
-			return nil
-		}
+		rn := recName{node: o.Node, seq: o.Seq, snap: o.Kind == layout.Snapshot}
 		switch {
 		case rn.node != e.self:
 			l.peerRecs = append(l.peerRecs, rn)
@@ -230,16 +223,16 @@ func (e *Engine) Fix(ctx context.Context, log *slog.Logger, opts FixOptions) (*F
 	// What this node should have on the relay.
 	for _, r := range ls.Records {
 		if r.Published && !l.ownLogs[r.Seq] && (!ls.HasSnapshot || r.Seq > ls.Snapshot) {
-			rep.Missing = append(rep.Missing, crypto.LogName(e.self, r.Seq))
+			rep.Missing = append(rep.Missing, layout.LogName(e.self, r.Seq))
 		}
 	}
 	if ls.HasSnapshot && !slices.Contains(l.ownSnaps, ls.Snapshot) {
-		rep.Missing = append(rep.Missing, SnapshotName(e.self, ls.Snapshot))
+		rep.Missing = append(rep.Missing, layout.SnapshotName(e.self, ls.Snapshot))
 	}
 	ownBlobs := l.blobs[e.self]
 	for id := range ls.liveBlobs() {
 		if _, ok := ownBlobs[id]; !ok {
-			rep.Missing = append(rep.Missing, crypto.BlobName(e.self, id))
+			rep.Missing = append(rep.Missing, layout.BlobName(e.self, id))
 		}
 	}
 	slices.Sort(rep.Missing)
@@ -318,7 +311,7 @@ func (e *Engine) Fix(ctx context.Context, log *slog.Logger, opts FixOptions) (*F
 			if !ok {
 				continue // named by no record that could be read: nothing to check against
 			}
-			obj := crypto.BlobName(node, id)
+			obj := layout.BlobName(node, id)
 			if size := l.blobs[node][id]; size != ref.Size {
 				addDamage(node, obj, fmt.Sprintf("%d bytes, the records say %d", size, ref.Size))
 				continue
@@ -341,7 +334,7 @@ func (e *Engine) Fix(ctx context.Context, log *slog.Logger, opts FixOptions) (*F
 	rep.UpTo = max(nextSeq, 1) - 1
 	intact := func(id crypto.BlobID) bool {
 		_, ok := ownBlobs[id]
-		return ok && !damaged[crypto.BlobName(e.self, id)]
+		return ok && !damaged[layout.BlobName(e.self, id)]
 	}
 	items, err := e.rebuildPlan(ls, intact, rep)
 	if err != nil {
@@ -363,7 +356,7 @@ func (e *Engine) Fix(ctx context.Context, log *slog.Logger, opts FixOptions) (*F
 		}
 	}
 	for _, d := range rep.Damaged {
-		if !d.Own || (rep.Republish && d.Name == SnapshotName(e.self, rep.UpTo)) {
+		if !d.Own || (rep.Republish && d.Name == layout.SnapshotName(e.self, rep.UpTo)) {
 			continue // another's, or replaced by the snapshot just published
 		}
 		if err := e.r.Delete(ctx, d.Name); err != nil {
@@ -605,7 +598,7 @@ func (e *Engine) republish(ctx context.Context, log *slog.Logger, upTo uint64, i
 	}
 	// The state says the snapshot is on the relay before it is: should the
 	// Put fail, the node finds it missing and rebuilds again.
-	if err := e.r.Put(ctx, SnapshotName(e.self, upTo), relay.BytesPayload(sealed)); err != nil {
+	if err := e.r.Put(ctx, layout.SnapshotName(e.self, upTo), relay.BytesPayload(sealed)); err != nil {
 		return fmt.Errorf("publishing the rebuilt snapshot: %w", err)
 	}
 	e.count(func(s *Stats) { s.Records++ })
@@ -645,11 +638,11 @@ func (e *Engine) ensureOwnLog(ctx context.Context, own map[string]relay.ObjectIn
 	}
 	var want []string
 	if ls.HasSnapshot {
-		want = append(want, SnapshotName(e.self, ls.Snapshot))
+		want = append(want, layout.SnapshotName(e.self, ls.Snapshot))
 	}
 	for _, r := range ls.Records {
 		if r.Published && (!ls.HasSnapshot || r.Seq > ls.Snapshot) {
-			want = append(want, crypto.LogName(e.self, r.Seq))
+			want = append(want, layout.LogName(e.self, r.Seq))
 		}
 	}
 	var lost []string
@@ -681,14 +674,13 @@ func (e *Engine) ensureOwnLog(ctx context.Context, own map[string]relay.ObjectIn
 	}
 	var snaps []uint64
 	ownBlobs := make(map[crypto.BlobID]bool)
-	prefix := "blobs/" + e.selfID + "/"
 	err = e.r.List(ctx, "", func(oi relay.ObjectInfo) error {
-		if node, seq, ok := parseSnapshotName(oi.Name); ok && node == e.self {
-			snaps = append(snaps, seq)
-		} else if id, ok := strings.CutPrefix(oi.Name, prefix); ok {
-			if b, err := crypto.ParseBlobID(id); err == nil {
-				ownBlobs[b] = true
-			}
+		switch o := layout.Parse(oi.Name); {
+		case o.Node != e.self:
+		case o.Kind == layout.Snapshot:
+			snaps = append(snaps, o.Seq)
+		case o.Kind == layout.Blob:
+			ownBlobs[o.Blob] = true
 		}
 		return nil
 	})
@@ -723,10 +715,11 @@ func (e *Engine) checkOwnRecords(ctx context.Context, ls logState, next uint64, 
 	var damaged []string
 	seen := make(map[uint64]time.Time)
 	for name, oi := range own {
-		node, seq, err := crypto.ParseLogName(name)
-		if err != nil || node != e.self {
+		o := layout.Parse(name)
+		if o.Kind != layout.Log || o.Node != e.self {
 			continue // a snapshot
 		}
+		seq := o.Seq
 		if seq >= next {
 			damaged = append(damaged, name)
 			continue

@@ -15,6 +15,7 @@ import (
 	"github.com/escalefs/escalefs/relay"
 	"github.com/escalefs/escalefs/relay/file"
 	escsync "github.com/escalefs/escalefs/sync"
+	"github.com/escalefs/escalefs/sync/layout"
 )
 
 // dirRelay is a file relay over a directory the test can wipe or alter.
@@ -140,7 +141,7 @@ func TestFixWipedRelay(t *testing.T) {
 	if err != nil || !bytes.Equal(got, config) {
 		t.Fatalf("escale.json not restored byte for byte: %v", err)
 	}
-	snap := escsync.SnapshotName(a.e.Node(), rep.UpTo)
+	snap := layout.SnapshotName(a.e.Node(), rep.UpTo)
 	if names := relayNames(t, r, "nodes/"+a.e.Node().String()); !slices.Equal(names, []string{snap}) {
 		t.Fatalf("a's log after fix: %v, want only %s", names, snap)
 	}

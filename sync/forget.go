@@ -17,6 +17,7 @@ import (
 	"github.com/escalefs/escalefs/cache"
 	"github.com/escalefs/escalefs/crypto"
 	"github.com/escalefs/escalefs/relay"
+	"github.com/escalefs/escalefs/sync/layout"
 	"github.com/escalefs/escalefs/sync/proto"
 )
 
@@ -46,27 +47,6 @@ type ForgetRequest struct {
 // ErrForgetSelf is returned for a request to forget the node itself.
 var ErrForgetSelf = errors.New("a node cannot forget itself")
 
-// ForgetName returns the relay name of writer's forget record about node:
-// nodes/<writer>/forget/<node>.
-func ForgetName(writer, node crypto.NodeID) string {
-	return "nodes/" + writer.String() + "/forget/" + node.String()
-}
-
-// parseForgetName is the inverse of ForgetName; only its spelling is
-// accepted.
-func parseForgetName(name string) (writer, node crypto.NodeID, ok bool) {
-	parts := strings.Split(name, "/")
-	if len(parts) != 4 || parts[0] != "nodes" || parts[2] != "forget" {
-		return writer, node, false
-	}
-	w, err1 := crypto.ParseNodeID(parts[1])
-	n, err2 := crypto.ParseNodeID(parts[3])
-	if err1 != nil || err2 != nil || ForgetName(w, n) != name {
-		return writer, node, false
-	}
-	return w, n, true
-}
-
 // sealForget seals writer's forget record about node.
 func sealForget(sealer *crypto.RecordSealer, writer, node crypto.NodeID, upTo uint64, now time.Time) ([]byte, error) {
 	plain, err := proto.EncodeForget(proto.Forget{Version: proto.MinFormatVersion, Node: node, UpTo: upTo, Time: now})
@@ -79,7 +59,7 @@ func sealForget(sealer *crypto.RecordSealer, writer, node crypto.NodeID, upTo ui
 
 // readForget reads and opens writer's forget record about node.
 func readForget(ctx context.Context, r Getter, sealer *crypto.RecordSealer, writer, node crypto.NodeID) (proto.Forget, error) {
-	name := ForgetName(writer, node)
+	name := layout.ForgetName(writer, node)
 	plain, err := readRecord(ctx, r, sealer, name, crypto.RecordContext{Node: writer, Kind: KindForget})
 	if err != nil {
 		return proto.Forget{}, err
@@ -130,7 +110,7 @@ func PublishForget(ctx context.Context, r Relay, repo *Repository, store *cache.
 	if err != nil {
 		return err
 	}
-	if err := r.Put(ctx, ForgetName(self, node), relay.BytesPayload(sealed)); err != nil {
+	if err := r.Put(ctx, layout.ForgetName(self, node), relay.BytesPayload(sealed)); err != nil {
 		return fmt.Errorf("publishing the forget record: %w", err)
 	}
 	return nil
@@ -147,7 +127,7 @@ func (e *Engine) Forget(ctx context.Context, node crypto.NodeID, upTo uint64) er
 	if err != nil {
 		return err
 	}
-	if err := e.r.Put(ctx, ForgetName(e.self, node), relay.BytesPayload(sealed)); err != nil {
+	if err := e.r.Put(ctx, layout.ForgetName(e.self, node), relay.BytesPayload(sealed)); err != nil {
 		return fmt.Errorf("publishing the forget record: %w", err)
 	}
 	e.log.Info("forgot a node: no node waits for its acknowledgements any more, unless it writes again",
@@ -208,7 +188,8 @@ type forgetSeen struct {
 func (e *Engine) noteForgets(ctx context.Context, listed []relay.ObjectInfo, peers map[crypto.NodeID]*peerListing) {
 	seen := make(map[string]forgetSeen, len(listed))
 	for _, oi := range listed {
-		writer, node, _ := parseForgetName(oi.Name)
+		o := layout.Parse(oi.Name)
+		writer, node := o.Node, o.Forgotten
 		if old, ok := e.forgets[oi.Name]; ok && old.size == oi.Size && old.mod.Equal(oi.ModTime) {
 			seen[oi.Name] = old
 			continue

@@ -10,6 +10,7 @@ import (
 	"github.com/escalefs/escalefs/crypto"
 	"github.com/escalefs/escalefs/relay"
 	"github.com/escalefs/escalefs/sync/decide"
+	"github.com/escalefs/escalefs/sync/layout"
 	"github.com/escalefs/escalefs/sync/proto"
 )
 
@@ -64,7 +65,7 @@ func (e *Engine) Collect(ctx context.Context) error {
 		return nil
 	}
 	for _, id := range res.Blobs {
-		if err := e.r.Delete(ctx, crypto.BlobName(e.self, id)); err != nil {
+		if err := e.r.Delete(ctx, layout.BlobName(e.self, id)); err != nil {
 			return fmt.Errorf("collecting blob %s: %w", id, err)
 		}
 		e.log.Debug("collected blob", "blob", id.String())
@@ -120,7 +121,7 @@ func (e *Engine) compact(ctx context.Context, upTo uint64) error {
 		if r.Seq > upTo || !r.Collected {
 			continue
 		}
-		if err := e.r.Delete(ctx, crypto.LogName(e.self, r.Seq)); err != nil {
+		if err := e.r.Delete(ctx, layout.LogName(e.self, r.Seq)); err != nil {
 			return fmt.Errorf("deleting record %d: %w", r.Seq, err)
 		}
 		seq := r.Seq
@@ -135,7 +136,7 @@ func (e *Engine) compact(ctx context.Context, upTo uint64) error {
 		return err
 	}
 	for _, old := range ls.OldSnapshots {
-		if err := e.r.Delete(ctx, SnapshotName(e.self, old)); err != nil {
+		if err := e.r.Delete(ctx, layout.SnapshotName(e.self, old)); err != nil {
 			return fmt.Errorf("deleting an old snapshot: %w", err)
 		}
 		if err := e.updateLogState(func(s *logState) {
@@ -176,7 +177,7 @@ func (e *Engine) publishSnapshot(ctx context.Context, upTo uint64) error {
 	if err != nil {
 		return fmt.Errorf("compacting the log: %w", err)
 	}
-	if err := e.r.Put(ctx, SnapshotName(e.self, upTo), relay.BytesPayload(sealed)); err != nil {
+	if err := e.r.Put(ctx, layout.SnapshotName(e.self, upTo), relay.BytesPayload(sealed)); err != nil {
 		return fmt.Errorf("publishing a snapshot: %w", err)
 	}
 	e.count(func(s *Stats) { s.Records++ })
@@ -285,7 +286,7 @@ func (e *Engine) deleteOrphans(ctx context.Context, own []crypto.BlobID) error {
 		if keep[id] {
 			continue
 		}
-		if err := e.r.Delete(ctx, crypto.BlobName(e.self, id)); err != nil {
+		if err := e.r.Delete(ctx, layout.BlobName(e.self, id)); err != nil {
 			return err
 		}
 		n++

@@ -15,16 +15,14 @@ import (
 
 	"github.com/escalefs/escalefs/crypto"
 	"github.com/escalefs/escalefs/relay"
+	"github.com/escalefs/escalefs/sync/layout"
 )
 
 // Moving a repository (docs/format.md §12.14): escalefs migrate copies every
 // object of the repository to another relay and then leaves on the old one
-// a sealed marker, MovedName, that tells every node where the repository
+// a sealed marker, layout.MovedName, that tells every node where the repository
 // went. A node that lists the marker stops pulling from the old relay and
 // follows it, or stops with an error naming the new relay.
-
-// MovedName is the name of the marker a migrate leaves on the old relay.
-const MovedName = "moved"
 
 // KindMoved is the kind the marker is sealed under, with the all-zero node
 // ID and sequence number 0.
@@ -179,9 +177,9 @@ func OpenMoved(repo *Repository, sealed []byte) (Moved, error) {
 // an error wrapping fs.ErrNotExist; a marker that fails to open, one
 // wrapping ErrBadMoved.
 func ReadMoved(ctx context.Context, r Getter, repo *Repository) (*MovedError, error) {
-	data, err := relay.ReadAll(ctx, r.Get, MovedName, maxMoved)
+	data, err := relay.ReadAll(ctx, r.Get, layout.MovedName, maxMoved)
 	if err != nil {
-		return nil, fmt.Errorf("reading %s: %w", MovedName, err)
+		return nil, fmt.Errorf("reading %s: %w", layout.MovedName, err)
 	}
 	m, err := OpenMoved(repo, data)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/escalefs/escalefs/crypto"
 	"github.com/escalefs/escalefs/relay"
 	escsync "github.com/escalefs/escalefs/sync"
+	"github.com/escalefs/escalefs/sync/layout"
 )
 
 func TestMovedMarkerRoundTrip(t *testing.T) {
@@ -82,7 +83,7 @@ func TestMovedMarkerStopsEngine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.relay.Put(ctx, escsync.MovedName, relay.BytesPayload(forged)); err != nil {
+	if err := c.relay.Put(ctx, layout.MovedName, relay.BytesPayload(forged)); err != nil {
 		t.Fatal(err)
 	}
 	a.write(t, "two.txt", []byte("two"))
@@ -105,7 +106,7 @@ func TestMovedMarkerStopsEngine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.relay.Put(ctx, escsync.MovedName, relay.BytesPayload(sealed)); err != nil {
+	if err := c.relay.Put(ctx, layout.MovedName, relay.BytesPayload(sealed)); err != nil {
 		t.Fatal(err)
 	}
 	_, err = b.e.Round(ctx)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/escalefs/escalefs/crypto"
 	"github.com/escalefs/escalefs/relay"
+	"github.com/escalefs/escalefs/sync/layout"
 	"github.com/escalefs/escalefs/sync/proto"
 )
 
@@ -118,12 +119,15 @@ func ListNodes(ctx context.Context, r NodeLister, repo *Repository, opts ListOpt
 		return o
 	}
 	err := r.List(ctx, "nodes", func(oi relay.ObjectInfo) error {
-		if n, s, err := crypto.ParseLogName(oi.Name); err == nil {
-			get(n).logs[s] = oi
-		} else if n, s, ok := parseSnapshotName(oi.Name); ok {
-			get(n).snaps[s] = oi
-		} else if w, n, ok := parseForgetName(oi.Name); ok && w != n {
-			get(w).forgets = append(get(w).forgets, n)
+		switch o := layout.Parse(oi.Name); o.Kind {
+		case layout.Log:
+			get(o.Node).logs[o.Seq] = oi
+		case layout.Snapshot:
+			get(o.Node).snaps[o.Seq] = oi
+		case layout.Forget:
+			if o.Node != o.Forgotten {
+				get(o.Node).forgets = append(get(o.Node).forgets, o.Forgotten)
+			}
 		}
 		return nil
 	})

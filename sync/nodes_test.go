@@ -15,6 +15,7 @@ import (
 	"github.com/escalefs/escalefs/crypto"
 	"github.com/escalefs/escalefs/relay"
 	escsync "github.com/escalefs/escalefs/sync"
+	"github.com/escalefs/escalefs/sync/layout"
 	"github.com/escalefs/escalefs/sync/proto"
 )
 
@@ -95,7 +96,7 @@ func TestForgetRetiredPuller(t *testing.T) {
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 		t.Fatalf("the request is still there: %v", ents)
 	}
-	if !slices.Contains(relayNames(t, c.relay, "nodes"), escsync.ForgetName(b.e.Node(), x.e.Node())) {
+	if !slices.Contains(relayNames(t, c.relay, "nodes"), layout.ForgetName(b.e.Node(), x.e.Node())) {
 		t.Fatal("b published no forget record")
 	}
 	if blobs := c.blobsOf(b); len(blobs) != 0 {
@@ -128,7 +129,7 @@ func TestForgetRetiredPuller(t *testing.T) {
 		t.Error("x did not log that it was forgotten")
 	}
 	b.round(t) // b sees x back and deletes its forget record
-	if slices.Contains(relayNames(t, c.relay, "nodes"), escsync.ForgetName(b.e.Node(), x.e.Node())) {
+	if slices.Contains(relayNames(t, c.relay, "nodes"), layout.ForgetName(b.e.Node(), x.e.Node())) {
 		t.Error("b kept its forget record of a node that came back")
 	}
 	if info := c.listNodes(escsync.ListOptions{})["x"]; !info.Puller || info.Forgotten() {
@@ -218,7 +219,7 @@ func TestForgetRecordTampered(t *testing.T) {
 	}
 	// Moved to another node's name: it is bound to the node it names.
 	var sealed []byte
-	name := escsync.ForgetName(b.e.Node(), x.e.Node())
+	name := layout.ForgetName(b.e.Node(), x.e.Node())
 	if err := c.relay.Get(context.Background(), name, 0, 1<<20, func(r io.Reader) error {
 		var err error
 		sealed, err = io.ReadAll(r)
@@ -229,7 +230,7 @@ func TestForgetRecordTampered(t *testing.T) {
 	if err := c.relay.Delete(context.Background(), name); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.relay.Put(context.Background(), escsync.ForgetName(b.e.Node(), a.e.Node()), relay.BytesPayload(sealed)); err != nil {
+	if err := c.relay.Put(context.Background(), layout.ForgetName(b.e.Node(), a.e.Node()), relay.BytesPayload(sealed)); err != nil {
 		t.Fatal(err)
 	}
 	a.write(t, "f.txt", []byte("payload"))

@@ -8,42 +8,19 @@ import (
 	"fmt"
 	"io/fs"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/escalefs/escalefs/cache"
 	"github.com/escalefs/escalefs/crypto"
 	"github.com/escalefs/escalefs/relay"
+	"github.com/escalefs/escalefs/sync/layout"
 	"github.com/escalefs/escalefs/sync/proto"
 )
 
 // maxRecord bounds what is read of one record: a 64 MiB plaintext and the
 // framing of docs/format.md §7.
 const maxRecord = 64<<20 + 64
-
-// SnapshotName returns the relay name of node's snapshot covering its log up
-// to seq: nodes/<node>/snap/<seq, 16 hex digits>.
-func SnapshotName(node crypto.NodeID, seq uint64) string {
-	return fmt.Sprintf("nodes/%s/snap/%016x", node, seq)
-}
-
-// parseSnapshotName is the inverse of SnapshotName.
-func parseSnapshotName(name string) (crypto.NodeID, uint64, bool) {
-	parts := strings.Split(name, "/")
-	if len(parts) != 4 || parts[0] != "nodes" || parts[2] != "snap" || len(parts[3]) != 16 {
-		return crypto.NodeID{}, 0, false
-	}
-	node, err := crypto.ParseNodeID(parts[1])
-	if err != nil {
-		return crypto.NodeID{}, 0, false
-	}
-	seq, err := strconv.ParseUint(parts[3], 16, 64)
-	if err != nil || fmt.Sprintf("%016x", seq) != parts[3] {
-		return crypto.NodeID{}, 0, false
-	}
-	return node, seq, true
-}
 
 // peerListing is what one listing showed of a peer.
 type peerListing struct {
@@ -73,69 +50,46 @@ func (e *Engine) Pull(ctx context.Context) (PullResult, error) {
 	var forgets []relay.ObjectInfo
 	var usage int64
 	var own []crypto.BlobID
-	ownBlobs := "blobs/" + e.selfID + "/"
 	var config, moved *relay.ObjectInfo
 	others := make(map[crypto.NodeID][]crypto.BlobID)
 	ownLog := make(map[string]relay.ObjectInfo)
 	err := e.r.List(ctx, "", func(oi relay.ObjectInfo) error {
 		usage += oi.Size
-		if oi.Name == crypto.ConfigName {
+		o := layout.Parse(oi.Name)
+		switch o.Kind {
+		case layout.Config:
 			config = &oi
-			return nil
-		}
-		if oi.Name == MovedName {
+		case layout.Moved:
 			moved = &oi
-			return nil
-		}
-		if strings.HasPrefix(oi.Name, "blobs/") {
-			parts := strings.Split(oi.Name, "/")
-			if len(parts) != 3 {
+		case layout.Blob:
+			if o.Node == e.self {
+				own = append(own, o.Blob)
+			} else {
+				others[o.Node] = append(others[o.Node], o.Blob)
+			}
+		case layout.Forget:
+			forgets = append(forgets, oi)
+		case layout.Log, layout.Snapshot:
+			if o.Node == e.self {
+				ownLog[oi.Name] = oi
 				return nil
 			}
-			node, err1 := crypto.ParseNodeID(parts[1])
-			id, err2 := crypto.ParseBlobID(parts[2])
-			switch {
-			case err1 != nil || err2 != nil:
-			case oi.Name == ownBlobs+parts[2]:
-				own = append(own, id)
-			default:
-				others[node] = append(others[node], id)
+			pl := peers[o.Node]
+			if pl == nil {
+				pl = &peerListing{logs: make(map[uint64]bool)}
+				peers[o.Node] = pl
 			}
-			return nil
+			if o.Kind == layout.Snapshot {
+				pl.snaps = append(pl.snaps, o.Seq)
+			} else {
+				pl.logs[o.Seq] = true
+			}
+			pl.max = max(pl.max, o.Seq)
+		case layout.Unknown:
+			if strings.HasPrefix(oi.Name, layout.NodesDir+"/") {
+				e.log.Debug("ignoring unknown object on the relay", "name", oi.Name)
+			}
 		}
-		if !strings.HasPrefix(oi.Name, "nodes/") {
-			return nil
-		}
-		if _, _, ok := parseForgetName(oi.Name); ok {
-			forgets = append(forgets, oi)
-			return nil
-		}
-		var node crypto.NodeID
-		var seq uint64
-		var snap bool
-		if n, s, err := crypto.ParseLogName(oi.Name); err == nil {
-			node, seq = n, s
-		} else if n, s, ok := parseSnapshotName(oi.Name); ok {
-			node, seq, snap = n, s, true
-		} else {
-			e.log.Debug("ignoring unknown object on the relay", "name", oi.Name)
-			return nil
-		}
-		if node == e.self {
-			ownLog[oi.Name] = oi
-			return nil
-		}
-		pl := peers[node]
-		if pl == nil {
-			pl = &peerListing{logs: make(map[uint64]bool)}
-			peers[node] = pl
-		}
-		if snap {
-			pl.snaps = append(pl.snaps, seq)
-		} else {
-			pl.logs[seq] = true
-		}
-		pl.max = max(pl.max, seq)
 		return nil
 	})
 	if err != nil {
@@ -157,7 +111,7 @@ func (e *Engine) Pull(ctx context.Context) (PullResult, error) {
 		// Temporary objects of Puts a killed run of this node left: only
 		// one process runs a node, and nothing is being put now.
 		e.ownTempCleared = true
-		for _, dir := range []string{"blobs/" + e.selfID, "nodes/" + e.selfID} {
+		for _, dir := range []string{layout.BlobDir(e.self), layout.NodeDir(e.self)} {
 			if n, err := e.removeTemp(ctx, dir); err != nil {
 				e.log.Warn("removing temporary objects of an interrupted run", "dir", dir, "err", err)
 			} else if n > 0 {
@@ -237,7 +191,7 @@ func (e *Engine) clearDeadPeers(ctx context.Context, peers map[crypto.NodeID]*pe
 		}
 		if pl := peers[node]; pl != nil && len(pl.snaps) > 0 {
 			seq := slices.Max(pl.snaps)
-			plain, err := e.fetchRecord(ctx, SnapshotName(node, seq), crypto.RecordContext{Node: node, Seq: seq, Kind: KindSnapshot})
+			plain, err := e.fetchRecord(ctx, layout.SnapshotName(node, seq), crypto.RecordContext{Node: node, Seq: seq, Kind: KindSnapshot})
 			if err != nil {
 				return fmt.Errorf("reading a silent peer's snapshot: %w", err)
 			}
@@ -249,7 +203,7 @@ func (e *Engine) clearDeadPeers(ctx context.Context, peers map[crypto.NodeID]*pe
 		}
 		if pl := peers[node]; pl != nil {
 			for seq := range pl.logs {
-				plain, err := e.fetchRecord(ctx, crypto.LogName(node, seq), crypto.RecordContext{Node: node, Seq: seq, Kind: KindLog})
+				plain, err := e.fetchRecord(ctx, layout.LogName(node, seq), crypto.RecordContext{Node: node, Seq: seq, Kind: KindLog})
 				if err != nil {
 					return fmt.Errorf("reading a silent peer's log: %w", err)
 				}
@@ -260,7 +214,7 @@ func (e *Engine) clearDeadPeers(ctx context.Context, peers map[crypto.NodeID]*pe
 				name(l.Changes)
 			}
 		}
-		n, err := e.removeTemp(ctx, "blobs/"+node.String())
+		n, err := e.removeTemp(ctx, layout.BlobDir(node))
 		if err != nil {
 			return fmt.Errorf("clearing a silent peer's temporary objects: %w", err)
 		}
@@ -268,7 +222,7 @@ func (e *Engine) clearDeadPeers(ctx context.Context, peers map[crypto.NodeID]*pe
 			if named[id] {
 				continue
 			}
-			if err := e.r.Delete(ctx, crypto.BlobName(node, id)); err != nil {
+			if err := e.r.Delete(ctx, layout.BlobName(node, id)); err != nil {
 				return fmt.Errorf("clearing a silent peer's stale blob: %w", err)
 			}
 			n++
@@ -486,7 +440,7 @@ var ErrBadRecord = errors.New("bad record")
 // applyRecord fetches, opens and applies record seq of peer id, then marks
 // it applied.
 func (e *Engine) applyRecord(ctx context.Context, id crypto.NodeID, seq uint64) (int, error) {
-	name := crypto.LogName(id, seq)
+	name := layout.LogName(id, seq)
 	plain, err := e.fetchRecord(ctx, name, crypto.RecordContext{Node: id, Seq: seq, Kind: KindLog})
 	if err != nil {
 		return 0, err
@@ -510,7 +464,7 @@ func (e *Engine) applyRecord(ctx context.Context, id crypto.NodeID, seq uint64) 
 
 // applySnapshot applies peer id's snapshot covering its log up to seq.
 func (e *Engine) applySnapshot(ctx context.Context, id crypto.NodeID, seq uint64) (int, error) {
-	name := SnapshotName(id, seq)
+	name := layout.SnapshotName(id, seq)
 	plain, err := e.fetchRecord(ctx, name, crypto.RecordContext{Node: id, Seq: seq, Kind: KindSnapshot})
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil // replaced by a newer one meanwhile: the next poll sees it

@@ -17,6 +17,7 @@ import (
 	"github.com/escalefs/escalefs/cache"
 	"github.com/escalefs/escalefs/crypto"
 	"github.com/escalefs/escalefs/relay"
+	"github.com/escalefs/escalefs/sync/layout"
 	"github.com/escalefs/escalefs/sync/localdir"
 	"github.com/escalefs/escalefs/sync/proto"
 	"github.com/escalefs/escalefs/sync/transfer"
@@ -480,7 +481,7 @@ func (e *Engine) uploadParts(ctx context.Context, it *pushItem) error {
 			if ref.ID == (crypto.BlobID{}) {
 				continue
 			}
-			if _, err := e.r.Stat(ctx, crypto.BlobName(e.self, ref.ID)); errors.Is(err, fs.ErrNotExist) {
+			if _, err := e.r.Stat(ctx, layout.BlobName(e.self, ref.ID)); errors.Is(err, fs.ErrNotExist) {
 				prog.Parts[i] = crypto.BlobRef{}
 			} else if err != nil {
 				return err
@@ -818,7 +819,7 @@ func (e *Engine) flushOutbox(ctx context.Context) error {
 		return err
 	}
 	for _, p := range out {
-		if err := e.r.Put(ctx, crypto.LogName(e.self, p.seq), relay.BytesPayload(p.sealed)); err != nil {
+		if err := e.r.Put(ctx, layout.LogName(e.self, p.seq), relay.BytesPayload(p.sealed)); err != nil {
 			return fmt.Errorf("publishing record %d: %w", p.seq, err)
 		}
 		err := e.store.Update(func(tx *cache.Tx) error {

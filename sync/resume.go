@@ -14,6 +14,7 @@ import (
 
 	"github.com/escalefs/escalefs/cache"
 	"github.com/escalefs/escalefs/crypto"
+	"github.com/escalefs/escalefs/sync/layout"
 )
 
 // Interrupted transfers of large files resume from their last complete part:
@@ -116,7 +117,7 @@ func (e *Engine) dropUpload(ctx context.Context, path string, p uploadProgress) 
 		if ref.ID == (crypto.BlobID{}) {
 			continue // not stored
 		}
-		if err := e.r.Delete(ctx, crypto.BlobName(e.self, ref.ID)); err != nil {
+		if err := e.r.Delete(ctx, layout.BlobName(e.self, ref.ID)); err != nil {
 			e.log.Debug("deleting a part of an abandoned upload", "blob", ref.ID.String(), "err", err)
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/escalefs/escalefs/relay/relaytest"
 	"github.com/escalefs/escalefs/relay/retry"
 	escsync "github.com/escalefs/escalefs/sync"
+	"github.com/escalefs/escalefs/sync/layout"
 	"github.com/escalefs/escalefs/sync/localdir"
 )
 
@@ -126,13 +127,12 @@ func TestCrashBeforePublish(t *testing.T) {
 	// the cache's next sequence number matches the count published).
 	logs := relayNames(t, c.relay, "nodes/"+a.e.Node().String()+"/log")
 	for i, n := range logs {
-		_, seq, err := crypto.ParseLogName(n)
-		if err != nil {
-			t.Fatal(err)
+		o := layout.Parse(n)
+		if o.Kind != layout.Log {
+			t.Fatalf("%q is not a log record name", n)
 		}
 		if i > 0 {
-			_, prev, _ := crypto.ParseLogName(logs[i-1])
-			if seq != prev+1 {
+			if prev := layout.Parse(logs[i-1]).Seq; o.Seq != prev+1 {
 				t.Fatalf("gap in a's log: %v", logs)
 			}
 		}

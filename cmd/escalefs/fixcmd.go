@@ -15,6 +15,7 @@ import (
 	"github.com/escalefs/escalefs/internal/units"
 	"github.com/escalefs/escalefs/relay/all"
 	escsync "github.com/escalefs/escalefs/sync"
+	"github.com/escalefs/escalefs/sync/layout"
 	"github.com/escalefs/escalefs/sync/localdir"
 )
 
@@ -255,7 +256,7 @@ func printFix(w io.Writer, loc, dir, name string, rep *escsync.FixReport, done b
 	if rep.Republish {
 		step("republish this node's state as %s: %d files (%d uploaded again, %s), %d directories, %d symlinks, %d deletions",
 			"republished this node's state as %s: %d files (%d uploaded again, %s), %d directories, %d symlinks, %d deletions",
-			escsync.SnapshotName(rep.Node, rep.UpTo), rep.Files, rep.UploadFiles, units.FormatSize(rep.UploadBytes),
+			layout.SnapshotName(rep.Node, rep.UpTo), rep.Files, rep.UploadFiles, units.FormatSize(rep.UploadBytes),
 			rep.Dirs, rep.Symlinks, rep.Tombstones)
 		if rep.NoContent > 0 {
 			step("%d files without content on this node: the other nodes ask for them", "%d files without content on this node: the other nodes ask for them",
@@ -263,7 +264,7 @@ func printFix(w io.Writer, loc, dir, name string, rep *escsync.FixReport, done b
 		}
 	}
 	for _, d := range own {
-		if d.Name == escsync.SnapshotName(rep.Node, rep.UpTo) && rep.Republish {
+		if d.Name == layout.SnapshotName(rep.Node, rep.UpTo) && rep.Republish {
 			continue
 		}
 		step("delete the damaged %s", "deleted the damaged %s", d.Name)

@@ -18,6 +18,7 @@ import (
 	"github.com/escalefs/escalefs/relay"
 	"github.com/escalefs/escalefs/relay/all"
 	escsync "github.com/escalefs/escalefs/sync"
+	"github.com/escalefs/escalefs/sync/layout"
 )
 
 // maxMoveHops bounds how many moved markers a node follows in a row.
@@ -70,7 +71,7 @@ func (n *node) followMoves(ctx context.Context, r relay.Relay, repo *escsync.Rep
 				"relay", n.loc, "err", err)
 			return r, repo, nil
 		case err != nil:
-			return nil, nil, n.relayFailed(fmt.Errorf("reading the relay's %s marker: %w", escsync.MovedName, err))
+			return nil, nil, n.relayFailed(fmt.Errorf("reading the relay's %s marker: %w", layout.MovedName, err))
 		case hop >= maxMoveHops:
 			return nil, nil, fmt.Errorf("%v; it moved %d times in a row: the markers may form a loop; give the relay it is on now with --relay",
 				me, hop)

@@ -15,6 +15,7 @@ import (
 	"github.com/escalefs/escalefs/relay"
 	"github.com/escalefs/escalefs/relay/all"
 	escsync "github.com/escalefs/escalefs/sync"
+	"github.com/escalefs/escalefs/sync/layout"
 )
 
 // escalefsAs runs the escalefs binary with $XDG_STATE_HOME state and
@@ -77,7 +78,7 @@ func TestMigrateFileRelays(t *testing.T) {
 		t.Fatalf("migrate to an unreachable relay succeeded:\n%s", stderr)
 	}
 	mustContain(t, "error", stderr, "nothing was changed")
-	if relayHas(t, urlA, escsync.MovedName, relay.Options{}) {
+	if relayHas(t, urlA, layout.MovedName, relay.Options{}) {
 		t.Fatal("a marker was written on A for an unreachable destination")
 	}
 	if data, _ := os.ReadFile(cfgPath); !strings.Contains(string(data), urlA) {
@@ -91,7 +92,7 @@ func TestMigrateFileRelays(t *testing.T) {
 		t.Fatalf("migrate onto another repository succeeded:\n%s", stderr)
 	}
 	mustContain(t, "error", stderr, "holds another repository", "nothing was changed")
-	if relayHas(t, urlA, escsync.MovedName, relay.Options{}) {
+	if relayHas(t, urlA, layout.MovedName, relay.Options{}) {
 		t.Fatal("a marker was written on A for a destination holding another repository")
 	}
 
@@ -104,7 +105,7 @@ func TestMigrateFileRelays(t *testing.T) {
 	if !strings.Contains(string(data), "relay = \""+urlB+"\"  # the NAS\n") || !strings.Contains(string(data), "# my repositories") {
 		t.Fatalf("configuration after migrate:\n%s", data)
 	}
-	if !relayHas(t, urlA, escsync.MovedName, relay.Options{}) {
+	if !relayHas(t, urlA, layout.MovedName, relay.Options{}) {
 		t.Fatal("no marker on A")
 	}
 
@@ -140,7 +141,7 @@ func TestMigrateFileRelays(t *testing.T) {
 	}
 	// Nothing new on A since the move but what node 2 wrote before it
 	// followed: A is no longer written.
-	if relayHas(t, urlB, escsync.MovedName, relay.Options{}) {
+	if relayHas(t, urlB, layout.MovedName, relay.Options{}) {
 		t.Error("B holds a marker")
 	}
 }
@@ -169,7 +170,7 @@ func TestMigrateForgedMarker(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(relayA, escsync.MovedName), forged, 0o600)
+	writeFile(t, filepath.Join(relayA, layout.MovedName), forged, 0o600)
 
 	n1.write(t, "b.txt", "beta")
 	stderr, _ := escalefsAs(t, bin, n1.state, "sync", "--once", "--relay", urlA, "--key-file", key, "--name", "one", n1.dir)

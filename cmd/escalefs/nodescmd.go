@@ -20,6 +20,7 @@ import (
 	"github.com/escalefs/escalefs/relay"
 	"github.com/escalefs/escalefs/relay/all"
 	escsync "github.com/escalefs/escalefs/sync"
+	"github.com/escalefs/escalefs/sync/layout"
 )
 
 // nodesFlags are the options of escalefs nodes and nodes forget.
@@ -515,7 +516,7 @@ func requestForget(ctx context.Context, g *globals, f *nodesFlags, r relay.Relay
 		fmt.Fprintln(g.stdout, queued)
 		return nil
 	}
-	if _, err := r.Stat(ctx, escsync.ForgetName(selfID, target.ID)); err != nil {
+	if _, err := r.Stat(ctx, layout.ForgetName(selfID, target.ID)); err != nil {
 		return fmt.Errorf("the running escalefs (%s) took the request but did not publish the forget (%v): see its log", pid, err)
 	}
 	fmt.Fprint(g.stdout, done)

@@ -15,6 +15,7 @@ import (
 	"github.com/escalefs/escalefs/relay/all"
 	"github.com/escalefs/escalefs/relay/lazy"
 	escsync "github.com/escalefs/escalefs/sync"
+	"github.com/escalefs/escalefs/sync/layout"
 )
 
 // firstStartWait bounds the wait between two tries of a node that starts
@@ -167,9 +168,9 @@ func (n *node) createdTwice(ctx context.Context, err error) bool {
 	}
 	n.log.Warn("another node created the repository at the same moment, and the relay kept its escale.json: "+
 		"joining that one", "relay", n.loc)
-	self := n.eng.Node().String()
+	self := n.eng.Node()
 	var names []string
-	for _, dir := range []string{"nodes/" + self, "blobs/" + self} {
+	for _, dir := range []string{layout.NodeDir(self), layout.BlobDir(self)} {
 		if err := n.relay.List(ctx, dir, func(oi relay.ObjectInfo) error {
 			names = append(names, oi.Name)
 			return nil

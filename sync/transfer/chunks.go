@@ -12,6 +12,7 @@ import (
 	"github.com/escalefs/escalefs/crypto"
 	"github.com/escalefs/escalefs/relay"
 	"github.com/escalefs/escalefs/sync/chunks"
+	"github.com/escalefs/escalefs/sync/layout"
 	"github.com/escalefs/escalefs/sync/proto"
 )
 
@@ -298,7 +299,7 @@ func (p *chunkPut) send(b *chunkBlob) {
 		p.fail(err)
 		return
 	}
-	err = p.u.relay.Put(relay.NewObjects(p.ctx), crypto.BlobName(p.u.node, ref.ID), relay.ReaderAtPayload(bytes.NewReader(sealedBuf), ref.Size))
+	err = p.u.relay.Put(relay.NewObjects(p.ctx), layout.BlobName(p.u.node, ref.ID), relay.ReaderAtPayload(bytes.NewReader(sealedBuf), ref.Size))
 	p.u.bufs.put(sealedBuf)
 	if err != nil {
 		p.fail(fmt.Errorf("chunks: blob %d: %w", b.index+1, err))
@@ -644,7 +645,7 @@ const (
 // parallel.
 func (d *Downloader) readRun(ctx context.Context, writer crypto.NodeID, ref crypto.BlobRef, off int64, p []byte,
 	run []proto.ChunkRef, idOf func([]byte) crypto.ChunkID) error {
-	win := &windowReaderAt{ctx: ctx, relay: d.relay, name: crypto.BlobName(writer, ref.ID), size: ref.Size, pool: &d.bufs}
+	win := &windowReaderAt{ctx: ctx, relay: d.relay, name: layout.BlobName(writer, ref.ID), size: ref.Size, pool: &d.bufs}
 	defer win.release()
 	n := int64(len(p))
 	if n >= ref.Size/4*3 {

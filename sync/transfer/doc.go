@@ -6,7 +6,7 @@
 // # Naming
 //
 // Every blob, a pack or a part, gets its own fresh random BlobID and is
-// stored under crypto.BlobName(writer, id), that is blobs/<node>/<id>
+// stored under layout.BlobName(writer, id), that is blobs/<node>/<id>
 // without a part suffix. The order of a large file's parts is the order of
 // proto.Change.Parts, and a crypto.BlobRef (which carries only the ID) is
 // all a reader needs to find each part: the ".n" suffix of BlobName is not

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 
 	"github.com/escalefs/escalefs/crypto"
+	"github.com/escalefs/escalefs/sync/layout"
 	"github.com/escalefs/escalefs/sync/proto"
 )
 
@@ -92,7 +93,7 @@ func (d *Downloader) GetParts(ctx context.Context, writer crypto.NodeID, refs []
 // only the rest is written.
 func (d *Downloader) stream(ctx context.Context, writer crypto.NodeID, ref crypto.BlobRef, w io.Writer) error {
 	out := &hashWriter{w: w, h: sha256.New()}
-	return d.relay.Get(ctx, crypto.BlobName(writer, ref.ID), 0, -1, func(r io.Reader) error {
+	return d.relay.Get(ctx, layout.BlobName(writer, ref.ID), 0, -1, func(r io.Reader) error {
 		pr, err := crypto.OpenBlob(d.keys, ctxReader{ctx, r}, ref)
 		if err != nil {
 			return err

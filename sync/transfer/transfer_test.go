@@ -18,6 +18,7 @@ import (
 	"github.com/escalefs/escalefs/crypto"
 	"github.com/escalefs/escalefs/relay"
 	"github.com/escalefs/escalefs/relay/file"
+	"github.com/escalefs/escalefs/sync/layout"
 	"github.com/escalefs/escalefs/sync/proto"
 	"github.com/escalefs/escalefs/sync/transfer"
 )
@@ -85,7 +86,7 @@ func (e *env) checkScratchEmpty(t *testing.T) {
 
 // blobPath is where the file relay keeps a blob.
 func (e *env) blobPath(id crypto.BlobID) string {
-	return filepath.Join(e.root, filepath.FromSlash(crypto.BlobName(e.node, id)))
+	return filepath.Join(e.root, filepath.FromSlash(layout.BlobName(e.node, id)))
 }
 
 func opener(b []byte) func() (io.ReadCloser, error) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/escalefs/escalefs/crypto"
 	"github.com/escalefs/escalefs/relay"
+	"github.com/escalefs/escalefs/sync/layout"
 	"github.com/escalefs/escalefs/sync/proto"
 )
 
@@ -322,7 +323,7 @@ func (u *Uploader) send(ctx context.Context, f *os.File, id crypto.BlobID, ref c
 			err = fmt.Errorf("staging blob: %w", cerr)
 		}
 	}()
-	return u.relay.Put(relay.NewObjects(ctx), crypto.BlobName(u.node, id), relay.ReaderAtPayload(f, ref.Size))
+	return u.relay.Put(relay.NewObjects(ctx), layout.BlobName(u.node, id), relay.ReaderAtPayload(f, ref.Size))
 }
 
 // copyFile copies exactly size bytes of the content open returns into w.
