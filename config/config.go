@@ -398,7 +398,7 @@ func decodeError(path string, items []item, err error) error {
 		} else if ok && !k.Global && table == GlobalTable {
 			msg += " in [global]; it belongs in a repository's table"
 		} else {
-			msg += "; see the key reference in README.md (Configuration)"
+			msg += "; see the key reference in docs/configuration.md"
 		}
 		return &Error{File: path, Line: line, Where: w, Msg: msg, Err: err}
 	}

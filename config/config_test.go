@@ -234,7 +234,7 @@ func TestErrors(t *testing.T) {
 		want      string // the whole message, after "c.toml:"
 	}{
 		{"unknown key", "[work]\nrelay = \"/r\"\nrefresh-rate = \"10s\"\n",
-			`3: [work] refresh-rate = "10s": unknown key "refresh-rate"; see the key reference in README.md (Configuration)`},
+			`3: [work] refresh-rate = "10s": unknown key "refresh-rate"; see the key reference in docs/configuration.md`},
 		{"global key in a repository", "[work]\nlog-file = \"x\"\n",
 			`2: [work] log-file = "x": unknown key "log-file"; it belongs in [global]`},
 		{"repository key in global", "[global]\nrelay = \"/r\"\n",

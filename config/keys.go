@@ -67,7 +67,7 @@ func (k Key) Expected() string {
 }
 
 // Keys lists every key the configuration file knows, global ones first.
-// README's key reference is checked against it.
+// The key reference in docs/configuration.md is checked against it.
 var Keys = []Key{
 	{Name: "log-file", Kind: File, Global: true},
 	{Name: "log-max-size", Kind: Size, Global: true},

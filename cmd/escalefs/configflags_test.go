@@ -44,17 +44,17 @@ func TestConfigKeysAreFlags(t *testing.T) {
 	}
 }
 
-// readmeSection returns the text of README.md under heading, up to the
-// next heading.
-func readmeSection(t *testing.T, heading string) string {
+// docSection returns the text of the documentation page docs/page under
+// heading, up to the next heading.
+func docSection(t *testing.T, page, heading string) string {
 	t.Helper()
-	data, err := os.ReadFile("../../README.md")
+	data, err := os.ReadFile(filepath.Join("..", "..", "docs", page))
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, section, ok := strings.Cut(string(data), "\n"+heading+"\n")
 	if !ok {
-		t.Fatalf("README.md has no section %s", heading)
+		t.Fatalf("docs/%s has no section %s", page, heading)
 	}
 	if i := strings.Index(section, "\n#"); i >= 0 {
 		section = section[:i]
@@ -62,9 +62,10 @@ func readmeSection(t *testing.T, heading string) string {
 	return section
 }
 
-// README's key reference lists exactly the keys the config package knows.
-func TestReadmeConfigKeys(t *testing.T) {
-	section := readmeSection(t, "### Configuration keys")
+// The key reference (docs/configuration.md) lists exactly the keys the
+// config package knows.
+func TestDocumentedConfigKeys(t *testing.T) {
+	section := docSection(t, "configuration.md", "## Configuration keys")
 	row := regexp.MustCompile("(?m)^\\| `([a-z0-9-]+)` \\|")
 	var documented []string
 	for _, m := range row.FindAllStringSubmatch(section, -1) {
@@ -76,16 +77,16 @@ func TestReadmeConfigKeys(t *testing.T) {
 	}
 	for _, k := range known {
 		if !slices.Contains(documented, k) {
-			t.Errorf("README's key reference lacks %s", k)
+			t.Errorf("the key reference lacks %s", k)
 		}
 	}
 	for _, k := range documented {
 		if !slices.Contains(known, k) {
-			t.Errorf("README's key reference lists %s, which the config package does not know", k)
+			t.Errorf("the key reference lists %s, which the config package does not know", k)
 		}
 	}
 	if len(documented) != len(known) {
-		t.Errorf("README lists %d keys, the config package knows %d", len(documented), len(known))
+		t.Errorf("the key reference lists %d keys, the config package knows %d", len(documented), len(known))
 	}
 }
 

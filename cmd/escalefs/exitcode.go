@@ -11,7 +11,7 @@ import (
 	"github.com/escalefs/escalefs/relay"
 )
 
-// The exit codes of escalefs, for scripts (README: "Exit codes"). Each
+// The exit codes of escalefs, for scripts (docs/commands.md: "Exit codes"). Each
 // kind of failure has its own, whatever the command.
 const (
 	// exitFailure is any failure that the codes below do not name.

@@ -13,7 +13,7 @@ import (
 	"github.com/escalefs/escalefs/internal/testserver"
 )
 
-// Every kind of failure exits with its own status (README: "Exit codes").
+// Every kind of failure exits with its own status (docs/commands.md: "Exit codes").
 func TestExitCodes(t *testing.T) {
 	t.Setenv("XDG_STATE_HOME", t.TempDir())
 	key, _ := keyFile(t)
@@ -69,7 +69,7 @@ func TestExitCodes(t *testing.T) {
 }
 
 // escalefs status --json holds what the text shows, field for field, and
-// every field it has is documented in README.md.
+// every field it has is documented in docs/commands.md.
 func TestStatusJSONMatchesText(t *testing.T) {
 	t.Setenv("XDG_STATE_HOME", t.TempDir())
 	key, _ := keyFile(t)
@@ -124,10 +124,10 @@ func TestStatusJSONMatchesText(t *testing.T) {
 		}
 	}
 
-	section := readmeSection(t, "### status --json")
+	section := docSection(t, "commands.md", "## status --json")
 	for _, f := range jsonFields(nodeJSON{}) {
 		if !strings.Contains(section, "`"+f+"`") {
-			t.Errorf("README.md's status --json section does not document %s", f)
+			t.Errorf("the status --json section of docs/commands.md does not document %s", f)
 		}
 	}
 }

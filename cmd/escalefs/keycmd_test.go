@@ -177,7 +177,7 @@ func TestKeyAgeIdentity(t *testing.T) {
 }
 
 // ageIdentityExit is the exit status of each case of
-// TestKeyAgeIdentityErrors (README: "Exit codes").
+// TestKeyAgeIdentityErrors (docs/commands.md: "Exit codes").
 var ageIdentityExit = map[string]int{
 	"wrong passphrase":                     exitSecret,
 	"wrong key file":                       exitSecret,

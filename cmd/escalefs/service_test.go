@@ -67,7 +67,7 @@ func TestServiceUnits(t *testing.T) {
 			if len(line) < 2 || line[0] != "/usr/bin/env" || line[1] != "escalefs" {
 				t.Fatalf("ExecStart runs %q, want escalefs found through /usr/bin/env, wherever it is installed", line)
 			}
-			// The places the README installs escalefs are searched.
+			// The places the install instructions put escalefs are searched.
 			path := u.one(t, "Service", "Environment")
 			for _, dir := range []string{"%h/.local/bin", "%h/go/bin", "/usr/local/bin"} {
 				if !strings.Contains(path, dir) {
