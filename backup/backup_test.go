@@ -62,7 +62,7 @@ func put(t *testing.T, r relay.Relay, name string, data []byte) {
 // repository's objects.
 func newRepo(t *testing.T, r relay.Relay) map[string][]byte {
 	t.Helper()
-	cfg, _, err := crypto.NewConfig(rand.Reader, crypto.GenerateKey(), crypto.EncryptionAge, crypto.DefaultKDF)
+	cfg, _, err := crypto.NewConfig(rand.Reader, crypto.GenerateKey(), crypto.EncryptionAge, crypto.DefaultKDF())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -349,7 +349,7 @@ func makeArchive(t *testing.T, entries []entry, edit func(*backup.Manifest)) []b
 }
 
 func goodEntries(t *testing.T) []entry {
-	cfg, _, err := crypto.NewConfig(rand.Reader, crypto.GenerateKey(), crypto.EncryptionAge, crypto.DefaultKDF)
+	cfg, _, err := crypto.NewConfig(rand.Reader, crypto.GenerateKey(), crypto.EncryptionAge, crypto.DefaultKDF())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,7 +54,7 @@ type KDFParams struct {
 // DefaultKDF follows RFC 9106's second recommended option: 3 passes over
 // 64 MiB with 4 lanes — about a third of a second on one core of a current
 // machine, once per start.
-var DefaultKDF = KDFParams{Time: 3, MemoryKiB: 64 << 10, Threads: 4}
+func DefaultKDF() KDFParams { return KDFParams{Time: 3, MemoryKiB: 64 << 10, Threads: 4} }
 
 // Bounds on parameters read from a relay: a hostile relay must not be able
 // to make a node allocate gigabytes or spin for hours, nor weaken the KDF.

@@ -38,7 +38,7 @@ type RepoOptions struct {
 	// Encryption of a new repository; empty means age with a secret, off
 	// without one.
 	Encryption crypto.Encryption
-	// KDF of a new passphrase repository; zero means crypto.DefaultKDF.
+	// KDF of a new passphrase repository; zero means crypto.DefaultKDF().
 	KDF crypto.KDFParams
 	// Check, if set, is given the relay's escale.json, parsed but not yet
 	// unlocked: an error refuses the repository before any key is derived
@@ -145,7 +145,7 @@ func createConfig(ctx context.Context, r relay.Relay, secret crypto.Secret, opts
 	}
 	kdf := opts.KDF
 	if kdf == (crypto.KDFParams{}) {
-		kdf = crypto.DefaultKDF
+		kdf = crypto.DefaultKDF()
 	}
 	cfg, _, err := crypto.NewConfig(rand.Reader, secret, enc, kdf)
 	if err != nil {

@@ -485,7 +485,7 @@ func TestConfigSwapped(t *testing.T) {
 	c := newCluster(t, fileRelay(t))
 	a := c.add("a", small)
 	a.round(t)
-	cfg, _, err := crypto.NewConfig(rand.Reader, crypto.GenerateKey(), crypto.EncryptionAge, crypto.DefaultKDF)
+	cfg, _, err := crypto.NewConfig(rand.Reader, crypto.GenerateKey(), crypto.EncryptionAge, crypto.DefaultKDF())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,9 +3,11 @@ package all_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/escalefs/escalefs/config"
 	"github.com/escalefs/escalefs/internal/testserver"
 	"github.com/escalefs/escalefs/relay"
 	"github.com/escalefs/escalefs/relay/all"
@@ -47,5 +49,19 @@ func TestBadURLs(t *testing.T) {
 	}
 	if errors.Is(err, relay.ErrAuth) {
 		t.Errorf("unknown scheme reported as an auth failure: %v", err)
+	}
+}
+
+// TestSchemesAgree: the relay URL schemes the configuration accepts are
+// exactly those the registry serves.
+func TestSchemesAgree(t *testing.T) {
+	var served []string
+	for _, b := range all.Backends() {
+		served = append(served, b.Schemes...)
+	}
+	slices.Sort(served)
+	accepted := slices.Sorted(slices.Values(config.Schemes))
+	if !slices.Equal(served, accepted) {
+		t.Errorf("the registry serves %q, the configuration accepts %q", served, accepted)
 	}
 }
