@@ -57,6 +57,40 @@ type Relay interface {
 	Close() error
 }
 
+// Wrapper is implemented by the relays that wrap another one (retries,
+// logging, limits, a lazy opening): Unwrap returns the wrapped relay, or
+// nil when it is not known yet (a relay not opened yet).
+type Wrapper interface {
+	Unwrap() Relay
+}
+
+// As returns r as the optional interface T (Renamer, Creator,
+// TempRemover, Quotaer) when the relay at the bottom of its wrappers
+// implements it: a wrapper implements every optional interface and
+// forwards the call, so a type check of the wrapper alone would always
+// succeed. The T returned is r itself, so that the call still goes
+// through the wrappers. A wrapper that does not know its relay yet (not
+// opened) defers the answer to the call, which then fails with an error
+// wrapping ErrUnsupported if the relay lacks the feature.
+func As[T any](r any) (T, bool) {
+	t, ok := r.(T)
+	if !ok {
+		return t, false
+	}
+	for inner := r; ; {
+		w, ok := inner.(Wrapper)
+		if !ok {
+			_, has := inner.(T)
+			return t, has
+		}
+		next := w.Unwrap()
+		if next == nil {
+			return t, true
+		}
+		inner = next
+	}
+}
+
 // Renamer is implemented by relays that can move an object. Rename replaces
 // an existing object at to and creates its parent directories. A missing
 // source yields an error wrapping fs.ErrNotExist.

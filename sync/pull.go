@@ -403,7 +403,7 @@ func (e *Engine) checkConfig(ctx context.Context, oi *relay.ObjectInfo) error {
 // removeTemp deletes every temporary object under dir, where the relay can
 // find them (relay.TempRemover); 0 elsewhere.
 func (e *Engine) removeTemp(ctx context.Context, dir string) (int, error) {
-	t, ok := e.r.(relay.TempRemover)
+	t, ok := relay.As[relay.TempRemover](e.r)
 	if !ok {
 		return 0, nil
 	}

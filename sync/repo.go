@@ -153,7 +153,7 @@ func createConfig(ctx context.Context, r relay.Relay, secret crypto.Secret, opts
 	}
 	data := cfg.Marshal()
 	err = relay.ErrUnsupported
-	if c, ok := r.(relay.Creator); ok {
+	if c, ok := relay.As[relay.Creator](r); ok {
 		err = c.Create(ctx, crypto.ConfigName, relay.BytesPayload(data))
 	}
 	switch {

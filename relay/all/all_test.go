@@ -65,3 +65,43 @@ func TestSchemesAgree(t *testing.T) {
 		t.Errorf("the registry serves %q, the configuration accepts %q", served, accepted)
 	}
 }
+
+// plainRelay hides every optional feature of the relay it embeds.
+type plainRelay struct{ relay.Relay }
+
+// TestWrappersTellFeatures: through the full wrapper stack, relay.As finds
+// the optional features the relay at the bottom has, and only those; the
+// one it returns still goes through the wrappers.
+func TestWrappersTellFeatures(t *testing.T) {
+	base, err := all.OpenRaw(t.Context(), "file://"+t.TempDir(), relay.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrapped := all.Wrap(base, relay.Options{})
+	defer wrapped.Close()
+	if _, ok := relay.As[relay.Renamer](wrapped); !ok {
+		t.Error("a file relay's Rename is not found through the wrappers")
+	}
+	if rn, _ := relay.As[relay.Renamer](wrapped); rn != relay.Renamer(wrapped.(relay.Renamer)) {
+		t.Error("As returned another relay than the outer wrapper")
+	}
+	plain := all.Wrap(plainRelay{base}, relay.Options{})
+	if _, ok := plain.(relay.Renamer); !ok {
+		t.Fatal("test bug: the wrappers no longer implement Renamer")
+	}
+	for name, ok := range map[string]bool{
+		"Renamer":     has[relay.Renamer](plain),
+		"Creator":     has[relay.Creator](plain),
+		"TempRemover": has[relay.TempRemover](plain),
+		"Quotaer":     has[relay.Quotaer](plain),
+	} {
+		if ok {
+			t.Errorf("%s found through the wrappers of a relay that has none", name)
+		}
+	}
+}
+
+func has[T any](r relay.Relay) bool {
+	_, ok := relay.As[T](r)
+	return ok
+}

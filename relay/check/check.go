@@ -151,7 +151,7 @@ func (c *checker) run(ctx context.Context, r relay.Relay) (err error) {
 	}); err != nil {
 		return err
 	}
-	if rn, ok := r.(relay.Renamer); ok {
+	if rn, ok := relay.As[relay.Renamer](r); ok {
 		if err := c.step("rename", func() (string, error) {
 			if err := rn.Rename(ctx, prefix+"/small", prefix+"/renamed"); err != nil {
 				if errors.Is(err, relay.ErrUnsupported) {
@@ -191,7 +191,7 @@ func (c *checker) run(ctx context.Context, r relay.Relay) (err error) {
 	}); err != nil {
 		return err
 	}
-	if q, ok := r.(relay.Quotaer); ok {
+	if q, ok := relay.As[relay.Quotaer](r); ok {
 		start := time.Now()
 		u, err := q.Quota(ctx)
 		if err == nil {

@@ -192,6 +192,14 @@ func (r *Relay) Properties() relay.Properties {
 }
 
 // Close implements relay.Relay.
+// Unwrap implements relay.Wrapper: the opened relay, or nil before it is
+// opened.
+func (r *Relay) Unwrap() relay.Relay {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.inner
+}
+
 func (r *Relay) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -132,6 +132,9 @@ func (r *Relay) Properties() relay.Properties { return r.inner.Properties() }
 // Close implements relay.Relay.
 func (r *Relay) Close() error { return r.inner.Close() }
 
+// Unwrap implements relay.Wrapper.
+func (r *Relay) Unwrap() relay.Relay { return r.inner }
+
 // Create implements relay.Creator.
 func (r *Relay) Create(ctx context.Context, name string, p relay.Payload) error {
 	c, ok := r.inner.(relay.Creator)

@@ -287,6 +287,9 @@ func (r *Relay) Properties() relay.Properties { return r.inner.Properties() }
 // Close implements relay.Relay.
 func (r *Relay) Close() error { return r.inner.Close() }
 
+// Unwrap implements relay.Wrapper.
+func (r *Relay) Unwrap() relay.Relay { return r.inner }
+
 // Create implements relay.Creator. The payload is rewound before each
 // retry. A retry that finds the object there may be finding what an
 // earlier attempt stored before its reply was lost: the caller reads the

@@ -56,7 +56,7 @@ func New(inner relay.Relay, up, down Limiter) *Relay {
 	return &Relay{inner: inner, up: up, down: down}
 }
 
-// Unwrap returns the wrapped relay.
+// Unwrap implements relay.Wrapper.
 func (r *Relay) Unwrap() relay.Relay { return r.inner }
 
 // Get implements relay.Relay.
