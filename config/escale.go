@@ -164,83 +164,114 @@ func ConvertEscale(r io.Reader, dir string) ([]EscaleTable, error) {
 
 // convertSection converts one section's options.
 func convertSection(name string, vals map[string]string, order []string, dir string) EscaleTable {
-	t := EscaleTable{Name: tableName(name), Values: map[string]any{}}
-	note := func(format string, args ...any) { t.Notes = append(t.Notes, fmt.Sprintf(format, args...)) }
-	if t.Name != name {
-		note("section [%s] is table [%s] (names keep to letters, digits, '-', '_' and '.')", name, t.Name)
+	c := &sectionConverter{t: EscaleTable{Name: tableName(name), Values: map[string]any{}}, fields: map[string]string{}, dir: dir}
+	if c.t.Name != name {
+		c.note("section [%s] is table [%s] (names keep to letters, digits, '-', '_' and '.')", name, c.t.Name)
 	}
-	fields := map[string]string{}
 	for _, k := range order {
 		if why, ok := escaleDropped[k]; ok {
-			note("%q dropped: %s", k, why)
+			c.note("%q dropped: %s", k, why)
 			continue
 		}
 		f, ok := escaleKeys[k]
 		if !ok {
-			note("%q is not an Escale option escalefs knows; dropped", k)
+			c.note("%q is not an Escale option escalefs knows; dropped", k)
 			continue
 		}
-		fields[f] = vals[k]
+		c.fields[f] = vals[k]
 	}
-	file := func(p string) string {
-		p = strings.Trim(p, `"'`)
-		if strings.HasPrefix(p, "~/") {
-			if home, err := os.UserHomeDir(); err == nil {
-				p = filepath.Join(home, p[2:])
-			}
-		}
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(dir, p)
-		}
-		return p
-	}
-	isFile := func(p string) bool {
-		fi, err := os.Stat(file(p))
-		return err == nil && fi.Mode().IsRegular()
-	}
-	list := func(v string) []string {
-		var out []string
-		for _, s := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
-			out = append(out, strings.Trim(s, `"'`))
-		}
-		return out
-	}
-	if v, ok := fields["path"]; ok {
-		t.Values["path"] = file(v)
-	}
-	if v, ok := fields["client"]; ok && v != "" {
-		t.Values["name"] = v
-	}
-	escaleCredential(&t, fields, file, isFile, note)
-	if u, ok := escaleRelay(fields, note); ok {
-		t.Values["relay"] = u
-	}
-	if v, ok := fields["username"]; ok && v != "" {
-		t.Values["username"] = v
-	}
-	if v, ok := fields["refresh"]; ok {
-		// Escale's own example writes "refresh = 300 # in seconds".
-		if i := strings.IndexAny(v, "#;"); i > 0 {
-			v = strings.TrimSpace(v[:i])
-		}
-		switch b, isBool := escaleBool(v); {
-		case isBool && b:
-			t.Values["refresh"] = "30s"
-		case isBool:
-			note("refresh = %s: escalefs always polls; the default (10s) applies", v)
-		default:
-			if sec, err := strconv.ParseFloat(v, 64); err == nil && sec > 0 {
-				t.Values["refresh"] = strconv.FormatFloat(sec, 'f', -1, 64) + "s"
-			} else {
-				note("refresh = %s: expected seconds; dropped", v)
-			}
+	c.node()
+	c.refresh()
+	c.mode()
+	c.secrets()
+	c.tls()
+	c.filters()
+	c.collection()
+	slices.Sort(c.t.Notes)
+	return c.t
+}
+
+// sectionConverter converts the options of one section (fields: the
+// escalefs names of Escale's options) into a table.
+type sectionConverter struct {
+	t      EscaleTable
+	fields map[string]string
+	dir    string // of the Escale file: relative paths are from there
+}
+
+func (c *sectionConverter) note(format string, args ...any) {
+	c.t.Notes = append(c.t.Notes, fmt.Sprintf(format, args...))
+}
+
+// file is the absolute path of an Escale path option.
+func (c *sectionConverter) file(p string) string {
+	p = strings.Trim(p, `"'`)
+	if strings.HasPrefix(p, "~/") {
+		if home, err := os.UserHomeDir(); err == nil {
+			p = filepath.Join(home, p[2:])
 		}
 	}
-	if v, ok := fields["timestamp"]; ok {
-		note("%q = %s dropped: escalefs always keeps modification times", "modification time", v)
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(c.dir, p)
 	}
+	return p
+}
+
+func (c *sectionConverter) isFile(p string) bool {
+	fi, err := os.Stat(c.file(p))
+	return err == nil && fi.Mode().IsRegular()
+}
+
+// set sets key to the value of field, if the section gives it (and not
+// empty, with nonEmpty).
+func (c *sectionConverter) set(field, key string, nonEmpty bool) {
+	if v, ok := c.fields[field]; ok && (!nonEmpty || v != "") {
+		c.t.Values[key] = v
+	}
+}
+
+// node converts the folder, the node's name and the relay.
+func (c *sectionConverter) node() {
+	if v, ok := c.fields["path"]; ok {
+		c.t.Values["path"] = c.file(v)
+	}
+	c.set("client", "name", true)
+	escaleCredential(&c.t, c.fields, c.file, c.isFile, c.note)
+	if u, ok := escaleRelay(c.fields, c.note); ok {
+		c.t.Values["relay"] = u
+	}
+	c.set("username", "username", true)
+	if v, ok := c.fields["timestamp"]; ok {
+		c.note("%q = %s dropped: escalefs always keeps modification times", "modification time", v)
+	}
+}
+
+func (c *sectionConverter) refresh() {
+	v, ok := c.fields["refresh"]
+	if !ok {
+		return
+	}
+	// Escale's own example writes "refresh = 300 # in seconds".
+	if i := strings.IndexAny(v, "#;"); i > 0 {
+		v = strings.TrimSpace(v[:i])
+	}
+	switch b, isBool := escaleBool(v); {
+	case isBool && b:
+		c.t.Values["refresh"] = "30s"
+	case isBool:
+		c.note("refresh = %s: escalefs always polls; the default (10s) applies", v)
+	default:
+		if sec, err := strconv.ParseFloat(v, 64); err == nil && sec > 0 {
+			c.t.Values["refresh"] = strconv.FormatFloat(sec, 'f', -1, 64) + "s"
+		} else {
+			c.note("refresh = %s: expected seconds; dropped", v)
+		}
+	}
+}
+
+func (c *sectionConverter) mode() {
 	mode := ""
-	if v, ok := fields["mode"]; ok {
+	if v, ok := c.fields["mode"]; ok {
 		switch m := strings.ToLower(v); {
 		case m == "upload" || m == "download" || m == "conservative":
 			mode = m
@@ -249,111 +280,129 @@ func convertSection(name string, vals map[string]string, order []string, dir str
 		case m == "protective":
 			mode = "conservative"
 		default:
-			note("mode = %s is not a mode escalefs knows (shared, upload, download, conservative); dropped", v)
+			c.note("mode = %s is not a mode escalefs knows (shared, upload, download, conservative); dropped", v)
 		}
 	}
-	if b, _ := escaleBool(fields["push_only"]); b {
+	if b, _ := escaleBool(c.fields["push_only"]); b {
 		mode = "upload"
 	}
-	if b, _ := escaleBool(fields["pull_only"]); b {
-		if mode == "upload" && fields["push_only"] != "" {
-			note("both push only and pull only set: Escale refused that; mode left out")
+	if b, _ := escaleBool(c.fields["pull_only"]); b {
+		if mode == "upload" && c.fields["push_only"] != "" {
+			c.note("both push only and pull only set: Escale refused that; mode left out")
 			mode = ""
 		} else {
 			mode = "download"
 		}
 	}
 	if mode != "" && mode != "shared" {
-		t.Values["mode"] = mode
+		c.t.Values["mode"] = mode
 	}
-	if v, ok := fields["encryption"]; ok {
+}
+
+// secrets converts the encryption and the passphrase.
+func (c *sectionConverter) secrets() {
+	if v, ok := c.fields["encryption"]; ok {
 		b, isBool := escaleBool(v)
 		switch l := strings.ToLower(v); {
 		case isBool && !b, l == "plain":
-			t.Values["encryption"] = false
+			c.t.Values["encryption"] = false
 		default:
-			note("encryption = %s: escalefs encrypts with its own format (age); files Escale encrypted on the relay cannot be read, so start the relay afresh", v)
+			c.note("encryption = %s: escalefs encrypts with its own format (age); files Escale encrypted on the relay cannot be read, so start the relay afresh", v)
 		}
 	}
-	if v, ok := fields["passphrase"]; ok && v != "" {
-		if isFile(v) {
-			t.Values["passphrase-file"] = file(v)
-			note("the passphrase file's first line is taken as the repository passphrase")
+	if v, ok := c.fields["passphrase"]; ok && v != "" {
+		if c.isFile(v) {
+			c.t.Values["passphrase-file"] = c.file(v)
+			c.note("the passphrase file's first line is taken as the repository passphrase")
 		} else {
-			note("the passphrase is written in the Escale file: put it in a file (mode 0600) and set passphrase-file")
+			c.note("the passphrase is written in the Escale file: put it in a file (mode 0600) and set passphrase-file")
 		}
 	}
-	if v, ok := fields["ssl_version"]; ok {
+}
+
+func (c *sectionConverter) tls() {
+	if v, ok := c.fields["ssl_version"]; ok {
 		switch strings.ToLower(v) {
 		case "tlsv1.2":
-			t.Values["ssl-version"] = "1.2"
+			c.t.Values["ssl-version"] = "1.2"
 		case "tlsv1.1":
-			t.Values["ssl-version"] = "1.1"
+			c.t.Values["ssl-version"] = "1.1"
 		case "tlsv1":
-			t.Values["ssl-version"] = "1.0"
+			c.t.Values["ssl-version"] = "1.0"
 		case "tls", "sslv23":
-			note("ssl version = %s: escalefs negotiates the highest TLS version by default", v)
+			c.note("ssl version = %s: escalefs negotiates the highest TLS version by default", v)
 		default:
-			note("ssl version = %s: SSL is not supported; dropped", v)
+			c.note("ssl version = %s: SSL is not supported; dropped", v)
 		}
 	}
-	if v, ok := fields["verify_ssl"]; ok {
+	if v, ok := c.fields["verify_ssl"]; ok {
 		if b, isBool := escaleBool(v); isBool {
-			t.Values["verify-ssl"] = b
+			c.t.Values["verify-ssl"] = b
 		}
 	}
-	if v, ok := fields["certfile"]; ok {
-		t.Values["certificate"] = file(v)
+	if v, ok := c.fields["certfile"]; ok {
+		c.t.Values["certificate"] = c.file(v)
 	}
-	if v, ok := fields["keyfile"]; ok {
-		t.Values["certificate-key"] = file(v)
+	if v, ok := c.fields["keyfile"]; ok {
+		c.t.Values["certificate-key"] = c.file(v)
+	}
+}
+
+func (c *sectionConverter) filters() {
+	list := func(v string) []string {
+		var out []string
+		for _, s := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
+			out = append(out, strings.Trim(s, `"'`))
+		}
+		return out
 	}
 	for f, key := range map[string]string{"filetype": "extension", "include": "include", "exclude": "exclude",
 		"includedir": "include-dir", "excludedir": "exclude-dir"} {
-		if v, ok := fields[f]; ok && v != "" {
-			t.Values[key] = list(v)
+		if v, ok := c.fields[f]; ok && v != "" {
+			c.t.Values[key] = list(v)
 		}
 	}
-	if v, ok := fields["quota"]; ok && v != "" {
+}
+
+// collection converts the disk quota, the maintainer, the lock timeout,
+// the puller count and the checksum.
+func (c *sectionConverter) collection() {
+	if v, ok := c.fields["quota"]; ok && v != "" {
 		if q, err := escaleQuota(v); err != nil {
-			note("disk quota = %s: %v; dropped (Escale ran without a quota then too)", v, err)
+			c.note("disk quota = %s: %v; dropped (Escale ran without a quota then too)", v, err)
 		} else {
-			t.Values["disk-quota"] = q
+			c.t.Values["disk-quota"] = q
 		}
 	}
-	if v, ok := fields["maintainer"]; ok && v != "" {
-		t.Values["maintainer"] = v
-	}
-	if v, ok := fields["locktimeout"]; ok {
+	c.set("maintainer", "maintainer", true)
+	if v, ok := c.fields["locktimeout"]; ok {
 		switch b, isBool := escaleBool(v); {
 		case isBool && b:
 		case isBool:
-			t.Values["lock-timeout"] = "-1s"
-			note("lock timeout = %s: silent pullers hold collection back forever", v)
+			c.t.Values["lock-timeout"] = "-1s"
+			c.note("lock timeout = %s: silent pullers hold collection back forever", v)
 		default:
 			if s, err := strconv.Atoi(v); err == nil && s > 0 {
-				t.Values["lock-timeout"] = strconv.Itoa(s) + "s"
+				c.t.Values["lock-timeout"] = strconv.Itoa(s) + "s"
 			} else {
-				note("lock timeout = %s: expected seconds; dropped", v)
+				c.note("lock timeout = %s: expected seconds; dropped", v)
 			}
 		}
 	}
-	if v, ok := fields["count"]; ok {
+	if v, ok := c.fields["count"]; ok {
 		if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-			t.Values["pullers"] = n
+			c.t.Values["pullers"] = n
 		} else {
-			note("puller count = %s: expected a number; dropped", v)
+			c.note("puller count = %s: expected a number; dropped", v)
 		}
 	}
-	if v, ok := fields["checksum"]; ok {
+	if v, ok := c.fields["checksum"]; ok {
 		if strings.EqualFold(v, "sha256") {
-			t.Values["checksum"] = "sha256"
+			c.t.Values["checksum"] = "sha256"
 		} else {
-			note("checksum = %s: escalefs checks content with SHA-256", v)
+			c.note("checksum = %s: escalefs checks content with SHA-256", v)
 		}
 	}
-	slices.Sort(t.Notes)
-	return t
 }
 
 // escaleRclone are the protocols Escale reached through rclone (or the
