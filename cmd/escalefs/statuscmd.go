@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -742,20 +743,40 @@ func fuseMounts() map[string]bool {
 }
 
 func printReport(g *globals, r *nodeReport, now time.Time) {
-	w := g.stdout
-	f := r.File
-	// A value of several lines (errors joined) is indented under the
-	// first.
-	line := func(label, format string, args ...any) {
-		v := strings.ReplaceAll(fmt.Sprintf(format, args...), "\n", "\n"+strings.Repeat(" ", 14))
-		fmt.Fprintf(w, "  %-11s %s\n", label+":", v)
-	}
-	if folder := r.folder(); folder != "" {
-		fmt.Fprintln(w, folder)
-	} else {
-		fmt.Fprintf(w, "%s (folder unknown: the node has not run since escalefs wrote status files)\n", r.State)
-	}
+	p := &reportPrinter{w: g.stdout, r: r, f: r.File, now: now}
+	p.status()
+	p.identity()
+	p.queue()
+	p.lastRun()
+	p.peers()
+	p.work()
+	p.attention()
+	p.line("state", "%s", r.State)
+}
 
+// reportPrinter prints one node's report, one labelled line per fact.
+type reportPrinter struct {
+	w   io.Writer
+	r   *nodeReport
+	f   *statusFile // nil for a node that never wrote one
+	now time.Time
+}
+
+// line prints a labelled value; a value of several lines (errors joined)
+// is indented under the first.
+func (p *reportPrinter) line(label, format string, args ...any) {
+	v := strings.ReplaceAll(fmt.Sprintf(format, args...), "\n", "\n"+strings.Repeat(" ", 14))
+	fmt.Fprintf(p.w, "  %-11s %s\n", label+":", v)
+}
+
+// status prints the folder and whether the node runs.
+func (p *reportPrinter) status() {
+	r, f, now := p.r, p.f, p.now
+	if folder := r.folder(); folder != "" {
+		fmt.Fprintln(p.w, folder)
+	} else {
+		fmt.Fprintf(p.w, "%s (folder unknown: the node has not run since escalefs wrote status files)\n", r.State)
+	}
 	command := "command unknown" // a node that never wrote a status file
 	if f != nil {
 		command = f.Command
@@ -763,148 +784,185 @@ func printReport(g *globals, r *nodeReport, now time.Time) {
 			command += " --once"
 		}
 	}
-	switch {
-	case r.Running:
-		pid := "pid unknown"
-		if r.PID > 0 {
-			pid = "pid " + strconv.Itoa(r.PID)
-		}
-		s := fmt.Sprintf("running (%s, %s)", command, pid)
-		if f != nil && f.Command == "mount" {
-			if r.Mounted {
-				s += ", mounted"
-			} else {
-				s += ", not mounted"
-			}
-		}
-		if r.current() {
-			s += relayStateString(f, r.Queue, now)
-		}
-		line("status", "%s", s)
-	default:
-		s := "not running"
-		if f != nil {
-			switch {
-			case !f.Stopped.IsZero():
-				s += fmt.Sprintf(" (last ran as %s, pid %d, stopped %s)", command, f.PID, when(f.Stopped, now))
-			default:
-				s += fmt.Sprintf(" (last ran as %s, pid %d, which ended without stopping cleanly)", command, f.PID)
-			}
-		}
-		line("status", "%s", s)
-		if r.Mounted {
-			line("mount", "still mounted, but no process serves it: unmount it with fusermount -u %s", r.folder())
+	if r.Running {
+		p.line("status", "%s", p.running(command))
+		return
+	}
+	s := "not running"
+	if f != nil {
+		switch {
+		case !f.Stopped.IsZero():
+			s += fmt.Sprintf(" (last ran as %s, pid %d, stopped %s)", command, f.PID, when(f.Stopped, now))
+		default:
+			s += fmt.Sprintf(" (last ran as %s, pid %d, which ended without stopping cleanly)", command, f.PID)
 		}
 	}
+	p.line("status", "%s", s)
+	if r.Mounted {
+		p.line("mount", "still mounted, but no process serves it: unmount it with fusermount -u %s", r.folder())
+	}
+}
 
+// running says how a running node runs.
+func (p *reportPrinter) running(command string) string {
+	r, f := p.r, p.f
+	pid := "pid unknown"
+	if r.PID > 0 {
+		pid = "pid " + strconv.Itoa(r.PID)
+	}
+	s := fmt.Sprintf("running (%s, %s)", command, pid)
+	if f != nil && f.Command == "mount" {
+		if r.Mounted {
+			s += ", mounted"
+		} else {
+			s += ", not mounted"
+		}
+	}
+	if r.current() {
+		s += relayStateString(f, r.Queue, p.now)
+	}
+	return s
+}
+
+// identity prints the node, its relay and its files.
+func (p *reportPrinter) identity() {
+	r, f := p.r, p.f
 	if f != nil {
-		line("node", "%s (id %s, mode %s)", f.Node, r.NodeID, f.Mode)
-		line("relay", "%s", f.Relay)
+		p.line("node", "%s (id %s, mode %s)", f.Node, r.NodeID, f.Mode)
+		p.line("relay", "%s", f.Relay)
 		if f.Files != "" {
-			line("files", "%s", f.Files)
+			p.line("files", "%s", f.Files)
 		}
 	} else if r.NodeID != "" {
-		line("node", "id %s", r.NodeID)
+		p.line("node", "id %s", r.NodeID)
 	}
+}
 
+// queue prints what the node has yet to push.
+func (p *reportPrinter) queue() {
+	r, f, now := p.r, p.f, p.now
 	switch {
 	case r.Queue == nil && r.CacheErr != nil:
-		line("queue", "unknown: %v", r.CacheErr)
+		p.line("queue", "unknown: %v", r.CacheErr)
+		return
 	case r.Queue == nil && r.Running:
-		line("queue", "unknown: the node has not published its status yet")
+		p.line("queue", "unknown: the node has not published its status yet")
+		return
 	case r.Queue == nil:
-		line("queue", "nothing to push")
+		p.line("queue", "nothing to push")
+		return
+	}
+	s := queueString(*r.Queue)
+	switch {
+	case r.QueueFrom != "file" || r.current():
+	case f.Stopped.IsZero():
+		s += " (as last published)"
 	default:
-		s := queueString(*r.Queue)
-		switch {
-		case r.QueueFrom != "file" || r.current():
-		case f.Stopped.IsZero():
-			s += " (as last published)"
-		default:
-			s += " (as of " + when(f.Stopped, now) + ")"
-		}
-		if !r.Queue.Empty() && !r.Running {
-			s += "; pushed when the node starts again"
-		}
-		line("queue", "%s", s)
+		s += " (as of " + when(f.Stopped, now) + ")"
 	}
+	if !r.Queue.Empty() && !r.Running {
+		s += "; pushed when the node starts again"
+	}
+	p.line("queue", "%s", s)
+}
 
-	if f != nil {
-		switch {
-		case f.LastSync.IsZero() && r.current():
-			line("last sync", "none yet")
-		case f.LastSync.IsZero():
-			line("last sync", "none in its last run")
-		default:
-			line("last sync", "%s", when(f.LastSync, now))
-		}
-		if f.LastErr != "" {
-			s := when(f.LastErrT, now) + ": " + f.LastErr
-			if f.Failing && r.current() {
-				s += " (still failing, retrying)"
-			}
-			line("last error", "%s", s)
-		}
-		if f.StopErr != "" {
-			line("stopped on", "%s", f.StopErr)
-		}
+// lastRun prints the last sync, the last error and the relay's use.
+func (p *reportPrinter) lastRun() {
+	r, f, now := p.r, p.f, p.now
+	if f == nil {
+		return
 	}
-	if f != nil && f.RelayUsage != nil {
+	switch {
+	case f.LastSync.IsZero() && r.current():
+		p.line("last sync", "none yet")
+	case f.LastSync.IsZero():
+		p.line("last sync", "none in its last run")
+	default:
+		p.line("last sync", "%s", when(f.LastSync, now))
+	}
+	if f.LastErr != "" {
+		s := when(f.LastErrT, now) + ": " + f.LastErr
+		if f.Failing && r.current() {
+			s += " (still failing, retrying)"
+		}
+		p.line("last error", "%s", s)
+	}
+	if f.StopErr != "" {
+		p.line("stopped on", "%s", f.StopErr)
+	}
+	if f.RelayUsage != nil {
 		s := byteString(*f.RelayUsage) + " on the relay"
 		if f.Quota > 0 {
 			s += fmt.Sprintf(" of a %s quota (%.0f%%)", byteString(f.Quota), 100*float64(*f.RelayUsage)/float64(f.Quota))
 		}
-		line("relay use", "%s", s)
+		p.line("relay use", "%s", s)
 	}
-	if len(r.Peers) > 0 {
-		var ps []string
-		for _, p := range r.Peers {
-			name := p.Name
-			if name == "" {
-				name = p.ID
-			}
-			seen := "not seen writing yet"
-			if !p.LastSeen.IsZero() {
-				seen = "last wrote " + when(p.LastSeen, now)
-			}
-			behind := "up to date"
-			if p.Behind > 0 {
-				behind = plural(p.Behind, "record") + " behind"
-			}
-			ps = append(ps, fmt.Sprintf("%s (%s; %s)", name, seen, behind))
+}
+
+// peers prints the other nodes, as this one last saw them.
+func (p *reportPrinter) peers() {
+	if len(p.r.Peers) == 0 {
+		return
+	}
+	var ps []string
+	for _, peer := range p.r.Peers {
+		name := peer.Name
+		if name == "" {
+			name = peer.ID
 		}
-		line("peers", "%s", strings.Join(ps, "\n"))
+		seen := "not seen writing yet"
+		if !peer.LastSeen.IsZero() {
+			seen = "last wrote " + when(peer.LastSeen, p.now)
+		}
+		behind := "up to date"
+		if peer.Behind > 0 {
+			behind = plural(peer.Behind, "record") + " behind"
+		}
+		ps = append(ps, fmt.Sprintf("%s (%s; %s)", name, seen, behind))
 	}
-	if r.current() && f != nil {
+	p.line("peers", "%s", strings.Join(ps, "\n"))
+}
+
+// work prints the transfers under way, what waits, and this run's figures.
+func (p *reportPrinter) work() {
+	r, f, now := p.r, p.f, p.now
+	if f == nil {
+		return
+	}
+	if r.current() {
 		for _, t := range f.Transfers {
-			line(transferVerb(t), "%s", transferString(t))
+			p.line(transferVerb(t), "%s", transferString(t))
 		}
 		if in := f.Incoming.queue(); !in.Empty() {
-			line("to apply", "%s from the pull under way", strings.TrimSuffix(queueString(in), " to push"))
+			p.line("to apply", "%s from the pull under way", strings.TrimSuffix(queueString(in), " to push"))
 		}
 	}
-	if f != nil {
-		for _, u := range f.Unpushable {
-			line("never pushed", "%s (%s): %s", u.Path, byteString(u.Size), u.Reason)
-		}
-		for _, n := range f.NoRoom {
-			line("no room", "%s (%s) waits for room on the local disk: its download needs %s free, there were %s",
-				n.Path, units.FormatSize(n.Size), units.FormatSize(n.Need), units.FormatSize(n.Free))
-		}
-		for _, w := range f.Waiting {
-			since := ""
-			if !w.Since.IsZero() {
-				since = ", asked " + when(w.Since, now)
-			}
-			line("waiting", "%s: its content is missing or damaged on the relay; a peer that has it uploads it again%s", w.Path, since)
-		}
-		if ss := f.Session; ss != (statsJSON{}) {
-			line("this run", "pushed %s (%s), pulled %s (%s), %s", plural(ss.FilesPushed, "file"), units.FormatSize(ss.BytesPushed),
-				plural(ss.FilesPulled, "file"), units.FormatSize(ss.BytesPulled), plural(ss.Conflicts, "conflict"))
-		}
+	for _, u := range f.Unpushable {
+		p.line("never pushed", "%s (%s): %s", u.Path, byteString(u.Size), u.Reason)
 	}
-	if p := r.problem(); p != "" {
-		line("problem", "%s", p)
+	for _, n := range f.NoRoom {
+		p.line("no room", "%s (%s) waits for room on the local disk: its download needs %s free, there were %s",
+			n.Path, units.FormatSize(n.Size), units.FormatSize(n.Need), units.FormatSize(n.Free))
+	}
+	for _, w := range f.Waiting {
+		since := ""
+		if !w.Since.IsZero() {
+			since = ", asked " + when(w.Since, now)
+		}
+		p.line("waiting", "%s: its content is missing or damaged on the relay; a peer that has it uploads it again%s", w.Path, since)
+	}
+	if ss := f.Session; ss != (statsJSON{}) {
+		p.line("this run", "pushed %s (%s), pulled %s (%s), %s", plural(ss.FilesPushed, "file"), units.FormatSize(ss.BytesPushed),
+			plural(ss.FilesPulled, "file"), units.FormatSize(ss.BytesPulled), plural(ss.Conflicts, "conflict"))
+	}
+}
+
+// attention prints what the user may want to act on: a problem, conflict
+// copies, a mass change, old versions, warnings.
+func (p *reportPrinter) attention() {
+	r, f, now := p.r, p.f, p.now
+	if problem := r.problem(); problem != "" {
+		p.line("problem", "%s", problem)
 	}
 	if r.ConflictCount > 0 {
 		s := "1 conflict copy"
@@ -915,25 +973,24 @@ func printReport(g *globals, r *nodeReport, now time.Time) {
 		if r.ConflictCount > len(r.Conflicts) {
 			s += ", …"
 		}
-		line("conflicts", "%s", s)
+		p.line("conflicts", "%s", s)
 	}
 	if f != nil && f.MassChange != nil {
 		m := f.MassChange
-		line("mass change", "%s replaced %d and deleted %d of the %d files at %s; to undo it: escalefs versions restore %s --at %q",
+		p.line("mass change", "%s replaced %d and deleted %d of the %d files at %s; to undo it: escalefs versions restore %s --at %q",
 			m.Node, m.Replaced, m.Deleted, m.Files, m.At.Local().Format("2006-01-02 15:04:05"), r.folder(),
 			m.At.Add(-time.Second).Local().Format("2006-01-02 15:04:05"))
 	}
 	if v := r.Versions; v != nil && v.Count > 0 {
-		line("versions", "%s kept (%s), the oldest replaced %s; escalefs versions lists them",
+		p.line("versions", "%s kept (%s), the oldest replaced %s; escalefs versions lists them",
 			plural(v.Count, "old version"), units.FormatSize(v.Bytes), when(v.Oldest, now))
 	}
 	if r.FileErr != nil {
-		line("warning", "%v", r.FileErr)
+		p.line("warning", "%v", r.FileErr)
 	}
 	if r.CacheErr != nil && r.Queue != nil {
-		line("warning", "reading the cache: %v", r.CacheErr)
+		p.line("warning", "reading the cache: %v", r.CacheErr)
 	}
-	line("state", "%s", r.State)
 }
 
 // relayStateString says, after a running node's status, what keeps its
