@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -174,185 +175,245 @@ func (e *Engine) Fix(ctx context.Context, log *slog.Logger, opts FixOptions) (*F
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	rep := &FixReport{Node: e.self, Repository: e.cfg.Repo.ID}
-	l, err := e.fixList(ctx)
-	if err != nil {
+	f := &fixRun{e: e, log: log, opts: opts, rep: &FixReport{Node: e.self, Repository: e.cfg.Repo.ID},
+		names: make(map[crypto.NodeID]string), refs: make(map[crypto.NodeID]map[crypto.BlobID]crypto.BlobRef),
+		damaged: make(map[string]bool)}
+	var err error
+	if f.l, err = e.fixList(ctx); err != nil {
 		return nil, err
 	}
-	if l.config {
-		data, err := readConfig(ctx, e.r)
-		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", crypto.ConfigName, err)
-		}
-		if sha256.Sum256(data) != e.cfg.Repo.Hash {
-			return nil, fmt.Errorf("%s on the relay is not the one this node joined: fix rebuilds this node's repository only: %w",
-				crypto.ConfigName, ErrRepoChanged)
-		}
-	} else {
-		if len(e.cfg.Repo.Raw) == 0 || sha256.Sum256(e.cfg.Repo.Raw) != e.cfg.Repo.Hash {
-			return nil, fmt.Errorf("%s is gone from the relay and this node holds no copy of it: %w", crypto.ConfigName, ErrNoKeptConfig)
-		}
-		rep.RestoreConfig = true
-	}
-	var ls logState
-	var nextSeq uint64
-	names := make(map[crypto.NodeID]string)
-	err = e.store.View(func(tx *cache.Tx) error {
-		if ls, err = loadLogState(tx); err != nil {
-			return err
-		}
-		if nextSeq, _, err = tx.MetaUint64(cache.MetaNextSeq); err != nil {
-			return err
-		}
-		for _, rn := range l.peerRecs {
-			if _, ok := names[rn.node]; ok {
-				continue
-			}
-			ps, _, err := loadPeer(tx, rn.node.String())
-			if err != nil {
-				return err
-			}
-			names[rn.node] = ps.Name
-		}
-		return nil
-	})
-	if err != nil {
+	if err := f.checkConfig(ctx); err != nil {
 		return nil, err
 	}
-
-	// What this node should have on the relay.
-	for _, r := range ls.Records {
-		if r.Published && !l.ownLogs[r.Seq] && (!ls.HasSnapshot || r.Seq > ls.Snapshot) {
-			rep.Missing = append(rep.Missing, layout.LogName(e.self, r.Seq))
-		}
+	if err := f.load(); err != nil {
+		return nil, err
 	}
-	if ls.HasSnapshot && !slices.Contains(l.ownSnaps, ls.Snapshot) {
-		rep.Missing = append(rep.Missing, layout.SnapshotName(e.self, ls.Snapshot))
+	f.findMissing()
+	if err := f.checkRecords(ctx); err != nil {
+		return nil, err
 	}
-	ownBlobs := l.blobs[e.self]
-	for id := range ls.liveBlobs() {
-		if _, ok := ownBlobs[id]; !ok {
-			rep.Missing = append(rep.Missing, layout.BlobName(e.self, id))
-		}
+	if err := f.checkBlobs(ctx); err != nil {
+		return nil, err
 	}
-	slices.Sort(rep.Missing)
-
-	// Every record that can be read, and the blobs they name.
-	refs := make(map[crypto.NodeID]map[crypto.BlobID]crypto.BlobRef)
-	name := func(node crypto.NodeID, changes []proto.Change) {
-		if refs[node] == nil {
-			refs[node] = make(map[crypto.BlobID]crypto.BlobRef)
-		}
-		for _, c := range changes {
-			for _, r := range c.BlobRefs() {
-				refs[node][r.ID] = r
-			}
-		}
-	}
-	recs := slices.Clone(l.peerRecs)
-	for seq := range l.ownLogs {
-		recs = append(recs, recName{node: e.self, seq: seq})
-	}
-	for _, seq := range l.ownSnaps {
-		recs = append(recs, recName{node: e.self, seq: seq, snap: true})
-	}
-	slices.SortFunc(recs, func(a, b recName) int { return strings.Compare(a.name(), b.name()) })
-	damaged := make(map[string]bool)
-	addDamage := func(node crypto.NodeID, obj, reason string) {
-		d := Damage{Name: obj, Node: node, NodeName: names[node], Own: node == e.self, Reason: reason}
-		if d.Own {
-			d.NodeName = e.cfg.Name
-		}
-		rep.Damaged = append(rep.Damaged, d)
-		damaged[obj] = true
-		log.Warn("damaged object on the relay", "name", obj, "node", node.String(), "node_name", d.NodeName, "reason", reason)
-	}
-	for _, rn := range recs {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		plain, err := e.fetchRecord(ctx, rn.name(), crypto.RecordContext{Node: rn.node, Seq: rn.seq, Kind: rn.kind()})
-		if errors.Is(err, fs.ErrNotExist) {
-			continue // deleted since the listing (compacted)
-		}
-		if err != nil && !errors.Is(err, ErrBadRecord) {
-			return nil, err
-		}
-		if err == nil {
-			if rn.snap {
-				var s proto.Snapshot
-				if s, err = proto.DecodeSnapshot(plain); err == nil && s.UpTo != rn.seq {
-					err = fmt.Errorf("covers records up to %d, named %d", s.UpTo, rn.seq)
-				}
-				name(rn.node, s.Entries)
-			} else {
-				var lg proto.Log
-				lg, err = proto.DecodeLog(plain)
-				name(rn.node, lg.Changes)
-			}
-		}
-		if err != nil {
-			addDamage(rn.node, rn.name(), err.Error())
-		}
-	}
-	nodes := make([]crypto.NodeID, 0, len(l.blobs))
-	for n := range l.blobs {
-		nodes = append(nodes, n)
-	}
-	slices.SortFunc(nodes, func(a, b crypto.NodeID) int { return bytes.Compare(a[:], b[:]) })
-	for _, node := range nodes {
-		ids := make([]crypto.BlobID, 0, len(l.blobs[node]))
-		for id := range l.blobs[node] {
-			ids = append(ids, id)
-		}
-		slices.SortFunc(ids, func(a, b crypto.BlobID) int { return bytes.Compare(a[:], b[:]) })
-		for _, id := range ids {
-			ref, ok := refs[node][id]
-			if !ok {
-				continue // named by no record that could be read: nothing to check against
-			}
-			obj := layout.BlobName(node, id)
-			if size := l.blobs[node][id]; size != ref.Size {
-				addDamage(node, obj, fmt.Sprintf("%d bytes, the records say %d", size, ref.Size))
-				continue
-			}
-			if opts.Quick {
-				continue
-			}
-			damage, err := e.checkBlob(ctx, obj, ref)
-			if err != nil {
-				return nil, err
-			}
-			if damage != "" {
-				addDamage(node, obj, damage)
-			}
-		}
-	}
-
+	rep := f.rep
 	ownDamaged := slices.ContainsFunc(rep.Damaged, func(d Damage) bool { return d.Own })
-	rep.Republish = (len(rep.Missing) > 0 || ownDamaged) && nextSeq > 0
-	rep.UpTo = max(nextSeq, 1) - 1
-	intact := func(id crypto.BlobID) bool {
-		_, ok := ownBlobs[id]
-		return ok && !damaged[layout.BlobName(e.self, id)]
-	}
-	items, err := e.rebuildPlan(ls, intact, rep)
+	rep.Republish = (len(rep.Missing) > 0 || ownDamaged) && f.nextSeq > 0
+	rep.UpTo = max(f.nextSeq, 1) - 1
+	items, err := e.rebuildPlan(f.ls, f.intact, rep)
 	if err != nil {
 		return nil, err
 	}
 	if !opts.Apply {
 		return rep, nil
 	}
+	return rep, f.apply(ctx, items)
+}
 
+// fixRun is one Fix: what the listing showed, what this node's cache
+// holds, and what was found.
+type fixRun struct {
+	e    *Engine
+	log  *slog.Logger
+	opts FixOptions
+	rep  *FixReport
+
+	l       *fixListing
+	ls      logState
+	nextSeq uint64
+	names   map[crypto.NodeID]string // of the peers whose records are listed
+	// refs are the blobs the records that could be read name, by writer.
+	refs    map[crypto.NodeID]map[crypto.BlobID]crypto.BlobRef
+	damaged map[string]bool // objects found damaged
+}
+
+// checkConfig checks escale.json on the relay against the one this node
+// joined, or notes that it must be restored from this node's copy.
+func (f *fixRun) checkConfig(ctx context.Context) error {
+	e := f.e
+	if !f.l.config {
+		if len(e.cfg.Repo.Raw) == 0 || sha256.Sum256(e.cfg.Repo.Raw) != e.cfg.Repo.Hash {
+			return fmt.Errorf("%s is gone from the relay and this node holds no copy of it: %w", crypto.ConfigName, ErrNoKeptConfig)
+		}
+		f.rep.RestoreConfig = true
+		return nil
+	}
+	data, err := readConfig(ctx, e.r)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", crypto.ConfigName, err)
+	}
+	if sha256.Sum256(data) != e.cfg.Repo.Hash {
+		return fmt.Errorf("%s on the relay is not the one this node joined: fix rebuilds this node's repository only: %w",
+			crypto.ConfigName, ErrRepoChanged)
+	}
+	return nil
+}
+
+// load reads this node's log state, its next sequence number and the
+// names of the peers whose records are listed.
+func (f *fixRun) load() error {
+	return f.e.store.View(func(tx *cache.Tx) error {
+		var err error
+		if f.ls, err = loadLogState(tx); err != nil {
+			return err
+		}
+		if f.nextSeq, _, err = tx.MetaUint64(cache.MetaNextSeq); err != nil {
+			return err
+		}
+		for _, rn := range f.l.peerRecs {
+			if _, ok := f.names[rn.node]; ok {
+				continue
+			}
+			ps, _, err := loadPeer(tx, rn.node.String())
+			if err != nil {
+				return err
+			}
+			f.names[rn.node] = ps.Name
+		}
+		return nil
+	})
+}
+
+// findMissing lists what this node should have on the relay and has not.
+func (f *fixRun) findMissing() {
+	e, ls, rep := f.e, f.ls, f.rep
+	for _, r := range ls.Records {
+		if r.Published && !f.l.ownLogs[r.Seq] && (!ls.HasSnapshot || r.Seq > ls.Snapshot) {
+			rep.Missing = append(rep.Missing, layout.LogName(e.self, r.Seq))
+		}
+	}
+	if ls.HasSnapshot && !slices.Contains(f.l.ownSnaps, ls.Snapshot) {
+		rep.Missing = append(rep.Missing, layout.SnapshotName(e.self, ls.Snapshot))
+	}
+	for id := range ls.liveBlobs() {
+		if _, ok := f.l.blobs[e.self][id]; !ok {
+			rep.Missing = append(rep.Missing, layout.BlobName(e.self, id))
+		}
+	}
+	slices.Sort(rep.Missing)
+}
+
+// damage records that the object obj of node is damaged.
+func (f *fixRun) damage(node crypto.NodeID, obj, reason string) {
+	d := Damage{Name: obj, Node: node, NodeName: f.names[node], Own: node == f.e.self, Reason: reason}
+	if d.Own {
+		d.NodeName = f.e.cfg.Name
+	}
+	f.rep.Damaged = append(f.rep.Damaged, d)
+	f.damaged[obj] = true
+	f.log.Warn("damaged object on the relay", "name", obj, "node", node.String(), "node_name", d.NodeName, "reason", reason)
+}
+
+// name records the blobs that changes of node name.
+func (f *fixRun) name(node crypto.NodeID, changes []proto.Change) {
+	if f.refs[node] == nil {
+		f.refs[node] = make(map[crypto.BlobID]crypto.BlobRef)
+	}
+	for _, c := range changes {
+		for _, r := range c.BlobRefs() {
+			f.refs[node][r.ID] = r
+		}
+	}
+}
+
+// checkRecords reads every record listed: those that do not open or
+// decode are damaged; the others name the blobs checkBlobs checks.
+func (f *fixRun) checkRecords(ctx context.Context) error {
+	e := f.e
+	recs := slices.Clone(f.l.peerRecs)
+	for seq := range f.l.ownLogs {
+		recs = append(recs, recName{node: e.self, seq: seq})
+	}
+	for _, seq := range f.l.ownSnaps {
+		recs = append(recs, recName{node: e.self, seq: seq, snap: true})
+	}
+	slices.SortFunc(recs, func(a, b recName) int { return strings.Compare(a.name(), b.name()) })
+	for _, rn := range recs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		plain, err := e.fetchRecord(ctx, rn.name(), crypto.RecordContext{Node: rn.node, Seq: rn.seq, Kind: rn.kind()})
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // deleted since the listing (compacted)
+		}
+		if err != nil && !errors.Is(err, ErrBadRecord) {
+			return err
+		}
+		if err == nil {
+			err = f.decode(rn, plain)
+		}
+		if err != nil {
+			f.damage(rn.node, rn.name(), err.Error())
+		}
+	}
+	return nil
+}
+
+// decode decodes the plaintext of the record rn and notes the blobs it
+// names.
+func (f *fixRun) decode(rn recName, plain []byte) error {
+	if !rn.snap {
+		lg, err := proto.DecodeLog(plain)
+		f.name(rn.node, lg.Changes)
+		return err
+	}
+	s, err := proto.DecodeSnapshot(plain)
+	if err == nil && s.UpTo != rn.seq {
+		err = fmt.Errorf("covers records up to %d, named %d", s.UpTo, rn.seq)
+	}
+	f.name(rn.node, s.Entries)
+	return err
+}
+
+// checkBlobs checks every listed blob that a record names: its size, and
+// unless Quick, its content.
+func (f *fixRun) checkBlobs(ctx context.Context) error {
+	nodes := slices.SortedFunc(maps.Keys(f.l.blobs), func(a, b crypto.NodeID) int { return bytes.Compare(a[:], b[:]) })
+	for _, node := range nodes {
+		ids := slices.SortedFunc(maps.Keys(f.l.blobs[node]), func(a, b crypto.BlobID) int { return bytes.Compare(a[:], b[:]) })
+		for _, id := range ids {
+			ref, ok := f.refs[node][id]
+			if !ok {
+				continue // named by no record that could be read: nothing to check against
+			}
+			obj := layout.BlobName(node, id)
+			if size := f.l.blobs[node][id]; size != ref.Size {
+				f.damage(node, obj, fmt.Sprintf("%d bytes, the records say %d", size, ref.Size))
+				continue
+			}
+			if f.opts.Quick {
+				continue
+			}
+			damage, err := f.e.checkBlob(ctx, obj, ref)
+			if err != nil {
+				return err
+			}
+			if damage != "" {
+				f.damage(node, obj, damage)
+			}
+		}
+	}
+	return nil
+}
+
+// intact says whether this node's blob id is on the relay, undamaged.
+func (f *fixRun) intact(id crypto.BlobID) bool {
+	_, ok := f.l.blobs[f.e.self][id]
+	return ok && !f.damaged[layout.BlobName(f.e.self, id)]
+}
+
+// apply restores escale.json, republishes this node's state and deletes
+// its damaged objects, as the report says.
+func (f *fixRun) apply(ctx context.Context, items []*pushItem) error {
+	e, rep, log := f.e, f.rep, f.log
 	if rep.RestoreConfig {
 		if err := e.restoreConfig(ctx); err != nil {
-			return rep, err
+			return err
 		}
 		log.Info("restored "+crypto.ConfigName+" from this node's cache", "repository", e.cfg.Repo.ID.String())
 	}
 	if rep.Republish {
-		if err := e.republish(ctx, log, rep.UpTo, items, intact, l.ownSnaps); err != nil {
-			return rep, err
+		if err := e.republish(ctx, log, rep.UpTo, items, f.intact, f.l.ownSnaps); err != nil {
+			return err
 		}
 	}
 	for _, d := range rep.Damaged {
@@ -360,13 +421,13 @@ func (e *Engine) Fix(ctx context.Context, log *slog.Logger, opts FixOptions) (*F
 			continue // another's, or replaced by the snapshot just published
 		}
 		if err := e.r.Delete(ctx, d.Name); err != nil {
-			return rep, fmt.Errorf("deleting the damaged %s: %w", d.Name, err)
+			return fmt.Errorf("deleting the damaged %s: %w", d.Name, err)
 		}
 		rep.Deleted = append(rep.Deleted, d.Name)
 		log.Info("deleted a damaged object of this node", "name", d.Name)
 	}
 	rep.Applied = true
-	return rep, nil
+	return nil
 }
 
 // hashObject reads a whole object and returns its SHA-256 and size.
