@@ -375,14 +375,41 @@ func (c Change) checkEntry() string {
 
 // check returns why c is invalid, or "".
 func (c Change) check() string {
+	for _, check := range []func() string{c.checkOpPath, c.checkVersion, c.checkValues, c.checkFields, c.checkOp} {
+		if why := check(); why != "" {
+			return why
+		}
+	}
+	return ""
+}
+
+// checkOpPath checks the path and the op.
+func (c Change) checkOpPath() string {
 	if why := checkPath(c.Path); why != "" {
 		return "path: " + why
 	}
 	switch c.Op {
 	case OpPut, OpDelete, OpMkdir, OpRmdir, OpRename, OpMeta, OpSymlink:
-	default:
-		return fmt.Sprintf("unknown op %q", c.Op)
+		return ""
 	}
+	return fmt.Sprintf("unknown op %q", c.Op)
+}
+
+// checkValues checks the time, the mode and the access modifiers.
+func (c Change) checkValues() string {
+	if !validTime(c.ModTime) {
+		return "mtime out of the range of int64 nanoseconds"
+	}
+	if c.Mode&^PermMask != 0 {
+		return fmt.Sprintf("mode %#o has bits outside %#o", c.Mode, PermMask)
+	}
+	if c.Access.Read > meta.PermDeny || c.Access.Write > meta.PermDeny {
+		return fmt.Sprintf("access modifiers %d/%d out of range", c.Access.Read, c.Access.Write)
+	}
+	return ""
+}
+
+func (c Change) checkVersion() string {
 	if len(c.Version) == 0 {
 		return "missing version"
 	}
@@ -397,16 +424,12 @@ func (c Change) check() string {
 			return fmt.Sprintf("version: zero counter for node %s", n)
 		}
 	}
-	if !validTime(c.ModTime) {
-		return "mtime out of the range of int64 nanoseconds"
-	}
-	if c.Mode&^PermMask != 0 {
-		return fmt.Sprintf("mode %#o has bits outside %#o", c.Mode, PermMask)
-	}
-	if c.Access.Read > meta.PermDeny || c.Access.Write > meta.PermDeny {
-		return fmt.Sprintf("access modifiers %d/%d out of range", c.Access.Read, c.Access.Write)
-	}
-	// Fields each op may carry beyond Path, Version and ModTime.
+	return ""
+}
+
+// checkFields refuses the fields c's op does not carry (beyond Path,
+// Version and ModTime).
+func (c Change) checkFields() string {
 	var from, size, mode, hash, target, access, content bool
 	switch c.Op {
 	case OpPut:
@@ -438,6 +461,12 @@ func (c Change) check() string {
 	case !content && c.Chunks != nil:
 		return "unexpected chunks"
 	}
+	return ""
+}
+
+// checkOp checks what c's op requires: a rename's source, a symlink's
+// target, a put's content.
+func (c Change) checkOp() string {
 	switch c.Op {
 	case OpRename:
 		if c.From == "" {
