@@ -198,26 +198,24 @@ func (s *scanner) pairFiles(items []*item) {
 // into the rename; what else differs below E (a mode, an mtime) stays as
 // in-place changes, and new entries below E stay creations.
 func (s *scanner) collapseDirs(items []*item) {
-	rmdirs := make(map[string]*item)
-	mkdirs := make(map[string]*item)
-	mkdirsByInode := make(map[uint64]*item)
-	movedFrom := make(map[string]*item)
+	m := &dirMoves{s: s, rmdirs: make(map[string]*item), mkdirs: make(map[string]*item),
+		mkdirsByInode: make(map[uint64]*item), movedFrom: make(map[string]*item)}
 	var order []*item
 	for _, it := range items {
 		switch {
 		case it.Op == OpRmdir:
-			rmdirs[it.Path] = it
+			m.rmdirs[it.Path] = it
 			order = append(order, it)
 		case it.Op == OpMkdir && it.fresh:
-			mkdirs[it.Path] = it
+			m.mkdirs[it.Path] = it
 			if it.Local.Inode != 0 {
-				mkdirsByInode[it.Local.Inode] = it
+				m.mkdirsByInode[it.Local.Inode] = it
 			}
 		case it.Op == OpRename:
-			movedFrom[it.From] = it
+			m.movedFrom[it.From] = it
 		}
 	}
-	if len(order) == 0 || len(mkdirs) == 0 {
+	if len(order) == 0 || len(m.mkdirs) == 0 {
 		return
 	}
 	slices.SortFunc(order, func(a, b *item) int { return pathCompare(a.Path, b.Path) })
@@ -226,74 +224,108 @@ func (s *scanner) collapseDirs(items []*item) {
 			continue
 		}
 		d := rd.Path
-		lo := sort.Search(len(s.cpaths), func(i int) bool { return pathCompare(s.cpaths[i], d) > 0 })
-		sub := s.cpaths[lo:]
-		for i, p := range sub {
-			if !under(p, d) {
-				sub = sub[:i]
-				break
-			}
-		}
-		var e *item
-		if ino := rd.old.local.Inode; ino != 0 {
-			e = mkdirsByInode[ino]
-		} else {
-			for _, x := range sub {
-				if mv := movedFrom[x]; mv != nil && !mv.dead && mv.Op == OpRename {
-					rest := x[len(d):]
-					if len(mv.Path) > len(rest) && mv.Path[len(mv.Path)-len(rest):] == rest {
-						e = mkdirs[mv.Path[:len(mv.Path)-len(rest)]]
-					}
-					break
-				}
-			}
-		}
+		sub := m.subtree(d)
+		e := m.target(rd, sub)
 		if e == nil || e.dead || e.Op != OpMkdir || under(e.Path, d) {
 			continue
 		}
-		parts, n, ok := []*item(nil), 0, true
-		for _, x := range sub {
-			cx := s.cache[x]
-			if cx.deleted || cx.local == (cache.LocalStat{}) || s.hidden(x, cx.kind) {
-				continue
-			}
-			n++
-			t := e.Path + x[len(d):]
-			if cx.kind == cache.KindDir {
-				rm, mk := rmdirs[x], mkdirs[t]
-				if rm == nil || rm.dead || mk == nil || mk.dead || mk.Op != OpMkdir {
-					ok = false
-					break
-				}
-				parts = append(parts, rm, mk)
-				continue
-			}
-			mv := movedFrom[x]
-			if mv == nil || mv.dead || mv.Op != OpRename || mv.Path != t {
-				ok = false
-				break
-			}
-			parts = append(parts, mv)
-		}
+		parts, n, ok := m.parts(d, e.Path, sub)
 		if !ok || (n == 0 && rd.old.local.Inode == 0) {
 			continue
 		}
-		rd.dead = true
-		e.Op, e.From, e.fresh = OpRename, d, false
-		for _, p := range parts {
-			switch p.Op {
-			case OpRmdir:
+		m.collapse(rd, e, parts)
+	}
+}
+
+// dirMoves are the removals, creations and renames collapseDirs pairs.
+type dirMoves struct {
+	s             *scanner
+	rmdirs        map[string]*item
+	mkdirs        map[string]*item // fresh directories
+	mkdirsByInode map[uint64]*item
+	movedFrom     map[string]*item // renames, by source
+}
+
+// subtree returns the cached paths below d, in order.
+func (m *dirMoves) subtree(d string) []string {
+	cpaths := m.s.cpaths
+	lo := sort.Search(len(cpaths), func(i int) bool { return pathCompare(cpaths[i], d) > 0 })
+	sub := cpaths[lo:]
+	for i, p := range sub {
+		if !under(p, d) {
+			return sub[:i]
+		}
+	}
+	return sub
+}
+
+// target returns the fresh directory the removed directory rd may have
+// moved to: the one with its inode, or, where the inode is unknown, the one
+// the first rename out of its subtree (sub) went into.
+func (m *dirMoves) target(rd *item, sub []string) *item {
+	if ino := rd.old.local.Inode; ino != 0 {
+		return m.mkdirsByInode[ino]
+	}
+	d := rd.Path
+	for _, x := range sub {
+		if mv := m.movedFrom[x]; mv != nil && !mv.dead && mv.Op == OpRename {
+			rest := x[len(d):]
+			if len(mv.Path) > len(rest) && mv.Path[len(mv.Path)-len(rest):] == rest {
+				return m.mkdirs[mv.Path[:len(mv.Path)-len(rest)]]
+			}
+			return nil
+		}
+	}
+	return nil
+}
+
+// parts returns the items that move the subtree sub of d to the same
+// places below e, and how many entries it has; ok is false when one entry
+// did not move there.
+func (m *dirMoves) parts(d, e string, sub []string) (parts []*item, n int, ok bool) {
+	for _, x := range sub {
+		cx := m.s.cache[x]
+		if cx.deleted || cx.local == (cache.LocalStat{}) || m.s.hidden(x, cx.kind) {
+			continue
+		}
+		n++
+		t := e + x[len(d):]
+		if cx.kind == cache.KindDir {
+			rm, mk := m.rmdirs[x], m.mkdirs[t]
+			if rm == nil || rm.dead || mk == nil || mk.dead || mk.Op != OpMkdir {
+				return nil, n, false
+			}
+			parts = append(parts, rm, mk)
+			continue
+		}
+		mv := m.movedFrom[x]
+		if mv == nil || mv.dead || mv.Op != OpRename || mv.Path != t {
+			return nil, n, false
+		}
+		parts = append(parts, mv)
+	}
+	return parts, n, true
+}
+
+// collapse makes the removal rd and the creation e one rename; the moves
+// of the entries below (parts) become changes in place, if any.
+func (m *dirMoves) collapse(rd, e *item, parts []*item) {
+	d := rd.Path
+	rd.dead = true
+	e.Op, e.From, e.fresh = OpRename, d, false
+	for _, p := range parts {
+		switch p.Op {
+		case OpRmdir:
+			p.dead = true
+		default: // the Mkdir or rename of an entry below E
+			from := p.From
+			if p.Op == OpMkdir {
+				from = d + p.Path[len(e.Path):]
+			}
+			if ip := inPlace(p.Path, m.s.disk[p.Path], m.s.cache[from]); ip != nil {
+				p.Change, p.fresh = ip.Change, false
+			} else {
 				p.dead = true
-			default: // the Mkdir or rename of an entry below E
-				from := p.From
-				if p.Op == OpMkdir {
-					from = d + p.Path[len(e.Path):]
-				}
-				if ip := inPlace(p.Path, s.disk[p.Path], s.cache[from]); ip != nil {
-					p.Change, p.fresh = ip.Change, false
-				} else {
-					p.dead = true
-				}
 			}
 		}
 	}
