@@ -264,83 +264,107 @@ func (e *Engine) applyOne(ctx context.Context, id crypto.NodeID, seq uint64, c p
 		return false, nil
 	}
 	for range maxLocalRetries {
-		local, err := e.entry(c.Path)
-		if err != nil {
-			return false, err
+		applied, again, err := e.applyTry(ctx, id, seq, c, rc, &src, snapshot)
+		if !again {
+			return applied, err
 		}
-		d := decide.Resolve(local, rc, peer)
-		if src.noRoom != nil && c.Op == proto.OpPut && (d.Action == decide.Apply || d.Action == decide.Conflict) {
-			return false, e.deferChange(peer, seq, c, src.noRoom)
-		}
-		if src.missing && c.Op == proto.OpPut && c.Size > 0 && (d.Action == decide.Apply || d.Action == decide.Conflict) {
-			if !snapshot {
-				e.log.Warn("cannot pull: content missing on the relay", "node", e.nodeLabel(peer), "path", c.Path)
-			}
-			return false, e.want(c.Path, c.Hash)
-		}
-		replaces := d.Action == decide.Apply || (d.Action == decide.Conflict && d.Winner == decide.Remote)
-		if replaces && c.Op != proto.OpMeta && e.inUse(local) {
-			// A mode or time change (OpMeta) does not touch the content
-			// and is applied as usual.
-			return true, e.keepInUse(ctx, id, c, local, src)
-		}
-		if replaces {
-			switch e.mayWrite(local) {
-			case writeRefused:
-				e.log.Info("refused a peer's version of a file made here (conservative mode)", "path", c.Path, "node", e.nodeLabel(peer))
-				return false, nil
-			case writeKeepCopy:
-				if c.Op != proto.OpPut && c.Op != proto.OpSymlink && c.Op != proto.OpMkdir {
-					// w- against a delete or a mode change: the file stays
-					// here, as it is, and only here.
-					e.log.Info("kept a protected (w-) file; the peer's change is not applied here", "path", c.Path, "op", c.Op, "node", e.nodeLabel(peer))
-					return false, nil
-				}
-				// w-: the local file stays; the peer's version goes beside it.
-				d = decide.Decision{Action: decide.Conflict, Winner: decide.Local, Loser: decide.Remote,
-					Version: local.Version.Merge(c.Version)}
-			}
-		}
-		err = e.execute(ctx, id, c, d, local, src)
-		if errors.Is(err, localdir.ErrThroughSymlink) {
-			e.log.Warn("peer's change not applied: a directory of its path is a symbolic link here, and escalefs never writes through one",
-				"path", c.Path, "op", c.Op, "node", e.nodeLabel(peer), "err", err)
-			return false, nil
-		}
-		if errors.Is(err, localdir.ErrLocalChanged) && ctx.Err() == nil {
-			e.log.Debug("local path changed under a pull; looking again", "path", c.Path, "err", err)
-			if _, err := e.Scan(ctx, []string{c.Path}); err != nil {
-				return false, err
-			}
-			src.renameFrom = ""
-			continue
-		}
-		if errors.Is(err, errSkip) {
-			if c.Op == proto.OpPut {
-				return false, e.want(c.Path, c.Hash)
-			}
-			return false, nil
-		}
-		if (errors.Is(err, errNoRoom) || isNoSpace(err)) && c.Op == proto.OpPut && ctx.Err() == nil {
-			return false, e.deferChange(peer, seq, c, err)
-		}
-		if err != nil {
-			return false, err
-		}
-		if d.Action == decide.Apply {
-			e.noteApplied(id, local, isDelete(c))
-		}
-		if c.Op == proto.OpPut {
-			// The content asked for arrived, wherever it went (at the path,
-			// as a conflict copy, or already here): the request is done.
-			if err := e.answered(c.Path, c.Hash); err != nil {
-				return false, err
-			}
-		}
-		return d.Action != decide.Ignore, nil
 	}
 	e.log.Warn("local path keeps changing; the peer's version waits for its next change", "path", c.Path)
 	return false, nil
+}
+
+// applyTry is one try of applyOne: it decides the change rc (c as the
+// decision sees it) against the local entry and carries the decision out.
+// again: the local path changed meanwhile (it was scanned again).
+func (e *Engine) applyTry(ctx context.Context, id crypto.NodeID, seq uint64, c, rc proto.Change, src *source, snapshot bool) (applied, again bool, err error) {
+	peer := id.String()
+	local, err := e.entry(c.Path)
+	if err != nil {
+		return false, false, err
+	}
+	d := decide.Resolve(local, rc, peer)
+	if done, applied, err := e.holdBack(ctx, id, seq, c, &d, local, *src, snapshot); done {
+		return applied, false, err
+	}
+	err = e.execute(ctx, id, c, d, local, *src)
+	switch {
+	case errors.Is(err, localdir.ErrThroughSymlink):
+		e.log.Warn("peer's change not applied: a directory of its path is a symbolic link here, and escalefs never writes through one",
+			"path", c.Path, "op", c.Op, "node", e.nodeLabel(peer), "err", err)
+		return false, false, nil
+	case errors.Is(err, localdir.ErrLocalChanged) && ctx.Err() == nil:
+		e.log.Debug("local path changed under a pull; looking again", "path", c.Path, "err", err)
+		if _, err := e.Scan(ctx, []string{c.Path}); err != nil {
+			return false, false, err
+		}
+		src.renameFrom = ""
+		return false, true, nil
+	case errors.Is(err, errSkip):
+		if c.Op == proto.OpPut {
+			return false, false, e.want(c.Path, c.Hash)
+		}
+		return false, false, nil
+	case (errors.Is(err, errNoRoom) || isNoSpace(err)) && c.Op == proto.OpPut && ctx.Err() == nil:
+		return false, false, e.deferChange(peer, seq, c, err)
+	case err != nil:
+		return false, false, err
+	}
+	if d.Action == decide.Apply {
+		e.noteApplied(id, local, isDelete(c))
+	}
+	if c.Op == proto.OpPut {
+		// The content asked for arrived, wherever it went (at the path,
+		// as a conflict copy, or already here): the request is done.
+		if err := e.answered(c.Path, c.Hash); err != nil {
+			return false, false, err
+		}
+	}
+	return d.Action != decide.Ignore, false, nil
+}
+
+// holdBack says whether the decision d about c must not be carried out
+// now (done, with applyOne's result): its content is missing or lacks
+// room here, the local file is open for writing, or the local file may not
+// be written (conservative mode, w-), where d may become a conflict that
+// keeps the local file.
+func (e *Engine) holdBack(ctx context.Context, id crypto.NodeID, seq uint64, c proto.Change, d *decide.Decision,
+	local *cache.Entry, src source, snapshot bool) (done, applied bool, err error) {
+	peer := id.String()
+	content := c.Op == proto.OpPut && (d.Action == decide.Apply || d.Action == decide.Conflict)
+	if src.noRoom != nil && content {
+		return true, false, e.deferChange(peer, seq, c, src.noRoom)
+	}
+	if src.missing && content && c.Size > 0 {
+		if !snapshot {
+			e.log.Warn("cannot pull: content missing on the relay", "node", e.nodeLabel(peer), "path", c.Path)
+		}
+		return true, false, e.want(c.Path, c.Hash)
+	}
+	replaces := d.Action == decide.Apply || (d.Action == decide.Conflict && d.Winner == decide.Remote)
+	if !replaces {
+		return false, false, nil
+	}
+	if c.Op != proto.OpMeta && e.inUse(local) {
+		// A mode or time change (OpMeta) does not touch the content
+		// and is applied as usual.
+		return true, true, e.keepInUse(ctx, id, c, local, src)
+	}
+	switch e.mayWrite(local) {
+	case writeRefused:
+		e.log.Info("refused a peer's version of a file made here (conservative mode)", "path", c.Path, "node", e.nodeLabel(peer))
+		return true, false, nil
+	case writeKeepCopy:
+		if c.Op != proto.OpPut && c.Op != proto.OpSymlink && c.Op != proto.OpMkdir {
+			// w- against a delete or a mode change: the file stays
+			// here, as it is, and only here.
+			e.log.Info("kept a protected (w-) file; the peer's change is not applied here", "path", c.Path, "op", c.Op, "node", e.nodeLabel(peer))
+			return true, false, nil
+		}
+		// w-: the local file stays; the peer's version goes beside it.
+		*d = decide.Decision{Action: decide.Conflict, Winner: decide.Local, Loser: decide.Remote,
+			Version: local.Version.Merge(c.Version)}
+	}
+	return false, false, nil
 }
 
 // inUse reports whether local is a file open for writing here (Config.InUse).
