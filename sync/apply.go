@@ -44,15 +44,55 @@ func (e *Engine) applyChanges(ctx context.Context, id crypto.NodeID, seq uint64,
 	if len(changes) == 0 {
 		return 0, nil
 	}
-	peer := id.String()
 	dir, err := os.MkdirTemp(e.cfg.Scratch, "pull-")
 	if err != nil {
 		return 0, fmt.Errorf("scratch directory: %w", err)
 	}
 	defer os.RemoveAll(dir)
+	locals, err := e.entries(changes)
+	if err != nil {
+		return 0, err
+	}
+	srcs, packs := e.sources(id.String(), changes, locals)
+	for _, idx := range packs {
+		if err := e.fetchPack(ctx, id, changes, idx, dir, srcs); err != nil {
+			return 0, err
+		}
+	}
+	var in Queue
+	for _, c := range changes {
+		in.add(c, 1)
+	}
+	e.transfers.setIncoming(in)
+	defer e.transfers.setIncoming(Queue{})
+	n := 0
+	for i, c := range changes {
+		changed, err := e.applyOne(ctx, id, seq, c, srcs[i], snapshot)
+		if err != nil {
+			return n, err
+		}
+		if changed {
+			n++
+		}
+		in.add(c, -1)
+		e.transfers.setIncoming(in)
+	}
+	return n, nil
+}
 
+// add counts change c in q (sign 1), or no longer (-1).
+func (q *Queue) add(c proto.Change, sign int) {
+	q.Files += sign
+	if c.Op == proto.OpPut {
+		q.Bytes += int64(sign) * c.Size
+	}
+}
+
+// entries returns the cache's entries of the paths of changes (nil where
+// there is none).
+func (e *Engine) entries(changes []proto.Change) ([]*cache.Entry, error) {
 	locals := make([]*cache.Entry, len(changes))
-	err = e.store.View(func(tx *cache.Tx) error {
+	err := e.store.View(func(tx *cache.Tx) error {
 		for i, c := range changes {
 			ent, ok, err := tx.Get(c.Path)
 			if err != nil {
@@ -64,20 +104,15 @@ func (e *Engine) applyChanges(ctx context.Context, id crypto.NodeID, seq uint64,
 		}
 		return nil
 	})
-	if err != nil {
-		return 0, err
-	}
-	// Local files this record deletes, by content: rename sources. Only
-	// deletes that will be applied count, so that a file is never moved
-	// away from a path that keeps it.
-	deleted := make(map[[32]byte]string)
-	for i, c := range changes {
-		if l := locals[i]; c.Op == proto.OpDelete && l != nil && !l.Deleted && !l.Dirty && !e.skipped(c.Path, false) &&
-			l.Kind == cache.KindFile && l.Local != (cache.LocalStat{}) &&
-			decide.Resolve(l, c, peer).Action == decide.Apply {
-			deleted[l.Hash] = c.Path
-		}
-	}
+	return locals, err
+}
+
+// sources decides where the content of each put of changes (from peer)
+// comes from: a local file the record deletes (moved, not fetched), a
+// pack fetched ahead (packs: the changes of each pack blob), its parts or
+// chunks when applied; or that it lacks room, or is missing.
+func (e *Engine) sources(peer string, changes []proto.Change, locals []*cache.Entry) ([]source, map[crypto.BlobID][]int) {
+	deleted := e.renameSources(peer, changes, locals)
 	srcs := make([]source, len(changes))
 	packs := make(map[crypto.BlobID][]int)
 	rm := e.measureRoom()
@@ -108,36 +143,22 @@ func (e *Engine) applyChanges(ctx context.Context, id crypto.NodeID, seq uint64,
 			srcs[i].missing = true // a snapshot entry whose blobs are collected
 		}
 	}
-	for _, idx := range packs {
-		if err := e.fetchPack(ctx, id, changes, idx, dir, srcs); err != nil {
-			return 0, err
-		}
-	}
-	var in Queue
-	for _, c := range changes {
-		in.Files++
-		if c.Op == proto.OpPut {
-			in.Bytes += c.Size
-		}
-	}
-	e.transfers.setIncoming(in)
-	defer e.transfers.setIncoming(Queue{})
-	n := 0
+	return srcs, packs
+}
+
+// renameSources returns the local files the record deletes, by content:
+// rename sources. Only deletes that will be applied count, so that a file
+// is never moved away from a path that keeps it.
+func (e *Engine) renameSources(peer string, changes []proto.Change, locals []*cache.Entry) map[[32]byte]string {
+	deleted := make(map[[32]byte]string)
 	for i, c := range changes {
-		changed, err := e.applyOne(ctx, id, seq, c, srcs[i], snapshot)
-		if err != nil {
-			return n, err
+		if l := locals[i]; c.Op == proto.OpDelete && l != nil && !l.Deleted && !l.Dirty && !e.skipped(c.Path, false) &&
+			l.Kind == cache.KindFile && l.Local != (cache.LocalStat{}) &&
+			decide.Resolve(l, c, peer).Action == decide.Apply {
+			deleted[l.Hash] = c.Path
 		}
-		if changed {
-			n++
-		}
-		in.Files--
-		if c.Op == proto.OpPut {
-			in.Bytes -= c.Size
-		}
-		e.transfers.setIncoming(in)
 	}
-	return n, nil
+	return deleted
 }
 
 // fetchPack reads one pack blob and writes the content of the changes idx
