@@ -602,74 +602,15 @@ func (e *Engine) commit(ctx context.Context, items []*pushItem, force bool) (int
 		var changes []proto.Change
 		var blobs []crypto.BlobID
 		for _, it := range items {
-			if it.retry || it.held || (it.upload && it.ref == nil) {
-				continue // stays queued
-			}
-			cur, ok, err := tx.Get(it.ent.Path)
+			c, ok, err := e.commitItem(tx, it)
 			if err != nil {
 				return err
 			}
-			if it.drop || !ok || (!cur.Dirty && !it.repush) {
-				if err := tx.Remove(it.qid); err != nil {
-					return err
-				}
-				continue
+			if ok {
+				changes = append(changes, c)
+				blobs = append(blobs, it.blobs...)
+				pushed = append(pushed, it)
 			}
-			if !samePlanned(cur, it.ent) {
-				continue // changed again since planned: the next batch takes it
-			}
-			if !it.repush || cur.Dirty {
-				cur.Version = cur.Version.Bump(e.selfID)
-				cur.Origin = e.selfID
-			}
-			c := it.change
-			c.Version = cur.Version
-			if c.Op == proto.OpPut && it.ref != nil {
-				switch {
-				case it.ref.Pack != nil:
-					c.Pack = it.ref.Pack
-				case it.ref.Chunks != nil:
-					c.Chunks = it.ref.Chunks
-				default:
-					c.Parts = it.ref.Parts
-				}
-			}
-			if err := c.Validate(); err != nil {
-				e.log.Warn("not synchronized: the name or its data cannot be sent", "path", cur.Path, "err", err)
-				if err := tx.Remove(it.qid); err != nil {
-					return err
-				}
-				continue
-			}
-			cur.Dirty = false
-			switch {
-			case it.ref != nil:
-				cur.Remote = encodeRemote(*it.ref)
-			case c.Op == proto.OpPut:
-				cur.Remote = encodeRemote(remoteRef{Node: e.selfID, Hash: cur.Hash, Path: cur.Path})
-			case c.Op == proto.OpMeta:
-			default:
-				cur.Remote = nil
-			}
-			if err := tx.Put(cur); err != nil {
-				return err
-			}
-			if err := tx.Remove(it.qid); err != nil {
-				return err
-			}
-			if it.progress != "" {
-				if err := forgetUpload(tx, it.progress); err != nil {
-					return err
-				}
-			}
-			if c.Chunks != nil {
-				if err := recordSent(tx, c.Chunks); err != nil {
-					return err
-				}
-			}
-			changes = append(changes, c)
-			blobs = append(blobs, it.blobs...)
-			pushed = append(pushed, it)
 		}
 		if len(changes) == 0 && !force {
 			return nil
@@ -680,19 +621,97 @@ func (e *Engine) commit(ctx context.Context, items []*pushItem, force bool) (int
 		return 0, fmt.Errorf("recording pushed changes: %w", err)
 	}
 	for _, it := range pushed {
-		switch op := it.change.Op; {
-		case it.upload:
-			e.log.Info("pushed", "path", it.ent.Path, "size", it.ent.Size)
-			e.count(func(s *Stats) { s.FilesPushed++; s.BytesPushed += it.ent.Size })
-		case op == proto.OpPut:
-			e.log.Info("pushed", "path", it.ent.Path, "size", it.ent.Size, "content", "already on the relay")
-		case op == proto.OpDelete || op == proto.OpRmdir || op == proto.OpSymlink:
-			e.log.Info("pushed", "path", it.ent.Path, "op", op)
-		default:
-			e.log.Debug("pushed", "path", it.ent.Path, "op", it.change.Op)
-		}
+		e.logPushed(it)
 	}
 	return len(pushed), nil
+}
+
+// commitItem marks it pushed in tx and returns its change for the record;
+// ok is false for an item that stays queued (it waits, or changed again
+// since it was planned) or leaves the queue with no change.
+func (e *Engine) commitItem(tx *cache.Tx, it *pushItem) (c proto.Change, ok bool, err error) {
+	if it.retry || it.held || (it.upload && it.ref == nil) {
+		return c, false, nil // stays queued
+	}
+	cur, found, err := tx.Get(it.ent.Path)
+	if err != nil {
+		return c, false, err
+	}
+	if it.drop || !found || (!cur.Dirty && !it.repush) {
+		return c, false, tx.Remove(it.qid)
+	}
+	if !samePlanned(cur, it.ent) {
+		return c, false, nil // changed again since planned: the next batch takes it
+	}
+	if !it.repush || cur.Dirty {
+		cur.Version = cur.Version.Bump(e.selfID)
+		cur.Origin = e.selfID
+	}
+	c = it.withContent(cur.Version)
+	if err := c.Validate(); err != nil {
+		e.log.Warn("not synchronized: the name or its data cannot be sent", "path", cur.Path, "err", err)
+		return c, false, tx.Remove(it.qid)
+	}
+	cur.Dirty = false
+	switch {
+	case it.ref != nil:
+		cur.Remote = encodeRemote(*it.ref)
+	case c.Op == proto.OpPut:
+		cur.Remote = encodeRemote(remoteRef{Node: e.selfID, Hash: cur.Hash, Path: cur.Path})
+	case c.Op == proto.OpMeta:
+	default:
+		cur.Remote = nil
+	}
+	if err := tx.Put(cur); err != nil {
+		return c, false, err
+	}
+	if err := tx.Remove(it.qid); err != nil {
+		return c, false, err
+	}
+	if it.progress != "" {
+		if err := forgetUpload(tx, it.progress); err != nil {
+			return c, false, err
+		}
+	}
+	if c.Chunks != nil {
+		if err := recordSent(tx, c.Chunks); err != nil {
+			return c, false, err
+		}
+	}
+	return c, true, nil
+}
+
+// withContent returns the item's change at version v, with where its
+// content is.
+func (it *pushItem) withContent(v cache.VersionVector) proto.Change {
+	c := it.change
+	c.Version = v
+	if c.Op == proto.OpPut && it.ref != nil {
+		switch {
+		case it.ref.Pack != nil:
+			c.Pack = it.ref.Pack
+		case it.ref.Chunks != nil:
+			c.Chunks = it.ref.Chunks
+		default:
+			c.Parts = it.ref.Parts
+		}
+	}
+	return c
+}
+
+// logPushed logs a pushed item and counts it.
+func (e *Engine) logPushed(it *pushItem) {
+	switch op := it.change.Op; {
+	case it.upload:
+		e.log.Info("pushed", "path", it.ent.Path, "size", it.ent.Size)
+		e.count(func(s *Stats) { s.FilesPushed++; s.BytesPushed += it.ent.Size })
+	case op == proto.OpPut:
+		e.log.Info("pushed", "path", it.ent.Path, "size", it.ent.Size, "content", "already on the relay")
+	case op == proto.OpDelete || op == proto.OpRmdir || op == proto.OpSymlink:
+		e.log.Info("pushed", "path", it.ent.Path, "op", op)
+	default:
+		e.log.Debug("pushed", "path", it.ent.Path, "op", it.change.Op)
+	}
 }
 
 // samePlanned reports whether the entry is still in the state it was when
