@@ -76,43 +76,12 @@ func (e *Engine) Push(ctx context.Context) (int, error) {
 // pushBatch pushes up to Config.Batch queue items. more reports that the
 // queue may hold more.
 func (e *Engine) pushBatch(ctx context.Context) (n int, more bool, err error) {
-	var items []*pushItem
-	var ls logState
-	var ackDue, requestDue bool
-	err = e.store.View(func(tx *cache.Tx) error {
-		q, err := tx.Peek(e.cfg.Batch)
-		if err != nil {
-			return err
-		}
-		for _, it := range q {
-			ent, ok, err := tx.Get(it.Path)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				ent.Path = it.Path // gone (never pushed, then deleted): dropped
-			}
-			repush := string(it.Payload) == payloadRepush && !ent.Dirty
-			drop := !ok || (!ent.Dirty && !repush) || (repush && (ent.Deleted || ent.Kind != cache.KindFile))
-			items = append(items, &pushItem{qid: it.ID, ent: ent, drop: drop, repush: repush,
-				fullPut: repush || string(it.Payload) == payloadPut})
-		}
-		if ls, err = loadLogState(tx); err != nil {
-			return err
-		}
-		if _, ackDue, err = tx.Meta(metaAckDue); err != nil {
-			return err
-		}
-		if _, requestDue, err = tx.Meta(metaRequestDue); err != nil || requestDue {
-			return err
-		}
-		requestDue, err = repostDue(tx, e.clock.Now())
-		return err
-	})
+	b, err := e.loadBatch()
 	if err != nil {
 		return 0, false, err
 	}
-	live := ls.liveBlobs()
+	items := b.items
+	live := b.ls.liveBlobs()
 	for _, it := range items {
 		if !it.drop && !e.mayRead(it.ent) {
 			it.drop = true // r-, or download mode: the change stays here, dirty
@@ -132,9 +101,9 @@ func (e *Engine) pushBatch(ctx context.Context) (n int, more bool, err error) {
 		return 0, false, err
 	}
 	e.setFull(waiting || full, "disk quota reached")
-	heartbeat := e.heartbeatDue(ls)
-	e.postRequests = requestDue || heartbeat
-	n, err = e.commit(ctx, items, ackDue || heartbeat || requestDue)
+	heartbeat := e.heartbeatDue(b.ls)
+	e.postRequests = b.requestDue || heartbeat
+	n, err = e.commit(ctx, items, b.ackDue || heartbeat || b.requestDue)
 	if err != nil {
 		return 0, false, err
 	}
@@ -148,12 +117,61 @@ func (e *Engine) pushBatch(ctx context.Context) (n int, more bool, err error) {
 		}
 	}
 	if len(retry) > 0 {
-		if _, err := e.Scan(ctx, retry); err != nil {
-			return n, false, err
-		}
-		return n, false, nil
+		_, err := e.Scan(ctx, retry)
+		return n, false, err
 	}
 	return n, n > 0 && len(items) == e.cfg.Batch, nil
+}
+
+// batch is what a push starts from: the queued items, the log state, and
+// whether a record is due for acknowledgements or requests even without
+// changes.
+type batch struct {
+	items              []*pushItem
+	ls                 logState
+	ackDue, requestDue bool
+}
+
+// loadBatch reads the next batch of queued paths from the cache.
+func (e *Engine) loadBatch() (batch, error) {
+	var b batch
+	err := e.store.View(func(tx *cache.Tx) error {
+		q, err := tx.Peek(e.cfg.Batch)
+		if err != nil {
+			return err
+		}
+		for _, it := range q {
+			ent, ok, err := tx.Get(it.Path)
+			if err != nil {
+				return err
+			}
+			b.items = append(b.items, queuedItem(it, ent, ok))
+		}
+		if b.ls, err = loadLogState(tx); err != nil {
+			return err
+		}
+		if _, b.ackDue, err = tx.Meta(metaAckDue); err != nil {
+			return err
+		}
+		if _, b.requestDue, err = tx.Meta(metaRequestDue); err != nil || b.requestDue {
+			return err
+		}
+		b.requestDue, err = repostDue(tx, e.clock.Now())
+		return err
+	})
+	return b, err
+}
+
+// queuedItem is the push item of the queued path it, whose entry is ent
+// (found: there is one).
+func queuedItem(it cache.QueueItem, ent cache.Entry, found bool) *pushItem {
+	if !found {
+		ent.Path = it.Path // gone (never pushed, then deleted): dropped
+	}
+	repush := string(it.Payload) == payloadRepush && !ent.Dirty
+	drop := !found || (!ent.Dirty && !repush) || (repush && (ent.Deleted || ent.Kind != cache.KindFile))
+	return &pushItem{qid: it.ID, ent: ent, drop: drop, repush: repush,
+		fullPut: repush || string(it.Payload) == payloadPut}
 }
 
 // heartbeatDue reports whether the node has been quiet long enough that its
