@@ -503,32 +503,7 @@ func isDelete(c proto.Change) bool { return c.Op == proto.OpDelete || c.Op == pr
 func (e *Engine) conflict(ctx context.Context, id crypto.NodeID, c proto.Change, d decide.Decision, local *cache.Entry, src source) error {
 	peer := id.String()
 	loserLocal := d.Loser == decide.Local
-	var name string
-	var there bool
-	var err error
-	if loserLocal {
-		// A losing directory with nothing left in it (its contents were
-		// moved to the copy by the node that made the copy) merges with a
-		// copy already there.
-		empty := false
-		if local.Kind == cache.KindDir {
-			if empty, err = e.emptyDir(c.Path); err != nil {
-				return err
-			}
-		}
-		name, there, err = e.freeName(c.Path, local.ModTime, local.Origin, local.Kind, local.Hash, local.Target, empty)
-	} else {
-		kind := cache.KindFile
-		switch c.Op {
-		case proto.OpSymlink:
-			kind = cache.KindSymlink
-		case proto.OpMkdir:
-			kind = cache.KindDir
-		}
-		// A directory copy made already (pulled from the node that moved
-		// its directory aside) is the same copy.
-		name, there, err = e.freeName(c.Path, c.ModTime, peer, kind, c.Hash, c.Target, true)
-	}
+	name, there, err := e.conflictName(id, c, local, loserLocal)
 	if err != nil {
 		return err
 	}
@@ -543,84 +518,114 @@ func (e *Engine) conflict(ctx context.Context, id crypto.NodeID, c proto.Change,
 			}
 			cur.Local = cache.LocalStat{}
 		}
-		if err := e.install(ctx, id, c, c.Path, &cur, d.Version, src); err != nil {
-			return err
-		}
+		err = e.install(ctx, id, c, c.Path, &cur, d.Version, src)
 	case there:
 		ent := *local
 		ent.Version = ent.Version.Merge(d.Version)
-		if err := e.store.Put(ent); err != nil {
-			return err
-		}
+		err = e.store.Put(ent)
 	case loserLocal:
-		// Move the local version aside, then install the peer's.
-		var st cache.LocalStat
-		if local.Local != (cache.LocalStat{}) {
-			if st, err = e.local.Rename(ctx, c.Path, name, local.Local); err != nil {
-				return err
-			}
-			e.changed(c.Path, name)
-		}
-		err = e.store.Update(func(tx *cache.Tx) error {
-			if local.Kind == cache.KindDir {
-				return e.moveTree(tx, c.Path, name, st)
-			}
-			prev, had, err := tx.Get(name)
-			if err != nil {
-				return err
-			}
-			cp := *local
-			cp.Path, cp.Version, cp.Local = name, nil, st
-			if had {
-				cp.Version = prev.Version
-			}
-			if err := e.dirty(tx, cp); err != nil {
-				return err
-			}
-			moved := *local
-			moved.Local = cache.LocalStat{}
-			return tx.Put(moved)
-		})
-		if err != nil {
-			return err
-		}
-		e.keepConflict(ctx, c.Path, name, peer)
-		cur := *local
-		cur.Local = cache.LocalStat{}
-		if err := e.install(ctx, id, c, c.Path, &cur, d.Version, src); err != nil {
-			return err
-		}
-	default:
-		// Keep the local version; the peer's goes beside it.
-		if c.Op != proto.OpPut && c.Op != proto.OpSymlink && c.Op != proto.OpMkdir {
-			return e.execute(ctx, id, c, decide.Decision{Action: decide.Merge, Version: d.Version}, local, src)
-		}
-		prev, err := e.entry(name)
-		if err != nil {
-			return err
-		}
-		var at *cache.Entry
-		if prev != nil {
-			p := *prev
-			p.Local = cache.LocalStat{}
-			at = &p
-		}
-		if err := e.installCopy(ctx, id, c, name, at, src); err != nil {
-			return err
-		}
-		e.keepConflict(ctx, c.Path, name, e.selfID)
-		ent, err := e.entry(c.Path)
-		if err != nil || ent == nil {
-			return err
-		}
-		ent.Version = ent.Version.Merge(d.Version)
-		if err := e.store.Put(*ent); err != nil {
-			return err
-		}
-	}
-	e.log.Info("conflict: both versions kept", "path", c.Path, "copy", name, "node", e.nodeLabel(peer))
+		err = e.moveAsideAndInstall(ctx, id, c, d, local, name, src)
+	case c.Op != proto.OpPut && c.Op != proto.OpSymlink && c.Op != proto.OpMkdir:
+		// Keep the local version; the peer's is a delete or a meta change.
+		return e.execute(ctx, id, c, decide.Decision{Action: decide.Merge, Version: d.Version}, local, src)
+XX, "path", c.Path, "copy", name, "node", e.nodeLabel(peer))
 	e.count(func(s *Stats) { s.Conflicts++ })
 	return nil
+}
+
+// conflictName returns the name of the conflict copy of the losing
+// version of c.Path, and whether that copy is there already.
+func (e *Engine) conflictName(id crypto.NodeID, c proto.Change, local *cache.Entry, loserLocal bool) (string, bool, error) {
+	if loserLocal {
+		// A losing directory with nothing left in it (its contents were
+		// moved to the copy by the node that made the copy) merges with a
+		// copy already there.
+		empty := false
+		if local.Kind == cache.KindDir {
+			var err error
+			if empty, err = e.emptyDir(c.Path); err != nil {
+				return "", false, err
+			}
+		}
+		return e.freeName(c.Path, local.ModTime, local.Origin, local.Kind, local.Hash, local.Target, empty)
+	}
+	kind := cache.KindFile
+	switch c.Op {
+	case proto.OpSymlink:
+		kind = cache.KindSymlink
+	case proto.OpMkdir:
+		kind = cache.KindDir
+	}
+	// A directory copy made already (pulled from the node that moved its
+	// directory aside) is the same copy.
+	return e.freeName(c.Path, c.ModTime, id.String(), kind, c.Hash, c.Target, true)
+}
+
+// moveAsideAndInstall moves the losing local version of c.Path to name,
+// then installs the peer's.
+func (e *Engine) moveAsideAndInstall(ctx context.Context, id crypto.NodeID, c proto.Change, d decide.Decision,
+	local *cache.Entry, name string, src source) error {
+	var st cache.LocalStat
+	if local.Local != (cache.LocalStat{}) {
+		var err error
+		if st, err = e.local.Rename(ctx, c.Path, name, local.Local); err != nil {
+			return err
+		}
+		e.changed(c.Path, name)
+	}
+	err := e.store.Update(func(tx *cache.Tx) error {
+		if local.Kind == cache.KindDir {
+			return e.moveTree(tx, c.Path, name, st)
+		}
+		prev, had, err := tx.Get(name)
+		if err != nil {
+			return err
+		}
+		cp := *local
+		cp.Path, cp.Version, cp.Local = name, nil, st
+		if had {
+			cp.Version = prev.Version
+		}
+		if err := e.dirty(tx, cp); err != nil {
+			return err
+		}
+		moved := *local
+		moved.Local = cache.LocalStat{}
+		return tx.Put(moved)
+	})
+	if err != nil {
+		return err
+	}
+	e.keepConflict(ctx, c.Path, name, id.String())
+	cur := *local
+	cur.Local = cache.LocalStat{}
+	return e.install(ctx, id, c, c.Path, &cur, d.Version, src)
+}
+
+// installBeside keeps the local version of c.Path and installs the
+// peer's at name beside it; kept is false if the local entry is gone
+// meanwhile.
+func (e *Engine) installBeside(ctx context.Context, id crypto.NodeID, c proto.Change, d decide.Decision, name string, src source) (kept bool, err error) {
+	prev, err := e.entry(name)
+	if err != nil {
+		return false, err
+	}
+	var at *cache.Entry
+	if prev != nil {
+		p := *prev
+		p.Local = cache.LocalStat{}
+		at = &p
+	}
+	if err := e.installCopy(ctx, id, c, name, at, src); err != nil {
+		return false, err
+	}
+	e.keepConflict(ctx, c.Path, name, e.selfID)
+	ent, err := e.entry(c.Path)
+	if err != nil || ent == nil {
+		return false, err
+	}
+	ent.Version = ent.Version.Merge(d.Version)
+	return true, e.store.Put(*ent)
 }
 
 // moveTree records that the directory from, with everything in it, was
