@@ -528,7 +528,16 @@ func (e *Engine) conflict(ctx context.Context, id crypto.NodeID, c proto.Change,
 	case c.Op != proto.OpPut && c.Op != proto.OpSymlink && c.Op != proto.OpMkdir:
 		// Keep the local version; the peer's is a delete or a meta change.
 		return e.execute(ctx, id, c, decide.Decision{Action: decide.Merge, Version: d.Version}, local, src)
-XX, "path", c.Path, "copy", name, "node", e.nodeLabel(peer))
+	default:
+		var kept bool
+		if kept, err = e.installBeside(ctx, id, c, d, name, src); err == nil && !kept {
+			return nil // the local entry is gone meanwhile
+		}
+	}
+	if err != nil {
+		return err
+	}
+	e.log.Info("conflict: both versions kept", "path", c.Path, "copy", name, "node", e.nodeLabel(peer))
 	e.count(func(s *Stats) { s.Conflicts++ })
 	return nil
 }
