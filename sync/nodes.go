@@ -109,30 +109,9 @@ func ListNodes(ctx context.Context, r NodeLister, repo *Repository, opts ListOpt
 	if opts.LockTimeout == 0 {
 		opts.LockTimeout = DefaultLockTimeout
 	}
-	objs := make(map[crypto.NodeID]*nodeObjects)
-	get := func(id crypto.NodeID) *nodeObjects {
-		o := objs[id]
-		if o == nil {
-			o = &nodeObjects{logs: make(map[uint64]relay.ObjectInfo), snaps: make(map[uint64]relay.ObjectInfo)}
-			objs[id] = o
-		}
-		return o
-	}
-	err := r.List(ctx, "nodes", func(oi relay.ObjectInfo) error {
-		switch o := layout.Parse(oi.Name); o.Kind {
-		case layout.Log:
-			get(o.Node).logs[o.Seq] = oi
-		case layout.Snapshot:
-			get(o.Node).snaps[o.Seq] = oi
-		case layout.Forget:
-			if o.Node != o.Forgotten {
-				get(o.Node).forgets = append(get(o.Node).forgets, o.Forgotten)
-			}
-		}
-		return nil
-	})
+	objs, err := listNodeObjects(ctx, r)
 	if err != nil {
-		return nil, fmt.Errorf("listing the relay: %w", err)
+		return nil, err
 	}
 	sealer := crypto.NewRecordSealer(repo.Keys, repo.ID, rand.Reader)
 	var out []NodeInfo
@@ -155,7 +134,56 @@ func ListNodes(ctx context.Context, r NodeLister, repo *Repository, opts ListOpt
 		}
 		out = append(out, n)
 	}
-	// Forget records hold while their node's log goes no further.
+	applyForgets(ctx, r, sealer, objs, out)
+	for i := range out {
+		n := &out[i]
+		slices.SortFunc(n.ForgottenBy, func(a, b crypto.NodeID) int { return bytes.Compare(a[:], b[:]) })
+		n.countBehind(newest)
+		n.classify(opts)
+	}
+	slices.SortFunc(out, func(a, b NodeInfo) int {
+		if c := cmp.Compare(a.Name, b.Name); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.ID[:], b.ID[:])
+	})
+	return out, nil
+}
+
+// listNodeObjects lists the records, snapshots and forget records under
+// nodes/, by writer.
+func listNodeObjects(ctx context.Context, r NodeLister) (map[crypto.NodeID]*nodeObjects, error) {
+	objs := make(map[crypto.NodeID]*nodeObjects)
+	get := func(id crypto.NodeID) *nodeObjects {
+		o := objs[id]
+		if o == nil {
+			o = &nodeObjects{logs: make(map[uint64]relay.ObjectInfo), snaps: make(map[uint64]relay.ObjectInfo)}
+			objs[id] = o
+		}
+		return o
+	}
+	err := r.List(ctx, layout.NodesDir, func(oi relay.ObjectInfo) error {
+		switch o := layout.Parse(oi.Name); o.Kind {
+		case layout.Log:
+			get(o.Node).logs[o.Seq] = oi
+		case layout.Snapshot:
+			get(o.Node).snaps[o.Seq] = oi
+		case layout.Forget:
+			if o.Node != o.Forgotten {
+				get(o.Node).forgets = append(get(o.Node).forgets, o.Forgotten)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing the relay: %w", err)
+	}
+	return objs, nil
+}
+
+// applyForgets marks the nodes of out that a forget record forgets: it
+// holds while their log goes no further than its up_to.
+func applyForgets(ctx context.Context, r NodeLister, sealer *crypto.RecordSealer, objs map[crypto.NodeID]*nodeObjects, out []NodeInfo) {
 	for w, o := range objs {
 		for _, x := range o.forgets {
 			i := slices.IndexFunc(out, func(n NodeInfo) bool { return n.ID == x })
@@ -176,47 +204,46 @@ func ListNodes(ctx context.Context, r NodeLister, repo *Repository, opts ListOpt
 			}
 		}
 	}
-	for i := range out {
-		n := &out[i]
-		slices.SortFunc(n.ForgottenBy, func(a, b crypto.NodeID) int { return bytes.Compare(a[:], b[:]) })
-		if n.Acks != nil {
-			n.Behind = make(map[crypto.NodeID]uint64)
-			for peer, last := range newest {
-				if peer == n.ID {
-					continue
-				}
-				var behind uint64
-				if a, ok := n.Acks[peer]; !ok {
-					behind = last + 1
-				} else if a < last {
-					behind = last - a
-				}
-				if behind > 0 {
-					n.Behind[peer] = behind
-					n.BehindTotal += behind
-				}
-			}
+}
+
+// countBehind counts how many records of each other node (newest: their
+// newest sequence numbers) n has not acknowledged.
+func (n *NodeInfo) countBehind(newest map[crypto.NodeID]uint64) {
+	if n.Acks == nil {
+		return
+	}
+	n.Behind = make(map[crypto.NodeID]uint64)
+	for peer, last := range newest {
+		if peer == n.ID {
+			continue
 		}
-		switch {
-		case n.Unreadable:
-			n.NotPuller = NotPullerUnreadable
-		case !n.Mode.Pulls():
-			n.NotPuller = NotPullerUpload
-		case n.Forgotten():
-			n.NotPuller = NotPullerForgotten
-		case opts.LockTimeout > 0 && !n.LastActivity.IsZero() && opts.Now.Sub(n.LastActivity) > opts.LockTimeout:
-			n.NotPuller = NotPullerSilent
-		default:
-			n.Puller = true
+		var behind uint64
+		if a, ok := n.Acks[peer]; !ok {
+			behind = last + 1
+		} else if a < last {
+			behind = last - a
+		}
+		if behind > 0 {
+			n.Behind[peer] = behind
+			n.BehindTotal += behind
 		}
 	}
-	slices.SortFunc(out, func(a, b NodeInfo) int {
-		if c := cmp.Compare(a.Name, b.Name); c != 0 {
-			return c
-		}
-		return bytes.Compare(a.ID[:], b.ID[:])
-	})
-	return out, nil
+}
+
+// classify says whether n counts as a puller, and if not, why.
+func (n *NodeInfo) classify(opts ListOptions) {
+	switch {
+	case n.Unreadable:
+		n.NotPuller = NotPullerUnreadable
+	case !n.Mode.Pulls():
+		n.NotPuller = NotPullerUpload
+	case n.Forgotten():
+		n.NotPuller = NotPullerForgotten
+	case opts.LockTimeout > 0 && !n.LastActivity.IsZero() && opts.Now.Sub(n.LastActivity) > opts.LockTimeout:
+		n.NotPuller = NotPullerSilent
+	default:
+		n.Puller = true
+	}
 }
 
 // readNewest fills in what n's newest log record and snapshot say.
