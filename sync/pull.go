@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -46,45 +47,83 @@ func (e *Engine) Pull(ctx context.Context) (PullResult, error) {
 			return PullResult{}, err
 		}
 	}
-	peers := make(map[crypto.NodeID]*peerListing)
-	var forgets []relay.ObjectInfo
-	var usage int64
-	var own []crypto.BlobID
-	var config, moved *relay.ObjectInfo
-	others := make(map[crypto.NodeID][]crypto.BlobID)
-	ownLog := make(map[string]relay.ObjectInfo)
+	l, err := e.listRelay(ctx)
+	if err != nil {
+		return PullResult{}, err
+	}
+	e.usage.Store(l.usage)
+	e.usageKnown = true
+	if err := e.checkConfig(ctx, l.config); err != nil {
+		return PullResult{}, err
+	}
+	var errs []error
+	if err := e.checkMoved(ctx, l.moved); errors.Is(err, ErrMoved) || ctx.Err() != nil {
+		return PullResult{}, err
+	} else if err != nil {
+		errs = append(errs, err)
+	}
+	e.noteForgets(ctx, l.forgets, l.peers)
+	if err := e.housekeep(ctx, l); err != nil {
+		return PullResult{}, err
+	}
+	ids := slices.SortedFunc(maps.Keys(l.peers), func(a, b crypto.NodeID) int { return bytes.Compare(a[:], b[:]) })
+	var res PullResult
+	e.mass = massCounts{start: e.clock.Now()}
+	defer e.checkMass()
+	for _, id := range ids {
+		r, err := e.pullPeer(ctx, id, l.peers[id])
+		res.Records += r.Records
+		res.Applied += r.Applied
+		if err != nil {
+			errs = append(errs, err)
+			if ctx.Err() != nil {
+				break
+			}
+		}
+	}
+	if err := e.clearDeadPeers(ctx, l.peers, l.others); err != nil {
+		errs = append(errs, err)
+	}
+	return res, errors.Join(errs...)
+}
+
+// relayListing is what one listing of the whole relay showed.
+type relayListing struct {
+	usage         int64
+	config, moved *relay.ObjectInfo
+	peers         map[crypto.NodeID]*peerListing
+	forgets       []relay.ObjectInfo
+	own           []crypto.BlobID                   // this node's blobs
+	others        map[crypto.NodeID][]crypto.BlobID // the other nodes' blobs
+	ownLog        map[string]relay.ObjectInfo       // this node's records
+}
+
+// listRelay lists the whole relay.
+func (e *Engine) listRelay(ctx context.Context) (*relayListing, error) {
+	l := &relayListing{peers: make(map[crypto.NodeID]*peerListing), others: make(map[crypto.NodeID][]crypto.BlobID),
+		ownLog: make(map[string]relay.ObjectInfo)}
 	err := e.r.List(ctx, "", func(oi relay.ObjectInfo) error {
-		usage += oi.Size
+		l.usage += oi.Size
 		o := layout.Parse(oi.Name)
 		switch o.Kind {
 		case layout.Config:
-			config = &oi
+			l.config = &oi
 		case layout.Moved:
-			moved = &oi
+			l.moved = &oi
 		case layout.Blob:
 			if o.Node == e.self {
-				own = append(own, o.Blob)
+				l.own = append(l.own, o.Blob)
 			} else {
-				others[o.Node] = append(others[o.Node], o.Blob)
+				l.others[o.Node] = append(l.others[o.Node], o.Blob)
 			}
 		case layout.Forget:
-			forgets = append(forgets, oi)
+			l.forgets = append(l.forgets, oi)
 		case layout.Log, layout.Snapshot:
 			if o.Node == e.self {
-				ownLog[oi.Name] = oi
-				return nil
-			}
-			pl := peers[o.Node]
-			if pl == nil {
-				pl = &peerListing{logs: make(map[uint64]bool)}
-				peers[o.Node] = pl
-			}
-			if o.Kind == layout.Snapshot {
-				pl.snaps = append(pl.snaps, o.Seq)
+				l.ownLog[oi.Name] = oi
 			} else {
-				pl.logs[o.Seq] = true
+				l.peer(o)
 			}
-			pl.max = max(pl.max, o.Seq)
 		case layout.Unknown:
 			if strings.HasPrefix(oi.Name, layout.NodesDir+"/") {
 				e.log.Debug("ignoring unknown object on the relay", "name", oi.Name)
@@ -93,20 +132,30 @@ func (e *Engine) Pull(ctx context.Context) (PullResult, error) {
 		return nil
 	})
 	if err != nil {
-		return PullResult{}, fmt.Errorf("listing the relay: %w", err)
+		return nil, fmt.Errorf("listing the relay: %w", err)
 	}
-	e.usage.Store(usage)
-	e.usageKnown = true
-	if err := e.checkConfig(ctx, config); err != nil {
-		return PullResult{}, err
+	return l, nil
+}
+
+// peer notes a listed record or snapshot of a peer.
+func (l *relayListing) peer(o layout.Object) {
+	pl := l.peers[o.Node]
+	if pl == nil {
+		pl = &peerListing{logs: make(map[uint64]bool)}
+		l.peers[o.Node] = pl
 	}
-	var errs []error
-	if err := e.checkMoved(ctx, moved); errors.Is(err, ErrMoved) || ctx.Err() != nil {
-		return PullResult{}, err
-	} else if err != nil {
-		errs = append(errs, err)
+	if o.Kind == layout.Snapshot {
+		pl.snaps = append(pl.snaps, o.Seq)
+	} else {
+		pl.logs[o.Seq] = true
 	}
-	e.noteForgets(ctx, forgets, peers)
+	pl.max = max(pl.max, o.Seq)
+}
+
+// housekeep tidies this node's objects on the relay before a pull: the
+// temporary objects a killed run left (once per start), the blobs no
+// record names, and its log if the relay lost it.
+func (e *Engine) housekeep(ctx context.Context, l *relayListing) error {
 	if !e.ownTempCleared {
 		// Temporary objects of Puts a killed run of this node left: only
 		// one process runs a node, and nothing is being put now.
@@ -122,37 +171,15 @@ func (e *Engine) Pull(ctx context.Context) (PullResult, error) {
 	// Blobs of this node that no record names were left by a push that
 	// failed between its upload and its record (nothing else uploads
 	// while a Pull runs).
-	if err := e.deleteOrphans(ctx, own); err != nil {
+	if err := e.deleteOrphans(ctx, l.own); err != nil {
 		e.log.Warn("deleting blobs left by an interrupted push", "err", err)
 	}
 	// A relay wiped or restored from an older copy lost this node's log:
 	// republish it from the cache (fix.go).
-	if err := e.ensureOwnLog(ctx, ownLog); err != nil {
-		return PullResult{}, fmt.Errorf("republishing this node's log: %w", err)
+	if err := e.ensureOwnLog(ctx, l.ownLog); err != nil {
+		return fmt.Errorf("republishing this node's log: %w", err)
 	}
-	ids := make([]crypto.NodeID, 0, len(peers))
-	for id := range peers {
-		ids = append(ids, id)
-	}
-	slices.SortFunc(ids, func(a, b crypto.NodeID) int { return bytes.Compare(a[:], b[:]) })
-	var res PullResult
-	e.mass = massCounts{start: e.clock.Now()}
-	defer e.checkMass()
-	for _, id := range ids {
-		r, err := e.pullPeer(ctx, id, peers[id])
-		res.Records += r.Records
-		res.Applied += r.Applied
-		if err != nil {
-			errs = append(errs, err)
-			if ctx.Err() != nil {
-				break
-			}
-		}
-	}
-	if err := e.clearDeadPeers(ctx, peers, others); err != nil {
-		errs = append(errs, err)
-	}
-	return res, errors.Join(errs...)
+	return nil
 }
 
 // clearDeadPeers deletes the stale objects of peers silent for longer than
