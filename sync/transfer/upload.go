@@ -124,15 +124,9 @@ func (u *Uploader) PutPartsFrom(ctx context.Context, open func() (io.ReadCloser,
 	if partSize <= 0 {
 		partSize = DefaultPartSize
 	}
-	if size < 1 {
-		return nil, fmt.Errorf("parts: size %d (an empty file has no parts)", size)
-	}
-	n := (size-1)/partSize + 1
-	if n > proto.MaxParts {
-		return nil, fmt.Errorf("parts: %d bytes in parts of %d make %d parts, more than %d", size, partSize, n, proto.MaxParts)
-	}
-	if int64(len(done)) > n {
-		return nil, fmt.Errorf("parts: %d parts already stored of a content of %d parts", len(done), n)
+	n, err := partCount(size, partSize, len(done))
+	if err != nil {
+		return nil, err
 	}
 	rc, err := open()
 	if err != nil {
@@ -143,15 +137,8 @@ func (u *Uploader) PutPartsFrom(ctx context.Context, open func() (io.ReadCloser,
 	for lead < len(done) && done[lead].ID != (crypto.BlobID{}) {
 		lead++
 	}
-	skip := int64(lead) * partSize
-	if sk, ok := rc.(io.Seeker); ok && skip > 0 {
-		if _, err := sk.Seek(skip, io.SeekStart); err != nil {
-			return nil, fmt.Errorf("parts: resuming at byte %d: %w", skip, err)
-		}
-	} else if skip > 0 {
-		if err := copyExact(ctx, io.Discard, rc, skip, 0, size); err != nil {
-			return nil, fmt.Errorf("parts: resuming at byte %d: %w", skip, err)
-		}
+	if err := skipParts(ctx, rc, int64(lead)*partSize, size); err != nil {
+		return nil, err
 	}
 	if len(done) > 0 {
 		u.log.Debug("resuming an upload", "parts", n)
@@ -161,92 +148,19 @@ func (u *Uploader) PutPartsFrom(ctx context.Context, open func() (io.ReadCloser,
 	// encryption and the network overlap and several connections work.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	refs := make([]crypto.BlobRef, n)
-	copy(refs, done)
-	var (
-		mu           gosync.Mutex
-		firstEr      error
-		onPartFailed bool
-		wg           gosync.WaitGroup
-	)
-	// A failed part stops the staging of more parts, but the parts in
-	// flight go on: each one stored need not be sent again.
-	fail := func(err error) {
-		mu.Lock()
-		if firstEr == nil {
-			firstEr = err
-		}
-		mu.Unlock()
-	}
-	failed := func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return firstEr != nil
-	}
-	slots := make(chan struct{}, partsInFlight)
+	p := &partsPut{u: u, ctx: ctx, cancel: cancel, rc: rc, size: size, partSize: partSize, n: n,
+		refs: make([]crypto.BlobRef, n), onPart: onPart, slots: make(chan struct{}, partsInFlight)}
+	copy(p.refs, done)
 	for i := int64(lead); i < n; i++ {
-		length := min(partSize, size-i*partSize)
-		if refs[i].ID != (crypto.BlobID{}) {
-			// Stored before: read through it, send nothing.
-			if err := copyExact(ctx, io.Discard, rc, length, i*partSize, size); err != nil {
-				fail(fmt.Errorf("parts: part %d of %d: %w", i+1, n, err))
-				break
-			}
-			continue
-		}
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break // the slot may not be ours; nothing waits for it
-		}
-		if failed() {
-			<-slots
+		if !p.put(i) {
 			break
 		}
-		last := i == n-1
-		id := crypto.NewBlobID()
-		f, ref, err := u.stage(ctx, id, func(w io.Writer) error {
-			if err := copyExact(ctx, w, rc, length, i*partSize, size); err != nil {
-				return err
-			}
-			if last {
-				return checkEnd(rc, size)
-			}
-			return nil
-		})
-		if err != nil {
-			<-slots
-			fail(fmt.Errorf("parts: part %d of %d: %w", i+1, n, err))
-			break
-		}
-		wg.Go(func() {
-			defer func() { <-slots }()
-			if err := u.send(ctx, f, id, ref); err != nil {
-				fail(fmt.Errorf("parts: part %d of %d: %w", i+1, n, err))
-				return
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			refs[i] = ref
-			// Recorded even when another part failed meanwhile: it need
-			// not be sent again.
-			if onPart != nil && !onPartFailed {
-				if err := onPart(slices.Clone(refs)); err != nil {
-					onPartFailed = true
-					if firstEr == nil {
-						firstEr = err
-					}
-					cancel()
-				}
-			}
-		})
 	}
-	wg.Wait()
-	if firstEr != nil {
-		return nil, firstEr
+	p.wg.Wait()
+	if p.firstEr != nil {
+		return nil, p.firstEr
 	}
+	refs := p.refs
 	if refs[n-1].ID != (crypto.BlobID{}) && int64(len(done)) == n && done[n-1].ID != (crypto.BlobID{}) {
 		if err := checkEnd(rc, size); err != nil {
 			return nil, fmt.Errorf("parts: %w", err)
@@ -260,6 +174,145 @@ func (u *Uploader) PutPartsFrom(ctx context.Context, open func() (io.ReadCloser,
 	}
 	u.log.Debug("parts stored", "parts", n, "plaintext", size)
 	return refs, nil
+}
+
+// partCount is the number of parts of size bytes in parts of partSize,
+// checked against the bounds and against the parts already stored (done).
+func partCount(size, partSize int64, done int) (int64, error) {
+	if size < 1 {
+		return 0, fmt.Errorf("parts: size %d (an empty file has no parts)", size)
+	}
+	n := (size-1)/partSize + 1
+	if n > proto.MaxParts {
+		return 0, fmt.Errorf("parts: %d bytes in parts of %d make %d parts, more than %d", size, partSize, n, proto.MaxParts)
+	}
+	if int64(done) > n {
+		return 0, fmt.Errorf("parts: %d parts already stored of a content of %d parts", done, n)
+	}
+	return n, nil
+}
+
+// skipParts skips the first skip bytes of rc, the leading parts stored
+// before: with Seek where it can, else by reading them.
+func skipParts(ctx context.Context, rc io.Reader, skip, size int64) error {
+	if skip == 0 {
+		return nil
+	}
+	if sk, ok := rc.(io.Seeker); ok {
+		if _, err := sk.Seek(skip, io.SeekStart); err != nil {
+			return fmt.Errorf("parts: resuming at byte %d: %w", skip, err)
+		}
+		return nil
+	}
+	if err := copyExact(ctx, io.Discard, rc, skip, 0, size); err != nil {
+		return fmt.Errorf("parts: resuming at byte %d: %w", skip, err)
+	}
+	return nil
+}
+
+// partsPut is one PutPartsFrom: the parts stored so far and those in
+// flight.
+type partsPut struct {
+	u              *Uploader
+	ctx            context.Context
+	cancel         context.CancelFunc
+	rc             io.Reader
+	size, partSize int64
+	n              int64
+	onPart         func([]crypto.BlobRef) error
+	slots          chan struct{}
+	wg             gosync.WaitGroup
+
+	mu           gosync.Mutex
+	refs         []crypto.BlobRef // under mu
+	firstEr      error            // under mu
+	onPartFailed bool             // under mu
+}
+
+// fail records the first error: it stops the staging of more parts, but
+// the parts in flight go on, for each one stored need not be sent again.
+func (p *partsPut) fail(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.firstEr == nil {
+		p.firstEr = err
+	}
+}
+
+func (p *partsPut) failed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.firstEr != nil
+}
+
+// put reads part i and, unless it was stored before, stages it and sends
+// it in the background; false stops the upload.
+func (p *partsPut) put(i int64) bool {
+	length := min(p.partSize, p.size-i*p.partSize)
+	p.mu.Lock()
+	stored := p.refs[i].ID != (crypto.BlobID{})
+	p.mu.Unlock()
+	if stored {
+		// Stored before: read through it, send nothing.
+		if err := copyExact(p.ctx, io.Discard, p.rc, length, i*p.partSize, p.size); err != nil {
+			p.fail(fmt.Errorf("parts: part %d of %d: %w", i+1, p.n, err))
+			return false
+		}
+		return true
+	}
+	select {
+	case p.slots <- struct{}{}:
+	case <-p.ctx.Done():
+	}
+	if p.ctx.Err() != nil {
+		return false // the slot may not be ours; nothing waits for it
+	}
+	if p.failed() {
+		<-p.slots
+		return false
+	}
+	id := crypto.NewBlobID()
+	f, ref, err := p.u.stage(p.ctx, id, func(w io.Writer) error {
+		if err := copyExact(p.ctx, w, p.rc, length, i*p.partSize, p.size); err != nil {
+			return err
+		}
+		if i == p.n-1 {
+			return checkEnd(p.rc, p.size)
+		}
+		return nil
+	})
+	if err != nil {
+		<-p.slots
+		p.fail(fmt.Errorf("parts: part %d of %d: %w", i+1, p.n, err))
+		return false
+	}
+	p.wg.Go(func() {
+		defer func() { <-p.slots }()
+		p.send(i, f, id, ref)
+	})
+	return true
+}
+
+// send stores part i, staged in f, and records it.
+func (p *partsPut) send(i int64, f *os.File, id crypto.BlobID, ref crypto.BlobRef) {
+	if err := p.u.send(p.ctx, f, id, ref); err != nil {
+		p.fail(fmt.Errorf("parts: part %d of %d: %w", i+1, p.n, err))
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refs[i] = ref
+	// Recorded even when another part failed meanwhile: it need not be
+	// sent again.
+	if p.onPart != nil && !p.onPartFailed {
+		if err := p.onPart(slices.Clone(p.refs)); err != nil {
+			p.onPartFailed = true
+			if p.firstEr == nil {
+				p.firstEr = err
+			}
+			p.cancel()
+		}
+	}
 }
 
 const maxInt64 = 1<<63 - 1
