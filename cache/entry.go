@@ -143,70 +143,13 @@ func appendString(b []byte, s string) []byte {
 // checked against the bytes left. Errors name the path and wrap ErrCorrupt.
 // The result does not alias b.
 func decodeEntry(path string, b []byte) (Entry, error) {
-	e := Entry{Path: path}
-	d := decoder{b: b}
-	if len(b) < 4 {
-		return Entry{}, corruptEntry(path, "%d bytes, too short", len(b))
+	e, flags, err := decodeHeader(path, b)
+	if err != nil {
+		return Entry{}, err
 	}
-	if b[0] != entryV1 {
-		return Entry{}, corruptEntry(path, "unknown encoding version %d", b[0])
-	}
-	e.Kind = Kind(b[1])
-	if e.Kind < KindFile || e.Kind > KindSymlink {
-		return Entry{}, corruptEntry(path, "unknown kind %d", b[1])
-	}
-	flags := b[2]
-	if flags&^flagsKnown != 0 {
-		return Entry{}, corruptEntry(path, "unknown flags %#x", flags)
-	}
-	e.Deleted = flags&flagDeleted != 0
-	e.Dirty = flags&flagDirty != 0
-	e.Access = Access{Read: Perm(b[3] & 3), Write: Perm(b[3] >> 2 & 3)}
-	if b[3]>>4 != 0 || e.Access.Read > PermDeny || e.Access.Write > PermDeny {
-		return Entry{}, corruptEntry(path, "bad access byte %#x", b[3])
-	}
-	d.b = b[4:]
-
-	mode := d.uvarint()
-	if mode > math.MaxUint32 {
-		d.fail("mode %#x out of range", mode)
-	}
-	e.Mode = fs.FileMode(mode)
-	e.Size = d.varint()
-	if e.Size < 0 && d.err == nil {
-		d.fail("negative size %d", e.Size)
-	}
-	sec, nsec := d.varint(), d.uvarint()
-	if nsec >= 1e9 && d.err == nil {
-		d.fail("nanoseconds %d out of range", nsec)
-	}
-	if d.err == nil {
-		e.ModTime = time.Unix(sec, int64(nsec)).UTC()
-	}
-
-	n := d.uvarint()
-	if n > uint64(len(d.b)) && d.err == nil { // each pair takes at least 2 bytes
-		d.fail("version with %d nodes in %d bytes", n, len(d.b))
-	}
-	prev := ""
-	for i := uint64(0); i < n && d.err == nil; i++ {
-		node, c := d.string(), d.uvarint()
-		switch {
-		case d.err != nil:
-		case node == "" || len(node) > MaxKeyLen:
-			d.fail("version node ID of %d bytes", len(node))
-		case i > 0 && node <= prev:
-			d.fail("version nodes out of order at %q", node)
-		case c == 0:
-			d.fail("zero counter for node %q", node)
-		default:
-			if e.Version == nil {
-				e.Version = make(VersionVector, n)
-			}
-			e.Version[node] = c
-		}
-		prev = node
-	}
+	d := decoder{b: b[4:]}
+	d.meta(&e)
+	e.Version = d.version()
 	e.Origin = d.string()
 	e.Target = d.string()
 	if e.Target != "" && e.Kind != KindSymlink && d.err == nil {
@@ -231,6 +174,83 @@ func decodeEntry(path string, b []byte) (Entry, error) {
 		return Entry{}, corruptEntry(path, "%v", d.err)
 	}
 	return e, nil
+}
+
+// decodeHeader decodes the first four bytes of an entry: the encoding
+// version, the kind, the flags and the access modifiers.
+func decodeHeader(path string, b []byte) (Entry, byte, error) {
+	e := Entry{Path: path}
+	if len(b) < 4 {
+		return Entry{}, 0, corruptEntry(path, "%d bytes, too short", len(b))
+	}
+	if b[0] != entryV1 {
+		return Entry{}, 0, corruptEntry(path, "unknown encoding version %d", b[0])
+	}
+	e.Kind = Kind(b[1])
+	if e.Kind < KindFile || e.Kind > KindSymlink {
+		return Entry{}, 0, corruptEntry(path, "unknown kind %d", b[1])
+	}
+	flags := b[2]
+	if flags&^flagsKnown != 0 {
+		return Entry{}, 0, corruptEntry(path, "unknown flags %#x", flags)
+	}
+	e.Deleted = flags&flagDeleted != 0
+	e.Dirty = flags&flagDirty != 0
+	e.Access = Access{Read: Perm(b[3] & 3), Write: Perm(b[3] >> 2 & 3)}
+	if b[3]>>4 != 0 || e.Access.Read > PermDeny || e.Access.Write > PermDeny {
+		return Entry{}, 0, corruptEntry(path, "bad access byte %#x", b[3])
+	}
+	return e, flags, nil
+}
+
+// meta decodes an entry's mode, size and modification time into e.
+func (d *decoder) meta(e *Entry) {
+	mode := d.uvarint()
+	if mode > math.MaxUint32 {
+		d.fail("mode %#x out of range", mode)
+	}
+	e.Mode = fs.FileMode(mode)
+	e.Size = d.varint()
+	if e.Size < 0 && d.err == nil {
+		d.fail("negative size %d", e.Size)
+	}
+	sec, nsec := d.varint(), d.uvarint()
+	if nsec >= 1e9 && d.err == nil {
+		d.fail("nanoseconds %d out of range", nsec)
+	}
+	if d.err == nil {
+		e.ModTime = time.Unix(sec, int64(nsec)).UTC()
+	}
+}
+
+// version decodes a version vector: its node count, then each node ID, in
+// ascending order, and its counter (not zero).
+func (d *decoder) version() VersionVector {
+	var v VersionVector
+	n := d.uvarint()
+	if n > uint64(len(d.b)) && d.err == nil { // each pair takes at least 2 bytes
+		d.fail("version with %d nodes in %d bytes", n, len(d.b))
+	}
+	prev := ""
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		node, c := d.string(), d.uvarint()
+		switch {
+		case d.err != nil:
+		case node == "" || len(node) > MaxKeyLen:
+			d.fail("version node ID of %d bytes", len(node))
+		case i > 0 && node <= prev:
+			d.fail("version nodes out of order at %q", node)
+		case c == 0:
+			d.fail("zero counter for node %q", node)
+		default:
+			if v == nil {
+				v = make(VersionVector, n)
+			}
+			v[node] = c
+		}
+		prev = node
+	}
+	return v
 }
 
 func corruptEntry(path, format string, a ...any) error {
