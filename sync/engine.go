@@ -276,77 +276,11 @@ type Stats struct {
 // cache, checks that the cache belongs to cfg.Repo and clears temporary
 // files a crash left in Scratch.
 func New(cfg Config) (*Engine, error) {
-	if cfg.Relay == nil || cfg.Repo == nil || cfg.Cache == nil || cfg.Local == nil {
-		return nil, errors.New("sync: Config needs Relay, Repo, Cache and Local")
+	if err := cfg.normalize(); err != nil {
+		return nil, err
 	}
-	if cfg.Scratch == "" {
-		return nil, errors.New("sync: Config needs a Scratch directory")
-	}
-	if _, err := proto.EncodeLog(proto.Log{Version: proto.FormatVersion, NodeName: cfg.Name}); err != nil {
-		return nil, fmt.Errorf("sync: node name %q: %w", cfg.Name, err)
-	}
-	mode, err := proto.ParseMode(string(cfg.Mode))
-	if err != nil {
-		return nil, fmt.Errorf("sync: %w", err)
-	}
-	cfg.Mode = mode
-	if cfg.Refresh <= 0 {
-		cfg.Refresh = DefaultRefresh
-	}
-	if cfg.LockTimeout == 0 {
-		cfg.LockTimeout = DefaultLockTimeout
-	}
-	if cfg.DiskQuota < 0 {
-		return nil, fmt.Errorf("sync: disk quota %d: expected 0 (none) or more", cfg.DiskQuota)
-	}
-	if cfg.Pullers < 0 {
-		return nil, fmt.Errorf("sync: pullers %d: expected 0 (all) or more", cfg.Pullers)
-	}
-	if cfg.PackLimit <= 0 {
-		cfg.PackLimit = DefaultPackLimit
-	}
-	if cfg.PartSize <= 0 {
-		cfg.PartSize = transfer.DefaultPartSize
-	}
-	if cfg.MaxPackBytes <= 0 {
-		cfg.MaxPackBytes = DefaultMaxPackBytes
-	}
-	if cfg.MaxPackFiles <= 0 {
-		cfg.MaxPackFiles = DefaultMaxPackFiles
-	}
-	if cfg.Batch <= 0 {
-		cfg.Batch = DefaultBatch
-	}
-	if cfg.CompactAfter <= 0 {
-		cfg.CompactAfter = DefaultCompactAfter
-	}
-	if cfg.CompactEvery <= 0 {
-		cfg.CompactEvery = DefaultCompactEvery
-	}
-	if cfg.StopGrace == 0 {
-		cfg.StopGrace = DefaultStopGrace
-	}
-	if cfg.Clock == nil {
-		cfg.Clock = localdir.SystemClock{}
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if err := os.MkdirAll(cfg.Scratch, 0o700); err != nil {
-		return nil, fmt.Errorf("scratch directory: %w", err)
-	}
-	if cfg.Partial == "" {
-		cfg.Partial = filepath.Join(filepath.Dir(filepath.Clean(cfg.Scratch)), "partial")
-	}
-	for _, d := range []*string{&cfg.Scratch, &cfg.Partial} {
-		abs, err := filepath.Abs(*d)
-		if err != nil {
-			return nil, err
-		}
-		*d = abs
-	}
-	if err := os.MkdirAll(cfg.Partial, 0o700); err != nil {
-		return nil, fmt.Errorf("partial downloads directory: %w", err)
+	if err := cfg.makeDirs(); err != nil {
+		return nil, err
 	}
 	self, err := nodeID(cfg.Cache, cfg.Repo)
 	if err == nil {
@@ -393,6 +327,80 @@ func New(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	return e, nil
+}
+
+// normalize checks cfg and fills in the defaults of what it leaves zero.
+func (cfg *Config) normalize() error {
+	if cfg.Relay == nil || cfg.Repo == nil || cfg.Cache == nil || cfg.Local == nil {
+		return errors.New("sync: Config needs Relay, Repo, Cache and Local")
+	}
+	if cfg.Scratch == "" {
+		return errors.New("sync: Config needs a Scratch directory")
+	}
+	if _, err := proto.EncodeLog(proto.Log{Version: proto.FormatVersion, NodeName: cfg.Name}); err != nil {
+		return fmt.Errorf("sync: node name %q: %w", cfg.Name, err)
+	}
+	mode, err := proto.ParseMode(string(cfg.Mode))
+	if err != nil {
+		return fmt.Errorf("sync: %w", err)
+	}
+	cfg.Mode = mode
+	if cfg.DiskQuota < 0 {
+		return fmt.Errorf("sync: disk quota %d: expected 0 (none) or more", cfg.DiskQuota)
+	}
+	if cfg.Pullers < 0 {
+		return fmt.Errorf("sync: pullers %d: expected 0 (all) or more", cfg.Pullers)
+	}
+	orDefault(&cfg.Refresh, DefaultRefresh)
+	if cfg.LockTimeout == 0 {
+		cfg.LockTimeout = DefaultLockTimeout
+	}
+	orDefault(&cfg.PackLimit, DefaultPackLimit)
+	orDefault(&cfg.PartSize, transfer.DefaultPartSize)
+	orDefault(&cfg.MaxPackBytes, DefaultMaxPackBytes)
+	orDefault(&cfg.MaxPackFiles, DefaultMaxPackFiles)
+	orDefault(&cfg.Batch, DefaultBatch)
+	orDefault(&cfg.CompactAfter, DefaultCompactAfter)
+	orDefault(&cfg.CompactEvery, DefaultCompactEvery)
+	if cfg.StopGrace == 0 {
+		cfg.StopGrace = DefaultStopGrace
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = localdir.SystemClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// orDefault sets *v to def unless it is positive.
+func orDefault[T int | int64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
+// makeDirs makes the scratch and partial directories (Partial defaults to
+// "partial" beside Scratch) and makes both absolute.
+func (cfg *Config) makeDirs() error {
+	if err := os.MkdirAll(cfg.Scratch, 0o700); err != nil {
+		return fmt.Errorf("scratch directory: %w", err)
+	}
+	if cfg.Partial == "" {
+		cfg.Partial = filepath.Join(filepath.Dir(filepath.Clean(cfg.Scratch)), "partial")
+	}
+	for _, d := range []*string{&cfg.Scratch, &cfg.Partial} {
+		abs, err := filepath.Abs(*d)
+		if err != nil {
+			return err
+		}
+		*d = abs
+	}
+	if err := os.MkdirAll(cfg.Partial, 0o700); err != nil {
+		return fmt.Errorf("partial downloads directory: %w", err)
+	}
+	return nil
 }
 
 // nodeID returns the node's ID from the cache, making one on first use, and
