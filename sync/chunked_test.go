@@ -69,8 +69,9 @@ func (b *byteCounter) change(t *testing.T, c *cluster, w *node, rel string, data
 
 func chunked(c *escsync.Config) { c.Chunks = true }
 
-// chunkedCluster is a cluster whose secret is fixed: the places where
-// content is cut depend on it, and so do the figures the tests bound.
+// chunkedCluster is a cluster whose secret and repository ID are fixed:
+// the places where content is cut depend on them, and so do the figures
+// the tests bound.
 func chunkedCluster(t testing.TB, r relay.Relay) *cluster {
 	t.Helper()
 	c := newCluster(t, r)
@@ -79,6 +80,7 @@ func chunkedCluster(t testing.TB, r relay.Relay) *cluster {
 		t.Fatal(err)
 	}
 	c.secret = secret
+	c.repoSeed = "chunked cluster"
 	return c
 }
 

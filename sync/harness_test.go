@@ -18,6 +18,7 @@ import (
 
 	"github.com/escalefs/escalefs/cache"
 	"github.com/escalefs/escalefs/crypto"
+	"github.com/escalefs/escalefs/internal/pseudo"
 	"github.com/escalefs/escalefs/internal/testserver"
 	"github.com/escalefs/escalefs/relay"
 	"github.com/escalefs/escalefs/relay/file"
@@ -31,8 +32,11 @@ type cluster struct {
 	t      testing.TB
 	relay  relay.Relay
 	secret crypto.Secret
-	clock  *localdirtest.Clock
-	nodes  []*node
+	// repoSeed, if set, seeds the randomness of the repository the
+	// cluster creates: its ID, and so where content is cut.
+	repoSeed string
+	clock    *localdirtest.Clock
+	nodes    []*node
 }
 
 // node is one engine with its folder and cache.
@@ -108,7 +112,11 @@ func (c *cluster) start(n *node, opts ...nodeOpts) {
 func (c *cluster) startWith(n *node, local *localdir.Dir, opts ...nodeOpts) {
 	c.t.Helper()
 	ctx := context.Background()
-	repo, err := escsync.OpenRepository(ctx, c.relay, c.secret, escsync.RepoOptions{Create: true})
+	ropts := escsync.RepoOptions{Create: true}
+	if c.repoSeed != "" {
+		ropts.Rand = bytes.NewReader(pseudo.Bytes(c.repoSeed, 4096))
+	}
+	repo, err := escsync.OpenRepository(ctx, c.relay, c.secret, ropts)
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -264,11 +264,42 @@ func (e *Engine) clearDeadPeers(ctx context.Context, peers map[crypto.NodeID]*pe
 
 // pullPeer applies what one peer's listing shows beyond what was applied.
 func (e *Engine) pullPeer(ctx context.Context, id crypto.NodeID, pl *peerListing) (PullResult, error) {
+	next, known, err := e.notePeerListed(id, pl)
+	if err != nil {
+		return PullResult{}, err
+	}
+	p := &peerPull{e: e, ctx: ctx, id: id, max: pl.max, known: known}
+	if !pl.logs[next] {
+		// The records this node needs next are gone: compacted into a
+		// snapshot (this node was away, or joins late).
+		if best, found := newestSnapshot(pl.snaps, next); found {
+			stop, err := p.take(func() (int, error) { return e.applySnapshot(ctx, id, best) })
+			if stop || err != nil {
+				return p.res, err
+			}
+			next = best + 1
+		}
+	}
+	for pl.logs[next] {
+		seq := next
+		stop, err := p.take(func() (int, error) { return e.applyRecord(ctx, id, seq) })
+		if stop || err != nil {
+			return p.res, err
+		}
+		next++
+	}
+	if next <= pl.max && !pl.logs[next] && len(pl.logs) > 0 {
+		e.log.Debug("waiting for a record of a peer", "node", id.String(), "seq", next)
+	}
+	return p.res, nil
+}
+
+// notePeerListed returns the sequence number of the next record of peer
+// id to apply and whether it is a known peer, and records when a known
+// peer last wrote (its newest record listed in pl).
+func (e *Engine) notePeerListed(id crypto.NodeID, pl *peerListing) (next uint64, known bool, err error) {
 	node := id.String()
-	var res PullResult
-	var next uint64
-	var known bool
-	err := e.store.Update(func(tx *cache.Tx) error {
+	err = e.store.Update(func(tx *cache.Tx) error {
 		seq, ok, err := tx.PeerSeq(node)
 		if err != nil {
 			return err
@@ -287,87 +318,75 @@ func (e *Engine) pullPeer(ctx context.Context, id crypto.NodeID, pl *peerListing
 		}
 		return savePeer(tx, node, ps)
 	})
+	return next, known, err
+}
+
+// newestSnapshot returns the newest of snaps at or after next.
+func newestSnapshot(snaps []uint64, next uint64) (uint64, bool) {
+	best, found := uint64(0), false
+	for _, s := range snaps {
+		if s >= next && (!found || s > best) {
+			best, found = s, true
+		}
+	}
+	return best, found
+}
+
+// peerPull is the pull of one peer's records.
+type peerPull struct {
+	e     *Engine
+	ctx   context.Context
+	id    crypto.NodeID
+	max   uint64 // the peer's newest record listed
+	known bool   // a peer already; a new one once a record of it opens
+	res   PullResult
+}
+
+// take applies one record or snapshot (apply) and counts it; stop: the
+// peer's records do not open (not a node of this repository).
+func (p *peerPull) take(apply func() (int, error)) (stop bool, err error) {
+	n, err := apply()
+	if p.unreadable(err) {
+		return true, nil
+	}
+	if err == nil && !p.known {
+		// The first record of a new peer that opens makes it a peer.
+		p.known = true
+		delete(p.e.unreadable, p.id)
+		err = p.e.addNewPeer(p.id, p.max)
+	}
 	if err != nil {
-		return res, err
+		return false, err
 	}
-	// applied is called after each record or snapshot of the peer that
-	// opened; the first of a new peer makes it a peer.
-	applied := func() error {
-		if known {
-			return nil
-		}
-		known = true
-		delete(e.unreadable, id)
-		return e.addNewPeer(id, pl.max)
+	p.res.Records++
+	p.res.Applied += n
+	return false, nil
+}
+
+// unreadable tells whether err is that of a new peer whose first record
+// does not open: not a node of this repository (another repository's
+// node, a relay's forgery, garbage). It holds nothing back and fails no
+// round: it is reported once.
+func (p *peerPull) unreadable(err error) bool {
+	e, node := p.e, p.id.String()
+	if p.known || err == nil || p.ctx.Err() != nil {
+		return false
 	}
-	// unreadable tells whether err is that of a new peer whose first
-	// record does not open: not a node of this repository (another
-	// repository's node, a relay's forgery, garbage). It holds nothing
-	// back and fails no round: it is reported once.
-	unreadable := func(err error) bool {
-		if known || err == nil || ctx.Err() != nil {
-			return false
-		}
-		if errors.Is(err, fs.ErrNotExist) {
-			// Listed, then gone: a node that left the repository (it
-			// created one at the same moment as another node).
-			e.log.Debug("the records of a new node are gone", "node", node)
-			return true
-		}
-		if !(errors.Is(err, crypto.ErrRecordCorrupt) || errors.Is(err, ErrBadRecord)) {
-			return false
-		}
-		if !e.unreadable[id] {
-			e.unreadable[id] = true
-			e.log.Warn("the relay holds records of a node that do not open with this repository's key: ignored",
-				"node", node, "err", err)
-		}
+	if errors.Is(err, fs.ErrNotExist) {
+		// Listed, then gone: a node that left the repository (it created
+		// one at the same moment as another node).
+		e.log.Debug("the records of a new node are gone", "node", node)
 		return true
 	}
-	if !pl.logs[next] {
-		// The records this node needs next are gone: compacted into a
-		// snapshot (this node was away, or joins late).
-		best, found := uint64(0), false
-		for _, s := range pl.snaps {
-			if s >= next && (!found || s > best) {
-				best, found = s, true
-			}
-		}
-		if found {
-			n, err := e.applySnapshot(ctx, id, best)
-			if unreadable(err) {
-				return res, nil
-			}
-			if err == nil {
-				err = applied()
-			}
-			if err != nil {
-				return res, err
-			}
-			res.Records++
-			res.Applied += n
-			next = best + 1
-		}
+	if !(errors.Is(err, crypto.ErrRecordCorrupt) || errors.Is(err, ErrBadRecord)) {
+		return false
 	}
-	for pl.logs[next] {
-		n, err := e.applyRecord(ctx, id, next)
-		if unreadable(err) {
-			return res, nil
-		}
-		if err == nil {
-			err = applied()
-		}
-		if err != nil {
-			return res, err
-		}
-		res.Records++
-		res.Applied += n
-		next++
+	if !e.unreadable[p.id] {
+		e.unreadable[p.id] = true
+		e.log.Warn("the relay holds records of a node that do not open with this repository's key: ignored",
+			"node", node, "err", err)
 	}
-	if next <= pl.max && !pl.logs[next] && len(pl.logs) > 0 {
-		e.log.Debug("waiting for a record of a peer", "node", node, "seq", next)
-	}
-	return res, nil
+	return true
 }
 
 // addNewPeer makes id, whose first record just opened, a peer of this

@@ -46,6 +46,10 @@ type RepoOptions struct {
 	// so that a relay cannot swap in another or make it run a costly key
 	// derivation).
 	Check func(cfg *crypto.Config, raw []byte) error
+	// Rand is the randomness of a new repository (its ID, a passphrase's
+	// salt); nil means crypto/rand. Tests give a fixed stream, for the
+	// places where content is cut depend on the repository's ID.
+	Rand io.Reader
 }
 
 // ErrNoRepository means the relay holds no escale.json.
@@ -147,7 +151,11 @@ func createConfig(ctx context.Context, r relay.Relay, secret crypto.Secret, opts
 	if kdf == (crypto.KDFParams{}) {
 		kdf = crypto.DefaultKDF()
 	}
-	cfg, _, err := crypto.NewConfig(rand.Reader, secret, enc, kdf)
+	random := opts.Rand
+	if random == nil {
+		random = rand.Reader
+	}
+	cfg, _, err := crypto.NewConfig(random, secret, enc, kdf)
 	if err != nil {
 		return nil, false, fmt.Errorf("creating the repository: %w", err)
 	}
