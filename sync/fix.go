@@ -583,64 +583,14 @@ func (e *Engine) republish(ctx context.Context, log *slog.Logger, upTo uint64, i
 		if err != nil {
 			return err
 		}
-		var fresh []crypto.BlobID
-		for _, it := range items {
-			if it.ref == nil {
-				continue
-			}
-			cur, ok, err := tx.Get(it.ent.Path)
-			if err != nil {
-				return err
-			}
-			if it.progress != "" {
-				if err := forgetUpload(tx, it.progress); err != nil {
-					return err
-				}
-			}
-			if !ok || cur.Dirty || !samePlanned(cur, it.ent) {
-				continue // changed meanwhile: its blobs are orphans
-			}
-			cur.Remote = encodeRemote(*it.ref)
-			if err := tx.Put(cur); err != nil {
-				return err
-			}
-			fresh = append(fresh, it.blobs...)
+		fresh, err := noteReuploaded(tx, items)
+		if err != nil {
+			return err
 		}
-		var recs []ownRecord
-		for _, r := range ls.Records {
-			if !r.Published {
-				if err := tx.DeleteMeta(outboxKey(r.Seq)); err != nil {
-					return err
-				}
-				continue // covered by the snapshot, never published
-			}
-			if !r.Collected {
-				r.Blobs = slices.DeleteFunc(slices.Clone(r.Blobs), func(id crypto.BlobID) bool { return !intact(id) })
-			}
-			recs = append(recs, r)
+		if ls.Records, err = republishedRecords(tx, ls.Records, upTo, intact, fresh); err != nil {
+			return err
 		}
-		i := slices.IndexFunc(recs, func(r ownRecord) bool { return r.Seq == upTo })
-		if i < 0 {
-			// No object of this name: the record holds the blobs the
-			// snapshot names, for collection and orphan detection.
-			recs = append(recs, ownRecord{Seq: upTo, Published: true})
-			slices.SortFunc(recs, func(a, b ownRecord) int { return cmpSeq(a.Seq, b.Seq) })
-			i = slices.IndexFunc(recs, func(r ownRecord) bool { return r.Seq == upTo })
-		}
-		recs[i].Collected = false
-		recs[i].Blobs = dedupe(append(recs[i].Blobs, fresh...))
-		ls.Records = recs
-		ls.OldSnapshots = nil
-		for _, s := range oldSnaps {
-			if s != upTo {
-				ls.OldSnapshots = append(ls.OldSnapshots, s)
-			}
-		}
-		if ls.HasSnapshot && ls.Snapshot != upTo && !slices.Contains(ls.OldSnapshots, ls.Snapshot) {
-			ls.OldSnapshots = append(ls.OldSnapshots, ls.Snapshot)
-		}
-		ls.Snapshot, ls.HasSnapshot = upTo, true
-		ls.LastWrite, ls.LastCompaction = now, now
+		ls.republished(upTo, oldSnaps, now)
 		if err := saveLogState(tx, ls); err != nil {
 			return err
 		}
@@ -665,6 +615,83 @@ func (e *Engine) republish(ctx context.Context, log *slog.Logger, upTo uint64, i
 	e.count(func(s *Stats) { s.Records++ })
 	log.Info("republished this node's state as a snapshot", "up_to", upTo, "entries", entries, "files_uploaded", uploaded)
 	return e.compact(ctx, upTo)
+}
+
+// noteReuploaded records where the content uploaded again (items) is,
+// for the entries that did not change meanwhile, and returns their blobs.
+func noteReuploaded(tx *cache.Tx, items []*pushItem) ([]crypto.BlobID, error) {
+	var fresh []crypto.BlobID
+	for _, it := range items {
+		if it.ref == nil {
+			continue
+		}
+		cur, ok, err := tx.Get(it.ent.Path)
+		if err != nil {
+			return nil, err
+		}
+		if it.progress != "" {
+			if err := forgetUpload(tx, it.progress); err != nil {
+				return nil, err
+			}
+		}
+		if !ok || cur.Dirty || !samePlanned(cur, it.ent) {
+			continue // changed meanwhile: its blobs are orphans
+		}
+		cur.Remote = encodeRemote(*it.ref)
+		if err := tx.Put(cur); err != nil {
+			return nil, err
+		}
+		fresh = append(fresh, it.blobs...)
+	}
+	return fresh, nil
+}
+
+// republishedRecords returns this node's records once its state is
+// republished as the snapshot upTo: the unpublished ones dropped (with
+// their outbox), the intact blobs of the others kept, and the record upTo
+// (made if need be) naming the fresh blobs, for collection and orphan
+// detection.
+func republishedRecords(tx *cache.Tx, records []ownRecord, upTo uint64, intact func(crypto.BlobID) bool, fresh []crypto.BlobID) ([]ownRecord, error) {
+	var recs []ownRecord
+	for _, r := range records {
+		if !r.Published {
+			if err := tx.DeleteMeta(outboxKey(r.Seq)); err != nil {
+				return nil, err
+			}
+			continue // covered by the snapshot, never published
+		}
+		if !r.Collected {
+			r.Blobs = slices.DeleteFunc(slices.Clone(r.Blobs), func(id crypto.BlobID) bool { return !intact(id) })
+		}
+		recs = append(recs, r)
+	}
+	i := slices.IndexFunc(recs, func(r ownRecord) bool { return r.Seq == upTo })
+	if i < 0 {
+		// No object of this name: the record holds the blobs the snapshot
+		// names, for collection and orphan detection.
+		recs = append(recs, ownRecord{Seq: upTo, Published: true})
+		slices.SortFunc(recs, func(a, b ownRecord) int { return cmpSeq(a.Seq, b.Seq) })
+		i = slices.IndexFunc(recs, func(r ownRecord) bool { return r.Seq == upTo })
+	}
+	recs[i].Collected = false
+	recs[i].Blobs = dedupe(append(recs[i].Blobs, fresh...))
+	return recs, nil
+}
+
+// republished makes the snapshot upTo the log's, the others (oldSnaps,
+// the previous one) to be deleted, at now.
+func (ls *logState) republished(upTo uint64, oldSnaps []uint64, now time.Time) {
+	ls.OldSnapshots = nil
+	for _, s := range oldSnaps {
+		if s != upTo {
+			ls.OldSnapshots = append(ls.OldSnapshots, s)
+		}
+	}
+	if ls.HasSnapshot && ls.Snapshot != upTo && !slices.Contains(ls.OldSnapshots, ls.Snapshot) {
+		ls.OldSnapshots = append(ls.OldSnapshots, ls.Snapshot)
+	}
+	ls.Snapshot, ls.HasSnapshot = upTo, true
+	ls.LastWrite, ls.LastCompaction = now, now
 }
 
 func cmpSeq(a, b uint64) int {
