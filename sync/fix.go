@@ -724,6 +724,32 @@ func (e *Engine) ensureOwnLog(ctx context.Context, own map[string]relay.ObjectIn
 	if err != nil || next == 0 {
 		return err
 	}
+	lost, err := e.lostRecords(ctx, ls, own)
+	if err != nil {
+		return err
+	}
+	damaged, err := e.checkOwnRecords(ctx, ls, next, own)
+	if err != nil {
+		return err
+	}
+	if len(lost) == 0 && len(damaged) == 0 {
+		return nil
+	}
+	if len(lost) > 0 {
+		e.log.Warn("this node's log is gone from the relay (was the relay wiped or restored?): republishing its state from the cache",
+			"missing", len(lost), "first", lost[0], "up_to", next-1)
+	}
+	if len(damaged) > 0 {
+		e.log.Warn("records of this node on the relay are not the ones it published (replayed, damaged or planted): "+
+			"republishing its state from the cache and deleting them", "records", damaged, "up_to", next-1)
+	}
+	return e.rebuildOwnLog(ctx, ls, next-1, damaged)
+}
+
+// lostRecords returns the names of the records and snapshot of this
+// node's log (ls) that are not on the relay: not listed (own), and not
+// there when asked for.
+func (e *Engine) lostRecords(ctx context.Context, ls logState, own map[string]relay.ObjectInfo) ([]string, error) {
 	var want []string
 	if ls.HasSnapshot {
 		want = append(want, layout.SnapshotName(e.self, ls.Snapshot))
@@ -742,27 +768,18 @@ func (e *Engine) ensureOwnLog(ctx context.Context, own map[string]relay.ObjectIn
 		if _, err := e.r.Stat(ctx, name); errors.Is(err, fs.ErrNotExist) {
 			lost = append(lost, name)
 		} else if err != nil {
-			return err
+			return nil, err
 		}
 	}
-	damaged, err := e.checkOwnRecords(ctx, ls, next, own)
-	if err != nil {
-		return err
-	}
-	if len(lost) == 0 && len(damaged) == 0 {
-		return nil
-	}
-	if len(lost) > 0 {
-		e.log.Warn("this node's log is gone from the relay (was the relay wiped or restored?): republishing its state from the cache",
-			"missing", len(lost), "first", lost[0], "up_to", next-1)
-	}
-	if len(damaged) > 0 {
-		e.log.Warn("records of this node on the relay are not the ones it published (replayed, damaged or planted): "+
-			"republishing its state from the cache and deleting them", "records", damaged, "up_to", next-1)
-	}
+	return lost, nil
+}
+
+// rebuildOwnLog republishes this node's state as the snapshot upTo, with
+// the blobs still on the relay, and deletes its damaged records.
+func (e *Engine) rebuildOwnLog(ctx context.Context, ls logState, upTo uint64, damaged []string) error {
 	var snaps []uint64
 	ownBlobs := make(map[crypto.BlobID]bool)
-	err = e.r.List(ctx, "", func(oi relay.ObjectInfo) error {
+	err := e.r.List(ctx, "", func(oi relay.ObjectInfo) error {
 		switch o := layout.Parse(oi.Name); {
 		case o.Node != e.self:
 		case o.Kind == layout.Snapshot:
@@ -781,7 +798,7 @@ func (e *Engine) ensureOwnLog(ctx context.Context, own map[string]relay.ObjectIn
 	if err != nil {
 		return err
 	}
-	if err := e.republish(ctx, e.log, next-1, items, intact, snaps); err != nil {
+	if err := e.republish(ctx, e.log, upTo, items, intact, snaps); err != nil {
 		return err
 	}
 	// The readers stuck on an altered record find the snapshot instead.
