@@ -689,95 +689,139 @@ func (e *Engine) exchange(ctx context.Context, res RoundResult) (RoundResult, er
 // returns only when ctx ends, or on an error that retrying cannot fix.
 func (e *Engine) Run(ctx context.Context) (err error) {
 	defer func() { e.noteStopped(err) }()
-	if c, ok := e.local.(interface {
-		CleanTemp(context.Context) (int, error)
-	}); ok {
-		if n, err := c.CleanTemp(ctx); err != nil {
-			e.log.Warn("removing temporary files", "err", err)
-		} else if n > 0 {
-			e.log.Info("removed temporary files of an interrupted run", "count", n)
-		}
-	}
-	var batches <-chan localdir.Batch
+	e.cleanLocalTemp(ctx)
+	r := &runLoop{e: e, poll: MinPoll}
 	if w, ok := e.local.(Watchable); ok && !e.cfg.Reported {
 		watcher, err := w.Watch(ctx, e.cfg.Watch)
 		if err != nil {
 			return err
 		}
 		defer watcher.Close()
-		batches = watcher.Batches()
+		r.batches = watcher.Batches()
 	}
-	poll := MinPoll
-	var rb reportBatch
-	defer rb.stop()
+	defer r.rb.stop()
 	res, err := e.Round(ctx)
 	if fatal(err) {
 		return err
 	}
-	e.roundDone(res, err, &poll)
-	t := e.clock.NewTimer(poll)
-	defer func() { t.Stop() }()
+	e.roundDone(res, err, &r.poll)
+	r.t = e.clock.NewTimer(r.poll)
+	defer func() { r.t.Stop() }()
 	for {
-		select {
-		case <-ctx.Done():
-			e.drain(ctx, batches, rb.take())
-			return nil
-		case paths := <-e.notify:
-			// Paths reported by the mount: gathered until the reports
-			// pause, so that a burst (tar x, cp -r) is scanned and
-			// pushed as one batch.
-			rb.add(e.clock, paths)
-		case <-rb.due():
-			pushed, err := e.scanAndPush(ctx, e.reportedPaths(rb.take()))
-			if err != nil {
-				return err
-			}
-			if pushed && poll > MinPoll {
-				// Peers answer (acks, their own edits): look soon.
-				poll = MinPoll
-				t.Stop()
-				t = e.clock.NewTimer(poll)
-			}
-		case b, ok := <-batches:
-			if !ok {
-				if ctx.Err() != nil {
-					e.drain(ctx, nil, rb.take())
-					return nil
-				}
-				return errors.New("the folder's watcher stopped")
-			}
-			var paths []string
-			if !b.Rescan {
-				paths = b.Paths
-			}
-			if err := e.controlRequests(ctx); err != nil {
-				e.log.Warn("access requests", "err", err)
-			}
-			pushed, err := e.scanAndPush(ctx, paths)
-			if err != nil {
-				return err
-			}
-			if pushed && poll > MinPoll {
-				poll = MinPoll
-				t.Stop()
-				t = e.clock.NewTimer(poll)
-			}
-		case <-t.C():
-			if err := e.controlRequests(ctx); err != nil {
-				e.log.Warn("access requests", "err", err)
-			}
-			res, err := e.exchange(ctx, RoundResult{})
-			if ctx.Err() != nil {
-				e.drain(ctx, batches, rb.take())
-				return nil
-			}
-			if fatal(err) {
-				return err
-			}
-			e.roundDone(res, err, &poll)
-			t = e.clock.NewTimer(poll)
+		done, err := r.next(ctx)
+		if done || err != nil {
+			return err
 		}
 	}
+}
+
+// cleanLocalTemp removes the temporary files a killed run left in the
+// folder, where the folder can tell them.
+func (e *Engine) cleanLocalTemp(ctx context.Context) {
+	c, ok := e.local.(interface {
+		CleanTemp(context.Context) (int, error)
+	})
+	if !ok {
+		return
+	}
+	if n, err := c.CleanTemp(ctx); err != nil {
+		e.log.Warn("removing temporary files", "err", err)
+	} else if n > 0 {
+		e.log.Info("removed temporary files of an interrupted run", "count", n)
+	}
+}
+
+// runLoop is the state of Run between rounds.
+type runLoop struct {
+	e       *Engine
+	poll    time.Duration // until the next round
+	t       localdir.Timer
+	rb      reportBatch
+	batches <-chan localdir.Batch // the watcher's; nil without one
+}
+
+// soon makes the next round come soon, after a push: peers answer (acks,
+// their own edits).
+func (r *runLoop) soon() {
+	if r.poll > MinPoll {
+		r.poll = MinPoll
+		r.t.Stop()
+		r.t = r.e.clock.NewTimer(r.poll)
+	}
+}
+
+// next waits for the next thing to do and does it; done: Run ends.
+func (r *runLoop) next(ctx context.Context) (done bool, err error) {
+	e := r.e
+	select {
+	case <-ctx.Done():
+		e.drain(ctx, r.batches, r.rb.take())
+		return true, nil
+	case paths := <-e.notify:
+		// Paths reported by the mount: gathered until the reports pause,
+		// so that a burst (tar x, cp -r) is scanned and pushed as one
+		// batch.
+		r.rb.add(e.clock, paths)
+	case <-r.rb.due():
+		pushed, err := e.scanAndPush(ctx, e.reportedPaths(r.rb.take()))
+		if err != nil {
+			return true, err
+		}
+		if pushed {
+			r.soon()
+		}
+	case b, ok := <-r.batches:
+		return r.batch(ctx, b, ok)
+	case <-r.t.C():
+		return r.round(ctx)
+	}
+	return false, nil
+}
+
+// batch scans and pushes what the watcher reported (b; !ok: it stopped).
+func (r *runLoop) batch(ctx context.Context, b localdir.Batch, ok bool) (done bool, err error) {
+	e := r.e
+	if !ok {
+		if ctx.Err() != nil {
+			e.drain(ctx, nil, r.rb.take())
+			return true, nil
+		}
+		return true, errors.New("the folder's watcher stopped")
+	}
+	var paths []string
+	if !b.Rescan {
+		paths = b.Paths
+	}
+	if err := e.controlRequests(ctx); err != nil {
+		e.log.Warn("access requests", "err", err)
+	}
+	pushed, err := e.scanAndPush(ctx, paths)
+	if err != nil {
+		return true, err
+	}
+	if pushed {
+		r.soon()
+	}
+	return false, nil
+}
+
+// round runs a round when the timer fires.
+func (r *runLoop) round(ctx context.Context) (done bool, err error) {
+	e := r.e
+	if err := e.controlRequests(ctx); err != nil {
+		e.log.Warn("access requests", "err", err)
+	}
+	res, err := e.exchange(ctx, RoundResult{})
+	if ctx.Err() != nil {
+		e.drain(ctx, r.batches, r.rb.take())
+		return true, nil
+	}
+	if fatal(err) {
+		return true, err
+	}
+	e.roundDone(res, err, &r.poll)
+	r.t = e.clock.NewTimer(r.poll)
+	return false, nil
 }
 
 // recordGrace bounds how long a stop without a grace period (StopGrace <
