@@ -395,121 +395,144 @@ const maxRun = 32 << 20
 // nil.
 func (d *Downloader) GetChunks(ctx context.Context, writer crypto.NodeID, list *proto.ChunkList, idOf func([]byte) crypto.ChunkID,
 	opts GetOptions, dst io.Writer) (int64, error) {
-	local := opts.Local
-	if local == nil {
-		local = func(proto.ChunkRef, []byte) bool { return false }
+	if opts.Local == nil {
+		opts.Local = func(proto.ChunkRef, []byte) bool { return false }
 	}
-	done := opts.Done
-	if done == nil {
-		done = func(int, bool) error { return nil }
-	}
-	held := func(k proto.ChunkRef) []byte {
-		data := d.bufs.get(int(k.Length))
-		if local(k, data) && idOf(data) == k.ID {
-			return data
-		}
-		d.bufs.put(data)
-		return nil
+	if opts.Done == nil {
+		opts.Done = func(int, bool) error { return nil }
 	}
 	chunksN := len(list.Chunks)
 	if opts.From < 0 || opts.From > chunksN {
 		return 0, fmt.Errorf("chunks: resuming at chunk %d of %d", opts.From, chunksN)
 	}
-	var wg gosync.WaitGroup
-	defer wg.Wait() // after cancel below: the reads ahead stop at once
+	g := &chunkGet{d: d, writer: writer, list: list, idOf: idOf, local: opts.Local}
+	defer g.wg.Wait() // after cancel below: the reads ahead stop at once
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-
-	// Segments are planned in order, ahead of the writing: a chunk held
-	// here, or a run read from the relay in the background.
-	type segment struct {
-		end    int    // the chunk after it
-		data   []byte // a chunk held here, or the run once read
-		remote chan error
-	}
-	var (
-		queue    []*segment
-		inFlight int
-		ahead    int64 // bytes of local chunks planned, not yet handed to the writing
-		fetched  int64
-		next     []byte // the local bytes of the chunk after a run
-	)
-	plan := func(i int) (*segment, error) {
-		k := list.Chunks[i]
-		data := next
-		if data == nil {
-			data = held(k)
-		}
-		next = nil
-		if data != nil {
-			return &segment{end: i + 1, data: data}, nil
-		}
-		if k.Blob == proto.NoBlob {
-			return nil, fmt.Errorf("chunk %d of %d (%x…): %w", i+1, chunksN, k.ID[:4], ErrChunkMissing)
-		}
-		if k.Blob < 0 || k.Blob >= len(list.Blobs) {
-			return nil, fmt.Errorf("chunk %d of %d: blob %d of %d", i+1, chunksN, k.Blob, len(list.Blobs))
-		}
-		// The run: the chunks that follow in the same blob, back to
-		// back, that are not held here.
-		j, runLen := i+1, k.Length
-		for ; j < chunksN; j++ {
-			n := list.Chunks[j]
-			if n.Blob != k.Blob || n.Offset != k.Offset+runLen || runLen+n.Length > maxRun {
-				break
-			}
-			if next = held(n); next != nil {
-				break
-			}
-			runLen += n.Length
-		}
-		seg := &segment{end: j, data: d.bufs.get(int(runLen)), remote: make(chan error, 1)}
-		ref := list.Blobs[k.Blob]
-		wg.Go(func() {
-			seg.remote <- d.readRun(ctx, writer, ref, k.Offset, seg.data, list.Chunks[i:j], idOf)
-		})
-		return seg, nil
-	}
-	out := d.startWriting(ctx, cancel, dst, opts.Hash, done)
-	finish := func(err error) (int64, error) { return fetched, out.finish(err) }
-	for i := opts.From; i < chunksN || len(queue) > 0; {
-		// Plan ahead while reads may start and memory allows.
-		for i < chunksN && inFlight < runsInFlight && ahead < maxLocalAhead {
-			seg, err := plan(i)
-			if err != nil {
-				// Written what comes before, then failed.
-				queue = append(queue, &segment{remote: errSeg(err)})
-				i = chunksN
-				break
-			}
-			if seg.remote != nil {
-				inFlight++
-			} else {
-				ahead += int64(len(seg.data))
-			}
-			queue = append(queue, seg)
-			i = seg.end
-		}
-		seg := queue[0]
-		queue = queue[1:]
+	g.ctx = ctx
+	out := d.startWriting(ctx, cancel, dst, opts.Hash, opts.Done)
+	finish := func(err error) (int64, error) { return g.fetched, out.finish(err) }
+	for i := opts.From; i < chunksN || len(g.queue) > 0; {
+		i = g.planAhead(i)
+		seg := g.queue[0]
+		g.queue = g.queue[1:]
 		if seg.remote == nil {
-			ahead -= int64(len(seg.data))
+			g.ahead -= int64(len(seg.data))
 		} else {
 			if err := <-seg.remote; err != nil {
 				return finish(err)
 			}
-			inFlight--
-			fetched += int64(len(seg.data))
+			g.inFlight--
+			g.fetched += int64(len(seg.data))
 		}
 		if err := out.send(ctx, seg.data, seg.end, seg.remote != nil); err != nil {
 			return finish(err)
 		}
 	}
 	if _, err := finish(nil); err != nil {
-		return fetched, err
+		return g.fetched, err
 	}
-	d.log.Debug("chunks fetched", "chunks", chunksN, "from_relay", fetched)
-	return fetched, nil
+	d.log.Debug("chunks fetched", "chunks", chunksN, "from_relay", g.fetched)
+	return g.fetched, nil
+}
+
+// chunkGet is one GetChunks: the segments planned, in order, ahead of the
+// writing.
+type chunkGet struct {
+	d      *Downloader
+	ctx    context.Context
+	writer crypto.NodeID
+	list   *proto.ChunkList
+	idOf   func([]byte) crypto.ChunkID
+	local  func(proto.ChunkRef, []byte) bool
+	wg     gosync.WaitGroup
+
+	queue    []*segment
+	inFlight int    // runs being read from the relay
+	ahead    int64  // bytes of local chunks planned, not yet handed to the writing
+	fetched  int64  // bytes read from the relay
+	next     []byte // the local bytes of the chunk after a run
+}
+
+// segment is a chunk held here, or a run of chunks read from the relay in
+// the background.
+type segment struct {
+	end    int    // the chunk after it
+	data   []byte // a chunk held here, or the run once read
+	remote chan error
+}
+
+// held returns the bytes of chunk k from a file here, if one holds it as
+// its ID says.
+func (g *chunkGet) held(k proto.ChunkRef) []byte {
+	data := g.d.bufs.get(int(k.Length))
+	if g.local(k, data) && g.idOf(data) == k.ID {
+		return data
+	}
+	g.d.bufs.put(data)
+	return nil
+}
+
+// planAhead plans segments from chunk i while reads may start and memory
+// allows, and returns the chunk after the last planned.
+func (g *chunkGet) planAhead(i int) int {
+	n := len(g.list.Chunks)
+	for i < n && g.inFlight < runsInFlight && g.ahead < maxLocalAhead {
+		seg, err := g.plan(i)
+		if err != nil {
+			// Written what comes before, then failed.
+			g.queue = append(g.queue, &segment{remote: errSeg(err)})
+			return n
+		}
+		if seg.remote != nil {
+			g.inFlight++
+		} else {
+			g.ahead += int64(len(seg.data))
+		}
+		g.queue = append(g.queue, seg)
+		i = seg.end
+	}
+	return i
+}
+
+// plan plans the segment that starts at chunk i: the chunk, if held here,
+// or the run of chunks from its blob, read in the background.
+func (g *chunkGet) plan(i int) (*segment, error) {
+	list, n := g.list, len(g.list.Chunks)
+	k := list.Chunks[i]
+	data := g.next
+	if data == nil {
+		data = g.held(k)
+	}
+	g.next = nil
+	if data != nil {
+		return &segment{end: i + 1, data: data}, nil
+	}
+	if k.Blob == proto.NoBlob {
+		return nil, fmt.Errorf("chunk %d of %d (%x…): %w", i+1, n, k.ID[:4], ErrChunkMissing)
+	}
+	if k.Blob < 0 || k.Blob >= len(list.Blobs) {
+		return nil, fmt.Errorf("chunk %d of %d: blob %d of %d", i+1, n, k.Blob, len(list.Blobs))
+	}
+	// The run: the chunks that follow in the same blob, back to back,
+	// that are not held here.
+	j, runLen := i+1, k.Length
+	for ; j < n; j++ {
+		c := list.Chunks[j]
+		if c.Blob != k.Blob || c.Offset != k.Offset+runLen || runLen+c.Length > maxRun {
+			break
+		}
+		if g.next = g.held(c); g.next != nil {
+			break
+		}
+		runLen += c.Length
+	}
+	seg := &segment{end: j, data: g.d.bufs.get(int(runLen)), remote: make(chan error, 1)}
+	ref := list.Blobs[k.Blob]
+	g.wg.Go(func() {
+		seg.remote <- g.d.readRun(g.ctx, g.writer, ref, k.Offset, seg.data, list.Chunks[i:j], g.idOf)
+	})
+	return seg, nil
 }
 
 // writing is the stages of GetChunks behind its planning: the writing to
