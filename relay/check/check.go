@@ -79,10 +79,8 @@ func (c *checker) run(ctx context.Context, r relay.Relay) (err error) {
 		return err
 	}
 	prefix := "escalefs-check-" + hex.EncodeToString(rnd[:])
-	small := randomBytes(1024)
-	big := randomBytes(1 << 20)
-	names := map[string][]byte{prefix + "/small": small, prefix + "/sub/big": big}
-	created := []string{prefix + "/small", prefix + "/sub/big", prefix + "/renamed"}
+	p := &probe{ctx: ctx, r: r, prefix: prefix, small: randomBytes(1024), big: randomBytes(1 << 20),
+		created: []string{prefix + "/small", prefix + "/sub/big", prefix + "/renamed"}}
 	defer func() {
 		if err == nil {
 			return
@@ -90,106 +88,19 @@ func (c *checker) run(ctx context.Context, r relay.Relay) (err error) {
 		// Clean up with a context of its own: ctx may be what failed.
 		cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		for _, n := range created {
+		for _, n := range p.created {
 			r.Delete(cctx, n)
 		}
 	}()
-
-	if err := c.step("put", func() (string, error) {
-		for _, n := range []string{prefix + "/small", prefix + "/sub/big"} {
-			if err := r.Put(ctx, n, relay.BytesPayload(names[n])); err != nil {
-				return "", err
-			}
-		}
-		return "2 objects, 1 KiB and 1 MiB, under " + prefix, nil
-	}); err != nil {
-		return err
-	}
-	if err := c.step("list", func() (string, error) {
-		got := map[string]int64{}
-		err := r.List(ctx, prefix, func(oi relay.ObjectInfo) error { got[oi.Name] = oi.Size; return nil })
-		if err != nil {
-			return "", err
-		}
-		for n, b := range names {
-			size, ok := got[n]
-			if !ok {
-				return "", fmt.Errorf("%q is missing from the listing (the server lists %d objects there)", n, len(got))
-			}
-			if size != int64(len(b)) {
-				return "", fmt.Errorf("%q is listed with %d bytes, want %d", n, size, len(b))
-			}
-		}
-		return fmt.Sprintf("%d objects", len(got)), nil
-	}); err != nil {
-		return err
-	}
-	if err := c.step("get", func() (string, error) {
-		for n, want := range names {
-			got, err := read(ctx, r, n, 0, -1)
-			if err != nil {
-				return "", err
-			}
-			if !bytes.Equal(got, want) {
-				return "", fmt.Errorf("%q read back %d bytes that differ from the %d written", n, len(got), len(want))
-			}
-		}
-		return "2 objects read back intact", nil
-	}); err != nil {
-		return err
-	}
-	if err := c.step("get range", func() (string, error) {
-		n := prefix + "/sub/big"
-		got, err := read(ctx, r, n, 300_000, 4096)
-		if err != nil {
-			return "", err
-		}
-		if !bytes.Equal(got, big[300_000:300_000+4096]) {
-			return "", fmt.Errorf("bytes 300000-304095 of %q read back wrong (%d bytes): the server ignores ranges or offsets", n, len(got))
-		}
-		return "4 KiB at offset 300000", nil
-	}); err != nil {
-		return err
-	}
+	steps := []checkStep{{"put", p.put}, {"list", p.list}, {"get", p.get}, {"get range", p.getRange}}
 	if rn, ok := relay.As[relay.Renamer](r); ok {
-		if err := c.step("rename", func() (string, error) {
-			if err := rn.Rename(ctx, prefix+"/small", prefix+"/renamed"); err != nil {
-				if errors.Is(err, relay.ErrUnsupported) {
-					return "not supported by this relay", nil
-				}
-				return "", err
-			}
-			got, err := read(ctx, r, prefix+"/renamed", 0, -1)
-			if err != nil {
-				return "", fmt.Errorf("reading the renamed object: %w", err)
-			}
-			if !bytes.Equal(got, small) {
-				return "", errors.New("the renamed object's content differs")
-			}
-			if _, err := r.Stat(ctx, prefix+"/small"); !errors.Is(err, fs.ErrNotExist) {
-				return "", fmt.Errorf("the old name is still there after the rename (stat: %v)", err)
-			}
-			return "", nil
-		}); err != nil {
+		steps = append(steps, checkStep{"rename", func() (string, error) { return p.rename(rn) }})
+	}
+	steps = append(steps, checkStep{"delete", p.delete})
+	for _, s := range steps {
+		if err := c.step(s.name, s.fn); err != nil {
 			return err
 		}
-	}
-	if err := c.step("delete", func() (string, error) {
-		for _, n := range created {
-			if err := r.Delete(ctx, n); err != nil {
-				return "", err
-			}
-		}
-		left := 0
-		if err := r.List(ctx, prefix, func(relay.ObjectInfo) error { left++; return nil }); err != nil {
-			return "", err
-		}
-		if left > 0 {
-			return "", fmt.Errorf("%d objects are still listed after deleting them", left)
-		}
-		return "test objects removed", nil
-	}); err != nil {
-		return err
 	}
 	if q, ok := relay.As[relay.Quotaer](r); ok {
 		start := time.Now()
@@ -199,6 +110,115 @@ func (c *checker) run(ctx context.Context, r relay.Relay) (err error) {
 		}
 	}
 	return nil
+}
+
+// checkStep is a named step of a check: it returns a detail to print.
+type checkStep struct {
+	name string
+	fn   func() (string, error)
+}
+
+// probe is what the steps of a check put on the relay and expect back,
+// under a prefix of their own.
+type probe struct {
+	ctx        context.Context
+	r          relay.Relay
+	prefix     string
+	small, big []byte
+	created    []string // every name the check may create
+}
+
+// objects are the objects put, by name.
+func (p *probe) objects() map[string][]byte {
+	return map[string][]byte{p.prefix + "/small": p.small, p.prefix + "/sub/big": p.big}
+}
+
+func (p *probe) put() (string, error) {
+	for _, n := range []string{p.prefix + "/small", p.prefix + "/sub/big"} {
+		if err := p.r.Put(p.ctx, n, relay.BytesPayload(p.objects()[n])); err != nil {
+			return "", err
+		}
+	}
+	return "2 objects, 1 KiB and 1 MiB, under " + p.prefix, nil
+}
+
+func (p *probe) list() (string, error) {
+	got := map[string]int64{}
+	err := p.r.List(p.ctx, p.prefix, func(oi relay.ObjectInfo) error { got[oi.Name] = oi.Size; return nil })
+	if err != nil {
+		return "", err
+	}
+	for n, b := range p.objects() {
+		size, ok := got[n]
+		if !ok {
+			return "", fmt.Errorf("%q is missing from the listing (the server lists %d objects there)", n, len(got))
+		}
+		if size != int64(len(b)) {
+			return "", fmt.Errorf("%q is listed with %d bytes, want %d", n, size, len(b))
+		}
+	}
+	return fmt.Sprintf("%d objects", len(got)), nil
+}
+
+func (p *probe) get() (string, error) {
+	for n, want := range p.objects() {
+		got, err := read(p.ctx, p.r, n, 0, -1)
+		if err != nil {
+			return "", err
+		}
+		if !bytes.Equal(got, want) {
+			return "", fmt.Errorf("%q read back %d bytes that differ from the %d written", n, len(got), len(want))
+		}
+	}
+	return "2 objects read back intact", nil
+}
+
+func (p *probe) getRange() (string, error) {
+	n := p.prefix + "/sub/big"
+	got, err := read(p.ctx, p.r, n, 300_000, 4096)
+	if err != nil {
+		return "", err
+	}
+	if !bytes.Equal(got, p.big[300_000:300_000+4096]) {
+		return "", fmt.Errorf("bytes 300000-304095 of %q read back wrong (%d bytes): the server ignores ranges or offsets", n, len(got))
+	}
+	return "4 KiB at offset 300000", nil
+}
+
+func (p *probe) rename(rn relay.Renamer) (string, error) {
+	if err := rn.Rename(p.ctx, p.prefix+"/small", p.prefix+"/renamed"); err != nil {
+		if errors.Is(err, relay.ErrUnsupported) {
+			return "not supported by this relay", nil
+		}
+		return "", err
+	}
+	got, err := read(p.ctx, p.r, p.prefix+"/renamed", 0, -1)
+	if err != nil {
+		return "", fmt.Errorf("reading the renamed object: %w", err)
+	}
+	if !bytes.Equal(got, p.small) {
+		return "", errors.New("the renamed object's content differs")
+	}
+	if _, err := p.r.Stat(p.ctx, p.prefix+"/small"); !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("the old name is still there after the rename (stat: %v)", err)
+	}
+	return "", nil
+}
+
+func (p *probe) delete() (string, error) {
+	for _, n := range p.created {
+		if err := p.r.Delete(p.ctx, n); err != nil {
+			return "", err
+		}
+	}
+	left := 0
+	if err := p.r.List(p.ctx, p.prefix, func(relay.ObjectInfo) error { left++; return nil }); err != nil {
+		return "", err
+	}
+	if left > 0 {
+		return "", fmt.Errorf("%d objects are still listed after deleting them", left)
+	}
+	return "test objects removed", nil
 }
 
 // FormatUsage renders storage usage for people.
