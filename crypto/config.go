@@ -204,78 +204,102 @@ func (c *Config) Marshal() []byte {
 // not the MAC, which needs the secret (see Unlock). Errors wrap
 // ErrConfigCorrupt and say what is wrong.
 func ParseConfig(data []byte) (*Config, error) {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: "+format, append([]any{ErrConfigCorrupt}, args...)...)
-	}
-	if len(data) > maxConfigSize {
-		return nil, bad("%d bytes, more than the %d an escale.json may have", len(data), maxConfigSize)
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var j jsonConfig
-	if err := dec.Decode(&j); err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			return nil, bad("truncated: the JSON ends early")
-		}
-		return nil, bad("not valid JSON: %v", err)
-	}
-	// Not dec.More, which is false before a stray ']' or '}'.
-	if len(bytes.TrimSpace(data[dec.InputOffset():])) > 0 {
-		return nil, bad("data after the JSON object")
-	}
-	if j.Format != "escalefs" {
-		return nil, bad(`"format" is %q, expected "escalefs"`, j.Format)
-	}
-	if j.Version < 1 {
-		return nil, bad(`"version" is %d, expected %d`, j.Version, FormatVersion)
-	}
-	if j.Version > FormatVersion {
-		return nil, fmt.Errorf("%w: format version %d is newer than this escalefs reads (%d); upgrade escalefs",
-			ErrConfigCorrupt, j.Version, FormatVersion)
+	j, err := decodeConfigJSON(data)
+	if err != nil {
+		return nil, err
 	}
 	c := &Config{Version: j.Version, Encryption: Encryption(j.Encryption), Secret: SecretKind(j.Secret)}
 	id, err := hex.DecodeString(j.Repository)
 	if err != nil || len(id) != len(c.Repository) {
-		return nil, bad(`"repository" must be %d hex digits`, 2*len(c.Repository))
+		return nil, badConfig(`"repository" must be %d hex digits`, 2*len(c.Repository))
 	}
 	copy(c.Repository[:], id)
 	if c.Encryption != EncryptionAge && c.Encryption != EncryptionOff {
-		return nil, bad(`"encryption" is %q, expected "age" or "off"`, j.Encryption)
+		return nil, badConfig(`"encryption" is %q, expected "age" or "off"`, j.Encryption)
 	}
-	switch c.Secret {
-	case SecretNone:
+	if c.Secret == SecretNone {
 		if c.Encryption != EncryptionOff || j.KDF != nil || j.KeyCheck != "" || j.MAC != "" {
-			return nil, bad(`"secret": "none" allows only "encryption": "off" and no kdf, key_check or mac`)
+			return nil, badConfig(`"secret": "none" allows only "encryption": "off" and no kdf, key_check or mac`)
 		}
 		return c, nil
-	case SecretKey:
-		if j.KDF != nil {
-			return nil, bad(`a "key" repository has no "kdf"`)
-		}
-	case SecretPassphrase:
-		if j.KDF == nil {
-			return nil, bad(`a "passphrase" repository needs "kdf"`)
-		}
-		if j.KDF.Algorithm != "argon2id" {
-			return nil, bad(`"kdf.algorithm" is %q, expected "argon2id"`, j.KDF.Algorithm)
-		}
-		c.KDF = KDFParams{Time: j.KDF.Time, MemoryKiB: j.KDF.MemoryKiB, Threads: j.KDF.Threads}
-		if err := checkKDF(c.KDF); err != nil {
-			return nil, bad("%v", err)
-		}
-		if c.Salt, err = base64.StdEncoding.DecodeString(j.KDF.Salt); err != nil || len(c.Salt) < minSaltLen || len(c.Salt) > maxSaltLen {
-			return nil, bad(`"kdf.salt" must be %d to %d bytes in base64`, minSaltLen, maxSaltLen)
-		}
-	default:
-		return nil, bad(`"secret" is %q, expected "passphrase", "key" or "none"`, j.Secret)
+	}
+	if err := c.parseKDF(j); err != nil {
+		return nil, err
 	}
 	if c.KeyCheck, err = base64.StdEncoding.DecodeString(j.KeyCheck); err != nil || len(c.KeyCheck) != KeySize {
-		return nil, bad(`"key_check" must be %d bytes in base64`, KeySize)
+		return nil, badConfig(`"key_check" must be %d bytes in base64`, KeySize)
 	}
 	if c.MAC, err = base64.StdEncoding.DecodeString(j.MAC); err != nil || len(c.MAC) != sha256.Size {
-		return nil, bad(`"mac" must be %d bytes in base64`, sha256.Size)
+		return nil, badConfig(`"mac" must be %d bytes in base64`, sha256.Size)
 	}
 	return c, nil
+}
+
+// badConfig is an error of an escale.json that breaks the format.
+func badConfig(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrConfigCorrupt}, args...)...)
+}
+
+// decodeConfigJSON decodes escale.json's one object, with its known
+// members only, and checks its format and version.
+func decodeConfigJSON(data []byte) (jsonConfig, error) {
+	var j jsonConfig
+	if len(data) > maxConfigSize {
+		return j, badConfig("%d bytes, more than the %d an escale.json may have", len(data), maxConfigSize)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&j); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return j, badConfig("truncated: the JSON ends early")
+		}
+		return j, badConfig("not valid JSON: %v", err)
+	}
+	// Not dec.More, which is false before a stray ']' or '}'.
+	if len(bytes.TrimSpace(data[dec.InputOffset():])) > 0 {
+		return j, badConfig("data after the JSON object")
+	}
+	if j.Format != "escalefs" {
+		return j, badConfig(`"format" is %q, expected "escalefs"`, j.Format)
+	}
+	if j.Version < 1 {
+		return j, badConfig(`"version" is %d, expected %d`, j.Version, FormatVersion)
+	}
+	if j.Version > FormatVersion {
+		return j, fmt.Errorf("%w: format version %d is newer than this escalefs reads (%d); upgrade escalefs",
+			ErrConfigCorrupt, j.Version, FormatVersion)
+	}
+	return j, nil
+}
+
+// parseKDF reads the key derivation of a repository with a secret: none
+// for a key, Argon2id with its parameters and salt for a passphrase.
+func (c *Config) parseKDF(j jsonConfig) error {
+	switch c.Secret {
+	case SecretKey:
+		if j.KDF != nil {
+			return badConfig(`a "key" repository has no "kdf"`)
+		}
+		return nil
+	case SecretPassphrase:
+	default:
+		return badConfig(`"secret" is %q, expected "passphrase", "key" or "none"`, j.Secret)
+	}
+	if j.KDF == nil {
+		return badConfig(`a "passphrase" repository needs "kdf"`)
+	}
+	if j.KDF.Algorithm != "argon2id" {
+		return badConfig(`"kdf.algorithm" is %q, expected "argon2id"`, j.KDF.Algorithm)
+	}
+	c.KDF = KDFParams{Time: j.KDF.Time, MemoryKiB: j.KDF.MemoryKiB, Threads: j.KDF.Threads}
+	if err := checkKDF(c.KDF); err != nil {
+		return badConfig("%v", err)
+	}
+	var err error
+	if c.Salt, err = base64.StdEncoding.DecodeString(j.KDF.Salt); err != nil || len(c.Salt) < minSaltLen || len(c.Salt) > maxSaltLen {
+		return badConfig(`"kdf.salt" must be %d to %d bytes in base64`, minSaltLen, maxSaltLen)
+	}
+	return nil
 }
 
 func checkKDF(p KDFParams) error {
