@@ -342,6 +342,57 @@ func (s *scanner) order(items []*item) []Change {
 			live = append(live, it)
 		}
 	}
+	g := dependencies(live)
+	n := len(live)
+	h := &changeHeap{items: live}
+	for i := range live {
+		if g.indeg[i] == 0 {
+			h.idx = append(h.idx, i)
+		}
+	}
+	heap.Init(h)
+	out := make([]Change, 0, n)
+	done := make([]bool, n)
+	for h.Len() > 0 {
+		i := heap.Pop(h).(int)
+		done[i] = true
+		out = append(out, live[i].Change)
+		for _, j := range g.next[i] {
+			if g.indeg[j]--; g.indeg[j] == 0 {
+				heap.Push(h, j)
+			}
+		}
+	}
+	if len(out) < n { // a cycle: should not happen; keep everything anyway
+		s.d.log.Error("scan: changes with circular dependencies; reporting them in path order", "count", n-len(out))
+		for i, it := range live {
+			if !done[i] {
+				out = append(out, it.Change)
+			}
+		}
+	}
+	return out
+}
+
+// changeGraph says which changes must come before which: next[a] lists
+// the changes after a; indeg[b] counts those before b.
+type changeGraph struct {
+	next  [][]int
+	indeg []int
+}
+
+func (g *changeGraph) edge(a, b int) {
+	if a != b {
+		g.next[a] = append(g.next[a], b)
+		g.indeg[b]++
+	}
+}
+
+// dependencies returns the order the changes of live need: a directory
+// made (or renamed into place) before anything inside it, a path removed
+// before something is made there, and a directory removed only after
+// everything inside it is removed or renamed away.
+func dependencies(live []*item) *changeGraph {
 	n := len(live)
 	addedDir := make(map[string]int)
 	removedAt := make(map[string]int)
@@ -362,14 +413,7 @@ func (s *scanner) order(items []*item) []Change {
 			addedDir[it.Path] = i
 		}
 	}
-	next := make([][]int, n)
-	indeg := make([]int, n)
-	edge := func(a, b int) {
-		if a != b {
-			next[a] = append(next[a], b)
-			indeg[b]++
-		}
-	}
+	g := &changeGraph{next: make([][]int, n), indeg: make([]int, n)}
 	for i, it := range live {
 		removes := ""
 		switch it.Op {
@@ -378,52 +422,23 @@ func (s *scanner) order(items []*item) []Change {
 		default:
 			for dir, _ := splitRel(it.Path); dir != ""; dir, _ = splitRel(dir) {
 				if j, ok := addedDir[dir]; ok {
-					edge(j, i)
+					g.edge(j, i)
 				}
 			}
 			if j, ok := removedAt[it.Path]; ok {
-				edge(j, i)
+				g.edge(j, i)
 			}
 			if it.Op == OpRename {
 				removes = it.From
 			}
 		}
-		if removes != "" {
-			for dir, _ := splitRel(removes); dir != ""; dir, _ = splitRel(dir) {
-				if j, ok := rmdirAt[dir]; ok {
-					edge(i, j)
-				}
+		for dir, _ := splitRel(removes); dir != ""; dir, _ = splitRel(dir) {
+			if j, ok := rmdirAt[dir]; ok {
+				g.edge(i, j)
 			}
 		}
 	}
-	h := &changeHeap{items: live}
-	for i := range live {
-		if indeg[i] == 0 {
-			h.idx = append(h.idx, i)
-		}
-	}
-	heap.Init(h)
-	out := make([]Change, 0, n)
-	done := make([]bool, n)
-	for h.Len() > 0 {
-		i := heap.Pop(h).(int)
-		done[i] = true
-		out = append(out, live[i].Change)
-		for _, j := range next[i] {
-			if indeg[j]--; indeg[j] == 0 {
-				heap.Push(h, j)
-			}
-		}
-	}
-	if len(out) < n { // a cycle: should not happen; keep everything anyway
-		s.d.log.Error("scan: changes with circular dependencies; reporting them in path order", "count", n-len(out))
-		for i, it := range live {
-			if !done[i] {
-				out = append(out, it.Change)
-			}
-		}
-	}
-	return out
+	return g
 }
 
 // changeHeap is a min-heap of indexes into items by (removal, path order).
