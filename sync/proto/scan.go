@@ -127,68 +127,13 @@ func (s *scanner) value(sh *shape) error {
 			return errors.New("unexpected object")
 		}
 		s.i++
-		seen := make(map[string]struct{})
-		for {
-			s.space()
-			if s.b[s.i] == '}' {
-				s.i++
-				return nil
-			}
-			if s.b[s.i] == ',' {
-				s.i++
-				s.space()
-			}
-			raw := s.str()
-			key := string(raw)
-			if sh.anyKeys {
-				if strings.IndexByte(key, '\\') >= 0 {
-					return fmt.Errorf("key %q: escapes are not allowed in keys", key)
-				}
-			} else {
-				if _, ok := sh.members[key]; !ok {
-					return fmt.Errorf("unknown field %q", key)
-				}
-			}
-			if _, dup := seen[key]; dup {
-				return fmt.Errorf("member %q repeated", key)
-			}
-			seen[key] = struct{}{}
-			s.space()
-			s.i++ // ':'
-			var sub *shape
-			if !sh.anyKeys {
-				sub = sh.members[key]
-			}
-			s.path = append(s.path, "."+key)
-			if len(s.path) == 1 {
-				s.path[0] = key
-			}
-			if err := s.value(sub); err != nil {
-				return err
-			}
-			s.path = s.path[:len(s.path)-1]
-			s.space()
-		}
+		return s.object(sh)
 	case '[':
 		if sh == nil || sh.elem == nil {
 			return errors.New("unexpected array")
 		}
 		s.i++
-		for n := 0; ; n++ {
-			s.space()
-			if s.b[s.i] == ']' {
-				s.i++
-				return nil
-			}
-			if s.b[s.i] == ',' {
-				s.i++
-			}
-			s.path = append(s.path, "["+strconv.Itoa(n)+"]")
-			if err := s.value(sh.elem); err != nil {
-				return err
-			}
-			s.path = s.path[:len(s.path)-1]
-		}
+		return s.array(sh)
 	case '"':
 		s.str()
 	case 'n':
@@ -203,4 +148,75 @@ func (s *scanner) value(sh *shape) error {
 		}
 	}
 	return nil
+}
+
+// object scans the members of an object of shape sh, after its '{'.
+func (s *scanner) object(sh *shape) error {
+	seen := make(map[string]struct{})
+	for {
+		s.space()
+		if s.b[s.i] == '}' {
+			s.i++
+			return nil
+		}
+		if s.b[s.i] == ',' {
+			s.i++
+			s.space()
+		}
+		key := string(s.str())
+		if err := sh.checkKey(key, seen); err != nil {
+			return err
+		}
+		s.space()
+		s.i++ // ':'
+		var sub *shape
+		if !sh.anyKeys {
+			sub = sh.members[key]
+		}
+		s.path = append(s.path, "."+key)
+		if len(s.path) == 1 {
+			s.path[0] = key
+		}
+		if err := s.value(sub); err != nil {
+			return err
+		}
+		s.path = s.path[:len(s.path)-1]
+		s.space()
+	}
+}
+
+// checkKey checks a member's name against sh, and that the object has it
+// once (seen: the names before it).
+func (sh *shape) checkKey(key string, seen map[string]struct{}) error {
+	if sh.anyKeys {
+		if strings.IndexByte(key, '\\') >= 0 {
+			return fmt.Errorf("key %q: escapes are not allowed in keys", key)
+		}
+	} else if _, ok := sh.members[key]; !ok {
+		return fmt.Errorf("unknown field %q", key)
+	}
+	if _, dup := seen[key]; dup {
+		return fmt.Errorf("member %q repeated", key)
+	}
+	seen[key] = struct{}{}
+	return nil
+}
+
+// array scans the elements of an array of shape sh, after its '['.
+func (s *scanner) array(sh *shape) error {
+	for n := 0; ; n++ {
+		s.space()
+		if s.b[s.i] == ']' {
+			s.i++
+			return nil
+		}
+		if s.b[s.i] == ',' {
+			s.i++
+		}
+		s.path = append(s.path, "["+strconv.Itoa(n)+"]")
+		if err := s.value(sh.elem); err != nil {
+			return err
+		}
+		s.path = s.path[:len(s.path)-1]
+	}
 }
