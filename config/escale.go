@@ -413,33 +413,7 @@ var escaleRclone = []string{"rclone", "amazoncloud", "b2", "dropbox", "googleclo
 // escaleRelay builds the relay URL from Escale's protocol, address, port
 // and directory, as Escale's parse_address and its backends read them.
 func escaleRelay(f map[string]string, note func(string, ...any)) (string, bool) {
-	addr, dirPath, port := f["address"], f["directory"], f["port"]
-	proto := strings.ToLower(f["protocol"])
-	// An address may be a URL: proto://host[:port][/path], or for
-	// Google Drive and rclone proto:///mount//path or proto://path.
-	if i := strings.Index(addr, "://"); i > 0 && !strings.ContainsAny(addr[:i], "/ ") {
-		if proto == "" {
-			proto = strings.ToLower(addr[:i])
-		}
-		rest := addr[i+3:]
-		switch {
-		case isGdrive(proto) || slices.Contains(escaleRclone, proto):
-			if j := strings.Index(rest, "//"); strings.HasPrefix(rest, "/") && j >= 0 {
-				rest = rest[j+2:] // the mount point is the drive tool's
-			} else if strings.HasPrefix(rest, "/") {
-				rest = ""
-			}
-			addr = ""
-			dirPath = joinPath(rest, dirPath)
-		default:
-			host, p, _ := strings.Cut(rest, "/")
-			addr = host
-			dirPath = joinPath(p, dirPath)
-		}
-	}
-	if h, p, ok := strings.Cut(addr, ":"); ok && !strings.Contains(p, "/") && port == "" {
-		addr, port = h, p
-	}
+	proto, addr, port, dirPath := escaleAddress(f)
 	switch {
 	case proto == "file" || proto == "" && addr == "" || proto == "" && strings.HasPrefix(addr, "/"):
 		p := dirPath
@@ -464,18 +438,8 @@ func escaleRelay(f map[string]string, note func(string, ...any)) (string, bool) 
 		note("no relay address: set relay")
 		return "", false
 	}
-	scheme := proto
-	switch proto {
-	case "":
-		scheme = "ftp"
-		note("no protocol given: ftp assumed, as Escale did")
-	case "ftp", "ftps":
-	case "http":
-		scheme = "webdav"
-	case "https", "webdav", "webdavs":
-		scheme = "webdavs" // Escale's webdav is WebDAV over HTTPS
-	default:
-		note("protocol %s is not a relay escalefs supports (ftp, ftps, webdav, webdavs, gdrive, file, sftp, s3)", proto)
+	scheme, ok := escaleScheme(proto, note)
+	if !ok {
 		return "", false
 	}
 	host := addr
@@ -487,6 +451,55 @@ func escaleRelay(f map[string]string, note func(string, ...any)) (string, bool) 
 		u.User = url.User(user)
 	}
 	return u.String(), true
+}
+
+// escaleAddress reads Escale's protocol, address, port and directory. An
+// address may be a URL: proto://host[:port][/path], or for Google Drive
+// and rclone proto:///mount//path or proto://path.
+func escaleAddress(f map[string]string) (proto, addr, port, dirPath string) {
+	addr, dirPath, port = f["address"], f["directory"], f["port"]
+	proto = strings.ToLower(f["protocol"])
+	if i := strings.Index(addr, "://"); i > 0 && !strings.ContainsAny(addr[:i], "/ ") {
+		if proto == "" {
+			proto = strings.ToLower(addr[:i])
+		}
+		rest := addr[i+3:]
+		switch {
+		case isGdrive(proto) || slices.Contains(escaleRclone, proto):
+			if j := strings.Index(rest, "//"); strings.HasPrefix(rest, "/") && j >= 0 {
+				rest = rest[j+2:] // the mount point is the drive tool's
+			} else if strings.HasPrefix(rest, "/") {
+				rest = ""
+			}
+			addr = ""
+			dirPath = joinPath(rest, dirPath)
+		default:
+			host, p, _ := strings.Cut(rest, "/")
+			addr = host
+			dirPath = joinPath(p, dirPath)
+		}
+	}
+	if h, p, ok := strings.Cut(addr, ":"); ok && !strings.Contains(p, "/") && port == "" {
+		addr, port = h, p
+	}
+	return proto, addr, port, dirPath
+}
+
+// escaleScheme is the relay URL scheme of Escale's protocol for a server.
+func escaleScheme(proto string, note func(string, ...any)) (string, bool) {
+	switch proto {
+	case "":
+		note("no protocol given: ftp assumed, as Escale did")
+		return "ftp", true
+	case "ftp", "ftps":
+		return proto, true
+	case "http":
+		return "webdav", true
+	case "https", "webdav", "webdavs":
+		return "webdavs", true // Escale's webdav is WebDAV over HTTPS
+	}
+	note("protocol %s is not a relay escalefs supports (ftp, ftps, webdav, webdavs, gdrive, file, sftp, s3)", proto)
+	return "", false
 }
 
 func isGdrive(proto string) bool {
