@@ -62,15 +62,8 @@ func (c *countingReader) Read(b []byte) (int, error) {
 // exactly the entries with their sizes and SHA-256, and an escale.json of
 // the manifest's repository. Errors wrap ErrCorrupt and name the entry.
 func Verify(ctx context.Context, ra io.ReaderAt, size int64) (*Index, error) {
-	corrupt := func(format string, args ...any) error {
-		return fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, args...)...)
-	}
-	cr := &countingReader{r: io.NewSectionReader(ra, 0, size)}
-	tr := tar.NewReader(cr)
-	idx := &Index{}
-	seen := make(map[string]int)
-	var manifest []byte
-	last := "the start"
+	v := &verifier{cr: &countingReader{r: io.NewSectionReader(ra, 0, size)}, idx: &Index{}, seen: make(map[string]int), last: "the start"}
+	tr := tar.NewReader(v.cr)
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -81,80 +74,114 @@ func Verify(ctx context.Context, ra io.ReaderAt, size int64) (*Index, error) {
 		}
 		if err != nil {
 			if errors.Is(err, io.ErrUnexpectedEOF) {
-				return nil, corrupt("truncated after %s (an entry header is cut short)", last)
+				return nil, corrupt("truncated after %s (an entry header is cut short)", v.last)
 			}
-			return nil, corrupt("unreadable entry after %s: %v", last, err)
+			return nil, corrupt("unreadable entry after %s: %v", v.last, err)
 		}
-		name := hdr.Name
-		if manifest != nil {
-			return nil, corrupt("entry %q follows the manifest %s, which must be last", name, ManifestName)
+		if err := v.entry(hdr, tr); err != nil {
+			return nil, err
 		}
-		if hdr.Typeflag != tar.TypeReg {
-			return nil, corrupt("entry %q is not a regular file (tar type %q)", name, hdr.Typeflag)
-		}
-		for k := range hdr.PAXRecords {
-			if strings.HasPrefix(k, "GNU.sparse.") {
-				return nil, corrupt("entry %q is a sparse file", name)
-			}
-		}
-		if hdr.Size < 0 {
-			return nil, corrupt("entry %q has a negative size", name)
-		}
-		if name == ManifestName {
-			if hdr.Size > maxManifestSize {
-				return nil, corrupt("manifest %s is %d bytes, more than %d", ManifestName, hdr.Size, maxManifestSize)
-			}
-			if manifest, err = io.ReadAll(tr); err != nil {
-				return nil, corrupt("manifest %s: truncated: %v", ManifestName, err)
-			}
-			continue
-		}
-		if err := checkName(name); err != nil {
-			return nil, corrupt("entry %q: %v", name, err)
-		}
-		if _, dup := seen[name]; dup {
-			return nil, corrupt("entry %q appears twice", name)
-		}
-		if name == crypto.ConfigName && hdr.Size > maxConfigSize {
-			return nil, corrupt("entry %q is %d bytes, more than an escale.json may have (%d)", name, hdr.Size, maxConfigSize)
-		}
-		start := cr.n
-		h := sha256.New()
-		var w io.Writer = h
-		var config bytes.Buffer
-		if name == crypto.ConfigName {
-			w = io.MultiWriter(h, &config)
-		}
-		n, err := io.Copy(w, tr)
-		if err != nil {
-			if errors.Is(err, io.ErrUnexpectedEOF) {
-				return nil, corrupt("entry %q is truncated: %d bytes expected, %d present", name, hdr.Size, n)
-			}
-			return nil, corrupt("entry %q: %v", name, err)
-		}
-		if cr.n != start+hdr.Size {
-			return nil, corrupt("entry %q is not stored as one contiguous file", name)
-		}
-		e := Entry{Name: name, Size: hdr.Size, offset: start}
-		h.Sum(e.SHA256[:0])
-		if name == crypto.ConfigName {
-			idx.Config = config.Bytes()
-		}
-		seen[name] = len(idx.Entries)
-		idx.Entries = append(idx.Entries, e)
-		idx.Bytes += e.Size
-		last = fmt.Sprintf("entry %q", name)
 	}
-	if manifest == nil {
-		if len(idx.Entries) == 0 {
+	if v.manifest == nil {
+		if len(v.idx.Entries) == 0 {
 			return nil, corrupt("no entries: not an escalefs backup, or cut off at its start")
 		}
-		return nil, corrupt("no manifest %s after %s: the archive is truncated or not an escalefs backup", ManifestName, last)
+		return nil, corrupt("no manifest %s after %s: the archive is truncated or not an escalefs backup", ManifestName, v.last)
 	}
-	if err := checkManifest(idx, manifest, seen); err != nil {
+	if err := checkManifest(v.idx, v.manifest, v.seen); err != nil {
 		return nil, corrupt("%v", err)
 	}
-	return idx, nil
+	return v.idx, nil
+}
+
+// corrupt is an error of an archive that is not a whole escalefs backup.
+func corrupt(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrCorrupt}, args...)...)
+}
+
+// verifier is the state of one Verify.
+type verifier struct {
+	cr       *countingReader
+	idx      *Index
+	seen     map[string]int // entries by name: their index
+	manifest []byte
+	last     string // the last entry read, for errors
+}
+
+// entry checks the archive entry hdr, whose content tr reads, and indexes
+// it (or keeps it: the manifest).
+func (v *verifier) entry(hdr *tar.Header, tr io.Reader) error {
+	name := hdr.Name
+	if err := v.checkHeader(hdr); err != nil {
+		return err
+	}
+	if name == ManifestName {
+		if hdr.Size > maxManifestSize {
+			return corrupt("manifest %s is %d bytes, more than %d", ManifestName, hdr.Size, maxManifestSize)
+		}
+		var err error
+		if v.manifest, err = io.ReadAll(tr); err != nil {
+			return corrupt("manifest %s: truncated: %v", ManifestName, err)
+		}
+		return nil
+	}
+	if err := checkName(name); err != nil {
+		return corrupt("entry %q: %v", name, err)
+	}
+	if _, dup := v.seen[name]; dup {
+		return corrupt("entry %q appears twice", name)
+	}
+	if name == crypto.ConfigName && hdr.Size > maxConfigSize {
+		return corrupt("entry %q is %d bytes, more than an escale.json may have (%d)", name, hdr.Size, maxConfigSize)
+	}
+	start := v.cr.n
+	h := sha256.New()
+	var w io.Writer = h
+	var config bytes.Buffer
+	if name == crypto.ConfigName {
+		w = io.MultiWriter(h, &config)
+	}
+	n, err := io.Copy(w, tr)
+	if err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return corrupt("entry %q is truncated: %d bytes expected, %d present", name, hdr.Size, n)
+		}
+		return corrupt("entry %q: %v", name, err)
+	}
+	if v.cr.n != start+hdr.Size {
+		return corrupt("entry %q is not stored as one contiguous file", name)
+	}
+	e := Entry{Name: name, Size: hdr.Size, offset: start}
+	h.Sum(e.SHA256[:0])
+	if name == crypto.ConfigName {
+		v.idx.Config = config.Bytes()
+	}
+	v.seen[name] = len(v.idx.Entries)
+	v.idx.Entries = append(v.idx.Entries, e)
+	v.idx.Bytes += e.Size
+	v.last = fmt.Sprintf("entry %q", name)
+	return nil
+}
+
+// checkHeader refuses an entry after the manifest, of another type than a
+// regular file, sparse, or of a negative size.
+func (v *verifier) checkHeader(hdr *tar.Header) error {
+	name := hdr.Name
+	if v.manifest != nil {
+		return corrupt("entry %q follows the manifest %s, which must be last", name, ManifestName)
+	}
+	if hdr.Typeflag != tar.TypeReg {
+		return corrupt("entry %q is not a regular file (tar type %q)", name, hdr.Typeflag)
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			return corrupt("entry %q is a sparse file", name)
+		}
+	}
+	if hdr.Size < 0 {
+		return corrupt("entry %q has a negative size", name)
+	}
+	return nil
 }
 
 // checkName accepts the object names a repository has.
