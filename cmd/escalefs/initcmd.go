@@ -160,66 +160,23 @@ func runInit(ctx context.Context, g *globals, f *initFlags, p *prompter) error {
 	if !p.interactive() {
 		p = nil
 	}
-	cfgPath := g.config.path
-	if cfgPath == "" {
-		var err error
-		if cfgPath, err = config.DefaultPath(); err != nil {
-			return err
+	cfgPath, err := initConfigDirs(g, f, p)
+	if err != nil || f.fromEscale != "" {
+		if err == nil {
+			err = initFromEscale(g, cfgPath, f.fromEscale)
 		}
+		return err
 	}
 	cfgDir := filepath.Dir(cfgPath)
-	if err := os.MkdirAll(cfgDir, 0o700); err != nil {
-		return fmt.Errorf("creating the configuration directory: %w", err)
-	}
-	// The acceptance is the user's, whatever the file.
-	userDir := cfgDir
-	if def, err := config.DefaultPath(); err == nil {
-		userDir = filepath.Dir(def)
-	}
-	if err := os.MkdirAll(userDir, 0o700); err != nil {
-		return fmt.Errorf("creating the configuration directory: %w", err)
-	}
-	if err := acceptLicense(userDir, f.acceptLicense, p, g.stdout); err != nil {
+
+	// 1. The relay URL, checked as it is given, the node's name and its
+	// table.
+	if err := askRelayURL(g, f, p); err != nil {
 		return err
 	}
-	if f.fromEscale != "" {
-		return initFromEscale(g, cfgPath, f.fromEscale)
-	}
-
-	// 1. The relay URL, checked as it is given.
-	for {
-		if f.relayURL == "" {
-			if p == nil {
-				return usage(errors.New("no relay given: give --relay URL (e.g. ftps://me@ftp.example.org/sync), or run escalefs init on a terminal to be asked"))
-			}
-			var err error
-			if f.relayURL, err = p.ask("Relay URL (ftp://, ftps://, webdav://, webdavs://, sftp://, s3://, gdrive://, file:///path)", ""); err != nil {
-				return err
-			}
-		}
-		err := checkRelayURL(f.relayURL)
-		if err == nil {
-			break
-		}
-		if p == nil {
-			return usage(fmt.Errorf("--relay %s: %w", f.relayURL, err))
-		}
-		fmt.Fprintf(g.stdout, "  %v\n", err)
-		f.relayURL = ""
-	}
-	name, err := initNodeName(f.name)
+	name, err := askNodeName(g, f, p)
 	if err != nil {
 		return err
-	}
-	for p != nil && f.name == "" {
-		if name, err = p.ask("This node's name", name); err != nil {
-			return err
-		}
-		why := checkNodeName(name)
-		if why == "" {
-			break
-		}
-		fmt.Fprintf(g.stdout, "  %q: %s; again.\n", name, why)
 	}
 	repo := f.repo
 	if repo == "" {
@@ -265,18 +222,9 @@ func runInit(ctx context.Context, g *globals, f *initFlags, p *prompter) error {
 	}
 
 	// 4. Mode and folder.
-	mode := f.mode
-	for mode == "" && p != nil {
-		if mode, err = p.ask("Mode: shared, upload, download or conservative", "shared"); err != nil {
-			return err
-		}
-		if _, err := proto.ParseMode(mode); err != nil {
-			fmt.Fprintf(g.stdout, "  %q is not a mode; again.\n", mode)
-			mode = ""
-		}
-	}
-	if _, err := proto.ParseMode(mode); mode != "" && err != nil {
-		return usage(fmt.Errorf("--mode %q: expected shared, upload, download or conservative", mode))
+	mode, err := askMode(g, f, p)
+	if err != nil {
+		return err
 	}
 	if mode != "" && mode != "shared" {
 		values["mode"] = mode
@@ -304,6 +252,98 @@ func runInit(ctx context.Context, g *globals, f *initFlags, p *prompter) error {
 	}
 	fmt.Fprintf(g.stdout, "Wrote [%s] to %s (mode 0600).\nStart the node with: escalefs %s --repo %s\n", repo, cfgPath, command, repo)
 	return nil
+}
+
+// initConfigDirs makes the configuration's directories, has the license
+// accepted, and returns the configuration file's path.
+func initConfigDirs(g *globals, f *initFlags, p *prompter) (string, error) {
+	cfgPath := g.config.path
+	if cfgPath == "" {
+		var err error
+		if cfgPath, err = config.DefaultPath(); err != nil {
+			return "", err
+		}
+	}
+	cfgDir := filepath.Dir(cfgPath)
+	if err := os.MkdirAll(cfgDir, 0o700); err != nil {
+		return "", fmt.Errorf("creating the configuration directory: %w", err)
+	}
+	// The acceptance is the user's, whatever the file.
+	userDir := cfgDir
+	if def, err := config.DefaultPath(); err == nil {
+		userDir = filepath.Dir(def)
+	}
+	if err := os.MkdirAll(userDir, 0o700); err != nil {
+		return "", fmt.Errorf("creating the configuration directory: %w", err)
+	}
+	if err := acceptLicense(userDir, f.acceptLicense, p, g.stdout); err != nil {
+		return "", err
+	}
+	return cfgPath, nil
+}
+
+// askRelayURL asks for the relay URL until a valid one is given (from
+// --relay, or on the terminal).
+func askRelayURL(g *globals, f *initFlags, p *prompter) error {
+	for {
+		if f.relayURL == "" {
+			if p == nil {
+				return usage(errors.New("no relay given: give --relay URL (e.g. ftps://me@ftp.example.org/sync), or run escalefs init on a terminal to be asked"))
+			}
+			var err error
+			if f.relayURL, err = p.ask("Relay URL (ftp://, ftps://, webdav://, webdavs://, sftp://, s3://, gdrive://, file:///path)", ""); err != nil {
+				return err
+			}
+		}
+		err := checkRelayURL(f.relayURL)
+		if err == nil {
+			return nil
+		}
+		if p == nil {
+			return usage(fmt.Errorf("--relay %s: %w", f.relayURL, err))
+		}
+		fmt.Fprintf(g.stdout, "  %v\n", err)
+		f.relayURL = ""
+	}
+}
+
+// askNodeName returns the node's name: --name, or asked on the terminal
+// (the host's name offered).
+func askNodeName(g *globals, f *initFlags, p *prompter) (string, error) {
+	name, err := initNodeName(f.name)
+	if err != nil {
+		return "", err
+	}
+	for p != nil && f.name == "" {
+		if name, err = p.ask("This node's name", name); err != nil {
+			return "", err
+		}
+		why := checkNodeName(name)
+		if why == "" {
+			break
+		}
+		fmt.Fprintf(g.stdout, "  %q: %s; again.\n", name, why)
+	}
+	return name, nil
+}
+
+// askMode returns the node's mode: --mode, or asked on the terminal.
+func askMode(g *globals, f *initFlags, p *prompter) (string, error) {
+	mode := f.mode
+	for mode == "" && p != nil {
+		var err error
+		if mode, err = p.ask("Mode: shared, upload, download or conservative", "shared"); err != nil {
+			return "", err
+		}
+		if _, err := proto.ParseMode(mode); err != nil {
+			fmt.Fprintf(g.stdout, "  %q is not a mode; again.\n", mode)
+			mode = ""
+		}
+	}
+	if _, err := proto.ParseMode(mode); mode != "" && err != nil {
+		return "", usage(fmt.Errorf("--mode %q: expected shared, upload, download or conservative", mode))
+	}
+	return mode, nil
 }
 
 // initFromEscale appends the sections of an Escale configuration file to
