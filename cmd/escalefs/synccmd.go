@@ -576,57 +576,20 @@ func openNode(ctx context.Context, g *globals, f *syncFlags, dir string, folder 
 	if err != nil {
 		return nil, err
 	}
-	if within(resolvePath(root), dir) {
-		return nil, fmt.Errorf("the state directory %s is inside the folder %s, which would sync the node's own cache: "+
-			"sync another folder, or set $XDG_STATE_HOME to a directory outside it", root, dir)
+	if err := checkPlaces(root, dir, f.relayURL); err != nil {
+		return nil, err
 	}
-
 	n := &node{g: g, f: f, log: syncLogger(g)}
 	defer func() {
 		if err != nil {
 			n.close()
 		}
 	}()
-	log := n.log
-	if u, err := relay.ParseURL(f.relayURL); err == nil && u.Scheme == "file" {
-		if rd := resolvePath(u.Path); within(rd, dir) || within(dir, rd) {
-			return nil, fmt.Errorf("the relay directory %s and the folder %s overlap: escalefs would sync its own relay; "+
-				"keep them apart", rd, dir)
-		}
-	}
 	opts := f.rf.options(g)
-	opts.Logger = log
-
-	// A folder synced before joins its repository: a relay without one
-	// is more likely an unmounted share or an emptied account than a
-	// fresh start, and a new repository there would take the folder away
-	// from its other nodes.
-	prior, err := folderStateDirs(root, dir)
+	opts.Logger = n.log
+	r, repo, store, err := n.joinRepository(ctx, root, dir, secret, opts)
 	if err != nil {
-		return nil, fmt.Errorf("reading the state directories: %w", err)
-	}
-	ropts := escsync.RepoOptions{Create: len(prior) == 0}
-	if f.noEncryption {
-		ropts.Encryption = crypto.EncryptionOff
-	}
-	if len(prior) > 0 {
-		ropts.Check = joinedCheck(dir, prior)
-	}
-	r, repo, store, err := n.openRepo(ctx, secret, opts, ropts, prior)
-	switch {
-	case errors.Is(err, crypto.ErrWrongSecret), errors.Is(err, crypto.ErrConfigCorrupt):
 		return nil, err
-	case errors.Is(err, escsync.ErrNoRepository) && len(prior) > 0:
-		return nil, fmt.Errorf("the relay %s holds no repository, but %s was synced through one before (its state: %s): "+
-			"the relay may be unmounted, emptied or not the one meant; check --relay. To start a new repository for "+
-			"this folder anyway, move that state directory away first (for a mount, its files/ holds the folder's files)",
-			redactedURL(f.relayURL), dir, prior[0])
-	case errors.Is(err, cache.ErrInUse):
-		return nil, fmt.Errorf("another escalefs process is syncing %s (%s): stop it first, or let it run", dir, cacheHolder(err))
-	case errors.Is(err, escsync.ErrOtherRepository), errors.Is(err, escsync.ErrRepoChanged):
-		return nil, err
-	case err != nil:
-		return nil, n.relayFailed(err)
 	}
 	offline := store != nil
 	n.closer = append(n.closer, func() {
@@ -635,58 +598,124 @@ func openNode(ctx context.Context, g *globals, f *syncFlags, dir string, folder 
 		}
 	})
 	n.loc = r.Properties().Location
-	loc := n.loc
 	if repo.Created {
-		log.Info("created a new repository at "+loc, "repository", repo.ID.String(),
+		n.log.Info("created a new repository at "+n.loc, "repository", repo.ID.String(),
 			"encryption", string(repo.Config.Encryption), "secret", secretName(repo.Config.Secret))
 	}
 	if repo.Keys == nil {
-		log.Warn("the repository has no secret: the relay can read and alter every file in it", "relay", loc)
+		n.log.Warn("the repository has no secret: the relay can read and alter every file in it", "relay", n.loc)
 	}
-
-	state := nodeStateDir(root, repo.ID, dir)
-	n.state = state
-	if err := os.MkdirAll(state, 0o700); err != nil {
-		return nil, fmt.Errorf("creating the node's state directory: %w", err)
+	n.state = nodeStateDir(root, repo.ID, dir)
+	if store, err = n.openCache(dir, store); err != nil {
+		return nil, err
 	}
-	if store == nil {
-		store, err = cache.Open(filepath.Join(state, "cache.db"), cache.Options{Logger: log, Timeout: cacheOpenTimeout})
-	}
-	switch {
-	case errors.Is(err, cache.ErrInUse):
-		pid := cacheHolder(err)
-		return nil, fmt.Errorf("another escalefs process is syncing %s (%s): stop it first, or let it run", dir, pid)
-	case err != nil:
-		return nil, n.stopped(dir, engineFailed(err, state))
-	}
-	n.closer = append(n.closer, func() {
-		if err := store.Close(); err != nil {
-			log.Warn("closing the cache", "err", err)
-		}
-	})
 	if n.name, err = runName(f.name, store); err != nil {
 		return nil, err
 	}
-	name := n.name
 	if !f.noFollow && !offline {
 		// The relay's closer closes r, whichever relay it is by then.
-		nr, nrepo, err := n.followMoves(ctx, r, repo, secret, store, state, opts)
-		if err != nil {
+		if r, repo, err = n.followMoves(ctx, r, repo, secret, store, n.state, opts); err != nil {
 			return nil, err
 		}
-		r, repo = nr, nrepo
-		loc = n.loc
 	}
 	n.relay, n.repo = r, repo
-	folderDir, err := folder(state)
+	folderDir, err := folder(n.state)
 	if err != nil {
 		return nil, err
 	}
+	if err := n.startEngine(dir, folderDir, store, hooks); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// checkPlaces refuses a folder that holds the state directories (root),
+// or that overlaps a file relay.
+func checkPlaces(root, dir, relayURL string) error {
+	if within(resolvePath(root), dir) {
+		return fmt.Errorf("the state directory %s is inside the folder %s, which would sync the node's own cache: "+
+			"sync another folder, or set $XDG_STATE_HOME to a directory outside it", root, dir)
+	}
+	if u, err := relay.ParseURL(relayURL); err == nil && u.Scheme == "file" {
+		if rd := resolvePath(u.Path); within(rd, dir) || within(dir, rd) {
+			return fmt.Errorf("the relay directory %s and the folder %s overlap: escalefs would sync its own relay; "+
+				"keep them apart", rd, dir)
+		}
+	}
+	return nil
+}
+
+// joinRepository opens the relay and its repository for the folder dir:
+// one synced before joins its repository only (a relay without one is
+// more likely an unmounted share or an emptied account than a fresh
+// start, and a new repository there would take the folder away from its
+// other nodes). store is the node's cache when the relay could not be
+// reached (the node starts offline).
+func (n *node) joinRepository(ctx context.Context, root, dir string, secret crypto.Secret, opts relay.Options) (
+	relay.Relay, *escsync.Repository, *cache.Store, error) {
+	prior, err := folderStateDirs(root, dir)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("reading the state directories: %w", err)
+	}
+	ropts := escsync.RepoOptions{Create: len(prior) == 0}
+	if n.f.noEncryption {
+		ropts.Encryption = crypto.EncryptionOff
+	}
+	if len(prior) > 0 {
+		ropts.Check = joinedCheck(dir, prior)
+	}
+	r, repo, store, err := n.openRepo(ctx, secret, opts, ropts, prior)
+	switch {
+	case errors.Is(err, crypto.ErrWrongSecret), errors.Is(err, crypto.ErrConfigCorrupt):
+		return nil, nil, nil, err
+	case errors.Is(err, escsync.ErrNoRepository) && len(prior) > 0:
+		return nil, nil, nil, fmt.Errorf("the relay %s holds no repository, but %s was synced through one before (its state: %s): "+
+			"the relay may be unmounted, emptied or not the one meant; check --relay. To start a new repository for "+
+			"this folder anyway, move that state directory away first (for a mount, its files/ holds the folder's files)",
+			redactedURL(n.f.relayURL), dir, prior[0])
+	case errors.Is(err, cache.ErrInUse):
+		return nil, nil, nil, fmt.Errorf("another escalefs process is syncing %s (%s): stop it first, or let it run", dir, cacheHolder(err))
+	case errors.Is(err, escsync.ErrOtherRepository), errors.Is(err, escsync.ErrRepoChanged):
+		return nil, nil, nil, err
+	case err != nil:
+		return nil, nil, nil, n.relayFailed(err)
+	}
+	return r, repo, store, nil
+}
+
+// openCache makes the node's state directory and opens its cache there
+// (unless store is open already), closed with the node.
+func (n *node) openCache(dir string, store *cache.Store) (*cache.Store, error) {
+	if err := os.MkdirAll(n.state, 0o700); err != nil {
+		return nil, fmt.Errorf("creating the node's state directory: %w", err)
+	}
+	var err error
+	if store == nil {
+		store, err = cache.Open(filepath.Join(n.state, "cache.db"), cache.Options{Logger: n.log, Timeout: cacheOpenTimeout})
+	}
+	switch {
+	case errors.Is(err, cache.ErrInUse):
+		return nil, fmt.Errorf("another escalefs process is syncing %s (%s): stop it first, or let it run", dir, cacheHolder(err))
+	case err != nil:
+		return nil, n.stopped(dir, engineFailed(err, n.state))
+	}
+	n.closer = append(n.closer, func() {
+		if err := store.Close(); err != nil {
+			n.log.Warn("closing the cache", "err", err)
+		}
+	})
+	return store, nil
+}
+
+// startEngine makes the node's engine over the folder's files
+// (folderDir), its version store and its status publisher.
+func (n *node) startEngine(dir, folderDir string, store *cache.Store, hooks mountHooks) error {
+	f, log, state := n.f, n.log, n.state
 	flt := f.compiled
 	local, err := localdir.New(folderDir, localdir.Options{Logger: log, Skip: flt.Skip, Hold: filepath.Join(state, "held"),
 		HoldCopy: f.versionPolicy.Kind != versions.Off})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	n.local = local
 	stopGrace := f.stopGrace
@@ -696,16 +725,16 @@ func openNode(ctx context.Context, g *globals, f *syncFlags, dir string, folder 
 	pub := newStatusPublisher(state, log)
 	vstore, vpolicy, err := f.openVersions(state, log)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	n.versions = vstore
 	eng, err := escsync.New(escsync.Config{
-		Relay:         r,
-		Repo:          repo,
+		Relay:         n.relay,
+		Repo:          n.repo,
 		Cache:         store,
 		Local:         local,
 		Mode:          f.parsedMode,
-		Name:          name,
+		Name:          n.name,
 		Scratch:       filepath.Join(state, "scratch"),
 		Control:       state,
 		Skip:          flt.Skip,
@@ -725,17 +754,17 @@ func openNode(ctx context.Context, g *globals, f *syncFlags, dir string, folder 
 		Logger:        log,
 	})
 	if err != nil {
-		return nil, n.stopped(dir, engineFailed(err, state))
+		return n.stopped(dir, engineFailed(err, state))
 	}
 	n.eng = eng
-	base := statusFile{Command: f.command, Once: f.once, Folder: dir, Relay: loc, Node: name,
+	base := statusFile{Command: f.command, Once: f.once, Folder: dir, Relay: n.loc, Node: n.name,
 		NodeID: eng.Node().String(), Mode: string(f.parsedMode)}
 	if folderDir != dir {
 		base.Files = folderDir
 	}
 	pub.start(eng, base)
 	n.closer = append(n.closer, func() { pub.stop(n.stopErr) })
-	return n, nil
+	return nil
 }
 
 // leftUnpushed tells, after sync --once, what the round left that it
