@@ -13,6 +13,7 @@ import (
 	"github.com/escalefs/escalefs/cache"
 	"github.com/escalefs/escalefs/crypto"
 	"github.com/escalefs/escalefs/internal/units"
+	"github.com/escalefs/escalefs/relay"
 	"github.com/escalefs/escalefs/relay/all"
 	escsync "github.com/escalefs/escalefs/sync"
 	"github.com/escalefs/escalefs/sync/layout"
@@ -107,39 +108,10 @@ func runFix(ctx context.Context, g *globals, f *fixFlags, dirArg string) error {
 	}
 	defer r.Close()
 	loc := r.Properties().Location
-
-	// The node's state: named after the repository, which the relay may no
-	// longer tell.
-	var state string
-	repo, err := escsync.OpenRepository(ctx, r, secret, escsync.RepoOptions{})
-	switch {
-	case err == nil:
-		state = nodeStateDir(root, repo.ID, dir)
-		if !isDir(state) {
-			return fmt.Errorf("%s was never synced with the repository at %s from this machine (no state in %s): "+
-				"run escalefs fix on a node that synced it", dir, loc, state)
-		}
-	case errors.Is(err, escsync.ErrNoRepository):
-		prior, err := folderStateDirs(root, dir)
-		if err != nil {
-			return fmt.Errorf("reading the state directories: %w", err)
-		}
-		switch len(prior) {
-		case 0:
-			return fmt.Errorf("the relay %s holds no repository and %s was never synced on this machine: nothing to rebuild it from; "+
-				"run escalefs fix on a node that synced the folder", loc, dir)
-		case 1:
-			state = prior[0]
-		default:
-			return fmt.Errorf("the relay %s holds no repository and %s was synced with %d repositories (%s): "+
-				"move the state directories of the others away first", loc, dir, len(prior), strings.Join(prior, ", "))
-		}
-	case errors.Is(err, crypto.ErrWrongSecret), errors.Is(err, crypto.ErrConfigCorrupt):
-		return fmt.Errorf("unlocking the repository at %s: %w", loc, err)
-	default:
-		return fmt.Errorf("opening the repository at %s: %w", loc, err)
+	repo, state, err := fixState(ctx, r, secret, root, dir, loc)
+	if err != nil {
+		return err
 	}
-
 	store, err := cache.Open(filepath.Join(state, "cache.db"), cache.Options{Logger: log, Timeout: cacheOpenTimeout})
 	switch {
 	case errors.Is(err, cache.ErrInUse):
@@ -149,27 +121,9 @@ func runFix(ctx context.Context, g *globals, f *fixFlags, dirArg string) error {
 		return engineFailed(err, state)
 	}
 	defer store.Close()
-	if repo == nil {
-		if repo, err = escsync.KeptRepository(store, secret); err != nil {
-			if errors.Is(err, escsync.ErrNoKeptConfig) {
-				return fmt.Errorf("the relay %s holds no repository, and this node's state (%s) has no copy of %s: it last "+
-					"ran with an older escalefs; run escalefs fix on another node that synced %s: %w", loc, state, crypto.ConfigName, dir, err)
-			}
-			return fmt.Errorf("the repository kept in %s: %w", state, err)
-		}
-	}
-	var joined bool
-	if err := store.View(func(tx *cache.Tx) error {
-		_, joined, err = tx.Meta(cache.MetaNodeID)
-		return err
-	}); err != nil {
+	if repo, err = fixRepository(store, secret, repo, loc, state, dir); err != nil {
 		return err
 	}
-	if !joined {
-		return fmt.Errorf("%s was never synced with the repository %s (its state %s holds no node): nothing to rebuild from",
-			dir, repo.ID, state)
-	}
-
 	folder := dir
 	if files := filepath.Join(state, "files"); isDir(files) {
 		folder = files // a mount's files
@@ -195,6 +149,67 @@ func runFix(ctx context.Context, g *globals, f *fixFlags, dirArg string) error {
 		return fmt.Errorf("fix: %w", err)
 	}
 	return nil
+}
+
+// fixState returns the repository on the relay (nil if it holds none) and
+// the state directory of the folder dir's node: named after the
+// repository, which the relay may no longer tell.
+func fixState(ctx context.Context, r relay.Relay, secret crypto.Secret, root, dir, loc string) (*escsync.Repository, string, error) {
+	repo, err := escsync.OpenRepository(ctx, r, secret, escsync.RepoOptions{})
+	switch {
+	case err == nil:
+		state := nodeStateDir(root, repo.ID, dir)
+		if !isDir(state) {
+			return nil, "", fmt.Errorf("%s was never synced with the repository at %s from this machine (no state in %s): "+
+				"run escalefs fix on a node that synced it", dir, loc, state)
+		}
+		return repo, state, nil
+	case errors.Is(err, crypto.ErrWrongSecret), errors.Is(err, crypto.ErrConfigCorrupt):
+		return nil, "", fmt.Errorf("unlocking the repository at %s: %w", loc, err)
+	case !errors.Is(err, escsync.ErrNoRepository):
+		return nil, "", fmt.Errorf("opening the repository at %s: %w", loc, err)
+	}
+	prior, err := folderStateDirs(root, dir)
+	if err != nil {
+		return nil, "", fmt.Errorf("reading the state directories: %w", err)
+	}
+	switch len(prior) {
+	case 0:
+		return nil, "", fmt.Errorf("the relay %s holds no repository and %s was never synced on this machine: nothing to rebuild it from; "+
+			"run escalefs fix on a node that synced the folder", loc, dir)
+	case 1:
+		return nil, prior[0], nil
+	}
+	return nil, "", fmt.Errorf("the relay %s holds no repository and %s was synced with %d repositories (%s): "+
+		"move the state directories of the others away first", loc, dir, len(prior), strings.Join(prior, ", "))
+}
+
+// fixRepository returns repo, or, when the relay holds none, the one the
+// node's cache kept, after checking that the node joined it.
+func fixRepository(store *cache.Store, secret crypto.Secret, repo *escsync.Repository, loc, state, dir string) (*escsync.Repository, error) {
+	if repo == nil {
+		var err error
+		if repo, err = escsync.KeptRepository(store, secret); err != nil {
+			if errors.Is(err, escsync.ErrNoKeptConfig) {
+				return nil, fmt.Errorf("the relay %s holds no repository, and this node's state (%s) has no copy of %s: it last "+
+					"ran with an older escalefs; run escalefs fix on another node that synced %s: %w", loc, state, crypto.ConfigName, dir, err)
+			}
+			return nil, fmt.Errorf("the repository kept in %s: %w", state, err)
+		}
+	}
+	var joined bool
+	if err := store.View(func(tx *cache.Tx) error {
+		var err error
+		_, joined, err = tx.Meta(cache.MetaNodeID)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	if !joined {
+		return nil, fmt.Errorf("%s was never synced with the repository %s (its state %s holds no node): nothing to rebuild from",
+			dir, repo.ID, state)
+	}
+	return repo, nil
 }
 
 // printFix prints what fix found and did (done) or would do.
