@@ -52,7 +52,7 @@ func (f *mountFlags) applyOptions(cmd *cobra.Command) error {
 
 func (f *mountFlags) applyOption(cmd *cobra.Command, opt string) error {
 	key, val, hasVal := strings.Cut(opt, "=")
-	noValue := func(set func()) error {
+	if set, ok := f.switches()[key]; ok {
 		if hasVal {
 			return fmt.Errorf("%s takes no value", key)
 		}
@@ -60,26 +60,6 @@ func (f *mountFlags) applyOption(cmd *cobra.Command, opt string) error {
 		return nil
 	}
 	switch key {
-	case "allow_other":
-		return noValue(func() { f.fuse.AllowOther = true })
-	case "allow_root":
-		return noValue(func() { f.fuse.AllowRoot = true })
-	case "default_permissions":
-		return noValue(func() { f.fuse.DefaultPermissions = true })
-	case "ro":
-		return noValue(func() { f.fuse.ReadOnly = true })
-	case "rw":
-		return noValue(func() { f.fuse.ReadOnly = false })
-	case "noatime":
-		return noValue(func() { f.fuse.NoATime = true })
-	case "atime":
-		return noValue(func() { f.fuse.NoATime = false })
-	case "noexec":
-		return noValue(func() { f.fuse.NoExec = true })
-	case "exec":
-		return noValue(func() { f.fuse.NoExec = false })
-	case "nonempty":
-		return noValue(func() { f.nonEmpty = true })
 	case "uid", "gid":
 		n, err := strconv.ParseUint(val, 10, 32)
 		if err != nil || !hasVal {
@@ -104,6 +84,28 @@ func (f *mountFlags) applyOption(cmd *cobra.Command, opt string) error {
 	if slices.Contains(fstabOnlyOptions, key) || strings.HasPrefix(key, "x-") || key == "comment" {
 		return nil
 	}
+	return setFlagOption(cmd, key, val, hasVal)
+}
+
+// switches are the mount options without a value.
+func (f *mountFlags) switches() map[string]func() {
+	return map[string]func(){
+		"allow_other":         func() { f.fuse.AllowOther = true },
+		"allow_root":          func() { f.fuse.AllowRoot = true },
+		"default_permissions": func() { f.fuse.DefaultPermissions = true },
+		"ro":                  func() { f.fuse.ReadOnly = true },
+		"rw":                  func() { f.fuse.ReadOnly = false },
+		"noatime":             func() { f.fuse.NoATime = true },
+		"atime":               func() { f.fuse.NoATime = false },
+		"noexec":              func() { f.fuse.NoExec = true },
+		"exec":                func() { f.fuse.NoExec = false },
+		"nonempty":            func() { f.nonEmpty = true },
+	}
+}
+
+// setFlagOption sets the flag of escalefs mount that the option key names
+// (key=VALUE, or key alone for a boolean flag).
+func setFlagOption(cmd *cobra.Command, key, val string, hasVal bool) error {
 	fl := cmd.Flags().Lookup(key)
 	if fl == nil || slices.Contains(mountOptionFlags, key) {
 		return fmt.Errorf("unknown mount option %q; expected a FUSE option (%s), an fstab option (noauto, user, _netdev…) "+
