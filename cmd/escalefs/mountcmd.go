@@ -180,8 +180,27 @@ func runMount(ctx context.Context, g *globals, f *mountFlags, mountArg string) e
 		return err
 	}
 	defer n.close()
-	log := n.log
+	s, err := mountFolder(ctx, f, n, mnt, backing)
+	if err != nil {
+		return err
+	}
+	srv.Store(s)
+	if nt != nil {
+		removePID, err := nt.ready(n.state)
+		if err != nil {
+			if serr := s.Stop(unmountGrace); serr != nil {
+				n.log.Warn("unmounting", "err", serr)
+			}
+			return err
+		}
+		defer removePID()
+	}
+	n.logStart("mounted", "mountpoint", mnt, "dir", backing, "passthrough", s.Passthrough())
+	return serveMount(ctx, n, s, mnt)
+}
 
+// mountFolder mounts the node's files (backing) on mnt.
+func mountFolder(ctx context.Context, f *mountFlags, n *node, mnt, backing string) (*escfs.Server, error) {
 	// The kernel applies the caller's umask to the modes of what it
 	// creates before it asks the mount; the process's own must not apply
 	// a second time (as libfuse's passthrough example does, umask 0).
@@ -192,26 +211,17 @@ func runMount(ctx context.Context, g *globals, f *mountFlags, mountArg string) e
 	if n.versions != nil {
 		opts.Versions = n.versions
 		if f.versionsLocal {
-			opts.LocalVersions = localKeeper{store: n.versions, skip: f.compiled.Skip, log: log}
+			opts.LocalVersions = localKeeper{store: n.versions, skip: f.compiled.Skip, log: n.log}
 		}
 	}
-	s, err := escfs.Mount(ctx, mnt, backing, opts)
-	if err != nil {
-		return err
-	}
-	srv.Store(s)
-	if nt != nil {
-		removePID, err := nt.ready(n.state)
-		if err != nil {
-			if serr := s.Stop(unmountGrace); serr != nil {
-				log.Warn("unmounting", "err", serr)
-			}
-			return err
-		}
-		defer removePID()
-	}
-	n.logStart("mounted", "mountpoint", mnt, "dir", backing, "passthrough", s.Passthrough())
+	return escfs.Mount(ctx, mnt, backing, opts)
+}
 
+// serveMount runs the node's engine until the mount is unmounted, the
+// engine stops or ctx ends, then unmounts and lets the engine drain its
+// queue.
+func serveMount(ctx context.Context, n *node, s *escfs.Server, mnt string) error {
+	log := n.log
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	unmounted := make(chan struct{})
