@@ -349,21 +349,47 @@ func askMode(g *globals, f *initFlags, p *prompter) (string, error) {
 // initFromEscale appends the sections of an Escale configuration file to
 // the configuration as tables, and says what did not carry over.
 func initFromEscale(g *globals, cfgPath, escalePath string) error {
+	tables, err := escaleTables(g, cfgPath, escalePath)
+	if err != nil {
+		return err
+	}
+	passwords, err := writeEscaleTables(cfgPath, escalePath, tables)
+	if err != nil {
+		return err
+	}
+	for _, t := range tables {
+		fmt.Fprintf(g.stdout, "[%s]: converted %d options\n", t.Name, len(t.Values))
+		if pw, ok := t.Values["password-file"].(string); ok && passwords[pw] != "" {
+			fmt.Fprintf(g.stdout, "  the relay password from Escale's credential file is in %s (mode 0600)\n", pw)
+		}
+		for _, n := range t.Notes {
+			fmt.Fprintf(g.stdout, "  not carried over: %s\n", n)
+		}
+	}
+	fmt.Fprintf(g.stdout, "Wrote %d tables to %s (mode 0600). Check them, then start a node with escalefs sync --repo NAME.\n",
+		len(tables), cfgPath)
+	return nil
+}
+
+// escaleTables converts the Escale file's sections to tables, and keeps
+// those that have a relay (printing why the others are not written) and
+// no table of the configuration file has the name of.
+func escaleTables(g *globals, cfgPath, escalePath string) ([]config.EscaleTable, error) {
 	fh, err := os.Open(escalePath)
 	if err != nil {
-		return fmt.Errorf("--from-escale: %w", err)
+		return nil, fmt.Errorf("--from-escale: %w", err)
 	}
 	defer fh.Close()
 	tables, err := config.ConvertEscale(fh, filepath.Dir(resolvePath(escalePath)))
 	if err != nil {
-		return fmt.Errorf("--from-escale %s: %w", escalePath, err)
+		return nil, fmt.Errorf("--from-escale %s: %w", escalePath, err)
 	}
 	existing, err := config.Load(cfgPath)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		existing = nil
 	case err != nil:
-		return fmt.Errorf("the configuration file is not valid, fix it first: %w", err)
+		return nil, fmt.Errorf("the configuration file is not valid, fix it first: %w", err)
 	}
 	// A table without a relay is not written: it would not run.
 	var skipped []config.EscaleTable
@@ -381,28 +407,33 @@ func initFromEscale(g *globals, cfgPath, escalePath string) error {
 		}
 	}
 	if len(tables) == 0 {
-		return fmt.Errorf("--from-escale %s: no section has a relay escalefs can reach; nothing was written", escalePath)
+		return nil, fmt.Errorf("--from-escale %s: no section has a relay escalefs can reach; nothing was written", escalePath)
 	}
 	for _, t := range tables {
-		if existing != nil {
-			if _, ok := existing.Repo(t.Name); ok {
-				return usage(fmt.Errorf("%s already has a table [%s]: remove it or rename the section in %s", cfgPath, t.Name, escalePath))
-			}
+		if existing == nil {
+			break
+		}
+		if _, ok := existing.Repo(t.Name); ok {
+			return nil, usage(fmt.Errorf("%s already has a table [%s]: remove it or rename the section in %s", cfgPath, t.Name, escalePath))
 		}
 	}
-	// Written to a copy first: a conversion that does not load leaves the
-	// configuration as it was.
+	return tables, nil
+}
+
+// writeEscaleTables appends the tables to the configuration file, through
+// a copy: a conversion that does not load leaves the file as it was.
+// Passwords out of Escale's "user:password" files go to files of their
+// own (returned by name), written only once the tables load.
+func writeEscaleTables(cfgPath, escalePath string, tables []config.EscaleTable) (map[string]string, error) {
 	tmp := cfgPath + ".escale-import"
 	old, err := os.ReadFile(cfgPath)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+		return nil, err
 	}
 	if err := writePrivate(tmp, old); err != nil {
-		return err
+		return nil, err
 	}
 	defer os.Remove(tmp)
-	// Passwords out of Escale's "user:password" files go to files of
-	// their own, written only once the tables load.
 	passwords := map[string]string{}
 	for _, t := range tables {
 		if t.Password != "" {
@@ -411,32 +442,18 @@ func initFromEscale(g *globals, cfgPath, escalePath string) error {
 			t.Values["password-file"] = pw
 		}
 		if err := appendTable(tmp, t.Name, t.Values); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if _, err := config.Load(tmp); err != nil {
-		return fmt.Errorf("the converted tables do not load, and %s is unchanged; fix %s and try again: %w", cfgPath, escalePath, err)
+		return nil, fmt.Errorf("the converted tables do not load, and %s is unchanged; fix %s and try again: %w", cfgPath, escalePath, err)
 	}
 	for pw, secret := range passwords {
 		if err := writePrivate(pw, []byte(secret+"\n")); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	if err := os.Rename(tmp, cfgPath); err != nil {
-		return err
-	}
-	for _, t := range tables {
-		fmt.Fprintf(g.stdout, "[%s]: converted %d options\n", t.Name, len(t.Values))
-		if pw, ok := t.Values["password-file"].(string); ok && passwords[pw] != "" {
-			fmt.Fprintf(g.stdout, "  the relay password from Escale's credential file is in %s (mode 0600)\n", pw)
-		}
-		for _, n := range t.Notes {
-			fmt.Fprintf(g.stdout, "  not carried over: %s\n", n)
-		}
-	}
-	fmt.Fprintf(g.stdout, "Wrote %d tables to %s (mode 0600). Check them, then start a node with escalefs sync --repo NAME.\n",
-		len(tables), cfgPath)
-	return nil
+	return passwords, os.Rename(tmp, cfgPath)
 }
 
 // acceptLicense makes sure the license notice was accepted once.
