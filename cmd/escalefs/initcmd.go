@@ -205,20 +205,8 @@ func runInit(ctx context.Context, g *globals, f *initFlags, p *prompter) error {
 	maps.Copy(values, f.rf.configValues())
 
 	// 3. The secret, kept in memory until the repository opens with it.
-	sec, err := initSecret(f, p, cfgDir, repo, g.stdout)
-	if err != nil {
+	if err := initSecretAndRepository(ctx, g, f, p, cfgDir, repo, opts, values); err != nil {
 		return err
-	}
-	if err := initRepository(ctx, g, f, opts, sec); err != nil {
-		return err
-	}
-	if err := sec.save(g.stdout, f.relayURL); err != nil {
-		return err
-	}
-	if sec.key != "" {
-		values[sec.key] = sec.path
-	} else {
-		values["encryption"] = false
 	}
 
 	// 4. Mode and folder.
@@ -251,6 +239,29 @@ func runInit(ctx context.Context, g *globals, f *initFlags, p *prompter) error {
 		command = "mount"
 	}
 	fmt.Fprintf(g.stdout, "Wrote [%s] to %s (mode 0600).\nStart the node with: escalefs %s --repo %s\n", repo, cfgPath, command, repo)
+	return nil
+}
+
+// initSecretAndRepository makes or takes the repository's secret, opens
+// (or creates) the repository with it, saves it, and notes where it is in
+// the table's values.
+func initSecretAndRepository(ctx context.Context, g *globals, f *initFlags, p *prompter, cfgDir, repo string,
+	opts relay.Options, values map[string]any) error {
+	sec, err := initSecret(f, p, cfgDir, repo, g.stdout)
+	if err != nil {
+		return err
+	}
+	if err := initRepository(ctx, g, f, opts, sec); err != nil {
+		return err
+	}
+	if err := sec.save(g.stdout, f.relayURL); err != nil {
+		return err
+	}
+	if sec.key != "" {
+		values[sec.key] = sec.path
+	} else {
+		values["encryption"] = false
+	}
 	return nil
 }
 
