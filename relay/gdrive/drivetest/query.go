@@ -191,22 +191,7 @@ func (p *parser) unary() (predicate, error) {
 func (p *parser) cond() (predicate, error) {
 	t := p.next()
 	if t.kind == "str" {
-		if !p.isWord("in") {
-			return nil, fmt.Errorf("expected 'in' after the string %q", t.text)
-		}
-		p.next()
-		coll := p.next()
-		if coll.kind != "word" {
-			return nil, fmt.Errorf("expected a collection after 'in'")
-		}
-		switch coll.text {
-		case "parents":
-			id := p.s.resolveAliasLocked(t.text)
-			return func(f *file) bool { return slices.Contains(f.parents, id) }, nil
-		case "owners", "writers", "readers":
-			return func(*file) bool { return true }, nil // a single account owns and may do everything
-		}
-		return nil, fmt.Errorf("unknown collection %q", coll.text)
+		return p.membership(t.text)
 	}
 	if t.kind != "word" {
 		return nil, fmt.Errorf("expected a field name, got %q", t.text+t.kind)
@@ -223,52 +208,82 @@ func (p *parser) cond() (predicate, error) {
 	val := p.next()
 	switch field {
 	case "trashed", "starred":
-		if val.kind != "word" || (val.text != "true" && val.text != "false") {
-			return nil, fmt.Errorf("%s takes true or false", field)
-		}
-		want := val.text == "true"
-		get := func(f *file) bool { return f.trashed }
-		if field == "starred" {
-			get = func(*file) bool { return false }
-		}
-		switch op {
-		case "=":
-			return func(f *file) bool { return get(f) == want }, nil
-		case "!=":
-			return func(f *file) bool { return get(f) != want }, nil
-		}
-		return nil, fmt.Errorf("operator %s not supported for %s", op, field)
+		return boolCond(field, op, val)
 	case "name", "mimeType", "modifiedTime", "createdTime":
-		if val.kind != "str" {
-			return nil, fmt.Errorf("%s takes a quoted string", field)
-		}
-		get := map[string]func(f *file) string{
-			"name":         func(f *file) string { return f.name },
-			"mimeType":     func(f *file) string { return f.mimeType },
-			"modifiedTime": func(f *file) string { return formatTime(f.modified) },
-			"createdTime":  func(f *file) string { return formatTime(f.created) },
-		}[field]
-		v := val.text
-		switch op {
-		case "=":
-			return func(f *file) bool { return get(f) == v }, nil
-		case "!=":
-			return func(f *file) bool { return get(f) != v }, nil
-		case "contains":
-			if field != "name" {
-				break
-			}
-			return func(f *file) bool { return strings.Contains(strings.ToLower(get(f)), strings.ToLower(v)) }, nil
-		case "<":
-			return func(f *file) bool { return get(f) < v }, nil
-		case "<=":
-			return func(f *file) bool { return get(f) <= v }, nil
-		case ">":
-			return func(f *file) bool { return get(f) > v }, nil
-		case ">=":
-			return func(f *file) bool { return get(f) >= v }, nil
-		}
-		return nil, fmt.Errorf("operator %s not supported for %s", op, field)
+		return stringCond(field, op, val)
 	}
 	return nil, fmt.Errorf("unknown field %q", field)
+}
+
+// membership parses "'value' in collection", after the value.
+func (p *parser) membership(value string) (predicate, error) {
+	if !p.isWord("in") {
+		return nil, fmt.Errorf("expected 'in' after the string %q", value)
+	}
+	p.next()
+	coll := p.next()
+	if coll.kind != "word" {
+		return nil, fmt.Errorf("expected a collection after 'in'")
+	}
+	switch coll.text {
+	case "parents":
+		id := p.s.resolveAliasLocked(value)
+		return func(f *file) bool { return slices.Contains(f.parents, id) }, nil
+	case "owners", "writers", "readers":
+		return func(*file) bool { return true }, nil // a single account owns and may do everything
+	}
+	return nil, fmt.Errorf("unknown collection %q", coll.text)
+}
+
+// boolCond is the condition field op val on a boolean field.
+func boolCond(field, op string, val token) (predicate, error) {
+	if val.kind != "word" || (val.text != "true" && val.text != "false") {
+		return nil, fmt.Errorf("%s takes true or false", field)
+	}
+	want := val.text == "true"
+	get := func(f *file) bool { return f.trashed }
+	if field == "starred" {
+		get = func(*file) bool { return false }
+	}
+	switch op {
+	case "=":
+		return func(f *file) bool { return get(f) == want }, nil
+	case "!=":
+		return func(f *file) bool { return get(f) != want }, nil
+	}
+	return nil, fmt.Errorf("operator %s not supported for %s", op, field)
+}
+
+// stringCond is the condition field op val on a string (or time) field.
+func stringCond(field, op string, val token) (predicate, error) {
+	if val.kind != "str" {
+		return nil, fmt.Errorf("%s takes a quoted string", field)
+	}
+	get := map[string]func(f *file) string{
+		"name":         func(f *file) string { return f.name },
+		"mimeType":     func(f *file) string { return f.mimeType },
+		"modifiedTime": func(f *file) string { return formatTime(f.modified) },
+		"createdTime":  func(f *file) string { return formatTime(f.created) },
+	}[field]
+	v := val.text
+	switch op {
+	case "=":
+		return func(f *file) bool { return get(f) == v }, nil
+	case "!=":
+		return func(f *file) bool { return get(f) != v }, nil
+	case "contains":
+		if field != "name" {
+			break
+		}
+		return func(f *file) bool { return strings.Contains(strings.ToLower(get(f)), strings.ToLower(v)) }, nil
+	case "<":
+		return func(f *file) bool { return get(f) < v }, nil
+	case "<=":
+		return func(f *file) bool { return get(f) <= v }, nil
+	case ">":
+		return func(f *file) bool { return get(f) > v }, nil
+	case ">=":
+		return func(f *file) bool { return get(f) >= v }, nil
+	}
+	return nil, fmt.Errorf("operator %s not supported for %s", op, field)
 }
