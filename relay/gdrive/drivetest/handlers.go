@@ -398,6 +398,38 @@ func (s *Server) updateLocked(id string, md metadata, add, remove []string, data
 	if len(md.Parents) > 0 {
 		return nil, &apiError{Code: 403, Reason: "parentsNotWritable", Message: "The parents field is not directly writable in update requests. Use the addParents and removeParents parameters instead."}
 	}
+	parents, aerr := s.newParentsLocked(f, add, remove)
+	if aerr != nil {
+		return nil, aerr
+	}
+	if data != nil {
+		if f.isFolder() {
+			return nil, &apiError{Code: 400, Reason: "badRequest", Message: "A folder cannot have content."}
+		}
+		if s.quota > 0 && s.usageLocked()-int64(len(f.data))+int64(len(data)) > s.quota {
+			return nil, &apiError{Code: 403, Reason: "storageQuotaExceeded"}
+		}
+	}
+	// Drive moves modifiedTime to now on any change (a rename included),
+	// unless the request sets it.
+	changed := f.applyMetadata(md) || data != nil || len(add) > 0 || len(remove) > 0
+	f.parents = parents
+	if data != nil {
+		f.setData(data)
+	}
+	if md.ModifiedTime != nil {
+		if t, err := time.Parse(time.RFC3339Nano, *md.ModifiedTime); err == nil {
+			f.modified = t.UTC().Truncate(time.Millisecond)
+		}
+	} else if changed {
+		f.modified = s.nowLocked()
+	}
+	return f, nil
+}
+
+// newParentsLocked returns f's parents with add added and remove removed;
+// Drive refuses a file with more than one.
+func (s *Server) newParentsLocked(f *file, add, remove []string) ([]string, *apiError) {
 	parents := slices.Clone(f.parents)
 	for _, p := range remove {
 		p = s.resolveAliasLocked(p)
@@ -417,17 +449,12 @@ func (s *Server) updateLocked(id string, md metadata, add, remove []string, data
 	if len(parents) > 1 {
 		return nil, &apiError{Code: 403, Reason: "cannotAddParent", Message: "Increasing the number of parents is not allowed."}
 	}
-	if data != nil {
-		if f.isFolder() {
-			return nil, &apiError{Code: 400, Reason: "badRequest", Message: "A folder cannot have content."}
-		}
-		if s.quota > 0 && s.usageLocked()-int64(len(f.data))+int64(len(data)) > s.quota {
-			return nil, &apiError{Code: 403, Reason: "storageQuotaExceeded"}
-		}
-	}
-	// Drive moves modifiedTime to now on any change (a rename included),
-	// unless the request sets it.
-	changed := data != nil || len(add) > 0 || len(remove) > 0
+	return parents, nil
+}
+
+// applyMetadata sets f's name, type and trashed state from md, and says
+// whether the name or type changed.
+func (f *file) applyMetadata(md metadata) (changed bool) {
 	if md.Name != nil && *md.Name != f.name {
 		f.name = *md.Name
 		changed = true
@@ -439,18 +466,7 @@ func (s *Server) updateLocked(id string, md metadata, add, remove []string, data
 	if md.Trashed != nil {
 		f.trashed = *md.Trashed
 	}
-	f.parents = parents
-	if data != nil {
-		f.setData(data)
-	}
-	if md.ModifiedTime != nil {
-		if t, err := time.Parse(time.RFC3339Nano, *md.ModifiedTime); err == nil {
-			f.modified = t.UTC().Truncate(time.Millisecond)
-		}
-	} else if changed {
-		f.modified = s.nowLocked()
-	}
-	return f, nil
+	return changed
 }
 
 func splitIDs(s string) []string {
