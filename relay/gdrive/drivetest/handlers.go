@@ -32,62 +32,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.serveToken(w, r)
 		return
 	}
-	kind := requestKind(r)
-	s.count(kind)
-	if kind == "" {
-		drain(r)
-		writeError(w, apiError{Code: 404, Reason: "notFound", Message: "Not Found: " + r.Method + " " + p})
+	if !s.admit(w, r) {
 		return
 	}
-	s.mu.Lock()
-	hook := s.hook
-	s.mu.Unlock()
-	if hook != nil {
-		hook(kind, r)
-	}
-	if e, ok := s.takeFault(r); ok {
-		drain(r)
-		writeError(w, e)
-		return
-	}
-	if e, ok := s.checkAuth(r); !ok {
-		drain(r)
-		writeError(w, e)
-		return
-	}
-	q := r.URL.Query()
 	switch {
 	case strings.HasPrefix(p, uploadPrefix):
-		rest := strings.TrimPrefix(p, uploadPrefix)
-		var updateID string
-		switch {
-		case rest == "files":
-		case strings.HasPrefix(rest, "files/") && !strings.Contains(rest[len("files/"):], "/"):
-			updateID = rest[len("files/"):]
-		default:
-			writeError(w, apiError{Code: 404, Message: "Not Found: " + p})
-			return
-		}
-		if id := q.Get("upload_id"); id != "" {
-			s.serveSession(w, r, id)
-			return
-		}
-		if (updateID == "" && r.Method != http.MethodPost) || (updateID != "" && r.Method != http.MethodPatch) {
-			drain(r)
-			writeError(w, apiError{Code: 405, Reason: "methodNotAllowed", Message: "Method Not Allowed"})
-			return
-		}
-		switch q.Get("uploadType") {
-		case "multipart":
-			s.serveMultipart(w, r, updateID)
-		case "media":
-			s.serveMedia(w, r, updateID)
-		case "resumable":
-			s.serveInitiate(w, r, updateID)
-		default:
-			drain(r)
-			writeError(w, badRequest("Invalid uploadType %q", q.Get("uploadType")))
-		}
+		s.serveUpload(w, r, strings.TrimPrefix(p, uploadPrefix))
 	case p == apiPrefix+"about":
 		s.serveAbout(w, r)
 	case p == apiPrefix+"files":
@@ -113,6 +63,71 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 	default:
 		writeError(w, apiError{Code: 404, Message: "Not Found: " + p})
+	}
+}
+
+// admit counts the request and runs the hook, and answers it at once
+// (false) when it is of no known kind, a fault is planted for it, or it is
+// not authorized.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request) bool {
+	kind := requestKind(r)
+	s.count(kind)
+	if kind == "" {
+		drain(r)
+		writeError(w, apiError{Code: 404, Reason: "notFound", Message: "Not Found: " + r.Method + " " + r.URL.Path})
+		return false
+	}
+	s.mu.Lock()
+	hook := s.hook
+	s.mu.Unlock()
+	if hook != nil {
+		hook(kind, r)
+	}
+	if e, ok := s.takeFault(r); ok {
+		drain(r)
+		writeError(w, e)
+		return false
+	}
+	if e, ok := s.checkAuth(r); !ok {
+		drain(r)
+		writeError(w, e)
+		return false
+	}
+	return true
+}
+
+// serveUpload serves the upload endpoint (rest: the path after its
+// prefix): a new file, or an update, multipart, media or resumable.
+func (s *Server) serveUpload(w http.ResponseWriter, r *http.Request, rest string) {
+	q := r.URL.Query()
+	var updateID string
+	switch {
+	case rest == "files":
+	case strings.HasPrefix(rest, "files/") && !strings.Contains(rest[len("files/"):], "/"):
+		updateID = rest[len("files/"):]
+	default:
+		writeError(w, apiError{Code: 404, Message: "Not Found: " + r.URL.Path})
+		return
+	}
+	if id := q.Get("upload_id"); id != "" {
+		s.serveSession(w, r, id)
+		return
+	}
+	if (updateID == "" && r.Method != http.MethodPost) || (updateID != "" && r.Method != http.MethodPatch) {
+		drain(r)
+		writeError(w, apiError{Code: 405, Reason: "methodNotAllowed", Message: "Method Not Allowed"})
+		return
+	}
+	switch q.Get("uploadType") {
+	case "multipart":
+		s.serveMultipart(w, r, updateID)
+	case "media":
+		s.serveMedia(w, r, updateID)
+	case "resumable":
+		s.serveInitiate(w, r, updateID)
+	default:
+		drain(r)
+		writeError(w, badRequest("Invalid uploadType %q", q.Get("uploadType")))
 	}
 }
 
