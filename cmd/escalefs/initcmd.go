@@ -16,6 +16,7 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 
 	"github.com/escalefs/escalefs/config"
@@ -147,6 +148,13 @@ func (p *prompter) ask(question, def string) (string, error) {
 
 // hidden asks for a secret without echoing it.
 func (p *prompter) hidden(question string) (string, error) {
+	// Echo goes off before the question shows, so that an answer typed
+	// or pasted at once is never echoed.
+	restore, err := noEcho(p.fd)
+	if err != nil {
+		return "", fmt.Errorf("reading the answer to %q: %w", question, err)
+	}
+	defer restore()
 	fmt.Fprintf(p.out, "%s: ", question)
 	b, err := term.ReadPassword(p.fd)
 	fmt.Fprintln(p.out)
@@ -154,6 +162,21 @@ func (p *prompter) hidden(question string) (string, error) {
 		return "", fmt.Errorf("reading the answer to %q: %w", question, err)
 	}
 	return string(b), nil
+}
+
+// noEcho turns the terminal fd's echo off, and returns what turns it on
+// again.
+func noEcho(fd int) (restore func(), err error) {
+	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return nil, err
+	}
+	old := *t
+	t.Lflag &^= unix.ECHO
+	if err := unix.IoctlSetTermios(fd, unix.TCSETS, t); err != nil {
+		return nil, err
+	}
+	return func() { _ = unix.IoctlSetTermios(fd, unix.TCSETS, &old) }, nil
 }
 
 func runInit(ctx context.Context, g *globals, f *initFlags, p *prompter) error {

@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"net/textproto"
 	gosync "sync"
@@ -242,69 +241,28 @@ func cleanReply(err error) bool {
 
 // acquire takes a connection from the pool or dials one, waiting while
 // MaxConns connections are in use.
-func (r *Relay) acquire(ctx context.Context) (*conn, error) {
-	select {
-	case r.slots <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+func (r *Relay) acquire(ctx context.Context) (*conn, error) { return r.pool.Acquire(ctx) }
+
+// reuse readies an idle connection for ctx; one idle for longer than
+// idleCheck is checked with NOOP first, for servers drop idle sessions.
+func (r *Relay) reuse(ctx context.Context, c *conn) bool {
+	c.ctx = ctx
+	if time.Since(c.used) <= r.idleCheck {
+		return true
 	}
-	for {
-		r.mu.Lock()
-		if r.closed {
-			r.mu.Unlock()
-			<-r.slots
-			return nil, relay.Permanent(fmt.Errorf("relay is closed: %w", fs.ErrClosed))
-		}
-		var c *conn
-		if n := len(r.idle); n > 0 {
-			c, r.idle = r.idle[n-1], r.idle[:n-1]
-		}
-		r.mu.Unlock()
-		if c == nil {
-			break
-		}
-		c.ctx = ctx
-		if time.Since(c.used) > r.idleCheck {
-			stop := context.AfterFunc(ctx, c.abort)
-			err := c.sc.NoOp()
-			stop()
-			if err != nil || !c.reusable() {
-				r.log.Debug("ftp: dropping a stale idle connection", "err", err)
-				c.abort()
-				continue
-			}
-		}
-		return c, nil
+	stop := context.AfterFunc(ctx, c.abort)
+	err := c.sc.NoOp()
+	stop()
+	if err != nil || !c.reusable() {
+		r.log.Debug("ftp: dropping a stale idle connection", "err", err)
+		return false
 	}
-	c, err := r.dial(ctx)
-	if err != nil {
-		<-r.slots
-		return nil, err
-	}
-	return c, nil
+	return true
 }
 
 // release returns c to the pool if ok and it is still usable, and closes it
 // otherwise.
-func (r *Relay) release(c *conn, ok bool) {
-	ok = ok && c.reusable()
-	if ok {
-		r.mu.Lock()
-		if !r.closed {
-			c.used = time.Now()
-			c.ctx = nil
-			r.idle = append(r.idle, c)
-			r.mu.Unlock()
-			<-r.slots
-			return
-		}
-		r.mu.Unlock()
-		c.quit()
-	} else {
-		c.abort()
-	}
-	<-r.slots
-}
+func (r *Relay) release(c *conn, ok bool) { r.pool.Release(c, ok && c.reusable()) }
 
 // do runs fn on a pooled connection. Cancelling ctx closes the connection,
 // so that a blocked command or transfer returns at once; the returned error

@@ -63,6 +63,7 @@ import (
 	"time"
 
 	"github.com/escalefs/escalefs/relay"
+	"github.com/escalefs/escalefs/relay/internal/connpool"
 )
 
 // Backend returns the registry entry for ftp:// and ftps:// URLs.
@@ -99,12 +100,10 @@ type Relay struct {
 	root string // absolute directory on the server, without trailing slash unless "/"
 	mlst bool   // MLST/MLSD offered: Stat by MLST, List by MLSD
 
-	slots chan struct{} // one token per connection in use or idle
-	mu    gosync.Mutex
-	idle  []*conn // guarded by mu
+	pool *connpool.Pool[*conn]
+	mu   gosync.Mutex
 	// listPlain is set when the server refused "LIST -a"; guarded by mu.
 	listPlain bool
-	closed    bool // guarded by mu
 }
 
 var (
@@ -177,7 +176,16 @@ func newRelay(u *url.URL, opts relay.Options) (*Relay, error) {
 	if maxConns <= 0 {
 		maxConns = defaultMaxConns
 	}
-	r.slots = make(chan struct{}, maxConns)
+	r.pool = connpool.New(maxConns, connpool.Hooks[*conn]{
+		Dial:  r.dial,
+		Reuse: r.reuse,
+		Idle: func(c *conn) {
+			c.used = time.Now()
+			c.ctx = nil
+		},
+		Close: (*conn).abort,
+		Quit:  (*conn).quit,
+	})
 	return r, nil
 }
 
@@ -187,10 +195,8 @@ func (r *Relay) connect(ctx context.Context, urlPath string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	r.slots <- struct{}{}
-	c, err := r.dial(ctx)
+	c, err := r.pool.Acquire(ctx)
 	if err != nil {
-		<-r.slots
 		return err
 	}
 	stop := context.AfterFunc(ctx, c.abort)
@@ -261,13 +267,6 @@ func (r *Relay) Properties() relay.Properties {
 // Close logs out the idle connections. Connections still in use are closed
 // when their call ends. The Relay must not be used afterwards.
 func (r *Relay) Close() error {
-	r.mu.Lock()
-	idle := r.idle
-	r.idle = nil
-	r.closed = true
-	r.mu.Unlock()
-	for _, c := range idle {
-		c.quit()
-	}
+	r.pool.Close()
 	return nil
 }

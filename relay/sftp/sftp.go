@@ -50,6 +50,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/escalefs/escalefs/relay"
+	"github.com/escalefs/escalefs/relay/internal/connpool"
 )
 
 // Backend returns the registry entry for sftp:// URLs.
@@ -75,13 +76,10 @@ type Relay struct {
 
 	root string // absolute directory on the server, set once by Open
 
-	slots chan struct{} // one token per connection in use or idle
-	mu    gosync.Mutex
-	idle  []*conn // guarded by mu
+	pool *connpool.Pool[*conn]
 	// posix is set when the server offers posix-rename@openssh.com
 	// (learnt from the first connection).
-	posix  bool
-	closed bool // guarded by mu
+	posix bool
 }
 
 var (
@@ -163,7 +161,7 @@ func newRelay(u *url.URL, opts relay.Options) (*Relay, error) {
 	if maxConns <= 0 {
 		maxConns = defaultMaxConns
 	}
-	return &Relay{
+	r := &Relay{
 		loc:  loc,
 		addr: addr,
 		cfg: &ssh.ClientConfig{
@@ -176,8 +174,9 @@ func newRelay(u *url.URL, opts relay.Options) (*Relay, error) {
 		auth:    a,
 		timeout: opts.ConnTimeout(),
 		log:     opts.Log(),
-		slots:   make(chan struct{}, maxConns),
-	}, nil
+	}
+	r.pool = connpool.New(maxConns, connpool.Hooks[*conn]{Dial: r.dial, Close: (*conn).close})
+	return r, nil
 }
 
 // connect opens the first connection, resolves and creates the root, and
@@ -255,46 +254,10 @@ func (r *Relay) handshakeError(err error) error {
 }
 
 // acquire takes a connection from the pool or opens one.
-func (r *Relay) acquire(ctx context.Context) (*conn, error) {
-	select {
-	case r.slots <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		<-r.slots
-		return nil, errors.New("relay is closed")
-	}
-	if n := len(r.idle); n > 0 {
-		c := r.idle[n-1]
-		r.idle = r.idle[:n-1]
-		r.mu.Unlock()
-		return c, nil
-	}
-	r.mu.Unlock()
-	c, err := r.dial(ctx)
-	if err != nil {
-		<-r.slots
-		return nil, err
-	}
-	return c, nil
-}
+func (r *Relay) acquire(ctx context.Context) (*conn, error) { return r.pool.Acquire(ctx) }
 
 // release puts c back in the pool, or closes it when it is broken.
-func (r *Relay) release(c *conn, ok bool) {
-	r.mu.Lock()
-	if ok && !r.closed {
-		r.idle = append(r.idle, c)
-		c = nil
-	}
-	r.mu.Unlock()
-	if c != nil {
-		c.close()
-	}
-	<-r.slots
-}
+func (r *Relay) release(c *conn, ok bool) { r.pool.Release(c, ok) }
 
 // do runs fn on a pooled connection and wraps its error in a relay.OpError
 // (errors of a caller's callback excepted, which are returned as they are).
@@ -354,14 +317,7 @@ func (r *Relay) Properties() relay.Properties {
 // Connections still in use are closed when their call ends. The Relay must
 // not be used afterwards.
 func (r *Relay) Close() error {
-	r.mu.Lock()
-	idle := r.idle
-	r.idle = nil
-	r.closed = true
-	r.mu.Unlock()
-	for _, c := range idle {
-		c.close()
-	}
+	r.pool.Close()
 	r.auth.close()
 	return nil
 }
