@@ -80,14 +80,6 @@ func (e *Engine) applyChanges(ctx context.Context, id crypto.NodeID, seq uint64,
 	return n, nil
 }
 
-// add counts change c in q (sign 1), or no longer (-1).
-func (q *Queue) add(c proto.Change, sign int) {
-	q.Files += sign
-	if c.Op == proto.OpPut {
-		q.Bytes += int64(sign) * c.Size
-	}
-}
-
 // entries returns the cache's entries of the paths of changes (nil where
 // there is none).
 func (e *Engine) entries(changes []proto.Change) ([]*cache.Entry, error) {

@@ -106,7 +106,6 @@ func (e *Engine) uploadChunks(ctx context.Context, it *pushItem) error {
 	// resolution), each chunk stored is checked against its ID.
 	opts.Chunks = e.scannedChunks(it)
 	opts.Verify = it.ent.Local.CTimeNs == 0
-	it.hasher = nil
 	e.log.Debug("uploading chunks", "path", it.ent.Path, "cut_by_scan", opts.Chunks != nil, "verify", opts.Verify)
 	list, err := e.up.PutChunks(ctx, func() (io.ReadCloser, error) { return e.openFile(ctx, it) }, it.ent.Size, e.chunker, opts)
 	if err != nil && unsaved {
@@ -137,7 +136,10 @@ func (e *Engine) uploadChunks(ctx context.Context, it *pushItem) error {
 		s.Blobs += len(list.Blobs)
 		s.BytesHashed += hashedByPut(list, opts, it.ent.Size, live)
 	})
-	e.indexChunks(it.ent.Path, it.ent.Local, list)
+	if opts.Chunks == nil {
+		// Cut here, not by the scan: the chunk index learns them now.
+		e.indexChunks(it.ent.Path, it.ent.Local, list)
+	}
 	return nil
 }
 

@@ -104,6 +104,14 @@ type Queue struct {
 	Records int
 }
 
+// add counts change c in q (sign 1), or no longer (-1).
+func (q *Queue) add(c proto.Change, sign int) {
+	q.Files += sign
+	if c.Op == proto.OpPut {
+		q.Bytes += int64(sign) * c.Size
+	}
+}
+
 // Empty reports whether nothing waits to be pushed.
 func (q Queue) Empty() bool { return q.Files == 0 && q.Records == 0 }
 
